@@ -1,0 +1,45 @@
+// Command drover bakes immutable OS images per server role and rolls them out blue/green.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it with their own writers and read the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(args, stdout, stderr, os.LookupEnv)
+}
+
+func runWith(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	app := newApp(stdout, stderr, env)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	return report(err, app.outputFormat, stdout, stderr)
+}
+
+// report prints a failure as one line with its reason and a hint and returns the exit code. In JSON
+// mode the same goes to stdout as an object, so scripts parse one stream.
+func report(err error, format string, stdout, stderr io.Writer) int {
+	f := classify(err)
+	if format == "json" {
+		if f.printedJSON {
+			return f.code
+		}
+		writeJSON(stdout, map[string]any{"ok": false, "error": f.reason, "hint": f.hint, "exit_code": f.code})
+		return f.code
+	}
+	line := "drover: " + f.reason
+	if f.hint != "" {
+		line += " (hint: " + f.hint + ")"
+	}
+	fmt.Fprintln(stderr, line)
+	return f.code
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// drover runs the CLI in-process and returns its exit code, stdout and stderr.
+func drover(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	lookup := func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+	code := runWith(append([]string{"drover"}, args...), &stdout, &stderr, lookup)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestValidateGolden runs drover validate on every bad fleet under testdata/validate/invalid: it must
+// exit 2, print exactly the golden diagnostics, and point at the positions that the file's first line
+// ("# expect: LINE:COL ...") names.
+func TestValidateGolden(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/validate/invalid/*.hcl")
+	if err != nil || len(files) < 25 {
+		t.Fatalf("want at least 25 bad inputs, found %d (%v)", len(files), err)
+	}
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".hcl")
+		t.Run(name, func(t *testing.T) {
+			code, _, stderr := drover(t, nil, "--fleet", path, "validate")
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			golden := strings.TrimSuffix(path, ".hcl") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/drover -run TestValidateGolden -update to create it)", err)
+			}
+			if stderr != string(want) {
+				t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
+			}
+
+			code, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
+			if code != exitUsage {
+				t.Errorf("json: exit code %d, want %d", code, exitUsage)
+			}
+			var out struct {
+				OK          bool `json:"ok"`
+				Diagnostics []struct {
+					File         string
+					Line, Column int
+				} `json:"diagnostics"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+				t.Fatalf("json output: %v\n%s", err, stdout)
+			}
+			var got []string
+			for _, d := range out.Diagnostics {
+				if d.File != path {
+					t.Errorf("diagnostic in file %q, want %q", d.File, path)
+				}
+				got = append(got, posString(d.Line, d.Column))
+			}
+			sort.Strings(got)
+			if exp := expectedPositions(t, path); strings.Join(got, " ") != strings.Join(exp, " ") {
+				t.Errorf("diagnostics at %v, want %v", got, exp)
+			}
+		})
+	}
+}
+
+func posString(line, col int) string {
+	b, _ := json.Marshal([]int{line, col})
+	return strings.Trim(strings.ReplaceAll(string(b), ",", ":"), "[]")
+}
+
+func expectedPositions(t *testing.T, path string) []string {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(src), "\n")
+	fields := strings.Fields(strings.TrimPrefix(first, "# expect:"))
+	sort.Strings(fields)
+	return fields
+}
+
+func TestValidateExampleFleet(t *testing.T) {
+	code, stdout, stderr := drover(t, nil, "--fleet", "../../examples/homelab/drover.hcl", "validate")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "is valid: 5 role(s)") {
+		t.Errorf("stdout %q does not report 5 valid roles", stdout)
+	}
+	if stderr != "" {
+		t.Errorf("unexpected stderr: %s", stderr)
+	}
+}
+
+// TestValidateBrokenExampleCopy breaks a copy of the example fleet and expects exit 2 with the
+// position of the break.
+func TestValidateBrokenExampleCopy(t *testing.T) {
+	src, err := os.ReadFile("../../examples/homelab/drover.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	broken := strings.Replace(string(src), `count   = 2`, `count   = "two"`, 1)
+	if broken == string(src) {
+		t.Fatal("the example no longer has the line this test breaks")
+	}
+	path := filepath.Join(dir, "drover.hcl")
+	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Count(broken[:strings.Index(broken, `"two"`)], "\n") + 1
+	code, _, stderr := drover(t, nil, "--fleet", path, "validate")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	if want := path + ":" + posString(line, 15); !strings.Contains(stderr, want) {
+		t.Errorf("stderr does not name %s:\n%s", want, stderr)
+	}
+	if !strings.Contains(stderr, "drover: "+path+" is not valid: ") || !strings.Contains(stderr, "(hint: ") {
+		t.Errorf("stderr lacks the one-line reason and hint:\n%s", stderr)
+	}
+}

@@ -1,0 +1,177 @@
+# The homelab fleet: a Vault server, a web server, PostgreSQL, an authoritative name server and a
+# Raspberry Pi, all on the local lab (qemu VMs on this machine, a loopback failover IP, a local Knot for
+# DNS cutover and a local Vault). `drover validate` checks it; `go tool task demo` rolls out "web".
+
+drover {
+  name = "homelab"
+}
+
+variable "domain" {
+  type        = string
+  default     = "lab.example"
+  description = "the zone the lab's Knot serves"
+}
+
+variable "zone" {
+  type    = string
+  default = "${var.domain}."
+}
+
+base "debian-bookworm" {
+  suite  = "bookworm"
+  mirror = "http://deb.debian.org/debian"
+  arch   = "amd64"
+}
+
+base "raspios-bookworm" {
+  suite      = "bookworm"
+  mirror     = "http://deb.debian.org/debian"
+  arch       = "arm64"
+  components = ["main", "non-free-firmware"]
+}
+
+compute "qemu" "lab" {
+  memory = 512
+  cpus   = 1
+  accel  = "auto"
+}
+
+ip "loopback" "front" {
+  address = "127.0.0.100"
+}
+
+dns "rfc2136" "home" {
+  server   = "127.0.0.1:5353"
+  zone     = var.zone
+  key_name = "drover"
+}
+
+vault {
+  address = "http://127.0.0.1:8200"
+}
+
+store "local" {}
+
+role "web" {
+  image {
+    base     = "debian-bookworm"
+    packages = ["nginx"]
+    files = {
+      "/etc/nginx/sites-available/default" = "web/site.conf"
+      "/var/www/html/index.html"           = "web/index.html"
+    }
+    run     = ["systemctl enable nginx"]
+    secrets = ["kv/data/web/tls"]
+  }
+  deploy {
+    compute = "lab"
+    count   = 2
+    ports   = [80]
+    health "http" {
+      port   = 80
+      path   = "/"
+      expect = 200
+    }
+    cutover "ip" {
+      ip = "front"
+    }
+    keep_old = "15m"
+    watch    = "1m"
+  }
+}
+
+role "db" {
+  image {
+    base     = "debian-bookworm"
+    packages = ["postgresql"]
+    file "/etc/postgresql/15/main/conf.d/drover.conf" {
+      source = "db/drover.conf"
+      mode   = "0644"
+      owner  = "postgres:postgres"
+    }
+    secrets = ["kv/data/db/postgres"]
+    disk {
+      min_size = "3GiB"
+    }
+  }
+  deploy {
+    compute = "lab"
+    count   = 1
+    health "postgres" {
+      port = 5432
+    }
+    cutover "dns" {
+      dns  = "home"
+      name = "db"
+      ttl  = 30
+    }
+  }
+}
+
+role "dns" {
+  image {
+    base     = "debian-bookworm"
+    packages = ["knot"]
+    file "/etc/knot/knot.conf" {
+      source = "dns/knot.conf"
+    }
+    file "/var/lib/knot/lab.example.zone" {
+      source = "dns/lab.example.zone"
+      owner  = "knot:knot"
+    }
+    run = ["systemctl enable knot"]
+  }
+  deploy {
+    compute = "lab"
+    count   = 1
+    health "dns" {
+      port  = 53
+      query = "ns1.${var.zone}"
+    }
+    cutover "ip" {
+      ip = "front"
+    }
+  }
+}
+
+role "vault" {
+  image {
+    base     = "debian-bookworm"
+    packages = ["ca-certificates"]
+    file "/etc/vault.d/vault.hcl" {
+      source = "vault/vault.hcl"
+      mode   = "0640"
+    }
+    run = ["systemctl enable vault"]
+  }
+  deploy {
+    compute  = "lab"
+    count    = 3
+    strategy = "raft"
+    health "vault" {
+      port = 8200
+    }
+    cutover "dns" {
+      dns  = "home"
+      name = "vault"
+      ttl  = 60
+    }
+  }
+}
+
+role "pi" {
+  image {
+    base     = "raspios-bookworm"
+    builder  = "rpi"
+    packages = ["raspi-firmware", "linux-image-arm64", "nginx"]
+    files    = { "/var/www/html/index.html" = "pi/index.html" }
+    run      = ["systemctl enable nginx"]
+  }
+  deploy {
+    compute  = "lab"
+    strategy = "ab"
+    health "http" {
+      port = 80
+    }
+  }
+}

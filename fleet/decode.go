@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// decoder evaluates attributes into Go values and collects every diagnostic instead of stopping at the
+// first, so a user sees all problems of a fleet file in one run.
+type decoder struct {
+	ctx   *hcl.EvalContext
+	diags hcl.Diagnostics
+}
+
+func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  &r,
+	})
+}
+
+// content decodes a body against a schema; unknown attributes and blocks become diagnostics.
+func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema) *hcl.BodyContent {
+	c, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	return c
+}
+
+// value evaluates an attribute and converts it to a type. ok is false when the attribute is absent or
+// broken (broken ones have been reported).
+func (d *decoder) value(attr *hcl.Attribute, ty cty.Type, what string) (cty.Value, bool) {
+	if attr == nil {
+		return cty.NilVal, false
+	}
+	v, diags := attr.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return cty.NilVal, false
+	}
+	if v.IsNull() {
+		return cty.NilVal, false
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		d.errorf(attr.Expr.Range(), "Incorrect attribute value type",
+			"Inappropriate value for attribute %q: %s required (%s), got %s.", attr.Name, ty.FriendlyName(), what, v.Type().FriendlyName())
+		return cty.NilVal, false
+	}
+	if !cv.IsWhollyKnown() {
+		d.errorf(attr.Expr.Range(), "Unknown value", "The value of %q must be known when the fleet file is read.", attr.Name)
+		return cty.NilVal, false
+	}
+	return cv, true
+}
+
+func (d *decoder) str(attrs hcl.Attributes, name string, dst *string) bool {
+	v, ok := d.value(attrs[name], cty.String, "a string")
+	if ok {
+		*dst = v.AsString()
+	}
+	return ok
+}
+
+func (d *decoder) boolean(attrs hcl.Attributes, name string, dst *bool) bool {
+	v, ok := d.value(attrs[name], cty.Bool, "true or false")
+	if ok {
+		*dst = v.True()
+	}
+	return ok
+}
+
+// integer decodes a whole number within [lo, hi].
+func (d *decoder) integer(attrs hcl.Attributes, name string, lo, hi int, dst *int) bool {
+	attr := attrs[name]
+	v, ok := d.value(attr, cty.Number, "a whole number")
+	if !ok {
+		return false
+	}
+	bf := v.AsBigFloat()
+	if !bf.IsInt() {
+		d.errorf(attr.Expr.Range(), "Invalid number", "%q must be a whole number, got %s.", name, bf.Text('g', -1))
+		return false
+	}
+	i, acc := bf.Int64()
+	if acc != big.Exact || i < int64(lo) || i > int64(hi) {
+		d.errorf(attr.Expr.Range(), "Value out of range", "%q must be between %d and %d, got %s.", name, lo, hi, bf.Text('g', -1))
+		return false
+	}
+	*dst = int(i)
+	return true
+}
+
+func (d *decoder) strings(attrs hcl.Attributes, name string, dst *[]string) bool {
+	v, ok := d.value(attrs[name], cty.List(cty.String), "a list of strings")
+	if !ok {
+		return false
+	}
+	out := make([]string, 0, v.LengthInt())
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		if e.IsNull() {
+			d.errorf(attrs[name].Expr.Range(), "Invalid list element", "%q must not contain null.", name)
+			return false
+		}
+		out = append(out, e.AsString())
+	}
+	*dst = out
+	return true
+}
+
+func (d *decoder) stringMap(attrs hcl.Attributes, name string, dst *map[string]string) bool {
+	v, ok := d.value(attrs[name], cty.Map(cty.String), "a map of strings")
+	if !ok {
+		return false
+	}
+	out := map[string]string{}
+	for k, e := range v.AsValueMap() {
+		if e.IsNull() {
+			d.errorf(attrs[name].Expr.Range(), "Invalid map element", "%q must not contain null (key %q).", name, k)
+			return false
+		}
+		out[k] = e.AsString()
+	}
+	*dst = out
+	return true
+}
+
+// duration decodes a Go duration string such as "90s" or "15m".
+func (d *decoder) duration(attrs hcl.Attributes, name string, dst *time.Duration) bool {
+	var s string
+	if !d.str(attrs, name, &s) {
+		return false
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		d.errorf(attrs[name].Expr.Range(), "Invalid duration",
+			"%q must be a duration such as \"30s\", \"5m\" or \"1h30m\", got %q.", name, s)
+		return false
+	}
+	*dst = v
+	return true
+}
+
+// oneOf checks that a decoded string is one of the accepted values.
+func (d *decoder) oneOf(attrs hcl.Attributes, name, got string, accepted ...string) bool {
+	for _, a := range accepted {
+		if got == a {
+			return true
+		}
+	}
+	d.errorf(attrs[name].Expr.Range(), "Invalid value",
+		"%q must be one of %s, got %q.%s", name, quoteList(accepted), got, didYouMean(got, accepted))
+	return false
+}
+
+// required reports attributes that a block must have.
+func (d *decoder) required(c *hcl.BodyContent, body hcl.Body, what string, names ...string) {
+	for _, n := range names {
+		if _, ok := c.Attributes[n]; !ok {
+			d.errorf(body.MissingItemRange(), "Missing required argument",
+				"The argument %q is required in %s, but no definition was found.", n, what)
+		}
+	}
+}
+
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// didYouMean suggests the closest candidate, the way HCL does for attribute names.
+func didYouMean(got string, candidates []string) string {
+	best, bestDist := "", 3
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted)
+	for _, c := range sorted {
+		if dist := levenshtein.Distance(got, c, nil); dist < bestDist {
+			best, bestDist = c, dist
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}

@@ -1,0 +1,166 @@
+package fleet
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var (
+	deploySchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "compute", Required: true}, {Name: "count"}, {Name: "strategy"}, {Name: "ports"},
+			{Name: "keep_old"}, {Name: "auto_promote"}, {Name: "watch"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "health", LabelNames: []string{"type"}}, {Type: "cutover", LabelNames: []string{"type"}},
+		},
+	}
+	healthSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "port", Required: true}, {Name: "path"}, {Name: "expect"}, {Name: "query"}, {Name: "interval"},
+		{Name: "timeout"}, {Name: "healthy_threshold"}, {Name: "deadline"}, {Name: "tls_skip_verify"},
+	}}
+	cutoverSchemas = map[string]*hcl.BodySchema{
+		"dns":  {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
+		"ip":   {Attributes: []hcl.AttributeSchema{{Name: "ip", Required: true}, {Name: "drain"}}},
+		"none": {},
+	}
+)
+
+// Strategies, health check types and cutover types a deploy block accepts.
+var (
+	Strategies   = []string{"bluegreen", "ab", "raft"}
+	HealthTypes  = []string{"http", "https", "tcp", "dns", "vault", "postgres"}
+	CutoverTypes = []string{"dns", "ip", "none"}
+)
+
+func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
+	dep := &Deploy{Count: 1, Strategy: "bluegreen", KeepOld: 15 * time.Minute, Watch: 2 * time.Minute,
+		Cutover: Cutover{Type: "none"}, Range: b.DefRange}
+	c := d.content(b.Body, deploySchema)
+	d.str(c.Attributes, "compute", &dep.Compute)
+	d.integer(c.Attributes, "count", 1, 1000, &dep.Count)
+	if d.str(c.Attributes, "strategy", &dep.Strategy) {
+		d.oneOf(c.Attributes, "strategy", dep.Strategy, Strategies...)
+	}
+	if attr, ok := c.Attributes["ports"]; ok {
+		var ports []int
+		if v, ok := d.value(attr, listOfNumbers, "a list of port numbers"); ok {
+			for it := v.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				p, acc := e.AsBigFloat().Int64()
+				if !e.AsBigFloat().IsInt() || acc != 0 || p < 1 || p > 65535 {
+					d.errorf(attr.Expr.Range(), "Value out of range", "\"ports\" must hold port numbers between 1 and 65535, got %s.", e.AsBigFloat().Text('g', -1))
+					continue
+				}
+				ports = append(ports, int(p))
+			}
+		}
+		dep.Ports = ports
+	}
+	d.duration(c.Attributes, "keep_old", &dep.KeepOld)
+	d.boolean(c.Attributes, "auto_promote", &dep.AutoPromote)
+	d.duration(c.Attributes, "watch", &dep.Watch)
+
+	var cutovers hcl.Blocks
+	for _, blk := range c.Blocks {
+		switch blk.Type {
+		case "health":
+			if hc, ok := d.decodeHealth(blk); ok {
+				dep.Health = append(dep.Health, hc)
+			}
+		case "cutover":
+			cutovers = append(cutovers, blk)
+		}
+	}
+	if len(cutovers) > 1 {
+		d.errorf(cutovers[1].DefRange, "Duplicate cutover block", "A deploy has at most one cutover block; the first is at %s.", pos(cutovers[0].DefRange))
+	}
+	if len(cutovers) > 0 {
+		d.decodeCutover(cutovers[0], &dep.Cutover)
+	}
+	d.checkHealthPorts(c, dep)
+	return dep
+}
+
+func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
+	hc := HealthCheck{Type: b.Labels[0], Path: "/", Expect: 200, Interval: 2 * time.Second, Timeout: 2 * time.Second,
+		Healthy: 2, Deadline: 5 * time.Minute}
+	if !contains(HealthTypes, hc.Type) {
+		d.errorf(b.LabelRanges[0], "Unknown health check type", "Health check type must be one of %s, got %q.%s",
+			quoteList(HealthTypes), hc.Type, didYouMean(hc.Type, HealthTypes))
+		return hc, false
+	}
+	c := d.content(b.Body, healthSchema)
+	ok := d.integer(c.Attributes, "port", 1, 65535, &hc.Port)
+	d.str(c.Attributes, "path", &hc.Path)
+	d.integer(c.Attributes, "expect", 100, 599, &hc.Expect)
+	d.str(c.Attributes, "query", &hc.Query)
+	d.duration(c.Attributes, "interval", &hc.Interval)
+	d.duration(c.Attributes, "timeout", &hc.Timeout)
+	d.integer(c.Attributes, "healthy_threshold", 1, 100, &hc.Healthy)
+	d.duration(c.Attributes, "deadline", &hc.Deadline)
+	d.boolean(c.Attributes, "tls_skip_verify", &hc.TLSSkipVerify)
+	if hc.Type == "dns" && hc.Query == "" {
+		d.errorf(b.Body.MissingItemRange(), "Missing required argument", "A dns health check needs \"query\", the name to ask the instance.")
+	}
+	if attr, set := c.Attributes["timeout"]; set && hc.Timeout > hc.Interval {
+		d.errorf(attr.Expr.Range(), "Invalid health check timing", "\"timeout\" (%s) must not exceed \"interval\" (%s).", hc.Timeout, hc.Interval)
+	}
+	return hc, ok
+}
+
+func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {
+	co.Type = b.Labels[0]
+	schema, known := cutoverSchemas[co.Type]
+	if !known {
+		d.errorf(b.LabelRanges[0], "Unknown cutover type", "Cutover type must be one of %s, got %q.%s",
+			quoteList(CutoverTypes), co.Type, didYouMean(co.Type, CutoverTypes))
+		return
+	}
+	c := d.content(b.Body, schema)
+	co.TTL = 60
+	d.str(c.Attributes, "dns", &co.DNS)
+	d.str(c.Attributes, "name", &co.Name)
+	d.integer(c.Attributes, "ttl", 1, 604800, &co.TTL)
+	d.str(c.Attributes, "ip", &co.IP)
+	d.duration(c.Attributes, "drain", &co.Drain)
+}
+
+// checkHealthPorts makes sure every checked port is reachable: with ports declared, a health check on
+// another port could never pass through the lab's host forwards. Without ports, the checked ports are
+// the ports.
+func (d *decoder) checkHealthPorts(c *hcl.BodyContent, dep *Deploy) {
+	if _, declared := c.Attributes["ports"]; !declared {
+		for _, hc := range dep.Health {
+			if !containsInt(dep.Ports, hc.Port) {
+				dep.Ports = append(dep.Ports, hc.Port)
+			}
+		}
+		return
+	}
+	for _, hc := range dep.Health {
+		if !containsInt(dep.Ports, hc.Port) {
+			d.errorf(c.Attributes["ports"].Expr.Range(), "Health check port not exposed",
+				"The %s health check uses port %d, which is not in \"ports\" %v; add it.", hc.Type, hc.Port, dep.Ports)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsInt(list []int, n int) bool {
+	for _, v := range list {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}

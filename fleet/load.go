@@ -1,0 +1,151 @@
+package fleet
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// ProviderCatalog tells the decoder which provider types exist and gives each one's config struct.
+// plugins/all implements it; the fleet package never imports a provider.
+type ProviderCatalog interface {
+	// NewConfig returns a pointer to a fresh Config of the provider, with its defaults (including those
+	// read from its namespaced environment variables) already applied, ready for gohcl to decode a block
+	// on top. known is false for an unknown kind or type; err reports an unreadable environment (a
+	// NAME_FILE that cannot be read).
+	NewConfig(kind, typ string) (cfg any, known bool, err error)
+	// Types lists the provider types of a kind, sorted.
+	Types(kind string) []string
+}
+
+// Options are the inputs of Load besides the file.
+type Options struct {
+	Providers ProviderCatalog
+	Vars      map[string]string                 // --var NAME=VALUE
+	LookupEnv func(string) (string, bool)       // defaults to os.LookupEnv
+	Stat      func(string) (os.FileInfo, error) // defaults to os.Stat
+}
+
+func (o Options) lookupEnv(name string) (string, bool) {
+	if o.LookupEnv != nil {
+		return o.LookupEnv(name)
+	}
+	return os.LookupEnv(name)
+}
+
+func (o Options) stat(path string) (os.FileInfo, error) {
+	if o.Stat != nil {
+		return o.Stat(path)
+	}
+	return os.Stat(path)
+}
+
+var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "drover"},
+	{Type: "variable", LabelNames: []string{"name"}},
+	{Type: "base", LabelNames: []string{"name"}},
+	{Type: "role", LabelNames: []string{"name"}},
+	{Type: "compute", LabelNames: []string{"type", "name"}},
+	{Type: "dns", LabelNames: []string{"type", "name"}},
+	{Type: "ip", LabelNames: []string{"type", "name"}},
+	{Type: "store", LabelNames: []string{"type"}},
+	{Type: "vault"},
+}}
+
+var droverSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "state_dir"}}}
+
+// Load reads, decodes and validates the fleet file at path. On any error the fleet is nil and the
+// diagnostics hold every problem found, each with its source range; path is used as given in them.
+func Load(path string, opts Options) (*Fleet, *Diagnostics) {
+	parser := hclparse.NewParser()
+	report := &Diagnostics{Files: parser.Files()}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		report.Diags = hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read fleet file",
+			Detail:   err.Error() + ". Point --fleet (or DROVER_FLEET) at your drover.hcl.",
+		}}
+		return nil, report
+	}
+	file, diags := parser.ParseHCL(src, path)
+	if diags.HasErrors() {
+		report.Diags = diags
+		return nil, report
+	}
+
+	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), shownDir: filepath.Dir(path)}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}}
+	d.diags = diags
+	root := d.content(file.Body, rootSchema)
+	byType := map[string]hcl.Blocks{}
+	for _, b := range root.Blocks {
+		byType[b.Type] = append(byType[b.Type], b)
+	}
+
+	f.Variables = d.decodeVariables(byType["variable"], opts)
+	d.ctx.Variables = map[string]cty.Value{"var": objectOf(f.Variables)}
+
+	d.decodeDrover(f, byType["drover"])
+	f.Bases = d.decodeBases(byType["base"])
+	f.Compute = d.decodeProviders(KindCompute, byType["compute"], opts)
+	f.DNS = d.decodeProviders(KindDNS, byType["dns"], opts)
+	f.IP = d.decodeProviders(KindIP, byType["ip"], opts)
+	f.Store = d.decodeSingleProvider(KindStore, byType["store"], opts)
+	f.Vault = d.decodeSingleProvider(KindSecrets, byType["vault"], opts)
+	f.Roles = d.decodeRoles(f, byType["role"], opts)
+	d.checkReferences(f)
+
+	report.Diags = dropEchoes(d.diags)
+	sortDiagnostics(report.Diags)
+	if report.Diags.HasErrors() {
+		return nil, report
+	}
+	return f, report
+}
+
+func (d *decoder) decodeDrover(f *Fleet, blocks hcl.Blocks) {
+	for i, b := range blocks {
+		if i > 0 {
+			d.errorf(b.DefRange, "Duplicate drover block", "Only one drover block is allowed; the first is at %s.", pos(blocks[0].DefRange))
+			continue
+		}
+		c := d.content(b.Body, droverSchema)
+		d.str(c.Attributes, "name", &f.Name)
+		var state string
+		if d.str(c.Attributes, "state_dir", &state) {
+			f.StateDir = resolvePath(f.Dir, state)
+		}
+	}
+}
+
+func resolvePath(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}
+
+// sortDiagnostics orders diagnostics by position so output is stable and reads top to bottom.
+func sortDiagnostics(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		case a.Start.Byte != b.Start.Byte:
+			return a.Start.Byte < b.Start.Byte
+		}
+		return false
+	})
+}

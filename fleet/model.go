@@ -1,0 +1,189 @@
+// Package fleet decodes and validates a drover fleet file (HCL2) into the domain model that the image
+// builder and the rollout controller consume. Every problem is reported as an hcl.Diagnostic with the
+// source range it concerns, and all of them are reported at once.
+package fleet
+
+import (
+	"io/fs"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Fleet is a decoded, validated fleet file. Paths in it are absolute.
+type Fleet struct {
+	Path      string // absolute path of the fleet file
+	Dir       string // directory of the fleet file; relative paths in the file are resolved from here
+	Name      string // drover { name }, defaulting to the directory's base name
+	StateDir  string // drover { state_dir }, absolute; empty when not set in the file
+	Variables map[string]cty.Value
+	Bases     []*Base
+	Roles     []*Role
+	Compute   []*Provider
+	DNS       []*Provider
+	IP        []*Provider
+	Vault     *Provider // nil when the fleet has no vault block
+	Store     *Provider // nil when the fleet has no store block (the local store is the default)
+
+	shownDir string // the fleet file's directory as the user wrote it, for messages
+}
+
+// Base is a base tree that images start from (mmdebstrap's suite, mirror, architecture, packages).
+type Base struct {
+	Name       string
+	Suite      string
+	Mirror     string
+	Snapshot   string // snapshot.debian.org timestamp such as 20261101T000000Z; empty for the live mirror
+	Arch       string
+	Components []string
+	Packages   []string
+	Range      hcl.Range
+}
+
+// Role is one kind of server: how its image is baked and how it is deployed.
+type Role struct {
+	Name   string
+	Image  Image
+	Deploy *Deploy // nil for a role that is only built (a Pi SD card flashed by hand, say)
+	Range  hcl.Range
+
+	syntax *hclsyntax.Body // kept so checks made after decoding can point at the attribute at fault
+}
+
+// Image says how a role's image is baked on top of its base.
+type Image struct {
+	Base     string
+	Arch     string // the base's architecture unless the role overrides it
+	Builder  string // "debian" (a GPT disk for VMs) or "rpi" (an SD card with A/B slots)
+	Packages []string
+	Files    []File
+	Run      []string
+	Ansible  *Ansible
+	Secrets  []string // Vault paths fetched at boot, never baked
+	Disk     Disk
+}
+
+// File is one file copied into the image tree.
+type File struct {
+	Dest    string      // absolute path inside the image
+	Source  string      // absolute path on the build host; empty when Content is used
+	Content *string     // inline content instead of Source
+	Mode    fs.FileMode // permission bits
+	Owner   string      // "user:group", names or numbers resolved inside the image
+}
+
+// Ansible runs a playbook against the image tree through Ansible's chroot connection.
+type Ansible struct {
+	Playbook  string // absolute path
+	ExtraVars map[string]string
+}
+
+// Disk describes the disk artifacts of an image.
+type Disk struct {
+	MinSize  int64    // bytes; the root filesystem is at least this big
+	Headroom int      // percent of free space added on top of the tree's size
+	Formats  []string // "raw", "qcow2"
+}
+
+// Deploy says where and how a role runs.
+type Deploy struct {
+	Compute     string // name of a compute block
+	Count       int
+	Strategy    string // "bluegreen", "ab" or "raft"
+	Ports       []int
+	Health      []HealthCheck
+	Cutover     Cutover
+	KeepOld     time.Duration
+	AutoPromote bool
+	Watch       time.Duration
+	Range       hcl.Range
+}
+
+// HealthCheck is one readiness check run against every new instance, then through the public name.
+type HealthCheck struct {
+	Type          string // http, https, tcp, dns, vault, postgres
+	Port          int
+	Path          string // http(s)
+	Expect        int    // http(s) status code
+	Query         string // dns: the name asked
+	Interval      time.Duration
+	Timeout       time.Duration
+	Healthy       int // consecutive successes needed
+	Deadline      time.Duration
+	TLSSkipVerify bool
+}
+
+// Cutover says how traffic moves from blue to green.
+type Cutover struct {
+	Type  string // "dns", "ip" or "none"
+	DNS   string // dns block name (type dns)
+	Name  string // record name relative to the zone, or "@" (type dns)
+	TTL   int    // seconds (type dns)
+	IP    string // ip block name (type ip)
+	Drain time.Duration
+}
+
+// Provider is a provider block: compute "qemu" "lab" {...}, dns "rfc2136" "home" {...}, store "local"
+// {...}, vault {...}. Config is the provider's own Config struct, decoded from the block on top of the
+// provider's NewDefaultConfig().
+type Provider struct {
+	Kind   string
+	Type   string
+	Name   string
+	Config any
+	Range  hcl.Range
+}
+
+// Role returns the role with the given name, or nil.
+func (f *Fleet) Role(name string) *Role {
+	for _, r := range f.Roles {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// Base returns the base with the given name, or nil.
+func (f *Fleet) Base(name string) *Base {
+	for _, b := range f.Bases {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// Provider returns the provider block of a kind ("compute", "dns", "ip") by name, or nil.
+func (f *Fleet) Provider(kind, name string) *Provider {
+	var list []*Provider
+	switch kind {
+	case KindCompute:
+		list = f.Compute
+	case KindDNS:
+		list = f.DNS
+	case KindIP:
+		list = f.IP
+	case KindStore:
+		list = []*Provider{f.Store}
+	case KindSecrets:
+		list = []*Provider{f.Vault}
+	}
+	for _, p := range list {
+		if p != nil && p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Provider kinds, the first word of a provider block.
+const (
+	KindCompute = "compute"
+	KindDNS     = "dns"
+	KindIP      = "ip"
+	KindStore   = "store"
+	KindSecrets = "secrets" // written as a vault block
+)

@@ -1,0 +1,145 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+var baseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "suite"}, {Name: "mirror"}, {Name: "snapshot"}, {Name: "arch"}, {Name: "components"}, {Name: "packages"},
+}}
+
+// Architectures that images can be built for.
+var Architectures = []string{"amd64", "arm64"}
+
+// DefaultBase is the base a role gets when it names "debian-bookworm" and the fleet declares no base
+// of that name, so a small fleet needs no base block at all.
+func DefaultBase() *Base {
+	return &Base{Name: "debian-bookworm", Suite: "bookworm", Mirror: "http://deb.debian.org/debian",
+		Arch: "amd64", Components: []string{"main"}}
+}
+
+var snapshotPattern = regexp.MustCompile(`^\d{8}T\d{6}Z$`)
+
+func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
+	var bases []*Base
+	seen := map[string]hcl.Range{}
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if prev, dup := seen[name]; dup {
+			d.errorf(b.LabelRanges[0], "Duplicate base", "A base named %q was already declared at %s.", name, pos(prev))
+			continue
+		}
+		seen[name] = b.DefRange
+		c := d.content(b.Body, baseSchema)
+		base := DefaultBase()
+		base.Name, base.Range = name, b.DefRange
+		d.str(c.Attributes, "suite", &base.Suite)
+		if d.str(c.Attributes, "mirror", &base.Mirror) {
+			if u, err := url.Parse(base.Mirror); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
+				d.errorf(c.Attributes["mirror"].Expr.Range(), "Invalid mirror",
+					"\"mirror\" must be an http://, https:// or file:// URL of a Debian archive, got %q.", base.Mirror)
+			}
+		}
+		if d.str(c.Attributes, "snapshot", &base.Snapshot) && !snapshotPattern.MatchString(base.Snapshot) {
+			d.errorf(c.Attributes["snapshot"].Expr.Range(), "Invalid snapshot",
+				"\"snapshot\" must be a snapshot.debian.org timestamp such as \"20261101T000000Z\", got %q.", base.Snapshot)
+		}
+		if d.str(c.Attributes, "arch", &base.Arch) {
+			d.oneOf(c.Attributes, "arch", base.Arch, Architectures...)
+		}
+		d.strings(c.Attributes, "components", &base.Components)
+		d.strings(c.Attributes, "packages", &base.Packages)
+		bases = append(bases, base)
+	}
+	return bases
+}
+
+// decodeProviders decodes provider blocks of one kind: the first label is the provider type, the
+// second the name that roles refer to.
+func (d *decoder) decodeProviders(kind string, blocks hcl.Blocks, opts Options) []*Provider {
+	var out []*Provider
+	seen := map[string]hcl.Range{}
+	for _, b := range blocks {
+		typ, name := b.Labels[0], b.Labels[1]
+		if prev, dup := seen[name]; dup {
+			d.errorf(b.LabelRanges[1], "Duplicate "+kind+" block", "A %s block named %q was already declared at %s.", kind, name, pos(prev))
+			continue
+		}
+		seen[name] = b.DefRange
+		if !validName(name) {
+			d.errorf(b.LabelRanges[1], "Invalid name", "Name %q must start with a letter and contain only letters, digits, _ and -.", name)
+		}
+		if p := d.decodeProvider(kind, typ, name, b, b.LabelRanges[0], opts); p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// decodeSingleProvider decodes the store and vault blocks, of which a fleet has at most one.
+func (d *decoder) decodeSingleProvider(kind string, blocks hcl.Blocks, opts Options) *Provider {
+	if len(blocks) == 0 {
+		return nil
+	}
+	for _, extra := range blocks[1:] {
+		d.errorf(extra.DefRange, "Duplicate "+extra.Type+" block", "Only one %s block is allowed; the first is at %s.", extra.Type, pos(blocks[0].DefRange))
+	}
+	b := blocks[0]
+	typ, typRange := b.Type, b.DefRange // vault { ... } has no type label: its type is "vault"
+	if len(b.Labels) > 0 {
+		typ, typRange = b.Labels[0], b.LabelRanges[0]
+	}
+	return d.decodeProvider(kind, typ, typ, b, typRange, opts)
+}
+
+func (d *decoder) decodeProvider(kind, typ, name string, b *hcl.Block, typRange hcl.Range, opts Options) *Provider {
+	if opts.Providers == nil {
+		d.errorf(b.DefRange, "No provider catalog", "drover was built without a provider catalog; this is a bug.")
+		return nil
+	}
+	cfg, known, err := opts.Providers.NewConfig(kind, typ)
+	if err != nil {
+		d.errorf(b.DefRange, "Cannot read "+b.Type+" settings from the environment", "%s.", err)
+		return nil
+	}
+	if !known {
+		types := opts.Providers.Types(kind)
+		d.errorf(typRange, "Unknown "+b.Type+" provider type",
+			"There is no %s provider of type %q. Available types: %s.%s", b.Type, typ, quoteList(types), didYouMean(typ, types))
+		return nil
+	}
+	diags := gohcl.DecodeBody(b.Body, d.ctx, cfg)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return nil
+	}
+	if v, ok := cfg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			d.providerError(b, err)
+			return nil
+		}
+	}
+	return &Provider{Kind: kind, Type: typ, Name: name, Config: cfg, Range: b.DefRange}
+}
+
+// providerError reports a provider's Validate error, at the offending attribute when the error names
+// one through an Attribute() method.
+func (d *decoder) providerError(b *hcl.Block, err error) {
+	rng := b.DefRange
+	var attrErr interface{ Attribute() string }
+	if errors.As(err, &attrErr) {
+		if body, ok := b.Body.(*hclsyntax.Body); ok {
+			if a, ok := body.Attributes[attrErr.Attribute()]; ok {
+				rng = a.Expr.Range()
+			}
+		}
+	}
+	d.errorf(rng, fmt.Sprintf("Invalid %s configuration", b.Type), "%s.", err)
+}

@@ -1,0 +1,130 @@
+package fleet
+
+import (
+	"io/fs"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+var listOfNumbers = cty.List(cty.Number)
+
+// checkReferences resolves every name a role uses (its base, compute, dns and ip blocks) and the
+// cross-block rules that need the whole file: secrets need a vault block, a strategy needs a builder
+// that supports it.
+func (d *decoder) checkReferences(f *Fleet) {
+	baseNames := []string{}
+	for _, b := range f.Bases {
+		baseNames = append(baseNames, b.Name)
+	}
+	if f.Base(DefaultBase().Name) == nil {
+		baseNames = append(baseNames, DefaultBase().Name)
+	}
+	for _, role := range f.Roles {
+		body := role.syntax
+		if role.Image.Base != "" && !contains(baseNames, role.Image.Base) {
+			d.unknownRef(attrRange(body, "image", "base"), "base", role.Name, role.Image.Base, baseNames)
+		}
+		if len(role.Image.Secrets) > 0 && f.Vault == nil {
+			d.errorf(attrRange(body, "image", "secrets"), "Secrets without a vault block",
+				"Role %q fetches secrets at boot, but the fleet has no vault block saying where Vault is.", role.Name)
+		}
+		if role.Image.Arch == "" {
+			if b := f.Base(role.Image.Base); b != nil {
+				role.Image.Arch = b.Arch
+			} else {
+				role.Image.Arch = DefaultBase().Arch
+			}
+		}
+		dep := role.Deploy
+		if dep == nil {
+			continue
+		}
+		if dep.Compute != "" && f.Provider(KindCompute, dep.Compute) == nil {
+			d.unknownRef(attrRange(body, "deploy", "compute"), "compute", role.Name, dep.Compute, names(f.Compute))
+		}
+		switch dep.Cutover.Type {
+		case "dns":
+			if dep.Cutover.DNS != "" && f.Provider(KindDNS, dep.Cutover.DNS) == nil {
+				d.unknownRef(attrRange(body, "deploy", "cutover", "dns"), "dns", role.Name, dep.Cutover.DNS, names(f.DNS))
+			}
+		case "ip":
+			if dep.Cutover.IP != "" && f.Provider(KindIP, dep.Cutover.IP) == nil {
+				d.unknownRef(attrRange(body, "deploy", "cutover", "ip"), "ip", role.Name, dep.Cutover.IP, names(f.IP))
+			}
+		}
+		if dep.Strategy == "ab" && role.Image.Builder != "rpi" {
+			d.errorf(attrRange(body, "deploy", "strategy"), "Strategy needs another builder",
+				"The ab strategy writes the other root slot of an SD card; role %q must use builder = \"rpi\".", role.Name)
+		}
+	}
+}
+
+func (d *decoder) unknownRef(rng hcl.Range, kind, role, name string, declared []string) {
+	list := "none"
+	if len(declared) > 0 {
+		list = quoteList(declared)
+	}
+	d.errorf(rng, "Reference to undeclared "+kind,
+		"Role %q refers to %s %q, which is not declared (declared: %s).%s", role, kind, name, list, didYouMean(name, declared))
+}
+
+func names(ps []*Provider) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// attrRange walks nested blocks (the last name is the attribute) and returns the attribute's value
+// range, or the innermost block's range when the attribute is absent.
+func attrRange(body *hclsyntax.Body, path ...string) hcl.Range {
+	if body == nil {
+		return hcl.Range{}
+	}
+	for _, blockType := range path[:len(path)-1] {
+		var next *hclsyntax.Body
+		for _, b := range body.Blocks {
+			if b.Type == blockType {
+				next = b.Body
+				break
+			}
+		}
+		if next == nil {
+			return body.SrcRange
+		}
+		body = next
+	}
+	if a, ok := body.Attributes[path[len(path)-1]]; ok {
+		return a.Expr.Range()
+	}
+	return body.SrcRange
+}
+
+// fsMode turns a Unix mode such as 04755 into Go's fs.FileMode, whose special bits differ.
+func fsMode(m uint64) fs.FileMode {
+	mode := fs.FileMode(m) & fs.ModePerm
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

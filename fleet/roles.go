@@ -1,0 +1,243 @@
+package fleet
+
+import (
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+var (
+	roleSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "image"}, {Type: "deploy"}}}
+
+	imageSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "base", Required: true}, {Name: "arch"}, {Name: "builder"}, {Name: "packages"},
+			{Name: "files"}, {Name: "run"}, {Name: "secrets"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
+		},
+	}
+	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}}}
+	ansibleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "playbook", Required: true}, {Name: "extra_vars"}}}
+	diskSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "min_size"}, {Name: "headroom"}, {Name: "formats"}}}
+
+	ownerPattern = regexp.MustCompile(`^[a-z_0-9][a-z0-9_.-]*(:[a-z_0-9][a-z0-9_.-]*)?$`)
+	sizePattern  = regexp.MustCompile(`^(\d+)\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB)?$`)
+)
+
+// Builders that bake images.
+var Builders = []string{"debian", "rpi"}
+
+// DiskFormats are the disk artifact formats an image can be written in.
+var DiskFormats = []string{"raw", "qcow2"}
+
+func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role {
+	var roles []*Role
+	seen := map[string]hcl.Range{}
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if prev, dup := seen[name]; dup {
+			d.errorf(b.LabelRanges[0], "Duplicate role", "A role named %q was already declared at %s.", name, pos(prev))
+			continue
+		}
+		seen[name] = b.DefRange
+		if !validName(name) {
+			d.errorf(b.LabelRanges[0], "Invalid role name", "Role name %q must start with a letter and contain only letters, digits, _ and -.", name)
+		}
+		role := &Role{Name: name, Range: b.DefRange}
+		role.syntax, _ = b.Body.(*hclsyntax.Body)
+		c := d.content(b.Body, roleSchema)
+		var images, deploys hcl.Blocks
+		for _, blk := range c.Blocks {
+			if blk.Type == "image" {
+				images = append(images, blk)
+			} else {
+				deploys = append(deploys, blk)
+			}
+		}
+		switch {
+		case len(images) == 0:
+			d.errorf(b.Body.MissingItemRange(), "Missing image block", "Role %q needs an image block that says how its image is baked.", name)
+		case len(images) > 1:
+			d.errorf(images[1].DefRange, "Duplicate image block", "Role %q has more than one image block.", name)
+		default:
+			role.Image = d.decodeImage(f, images[0], opts)
+		}
+		if len(deploys) > 1 {
+			d.errorf(deploys[1].DefRange, "Duplicate deploy block", "Role %q has more than one deploy block.", name)
+		}
+		if len(deploys) > 0 {
+			role.Deploy = d.decodeDeploy(deploys[0])
+		}
+		roles = append(roles, role)
+	}
+	return roles
+}
+
+func (d *decoder) decodeImage(f *Fleet, b *hcl.Block, opts Options) Image {
+	img := Image{Builder: "debian", Disk: Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}
+	c := d.content(b.Body, imageSchema)
+	d.str(c.Attributes, "base", &img.Base)
+	if d.str(c.Attributes, "arch", &img.Arch) {
+		d.oneOf(c.Attributes, "arch", img.Arch, Architectures...)
+	}
+	if d.str(c.Attributes, "builder", &img.Builder) {
+		d.oneOf(c.Attributes, "builder", img.Builder, Builders...)
+	}
+	d.strings(c.Attributes, "packages", &img.Packages)
+	d.strings(c.Attributes, "run", &img.Run)
+	d.strings(c.Attributes, "secrets", &img.Secrets)
+
+	dests := map[string]hcl.Range{}
+	addFile := func(file File, rng hcl.Range) {
+		if !path.IsAbs(file.Dest) {
+			d.errorf(rng, "Invalid file destination", "File destinations are absolute paths inside the image, got %q.", file.Dest)
+			return
+		}
+		file.Dest = path.Clean(file.Dest)
+		if prev, dup := dests[file.Dest]; dup {
+			d.errorf(rng, "Duplicate file destination", "%s is already written by the file at %s.", file.Dest, pos(prev))
+			return
+		}
+		dests[file.Dest] = rng
+		img.Files = append(img.Files, file)
+	}
+	var shorthand map[string]string
+	if d.stringMap(c.Attributes, "files", &shorthand) {
+		rng := c.Attributes["files"].Expr.Range()
+		for _, dest := range sortedKeys(shorthand) {
+			src := resolvePath(f.Dir, shorthand[dest])
+			if d.checkSource(opts, rng, shorthand[dest], src, f.shownDir) {
+				addFile(File{Dest: dest, Source: src, Mode: 0o644, Owner: "root:root"}, rng)
+			}
+		}
+	}
+	for _, fb := range c.Blocks {
+		switch fb.Type {
+		case "file":
+			if file, ok := d.decodeFile(f, fb, opts); ok {
+				addFile(file, fb.LabelRanges[0])
+			}
+		case "ansible":
+			if img.Ansible != nil {
+				d.errorf(fb.DefRange, "Duplicate ansible block", "An image has at most one ansible block.")
+				continue
+			}
+			img.Ansible = d.decodeAnsible(f, fb, opts)
+		case "disk":
+			d.decodeDisk(fb, &img.Disk)
+		}
+	}
+	return img
+}
+
+// checkSource reports a file source that does not exist, naming the path the user wrote and where it
+// was looked for.
+func (d *decoder) checkSource(opts Options, rng hcl.Range, written, resolved, shownDir string) bool {
+	fi, err := opts.stat(resolved)
+	switch {
+	case err != nil:
+		shown := written
+		if !filepath.IsAbs(written) {
+			shown = filepath.Join(shownDir, written)
+		}
+		d.errorf(rng, "Missing file", "The file %q does not exist (looked for %s; paths are relative to the fleet file).", written, shown)
+		return false
+	case fi.IsDir():
+		d.errorf(rng, "Not a file", "%q is a directory; name a regular file.", written)
+		return false
+	}
+	return true
+}
+
+func (d *decoder) decodeFile(f *Fleet, b *hcl.Block, opts Options) (File, bool) {
+	file := File{Dest: b.Labels[0], Mode: 0o644, Owner: "root:root"}
+	c := d.content(b.Body, fileSchema)
+	var src, content string
+	hasSrc, hasContent := d.str(c.Attributes, "source", &src), d.str(c.Attributes, "content", &content)
+	switch {
+	case hasSrc && hasContent:
+		d.errorf(c.Attributes["content"].Range, "Conflicting arguments", "A file takes either \"source\" or \"content\", not both.")
+		return file, false
+	case !hasSrc && !hasContent:
+		if _, broken := c.Attributes["source"]; !broken {
+			if _, broken := c.Attributes["content"]; !broken {
+				d.errorf(b.Body.MissingItemRange(), "Missing file source", "The file %q needs \"source\" (a path) or \"content\" (a string).", file.Dest)
+			}
+		}
+		return file, false
+	case hasSrc:
+		file.Source = resolvePath(f.Dir, src)
+		if !d.checkSource(opts, c.Attributes["source"].Expr.Range(), src, file.Source, f.shownDir) {
+			return file, false
+		}
+	default:
+		file.Content = &content
+	}
+	var mode string
+	if d.str(c.Attributes, "mode", &mode) {
+		m, err := strconv.ParseUint(mode, 8, 32)
+		if err != nil || m > 0o7777 {
+			d.errorf(c.Attributes["mode"].Expr.Range(), "Invalid file mode", "\"mode\" must be an octal string such as \"0644\" or \"0755\", got %q.", mode)
+			return file, false
+		}
+		file.Mode = fsMode(m)
+	}
+	if d.str(c.Attributes, "owner", &file.Owner) && !ownerPattern.MatchString(file.Owner) {
+		d.errorf(c.Attributes["owner"].Expr.Range(), "Invalid file owner", "\"owner\" must be \"user\" or \"user:group\", got %q.", file.Owner)
+		return file, false
+	}
+	return file, true
+}
+
+func (d *decoder) decodeAnsible(f *Fleet, b *hcl.Block, opts Options) *Ansible {
+	a := &Ansible{}
+	c := d.content(b.Body, ansibleSchema)
+	var playbook string
+	if d.str(c.Attributes, "playbook", &playbook) {
+		a.Playbook = resolvePath(f.Dir, playbook)
+		d.checkSource(opts, c.Attributes["playbook"].Expr.Range(), playbook, a.Playbook, f.shownDir)
+	}
+	d.stringMap(c.Attributes, "extra_vars", &a.ExtraVars)
+	return a
+}
+
+func (d *decoder) decodeDisk(b *hcl.Block, disk *Disk) {
+	c := d.content(b.Body, diskSchema)
+	var size string
+	if d.str(c.Attributes, "min_size", &size) {
+		n, ok := parseSize(size)
+		if !ok {
+			d.errorf(c.Attributes["min_size"].Expr.Range(), "Invalid size", "\"min_size\" must be a size such as \"2GiB\" or \"512MiB\", got %q.", size)
+		}
+		disk.MinSize = n
+	}
+	d.integer(c.Attributes, "headroom", 0, 400, &disk.Headroom)
+	if d.strings(c.Attributes, "formats", &disk.Formats) {
+		for _, fm := range disk.Formats {
+			d.oneOf(c.Attributes, "formats", fm, DiskFormats...)
+		}
+	}
+}
+
+// parseSize reads "512MiB", "2GiB", "2G" (binary units throughout: disks are sized in MiB).
+func parseSize(s string) (int64, bool) {
+	m := sizePattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	shift := map[string]uint{"": 0, "B": 0, "K": 10, "KB": 10, "KiB": 10, "M": 20, "MB": 20, "MiB": 20, "G": 30, "GB": 30, "GiB": 30}[m[2]]
+	if n > (1<<62)>>shift {
+		return 0, false
+	}
+	return n << shift, true
+}

@@ -1,0 +1,53 @@
+// Package qemu is the lab's compute provider: each instance is a qemu-system VM on this machine,
+// reached through its own loopback address.
+package qemu
+
+import (
+	"net/netip"
+
+	"github.com/drover-dev/drover/plugins/config"
+)
+
+// Config is the compute "qemu" block.
+type Config struct {
+	// Memory per instance in MiB.
+	Memory int `hcl:"memory,optional"`
+	// CPUs per instance.
+	CPUs int `hcl:"cpus,optional"`
+	// Accel is "auto" (KVM when a probe shows it works, TCG otherwise), "kvm" or "tcg".
+	Accel string `hcl:"accel,optional"`
+	// Firmware is "uefi" (OVMF) or "bios" (SeaBIOS).
+	Firmware string `hcl:"firmware,optional"`
+	// Network is the loopback range instances get their addresses from, such as "127.0.10.0/24".
+	Network string `hcl:"network,optional"`
+}
+
+// NewDefaultConfig returns the defaults, with DROVER_QEMU_ACCEL and DROVER_QEMU_MEMORY applied.
+func NewDefaultConfig(env config.LookupEnv) *Config {
+	return &Config{
+		Memory:   512,
+		CPUs:     1,
+		Accel:    config.String(env, "DROVER_QEMU_ACCEL", "auto"),
+		Firmware: "uefi",
+		Network:  "127.0.10.0/24",
+	}
+}
+
+// Validate checks the values a block can get wrong.
+func (c *Config) Validate() error {
+	switch {
+	case c.Memory < 128 || c.Memory > 1<<20:
+		return config.Errorf("memory", "must be between 128 and 1048576 MiB, got %d", c.Memory)
+	case c.CPUs < 1 || c.CPUs > 64:
+		return config.Errorf("cpus", "must be between 1 and 64, got %d", c.CPUs)
+	case c.Accel != "auto" && c.Accel != "kvm" && c.Accel != "tcg":
+		return config.Errorf("accel", "must be \"auto\", \"kvm\" or \"tcg\", got %q", c.Accel)
+	case c.Firmware != "uefi" && c.Firmware != "bios":
+		return config.Errorf("firmware", "must be \"uefi\" or \"bios\", got %q", c.Firmware)
+	}
+	p, err := netip.ParsePrefix(c.Network)
+	if err != nil || !p.Addr().IsLoopback() || !p.Addr().Is4() || p.Bits() > 30 {
+		return config.Errorf("network", "must be an IPv4 loopback range such as \"127.0.10.0/24\", got %q", c.Network)
+	}
+	return nil
+}

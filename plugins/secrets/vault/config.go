@@ -1,0 +1,41 @@
+// Package vault is the secrets broker: per-role policies and AppRoles, and one response-wrapped SecretID
+// per instance.
+package vault
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/config"
+)
+
+// Config is the vault block. The controller's token comes from VAULT_TOKEN or VAULT_TOKEN_FILE.
+type Config struct {
+	Address   string `hcl:"address,optional"`
+	AuthMount string `hcl:"approle_mount,optional"`
+	WrapTTL   string `hcl:"wrap_ttl,optional"`
+	CACert    string `hcl:"ca_cert,optional"`
+	Token     string `json:"-"`
+}
+
+// NewDefaultConfig reads VAULT_ADDR and the token from the environment.
+func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
+	token, err := config.Secret(env, "VAULT_TOKEN")
+	return &Config{
+		Address:   config.String(env, "VAULT_ADDR", "http://127.0.0.1:8200"),
+		AuthMount: "approle",
+		WrapTTL:   "5m",
+		Token:     token,
+	}, err
+}
+
+// Validate checks the values a block can get wrong.
+func (c *Config) Validate() error {
+	if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config.Errorf("address", "must be an http:// or https:// URL, got %q", c.Address)
+	}
+	if d, err := time.ParseDuration(c.WrapTTL); err != nil || d < 10*time.Second || d > time.Hour {
+		return config.Errorf("wrap_ttl", "must be a duration between 10s and 1h, got %q", c.WrapTTL)
+	}
+	return nil
+}

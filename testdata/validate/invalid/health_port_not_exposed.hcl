@@ -1,0 +1,15 @@
+# expect: 10:15
+compute "qemu" "lab" {}
+
+role "web" {
+  image {
+    base = "debian-bookworm"
+  }
+  deploy {
+    compute = "lab"
+    ports   = [443]
+    health "http" {
+      port = 80
+    }
+  }
+}

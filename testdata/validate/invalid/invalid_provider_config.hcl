@@ -1,0 +1,4 @@
+# expect: 3:13
+ip "loopback" "front" {
+  address = "10.0.0.1"
+}

@@ -1,0 +1,9 @@
+# expect: 5:10
+role "web" {
+  image {
+    base = "debian-bookworm"
+    file "etc/motd" {
+      content = "hello"
+    }
+  }
+}

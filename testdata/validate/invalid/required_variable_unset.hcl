@@ -1,0 +1,4 @@
+# expect: 2:1
+variable "domain" {
+  type = string
+}

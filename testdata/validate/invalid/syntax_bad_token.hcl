@@ -1,0 +1,6 @@
+# expect: 4:12
+role "web" {
+  image {
+    base = = "debian-bookworm"
+  }
+}

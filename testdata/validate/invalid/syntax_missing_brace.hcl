@@ -1,0 +1,4 @@
+# expect: 3:9
+role "web" {
+  image {
+    base = "debian-bookworm"

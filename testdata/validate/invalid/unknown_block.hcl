@@ -1,0 +1,6 @@
+# expect: 2:1
+roles "web" {
+  image {
+    base = "debian-bookworm"
+  }
+}

@@ -1,0 +1,4 @@
+# expect: 2:9
+compute "qemuu" "lab" {
+  memory = 512
+}

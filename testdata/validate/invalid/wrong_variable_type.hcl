@@ -1,0 +1,5 @@
+# expect: 4:13
+variable "replicas" {
+  type    = number
+  default = "many"
+}

@@ -47,7 +47,7 @@ func New(env config.LookupEnv) *Registry {
 		{"dns", "zonefile", "a zone file and a reload command (NSD)", func(e config.LookupEnv) (any, error) { return ok(zonefile.NewDefaultConfig(e)) }},
 		{"ip", "loopback", "a loopback failover address (the local lab)", func(e config.LookupEnv) (any, error) { return ok(loopback.NewDefaultConfig(e)) }},
 		{"ip", "awseip", "an AWS Elastic IP", func(e config.LookupEnv) (any, error) { return ok(awseip.NewDefaultConfig(e)) }},
-		{"store", "local", "a bbolt file under the state directory", func(e config.LookupEnv) (any, error) { c := local.NewDefaultConfig(); return &c, nil }},
+		{"store", "local", "a bbolt file under the state directory", func(e config.LookupEnv) (any, error) { return &local.Config{}, nil }},
 		{"secrets", "vault", "HashiCorp Vault", func(e config.LookupEnv) (any, error) { return vault.NewDefaultConfig(e) }},
 	}}
 }

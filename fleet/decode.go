@@ -164,16 +164,6 @@ func (d *decoder) oneOf(attrs hcl.Attributes, name, got string, accepted ...stri
 	return false
 }
 
-// required reports attributes that a block must have.
-func (d *decoder) required(c *hcl.BodyContent, body hcl.Body, what string, names ...string) {
-	for _, n := range names {
-		if _, ok := c.Attributes[n]; !ok {
-			d.errorf(body.MissingItemRange(), "Missing required argument",
-				"The argument %q is required in %s, but no definition was found.", n, what)
-		}
-	}
-}
-
 func quoteList(items []string) string {
 	q := make([]string, len(items))
 	for i, s := range items {

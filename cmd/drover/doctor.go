@@ -61,7 +61,7 @@ Examples:
 				if c.Bool("fix") {
 					hint = "apply the fixes listed above by hand"
 				}
-				return &failure{code: exitFailure, reason: fmt.Sprintf("%d check(s) failed", n), hint: hint}
+				return &failure{code: exitFailure, reason: fmt.Sprintf("%d check(s) failed", n), hint: hint, printedJSON: a.json()}
 			}
 			return nil
 		},

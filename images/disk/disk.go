@@ -1,0 +1,235 @@
+// Package disk turns a root filesystem tree into a bootable raw disk image
+// and converts it to qcow2.
+//
+// The disk is made without root privileges, loop devices or mounts: every
+// filesystem is built in a plain file by tools that write files (mkfs.ext4
+// -d, mkfs.vfat and mtools, sfdisk) and the pieces are copied into place.
+// It boots under UEFI (GRUB as one EFI binary that reads the kernel from
+// the ext4 root) and under legacy BIOS (syslinux's gptmbr.bin chaining to
+// syslinux on the ESP, which holds a copy of the kernel and initrd), with
+// the console on ttyS0.
+//
+// Layout: GPT; partition 1 is a FAT32 ESP marked LegacyBIOSBootable,
+// partition 2 the ext4 root ("Linux root (x86-64)" type), last on the disk
+// so it can be grown in place.
+//
+// Both bootloaders boot the kernel version found at build time by its
+// versioned name, and BIOS boot uses the ESP's copy: a kernel upgraded
+// inside a running machine is not booted. That suits immutable images,
+// where every change is a new image.
+//
+// Every identifier and timestamp is derived from the Spec and the tree's
+// content and mtimes (not its atimes or ctimes), so the same tree and Spec
+// give the same bytes with the same tool versions.
+package disk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Spec says what disk to make.
+type Spec struct {
+	// Tree is a Debian root filesystem tree with /boot/vmlinuz-VERSION and
+	// /boot/initrd.img-VERSION; the newest such pair is booted. Assemble
+	// only reads it.
+	Tree string
+	// Output is the raw disk file to write. It appears only when complete;
+	// temporary files live next to it and are removed.
+	Output string
+	// RootUUID is the ext4 root filesystem UUID, found by the bootloaders
+	// as root=UUID=. The disk and partition GUIDs and the ext4 hash seed
+	// are derived from it.
+	RootUUID string
+	// ESPSerial is the FAT volume ID of the ESP, 8 hex digits (1A2B-3C4D
+	// or 1A2B3C4D). Empty means derived from RootUUID.
+	ESPSerial string
+	// MinRootSize is the smallest root partition, in bytes.
+	MinRootSize int64
+	// Headroom is the free space on the root filesystem beyond the tree;
+	// zero means DefaultHeadroom (Headroom{Bytes: 1} for next to none).
+	Headroom Headroom
+	// KernelCmdline is appended to the kernel command line drover sets
+	// (root=UUID=... rw console=tty0 console=ttyS0,115200n8).
+	KernelCmdline string
+	// SourceDateEpoch stamps everything the tools create (filesystem
+	// superblocks, ESP files). Zero means the newest mtime in the tree.
+	SourceDateEpoch time.Time
+}
+
+// Result describes the disk Assemble made.
+type Result struct {
+	Path          string
+	Size          int64  // bytes, the raw file's length
+	RootSize      int64  // bytes, root partition and filesystem
+	ESPSize       int64  // bytes
+	SHA256        string // hex, of the whole raw file: the artifact digest
+	KernelVersion string // the kernel both bootloaders boot
+	Cmdline       string // the kernel command line both bootloaders pass
+}
+
+// Assemble makes a bootable raw disk from s.Tree at s.Output.
+func Assemble(ctx context.Context, s Spec) (Result, error) {
+	root, serial, err := s.check()
+	if err != nil {
+		return Result{}, err
+	}
+	info, err := scanTree(s.Tree)
+	if err != nil {
+		return Result{}, err
+	}
+	epoch := s.SourceDateEpoch
+	if epoch.IsZero() {
+		epoch = info.newest
+	}
+	work, err := os.MkdirTemp(filepath.Dir(s.Output), "."+filepath.Base(s.Output)+".work-")
+	if err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	defer os.RemoveAll(work)
+	b := builder{spec: s, root: root, serial: serial, info: info, epoch: epoch, work: work}
+	return b.build(ctx)
+}
+
+// check validates the spec and the host before any work is done.
+func (s Spec) check() (uuid, string, error) {
+	switch {
+	case s.Tree == "":
+		return uuid{}, "", fmt.Errorf("disk: spec: Tree is empty")
+	case s.Output == "":
+		return uuid{}, "", fmt.Errorf("disk: spec: Output is empty")
+	case s.MinRootSize < 0 || s.Headroom.Bytes < 0 || s.Headroom.Fraction < 0:
+		return uuid{}, "", fmt.Errorf("disk: spec: sizes must not be negative")
+	}
+	if fi, err := os.Stat(s.Tree); err != nil || !fi.IsDir() {
+		return uuid{}, "", fmt.Errorf("disk: spec: Tree %s is not a directory", s.Tree)
+	}
+	root, err := parseUUID(s.RootUUID)
+	if err != nil {
+		return uuid{}, "", fmt.Errorf("disk: spec: RootUUID: %w", err)
+	}
+	serial, err := espSerial(s.ESPSerial, root)
+	if err != nil {
+		return uuid{}, "", err
+	}
+	if err := checkCmdline(s.KernelCmdline); err != nil {
+		return uuid{}, "", err
+	}
+	return root, serial, checkTools(assembleTools())
+}
+
+// builder carries one Assemble call's state through its steps.
+type builder struct {
+	spec   Spec
+	root   uuid
+	serial string
+	info   treeInfo
+	epoch  time.Time
+	work   string
+}
+
+func (b builder) build(ctx context.Context) (Result, error) {
+	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: kernelCmdline(b.root, b.spec.KernelCmdline)}
+	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
+	rootImg := filepath.Join(b.work, "root.ext4")
+	err := makeRootFS(ctx, rootfsSpec{
+		tree: b.spec.Tree, image: rootImg, size: res.RootSize, uuid: b.root,
+		hashSeed: b.root.derive("ext4-hash-seed"), epoch: b.epoch,
+		entries: b.info.entries, workDir: b.work,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	files, err := b.espFiles(ctx, res.Cmdline)
+	if err != nil {
+		return Result{}, err
+	}
+	content, err := totalSize(files)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ESPSize = espSize(content)
+	l := newLayout(b.root, res.ESPSize, res.RootSize)
+	espImg := filepath.Join(b.work, "esp.vfat")
+	err = makeESP(ctx, espSpec{image: espImg, size: l.espSize, serial: b.serial,
+		startLBA: l.espStart / sectorSize, epoch: b.epoch, files: files})
+	if err != nil {
+		return Result{}, err
+	}
+	raw := filepath.Join(b.work, "disk.raw")
+	if err := writeDisk(ctx, raw, l, espImg, rootImg); err != nil {
+		return Result{}, err
+	}
+	if res.SHA256, err = sha256File(raw); err != nil {
+		return Result{}, err
+	}
+	res.Size = l.total
+	if err := os.Rename(raw, b.spec.Output); err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	return res, nil
+}
+
+// espFiles builds the bootloader files and lists everything that goes
+// onto the ESP, in the order it is copied.
+func (b builder) espFiles(ctx context.Context, cmdline string) ([]espFile, error) {
+	k := b.info.kernel
+	efi, err := makeGrubEFI(ctx, b.work, renderGrubCfg(b.root, k, cmdline), b.epoch)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := writeTextFile(b.work, "syslinux.cfg", renderSyslinuxCfg(k, cmdline))
+	if err != nil {
+		return nil, err
+	}
+	return []espFile{
+		{src: efi, dst: espEFIPath},
+		{src: cfg, dst: syslinuxDir + "/syslinux.cfg"},
+		{src: filepath.Join(b.spec.Tree, k.kernel), dst: espKernel(k)},
+		{src: filepath.Join(b.spec.Tree, k.initrd), dst: espInitrd(k)},
+	}, nil
+}
+
+// writeDisk makes the raw disk at path: partition table, BIOS boot code,
+// then the ESP and root filesystems copied to their partitions.
+func writeDisk(ctx context.Context, path string, l layout, espImg, rootImg string) error {
+	if err := createSized(path, l.total); err != nil {
+		return err
+	}
+	if err := writePartitionTable(ctx, path, l); err != nil {
+		return err
+	}
+	if err := writeGPTMBR(path); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	defer f.Close()
+	if err := copyInto(ctx, f, espImg, l.espStart); err != nil {
+		return err
+	}
+	if err := copyInto(ctx, f, rootImg, l.rootStart); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	return f.Close()
+}
+
+func totalSize(files []espFile) (int64, error) {
+	var n int64
+	for _, f := range files {
+		fi, err := os.Stat(f.src)
+		if err != nil {
+			return 0, fmt.Errorf("disk: %w", err)
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}

@@ -1,0 +1,153 @@
+// Package disktest builds real Debian root filesystem trees for tests that
+// need one (disk assembly, boot tests, provisioners) and caches them, so
+// only the first run on a machine pays for mmdebstrap.
+package disktest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// Suite is the Debian release the trees are made of.
+	Suite = "bookworm"
+	// buildTimeout bounds one mmdebstrap run; a cold build takes 1-2
+	// minutes with a fast mirror and much longer on a busy machine.
+	buildTimeout = 30 * time.Minute
+	// deadlineMargin is kept free of the test binary's deadline for the
+	// error report.
+	deadlineMargin = 10 * time.Second
+)
+
+// DefaultPackages make a tree that boots to a login prompt on its own: a
+// kernel, an initramfs generator, systemd as init and udev.
+func DefaultPackages() []string {
+	return []string{"initramfs-tools", "linux-image-amd64", "systemd-sysv", "udev"}
+}
+
+// CacheDir is where trees are kept: $DROVER_TEST_CACHE, or
+// /var/tmp/drover-test-cache.
+func CacheDir() string {
+	if d := os.Getenv("DROVER_TEST_CACHE"); d != "" {
+		return d
+	}
+	return "/var/tmp/drover-test-cache"
+}
+
+// BaseTree returns a Debian bookworm amd64 tree (mmdebstrap --variant=apt)
+// with DefaultPackages and packages installed, building it on first use.
+// Trees are cached by their package list and shared by every test and
+// process: callers must not change the tree (copy it first). Building
+// needs root (mmdebstrap --mode=root) and a Debian mirror; set
+// DROVER_TEST_MIRROR to use another mirror than mmdebstrap's default.
+func BaseTree(t testing.TB, packages ...string) string {
+	t.Helper()
+	pkgs := slices.Sorted(slices.Values(append(DefaultPackages(), packages...)))
+	pkgs = slices.Compact(pkgs)
+	if os.Geteuid() != 0 {
+		t.Fatalf("disktest: building a tree needs root (mmdebstrap --mode=root)")
+	}
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		t.Fatalf("disktest: mmdebstrap not found (apt-get install mmdebstrap)")
+	}
+	dir := filepath.Join(CacheDir(), "trees", treeKey(pkgs))
+	unlock := lock(t, dir+".lock")
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return filepath.Join(dir, "root")
+	}
+	build(t, dir, pkgs)
+	return filepath.Join(dir, "root")
+}
+
+// treeKey names a tree by everything that goes into it.
+func treeKey(pkgs []string) string {
+	h := sha256.Sum256([]byte("suite=" + Suite + "\narch=amd64\nvariant=apt\npackages=" + strings.Join(pkgs, ",") + "\n"))
+	return Suite + "-" + hex.EncodeToString(h[:8])
+}
+
+// lock takes an exclusive flock on path, so parallel test processes build
+// a tree once and wait for each other.
+func lock(t testing.TB, path string) func() {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("disktest: lock %s: %v", path, err)
+	}
+	return func() { f.Close() } // closing releases the lock
+}
+
+// build runs mmdebstrap into a temporary directory next to dir and renames
+// it into place when complete, so a killed build leaves no half tree.
+func build(t testing.TB, dir string, pkgs []string) {
+	t.Helper()
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	ctx, cancel := buildContext(t)
+	defer cancel()
+	args := []string{"--mode=root", "--variant=apt",
+		// Snapshot-style mirrors serve Release files past their Valid-Until.
+		`--aptopt=Acquire::Check-Valid-Until "false"`, `--aptopt=Acquire::Check-Date "false"`,
+		"--include=" + strings.Join(pkgs, ","),
+		Suite, filepath.Join(tmp, "root")}
+	if m := os.Getenv("DROVER_TEST_MIRROR"); m != "" {
+		args = append(args, m)
+	}
+	start := time.Now()
+	t.Logf("disktest: building %s tree with %s (cached in %s)", Suite, strings.Join(pkgs, ","), dir)
+	out, err := exec.CommandContext(ctx, "mmdebstrap", args...).CombinedOutput()
+	if err != nil {
+		os.RemoveAll(tmp)
+		t.Fatalf("disktest: mmdebstrap %s: %v (a cold build can outlast go test's default -timeout 10m; use -timeout 30m)\n%s",
+			strings.Join(args, " "), err, tail(string(out), 30))
+	}
+	note := fmt.Sprintf("suite=%s packages=%s built=%s took=%s\n", Suite, strings.Join(pkgs, ","), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(note), 0o644); err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	t.Logf("disktest: tree built in %s", time.Since(start).Round(time.Second))
+}
+
+// buildContext ends the build before the test binary's own deadline, so
+// the failure says why instead of a panic dump.
+func buildContext(t testing.TB) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(buildTimeout)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if td, ok := d.Deadline(); ok && td.Add(-deadlineMargin).Before(deadline) {
+			deadline = td.Add(-deadlineMargin)
+		}
+	}
+	return context.WithDeadline(context.Background(), deadline)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

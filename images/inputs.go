@@ -1,0 +1,181 @@
+// Package images bakes role images: it computes an image's identity from its inputs, keeps the
+// catalog of built images under the state directory, and describes each image in a manifest. The
+// builders that do the baking live in subpackages (rootfs for VM disks).
+package images
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/drover-dev/drover/fleet"
+)
+
+// BuilderVersion changes when the way images are baked changes, so old images stop matching.
+const BuilderVersion = "rootfs/1"
+
+// Inputs is everything an image is made from, normalized: two builds with equal Inputs are meant to
+// give the same bytes, and the image's identity is the sha256 of this value's JSON.
+type Inputs struct {
+	DroverVersion  string        `json:"drover_version"`
+	BuilderVersion string        `json:"builder_version"`
+	Role           string        `json:"role"`
+	Builder        string        `json:"builder"`
+	Base           BaseInputs    `json:"base"`
+	Packages       []string      `json:"packages"`
+	Files          []FileInput   `json:"files"`
+	Run            []string      `json:"run"`
+	Ansible        *AnsibleInput `json:"ansible,omitempty"`
+	Secrets        []string      `json:"secrets"`
+	Disk           fleet.Disk    `json:"disk"`
+	Agent          string        `json:"agent"` // sha256 of the drover-boot binary baked in
+	Epoch          int64         `json:"source_date_epoch"`
+}
+
+// BaseInputs is the part of a base that shapes the tree.
+type BaseInputs struct {
+	Suite      string   `json:"suite"`
+	Mirror     string   `json:"mirror"`
+	Snapshot   string   `json:"snapshot,omitempty"`
+	Arch       string   `json:"arch"`
+	Components []string `json:"components"`
+	Packages   []string `json:"packages"`
+}
+
+// FileInput is a file by content, not by where it sits on the build host.
+type FileInput struct {
+	Dest   string      `json:"dest"`
+	SHA256 string      `json:"sha256"`
+	Mode   fs.FileMode `json:"mode"`
+	Owner  string      `json:"owner"`
+}
+
+// AnsibleInput covers the playbook and everything beside it (roles, templates, vars).
+type AnsibleInput struct {
+	Playbook  string            `json:"playbook"` // file name within its directory
+	DirSHA256 string            `json:"dir_sha256"`
+	ExtraVars map[string]string `json:"extra_vars,omitempty"`
+}
+
+// ResolveBase returns the base a role's image names, with the role's arch override applied.
+func ResolveBase(f *fleet.Fleet, role *fleet.Role) (fleet.Base, error) {
+	b := f.Base(role.Image.Base)
+	if b == nil {
+		if role.Image.Base != fleet.DefaultBase().Name {
+			return fleet.Base{}, fmt.Errorf("images: role %q names base %q, which the fleet does not declare", role.Name, role.Image.Base)
+		}
+		b = fleet.DefaultBase()
+	}
+	base := *b
+	if role.Image.Arch != "" {
+		base.Arch = role.Image.Arch
+	}
+	return base, nil
+}
+
+// ComputeInputs reads every file the role's image uses and returns the normalized inputs.
+func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 string) (Inputs, error) {
+	base, err := ResolveBase(f, role)
+	if err != nil {
+		return Inputs{}, err
+	}
+	in := Inputs{
+		DroverVersion:  droverVersion,
+		BuilderVersion: BuilderVersion,
+		Role:           role.Name,
+		Builder:        role.Image.Builder,
+		Base: BaseInputs{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
+			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages)},
+		Packages: sortedSet(role.Image.Packages),
+		Run:      append([]string{}, role.Image.Run...),
+		Secrets:  sortedSet(role.Image.Secrets),
+		Disk:     role.Image.Disk,
+		Agent:    agentSHA256,
+	}
+	for _, file := range role.Image.Files {
+		sum, err := fileSHA256(file)
+		if err != nil {
+			return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, err)
+		}
+		in.Files = append(in.Files, FileInput{Dest: file.Dest, SHA256: sum, Mode: file.Mode, Owner: file.Owner})
+	}
+	sort.Slice(in.Files, func(i, j int) bool { return in.Files[i].Dest < in.Files[j].Dest })
+	if a := role.Image.Ansible; a != nil {
+		sum, err := dirSHA256(filepath.Dir(a.Playbook))
+		if err != nil {
+			return Inputs{}, fmt.Errorf("images: role %q, ansible playbook %s: %w", role.Name, a.Playbook, err)
+		}
+		in.Ansible = &AnsibleInput{Playbook: filepath.Base(a.Playbook), DirSHA256: sum, ExtraVars: a.ExtraVars}
+	}
+	return in, nil
+}
+
+// Identity is "sha256:" and the hex sha256 of the inputs' JSON (Go's encoding/json sorts map keys, so
+// the encoding is canonical for this type).
+func (in Inputs) Identity() string {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(fmt.Sprintf("images: inputs do not encode: %v", err)) // only plain types: cannot happen
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func fileSHA256(file fleet.File) (string, error) {
+	if file.Content != nil {
+		sum := sha256.Sum256([]byte(*file.Content))
+		return hex.EncodeToString(sum[:]), nil
+	}
+	return FileSHA256(file.Source)
+}
+
+// FileSHA256 is the hex sha256 of a file's bytes.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// dirSHA256 hashes every regular file under dir by relative path and content.
+func dirSHA256(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		sum, err := FileSHA256(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", rel, sum)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+func sortedSet(items []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range items {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

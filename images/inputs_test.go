@@ -1,0 +1,84 @@
+package images
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/fleet"
+)
+
+func testFleet(t *testing.T) (*fleet.Fleet, *fleet.Role, string) {
+	t.Helper()
+	dir := t.TempDir()
+	page := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(page, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	role := &fleet.Role{Name: "web", Image: fleet.Image{Base: "debian-bookworm", Builder: "debian",
+		Packages: []string{"nginx", "curl", "nginx"},
+		Files:    []fleet.File{{Dest: "/var/www/html/index.html", Source: page, Mode: 0o644, Owner: "root:root"}}}}
+	return &fleet.Fleet{Dir: dir, Roles: []*fleet.Role{role}}, role, page
+}
+
+func TestIdentityFollowsContentNotMetadata(t *testing.T) {
+	f, role, page := testFleet(t)
+	in, err := ComputeInputs(f, role, "v0.1.0", "agentsum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1 := in.Identity()
+	if len(id1) != len("sha256:")+64 {
+		t.Fatalf("identity %q", id1)
+	}
+	if in.Base.Suite != "bookworm" || in.Base.Arch != "amd64" || len(in.Packages) != 2 || in.Packages[0] != "curl" {
+		t.Errorf("normalized inputs: %+v", in)
+	}
+
+	// Touching the file or reordering packages changes nothing.
+	if err := os.Chtimes(page, time.Now(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	role.Image.Packages = []string{"curl", "nginx"}
+	if in2, _ := ComputeInputs(f, role, "v0.1.0", "agentsum"); in2.Identity() != id1 {
+		t.Error("mtime or package order changed the identity")
+	}
+	// Content, drover's version and the agent do.
+	for name, change := range map[string]func(){
+		"file content": func() { _ = os.WriteFile(page, []byte("v2"), 0o644) },
+		"version":      func() {},
+	} {
+		change()
+		version := "v0.1.0"
+		if name == "version" {
+			version = "v0.2.0"
+		}
+		in3, err := ComputeInputs(f, role, version, "agentsum")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in3.Identity() == id1 {
+			t.Errorf("changing the %s kept the identity", name)
+		}
+	}
+	if in4, _ := ComputeInputs(f, role, "v0.1.0", "othersum"); in4.Identity() == id1 {
+		t.Error("a new agent kept the identity")
+	}
+}
+
+func TestMissingFileIsAnError(t *testing.T) {
+	f, role, page := testFleet(t)
+	_ = os.Remove(page)
+	if _, err := ComputeInputs(f, role, "v", "a"); err == nil {
+		t.Fatal("a deleted file gave no error")
+	}
+}
+
+func TestUnknownBaseIsAnError(t *testing.T) {
+	f, role, _ := testFleet(t)
+	role.Image.Base = "alpine"
+	if _, err := ResolveBase(f, role); err == nil {
+		t.Fatal("an undeclared base resolved")
+	}
+}

@@ -1,0 +1,94 @@
+package images
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Manifest describes one built image; it is manifest.json in the image's catalog directory.
+type Manifest struct {
+	Identity       string     `json:"identity"` // sha256 of the inputs
+	Role           string     `json:"role"`
+	Arch           string     `json:"arch"`
+	Created        time.Time  `json:"created"`
+	DroverVersion  string     `json:"drover_version"`
+	Inputs         Inputs     `json:"inputs"`
+	ArtifactSHA256 string     `json:"artifact_sha256"` // sha256 of the raw disk
+	Artifacts      []Artifact `json:"artifacts"`
+	Packages       []Package  `json:"packages"` // the SBOM: every installed Debian package
+	Sizes          Sizes      `json:"sizes"`
+	Kernel         string     `json:"kernel,omitempty"`
+	Cmdline        string     `json:"cmdline,omitempty"`
+	Steps          []StepTime `json:"steps"`
+	BuildLog       string     `json:"build_log"` // file name within the image directory
+	Files          string     `json:"files"`     // file name of the tree's file index, for images diff
+}
+
+// Artifact is one file of an image: a disk in some format.
+type Artifact struct {
+	Format string `json:"format"` // raw, qcow2
+	File   string `json:"file"`   // name within the image directory
+	Size   int64  `json:"size"`   // bytes on disk (allocated, for sparse files)
+	Length int64  `json:"length"` // apparent length in bytes
+	SHA256 string `json:"sha256"`
+}
+
+// Package is an installed Debian package.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+}
+
+// Sizes are the sizes that matter when choosing a plan or a disk.
+type Sizes struct {
+	TreeBytes int64 `json:"tree_bytes"` // the root tree's content
+	RootBytes int64 `json:"root_bytes"` // the root partition
+	ESPBytes  int64 `json:"esp_bytes"`
+	DiskBytes int64 `json:"disk_bytes"` // the raw disk's length
+}
+
+// StepTime is how long one build step took.
+type StepTime struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// ShortID is the first 12 hex digits of the identity, the way images are named in output.
+func (m *Manifest) ShortID() string { return ShortID(m.Identity) }
+
+// ShortID is the first 12 hex digits of an identity such as "sha256:0123...".
+func ShortID(identity string) string {
+	const prefix = "sha256:"
+	if len(identity) >= len(prefix)+12 && identity[:len(prefix)] == prefix {
+		return identity[len(prefix) : len(prefix)+12]
+	}
+	return identity
+}
+
+// Artifact returns the artifact of a format, or nil.
+func (m *Manifest) Artifact(format string) *Artifact {
+	for i := range m.Artifacts {
+		if m.Artifacts[i].Format == format {
+			return &m.Artifacts[i]
+		}
+	}
+	return nil
+}
+
+func readManifest(path string) (*Manifest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("images: %s is not a drover manifest: %w", path, err)
+	}
+	if m.Identity == "" || m.Role == "" {
+		return nil, fmt.Errorf("images: %s lacks an identity or a role", path)
+	}
+	return &m, nil
+}

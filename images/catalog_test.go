@@ -31,7 +31,9 @@ func addImage(t *testing.T, c *Catalog, role, identity string, created time.Time
 	return m
 }
 
-func id(hexPrefix string) string { return "sha256:" + hexPrefix + strings.Repeat("0", 64-len(hexPrefix)) }
+func id(hexPrefix string) string {
+	return "sha256:" + hexPrefix + strings.Repeat("0", 64-len(hexPrefix))
+}
 
 func TestCatalogResolveAndPrune(t *testing.T) {
 	c := OpenCatalog(t.TempDir())

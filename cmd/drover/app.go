@@ -62,6 +62,8 @@ Start with:  drover doctor        (is this machine ready?)
 		Metadata: map[string]any{},
 		Commands: []*cli.Command{
 			validateCommand(a),
+			buildCommand(a),
+			imagesCommand(a),
 			doctorCommand(a),
 			versionCommand(a),
 		},
@@ -107,6 +109,24 @@ func (a *app) loadFleet(c *cli.Context) (*fleet.Fleet, *fleet.Diagnostics, error
 	return f, diags, nil
 }
 
+// requireFleet loads the fleet and turns diagnostics into a usage failure, printing them first in
+// text mode (commands other than validate need a valid fleet and say so).
+func (a *app) requireFleet(c *cli.Context) (*fleet.Fleet, error) {
+	f, diags, err := a.loadFleet(c)
+	if err != nil {
+		return nil, err
+	}
+	if diags.HasErrors() {
+		if !a.json() {
+			_ = diags.WriteText(a.stderr)
+		}
+		return nil, &failure{code: exitUsage, err: diags,
+			reason: fmt.Sprintf("%s is not valid: %d problem(s)", c.String("fleet"), diags.Errors()),
+			hint:   "run drover validate and fix what it reports"}
+	}
+	return f, nil
+}
+
 // stateDir is --state, else the fleet's state_dir, else .drover next to the fleet file.
 func (a *app) stateDir(c *cli.Context, f *fleet.Fleet) string {
 	if s := c.String("state"); s != "" {
@@ -134,4 +154,9 @@ func writeJSON(w io.Writer, v any) {
 	if err := enc.Encode(v); err != nil {
 		fmt.Fprintf(os.Stderr, "drover: cannot encode JSON output: %v\n", err)
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

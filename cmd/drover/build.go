@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/rootfs"
+)
+
+func buildCommand(a *app) *cli.Command {
+	return &cli.Command{
+		Name:      "build",
+		Usage:     "bake the images of roles whose inputs changed",
+		ArgsUsage: "[ROLE...]",
+		Description: `Bakes an image per role (all roles when none are named): a Debian tree from mmdebstrap (cached by
+suite, mirror, snapshot, architecture and package set), the role's files, commands and playbook
+applied without booting, the drover-boot agent, hygiene (no machine-id, host keys, apt lists, logs),
+then a GPT disk that boots under UEFI and BIOS, as raw and qcow2, with a manifest and an SBOM.
+
+An image is named by the sha256 of its inputs (the role's image block, the bytes of its files, the
+base, drover's version): a role whose image is already in the catalog is not rebuilt. Images land
+in the catalog under the state directory only when complete; an interrupted build (Ctrl-C) cleans up
+after itself. Building needs root (mmdebstrap --mode=root and chroot); run drover doctor first.
+
+Examples:
+   sudo drover build                 # every role that changed
+   sudo drover build web db --jobs 2
+   sudo drover build web --force     # rebuild even if up to date
+   drover build --output json | jq -c 'select(.event=="image")'`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "rebuild even when the image is already in the catalog"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built at the same time"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show the tools' output (always in each image's build.log)"},
+			&cli.StringFlag{Name: "agent-dir", EnvVars: []string{"DROVER_BOOT_DIR"}, Usage: "directory with drover-boot-linux-ARCH (default: next to drover)"},
+		},
+		Action: func(c *cli.Context) error { return a.build(c) },
+	}
+}
+
+type buildOutcome struct {
+	role    string
+	result  *rootfs.Result
+	err     error
+	skipped string
+	elapsed time.Duration
+}
+
+func (a *app) build(c *cli.Context) error {
+	f, err := a.requireFleet(c)
+	if err != nil {
+		return err
+	}
+	roles, err := selectRoles(f, c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	if c.Int("jobs") < 1 {
+		return usageError(fmt.Sprintf("--jobs must be at least 1, got %d", c.Int("jobs")), "")
+	}
+	epoch, _, err := rootfs.EpochFromEnv(a.env)
+	if err != nil {
+		return usageError(err.Error(), "unset SOURCE_DATE_EPOCH or give it seconds since 1970")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress := newBuildProgress(a.stdout, a.json(), c.Bool("verbose"))
+	defer progress.Close()
+	agentDir := c.String("agent-dir")
+	if agentDir == "" {
+		agentDir = rootfs.DefaultAgentDir(a.env)
+	}
+	cacheDir, _ := a.env("DROVER_CACHE_DIR")
+	opts := rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
+		Epoch: epoch, Force: c.Bool("force"), Progress: progress}
+
+	outcomes := make([]buildOutcome, len(roles))
+	sem := make(chan struct{}, c.Int("jobs"))
+	var wg sync.WaitGroup
+	for i, role := range roles {
+		wg.Add(1)
+		go func(i int, role *fleet.Role) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			outcomes[i] = buildRole(ctx, f, role, opts)
+			a.reportOutcome(progress, outcomes[i])
+		}(i, role)
+	}
+	wg.Wait()
+	return buildSummary(outcomes, ctx)
+}
+
+func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options) buildOutcome {
+	start := time.Now()
+	out := buildOutcome{role: role.Name}
+	req, err := rootfs.NewRequest(f, role, opts)
+	if errors.Is(err, rootfs.ErrNotYet) {
+		out.skipped = err.Error()
+		return out
+	}
+	if err != nil {
+		out.err = err
+		return out
+	}
+	out.result, out.err = rootfs.Build(ctx, req)
+	out.elapsed = time.Since(start)
+	return out
+}
+
+func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
+	switch {
+	case a.json() && o.skipped != "":
+		p.event(Event{Event: "skipped", Role: o.role, Error: o.skipped})
+	case a.json() && o.err != nil:
+		p.event(Event{Event: "failed", Role: o.role, Error: o.err.Error()})
+	case a.json():
+		p.event(Event{Event: "image", Role: o.role, Cached: o.result.Cached, Seconds: o.elapsed.Seconds(), Image: imageSummary(o.result.Manifest)})
+	case o.skipped != "":
+		p.Line(fmt.Sprintf("%s: skipped: %s", o.role, strings.TrimPrefix(o.skipped, "rootfs: ")))
+	case o.err != nil:
+		p.Line(fmt.Sprintf("%s: failed: %v", o.role, o.err))
+	case o.result.Cached:
+		p.Line(fmt.Sprintf("%s: up to date (%s)", o.role, o.result.Manifest.Identity))
+	default:
+		m := o.result.Manifest
+		p.Line(fmt.Sprintf("%s: built %s in %s (%s)", o.role, m.Identity, round(o.elapsed), artifactSizes(m)))
+	}
+}
+
+func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
+	var failedRoles []string
+	var first error
+	for _, o := range outcomes {
+		if o.err != nil {
+			failedRoles = append(failedRoles, o.role)
+			if first == nil {
+				first = o.err
+			}
+		}
+	}
+	if len(failedRoles) == 0 {
+		return nil
+	}
+	hint := "see the role's build.log; drover build --verbose shows the tools' output"
+	if ctx.Err() != nil {
+		hint = "the build was interrupted; nothing was added to the catalog"
+	}
+	return &failure{code: exitFailure, err: first, hint: hint,
+		reason: fmt.Sprintf("%d of %d role(s) failed: %s: %v", len(failedRoles), len(outcomes), failedRoles[0], first)}
+}
+
+func artifactSizes(m *images.Manifest) string {
+	var parts []string
+	for _, art := range m.Artifacts {
+		parts = append(parts, fmt.Sprintf("%s %s", art.Format, humanBytes(art.Size)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// selectRoles returns the named roles, or every role; an unknown name is a usage error.
+func selectRoles(f *fleet.Fleet, names []string) ([]*fleet.Role, error) {
+	if len(names) == 0 {
+		return f.Roles, nil
+	}
+	var out []*fleet.Role
+	for _, n := range names {
+		r := f.Role(n)
+		if r == nil {
+			var known []string
+			for _, r := range f.Roles {
+				known = append(known, r.Name)
+			}
+			return nil, usageError(fmt.Sprintf("no role %q in %s", n, f.Path), "roles: "+strings.Join(known, ", "))
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,154 @@
+//go:build e2e
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds drover and drover-boot built once for every e2e test of this package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drover-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	builds := [][]string{
+		{"build", "-o", filepath.Join(dir, "drover"), "."},
+		{"build", "-o", filepath.Join(dir, "drover-boot-linux-amd64"), "../drover-boot"},
+	}
+	for _, args := range builds {
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go %v: %v\n%s", args, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one run of the drover binary.
+type result struct {
+	code           int
+	stdout, stderr string
+	elapsed        time.Duration
+}
+
+// droverExec runs the real drover binary with the fleet and state of a test.
+func droverExec(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "drover"), args...)
+	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if exit, ok := err.(*exec.ExitError); ok {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("drover %v: %v", args, err)
+	}
+	t.Logf("drover %s: exit %d in %s\n%s%s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
+	return r
+}
+
+// copyDir copies a fleet directory so a test can change its files.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", src+"/.", dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bootAndGet boots a raw image under qemu (TCG, -snapshot so the image is never written), forwards a
+// loopback port to the guest's port 80, and waits for an HTTP 200. The VM is killed by its PID when
+// the test ends, whatever happened.
+func bootAndGet(t *testing.T, raw, firmware string, deadline time.Duration) (body string, bootTime time.Duration) {
+	t.Helper()
+	port := freePort(t)
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	args := []string{"-accel", "tcg", "-m", "1024", "-nographic", "-monitor", "none", "-serial", "file:" + serial,
+		"-no-reboot", "-drive", "file=" + raw + ",format=raw,if=virtio,snapshot=on",
+		"-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", port), "-device", "virtio-net-pci,netdev=n0"}
+	if firmware == "uefi" {
+		args = append(args, "-bios", "/usr/share/ovmf/OVMF.fd")
+	}
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	client := &http.Client{Timeout: 3 * time.Second}
+	for ctx.Err() == nil {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(b), time.Since(start)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	log, _ := os.ReadFile(serial)
+	lines := strings.Split(string(log), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	t.Fatalf("%s boot: no HTTP 200 on the host forward within %s; serial console tail:\n%s", firmware, deadline, strings.Join(lines, "\n"))
+	return "", 0
+}
+
+// mountsUnder lists mount points below a directory.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}

@@ -1,0 +1,96 @@
+package rootfs
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The units and files every image gets. drover-boot runs before the role's services (it is ordered
+// before multi-user.target, and later issues make role services require it); the first-boot unit
+// creates what hygiene removed: SSH host keys (systemd itself fills the empty /etc/machine-id).
+const (
+	agentPath = "/usr/local/bin/drover-boot"
+
+	droverBootUnit = `[Unit]
+Description=drover: report this instance's boot (and fetch its secrets)
+After=local-fs.target network.target
+Before=multi-user.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/drover-boot
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
+	firstBootUnit = `[Unit]
+Description=drover: create this instance's SSH host keys
+DefaultDependencies=no
+After=local-fs.target
+Before=ssh.service multi-user.target
+ConditionPathExists=/usr/bin/ssh-keygen
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+`
+
+	// Every NIC gets DHCP: the lab's qemu user network and the clouds' networks all offer it.
+	dhcpNetwork = `[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+`
+)
+
+// imageInfo is /etc/drover/image.json: who this image is, for drover-boot and for people.
+type imageInfo struct {
+	Role     string   `json:"role"`
+	Identity string   `json:"identity"`
+	Secrets  []string `json:"secrets"`
+}
+
+func imageInfoJSON(role, identity string, secrets []string) string {
+	if secrets == nil {
+		secrets = []string{}
+	}
+	b, _ := json.MarshalIndent(imageInfo{Role: role, Identity: identity, Secrets: secrets}, "", "  ")
+	return string(b) + "\n"
+}
+
+func fstab(rootUUID string) string {
+	return fmt.Sprintf("# drover: the root filesystem, found by UUID\nUUID=%s / ext4 errors=remount-ro 0 1\n", rootUUID)
+}
+
+// uuidFromIdentity derives the root filesystem UUID from the image identity, so equal inputs give
+// equal disks, and different images never share a UUID.
+func uuidFromIdentity(identity string) string {
+	h := strings.TrimPrefix(identity, "sha256:")
+	if len(h) < 32 {
+		h = (h + strings.Repeat("0", 32))[:32]
+	}
+	b := []byte(h[:32])
+	b[12] = '4' // version 4 layout, as tools expect of a random UUID
+	b[16] = "89ab"[hexValue(b[16])&3]
+	return fmt.Sprintf("%s-%s-%s-%s-%s", b[0:8], b[8:12], b[12:16], b[16:20], b[20:32])
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return 0
+}

@@ -1,0 +1,126 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/tree"
+)
+
+// ErrNotYet marks roles this builder cannot bake yet; drover build reports them in one line and goes
+// on with the others.
+var ErrNotYet = errors.New("not supported yet")
+
+// DefaultEpoch is SOURCE_DATE_EPOCH when neither the environment nor a base snapshot gives one: a
+// fixed time, so that equal inputs give equal bytes.
+var DefaultEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Options are what a build needs besides the fleet.
+type Options struct {
+	StateDir      string
+	CacheDir      string // base trees and .debs; default STATE/cache
+	DroverVersion string
+	AgentDir      string // where drover-boot-linux-ARCH binaries are
+	Epoch         time.Time
+	Force         bool
+	Progress      Progress
+}
+
+// BootPackages make a Debian tree boot as a VM: kernel, systemd, udev, networking, SSH.
+func BootPackages(arch string) []string {
+	return []string{"linux-image-" + arch, "initramfs-tools", "systemd-sysv", "udev", "dbus", "iproute2", "netbase",
+		"openssh-server", "ca-certificates"}
+}
+
+// AgentPath is the drover-boot binary for an architecture in a directory.
+func AgentPath(dir, arch string) string { return filepath.Join(dir, "drover-boot-linux-"+arch) }
+
+// EpochFromEnv reads SOURCE_DATE_EPOCH (seconds since 1970); ok is false when unset.
+func EpochFromEnv(lookup func(string) (string, bool)) (time.Time, bool, error) {
+	v, ok := lookup("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return time.Time{}, false, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("rootfs: SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	}
+	return time.Unix(n, 0).UTC(), true, nil
+}
+
+// NewRequest turns a role of the fleet into a build request. Roles that need a builder that is not
+// here yet return an error wrapping ErrNotYet.
+func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error) {
+	switch {
+	case role.Image.Builder == "rpi":
+		return Request{}, fmt.Errorf("rootfs: role %q: the Raspberry Pi SD-card builder: %w", role.Name, ErrNotYet)
+	case role.Deploy != nil && role.Deploy.Strategy == "raft":
+		return Request{}, fmt.Errorf("rootfs: role %q: the Vault server image (raft strategy): %w", role.Name, ErrNotYet)
+	}
+	base, err := images.ResolveBase(f, role)
+	if err != nil {
+		return Request{}, err
+	}
+	agent := AgentPath(opts.AgentDir, base.Arch)
+	agentSum, err := images.FileSHA256(agent)
+	if err != nil {
+		return Request{}, fmt.Errorf("rootfs: the drover-boot agent for %s: %w (go tool task build makes it; DROVER_BOOT_DIR points at it)", base.Arch, err)
+	}
+	in, err := images.ComputeInputs(f, role, opts.DroverVersion, agentSum)
+	if err != nil {
+		return Request{}, err
+	}
+	epoch := opts.Epoch
+	if epoch.IsZero() {
+		epoch = DefaultEpoch
+		if base.Snapshot != "" {
+			if t, err := time.Parse("20060102T150405Z", base.Snapshot); err == nil {
+				epoch = t
+			}
+		}
+	}
+	in.Epoch = epoch.Unix()
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Join(opts.StateDir, "cache")
+	}
+	req := Request{
+		Role:   role.Name,
+		Inputs: in,
+		Base: tree.BaseSpec{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
+			Components: base.Components, Packages: append(append(BootPackages(base.Arch), base.Packages...), role.Image.Packages...)},
+		Run:      role.Image.Run,
+		Disk:     Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},
+		Agent:    agent,
+		Epoch:    epoch,
+		Force:    opts.Force,
+		Catalog:  images.OpenCatalog(opts.StateDir),
+		Cache:    &tree.Cache{Dir: cacheDir},
+		Progress: opts.Progress,
+	}
+	for _, file := range role.Image.Files {
+		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
+	}
+	if a := role.Image.Ansible; a != nil {
+		req.Ansible = &Ansible{Playbook: a.Playbook, ExtraVars: a.ExtraVars}
+	}
+	return req, nil
+}
+
+// DefaultAgentDir is DROVER_BOOT_DIR, else the directory of the running drover executable.
+func DefaultAgentDir(lookup func(string) (string, bool)) string {
+	if d, ok := lookup("DROVER_BOOT_DIR"); ok && d != "" {
+		return d
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "."
+	}
+	return filepath.Dir(exe)
+}

@@ -1,0 +1,72 @@
+// Package rootfs is drover's VM image builder: a Debian tree from mmdebstrap, customized without
+// booting, cleaned, and assembled into a GPT disk that boots under UEFI and BIOS. It runs as a list of
+// packer-plugin-sdk multistep steps, one file each (step_*.go), each undoing its own side effects on
+// failure, and the same steps back the Packer builder in builder.go.
+package rootfs
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/tree"
+)
+
+// Request is one image build, independent of the fleet file so that Packer's config can fill it too.
+type Request struct {
+	Role     string
+	Inputs   images.Inputs
+	Base     tree.BaseSpec
+	Files    []tree.File
+	Run      []string
+	Ansible  *Ansible
+	Disk     Disk
+	Agent    string    // path of the drover-boot binary for the image's architecture
+	Epoch    time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
+	Force    bool      // build even when the catalog has the image
+	Catalog  *images.Catalog
+	Cache    *tree.Cache
+	Progress Progress // nil for none
+}
+
+// Ansible is a playbook run against the tree through Ansible's chroot connection.
+type Ansible struct {
+	Playbook  string
+	ExtraVars map[string]string
+}
+
+// Disk says what disk files to make.
+type Disk struct {
+	MinSize  int64
+	Headroom int // percent
+	Formats  []string
+}
+
+// Identity is the image's identity, the sha256 of its inputs.
+func (r *Request) Identity() string { return r.Inputs.Identity() }
+
+// Progress hears about every step of every build. Implementations must be safe for concurrent use:
+// several roles build at once.
+type Progress interface {
+	StepStarted(role, step string)
+	StepFinished(role, step string, elapsed time.Duration, err error)
+	// Output receives the build's tool output (mmdebstrap, apt, commands) line by line; the build log
+	// gets it too.
+	Output(role string) io.Writer
+}
+
+// StepError is a failed build: the role, the step and why.
+type StepError struct {
+	Role, Step string
+	Err        error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("build %s: %s: %v", e.Role, e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Result is what a build produced, or found already built.
+type Result struct {
+	Manifest *images.Manifest
+	Cached   bool // the catalog already had this identity; nothing was built
+}

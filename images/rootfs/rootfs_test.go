@@ -1,0 +1,141 @@
+package rootfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images"
+)
+
+func agentDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(AgentPath(dir, "amd64"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func webFleet() (*fleet.Fleet, *fleet.Role) {
+	content := "<h1>hi</h1>"
+	role := &fleet.Role{Name: "web", Image: fleet.Image{Base: "debian-bookworm", Builder: "debian", Packages: []string{"nginx"},
+		Files: []fleet.File{{Dest: "/var/www/html/index.html", Content: &content, Mode: 0o644, Owner: "root:root"}},
+		Disk:  fleet.Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}}
+	return &fleet.Fleet{Roles: []*fleet.Role{role}}, role
+}
+
+func TestUUIDFromIdentity(t *testing.T) {
+	u := uuidFromIdentity("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(u) {
+		t.Errorf("not a version-4 UUID: %s", u)
+	}
+	if u == uuidFromIdentity("sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") {
+		t.Error("two identities gave one UUID")
+	}
+}
+
+func TestNewRequest(t *testing.T) {
+	f, role := webFleet()
+	state := t.TempDir()
+	req, err := NewRequest(f, role, Options{StateDir: state, DroverVersion: "v1", AgentDir: agentDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Epoch != DefaultEpoch || req.Inputs.Epoch != DefaultEpoch.Unix() {
+		t.Errorf("epoch %v", req.Epoch)
+	}
+	pk := strings.Join(req.Base.Packages, " ")
+	if !strings.Contains(pk, "linux-image-amd64") || !strings.Contains(pk, "nginx") {
+		t.Errorf("base packages %q lack the boot packages or the role's", pk)
+	}
+	if req.Cache.Dir != filepath.Join(state, "cache") {
+		t.Errorf("cache dir %s", req.Cache.Dir)
+	}
+
+	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "drover-boot") {
+		t.Errorf("a missing agent: %v", err)
+	}
+	role.Image.Builder = "rpi"
+	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: agentDir(t)}); !errors.Is(err, ErrNotYet) {
+		t.Errorf("rpi builder: %v", err)
+	}
+	role.Image.Builder = "debian"
+	role.Deploy = &fleet.Deploy{Strategy: "raft"}
+	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: agentDir(t)}); !errors.Is(err, ErrNotYet) {
+		t.Errorf("vault (raft) role: %v", err)
+	}
+}
+
+
+
+// TestCachedImageIsNotRebuilt puts a manifest of the request's identity in the catalog: Build must
+// answer from it after the cache step alone, without any tool.
+func TestCachedImageIsNotRebuilt(t *testing.T) {
+	f, role := webFleet()
+	state := t.TempDir()
+	req, err := NewRequest(f, role, Options{StateDir: state, DroverVersion: "v1", AgentDir: agentDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging, err := req.Catalog.Stage(req.Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := staging.Commit(&images.Manifest{Identity: req.Identity(), Role: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), req)
+	if err != nil || !res.Cached || res.Manifest.Identity != req.Identity() {
+		t.Fatalf("Build = %+v, %v; want the cached image", res, err)
+	}
+}
+
+// TestFailureCleansStaging makes the base tree step fail (no mmdebstrap mirror at all) and checks that
+// the error names the role and step and that no staging directory or image is left.
+func TestFailureCleansStaging(t *testing.T) {
+	f, role := webFleet()
+	state := t.TempDir()
+	req, err := NewRequest(f, role, Options{StateDir: state, DroverVersion: "v1", AgentDir: agentDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Base.Suite = "" // rejected by the tree cache before anything runs
+	req.Base.Mirror = "not a url"
+	_, err = Build(context.Background(), req)
+	var se *StepError
+	if !errors.As(err, &se) || se.Role != "web" || se.Step != "base tree" {
+		t.Fatalf("error %v, want a StepError of web's base tree step", err)
+	}
+	entries, _ := os.ReadDir(req.Catalog.Dir)
+	if len(entries) != 0 {
+		t.Errorf("the catalog holds %d entries after a failed build", len(entries))
+	}
+}
+
+func TestPackerPrepare(t *testing.T) {
+	dir := agentDir(t)
+	state := t.TempDir()
+	b := &Builder{}
+	_, _, err := b.Prepare(map[string]interface{}{
+		"role": "web", "packages": []string{"nginx"}, "state_dir": state, "agent_dir": dir,
+		"file": []map[string]interface{}{{"dest": "/etc/motd", "content": "hello", "mode": "0600"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.req.Role != "web" || len(b.req.Files) != 1 || b.req.Files[0].Mode != 0o600 || !strings.HasPrefix(b.req.Identity(), "sha256:") {
+		t.Errorf("request %+v", b.req)
+	}
+	if spec := b.ConfigSpec(); spec["role"] == nil || spec["file"] == nil {
+		t.Error("the HCL2 spec lacks role or file")
+	}
+	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"state_dir": state, "agent_dir": dir}); err == nil {
+		t.Error("a config without role prepared")
+	}
+}

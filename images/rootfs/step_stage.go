@@ -1,0 +1,47 @@
+package rootfs
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+)
+
+// stepStage creates the staging directory the image is written into and opens the build log in it.
+// Its Cleanup removes the staging directory unless the manifest step committed it to the catalog.
+type stepStage struct {
+	log *os.File
+}
+
+func (s *stepStage) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	req := request(state)
+	staging, err := req.Catalog.Stage(req.Identity())
+	if err != nil {
+		return fail(state, err)
+	}
+	state.Put(keyStaging, staging)
+	s.log, err = os.Create(filepath.Join(staging.Dir, "build.log"))
+	if err != nil {
+		return fail(state, err)
+	}
+	var w io.Writer = s.log
+	if req.Progress != nil {
+		w = io.MultiWriter(s.log, req.Progress.Output(req.Role))
+	}
+	state.Put(keyLog, w)
+	return multistep.ActionContinue
+}
+
+func (s *stepStage) Cleanup(state multistep.StateBag) {
+	if s.log != nil {
+		_ = s.log.Close()
+	}
+	if _, committed := state.GetOk(keyResult); committed {
+		return
+	}
+	if v, ok := state.GetOk(keyStaging); ok {
+		_ = v.(interface{ Discard() error }).Discard()
+	}
+}

@@ -1,0 +1,224 @@
+package tree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// mirrorCheckTimeout bounds the check that the mirror answers: apt would
+// retry an unreachable mirror for much longer before giving up.
+const mirrorCheckTimeout = 15 * time.Second
+
+// build is one mmdebstrap run.
+type build struct {
+	spec    BaseSpec // normalized and valid
+	root    string   // the tree to create; must not exist
+	debs    string   // shared .deb cache, synced in
+	debsOut string   // where this build's .debs are synced out to
+	log     io.Writer
+}
+
+func (b build) run(ctx context.Context) error {
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		return fmt.Errorf("mmdebstrap not found (apt-get install mmdebstrap): %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("mmdebstrap --mode=root needs root")
+	}
+	if err := ensureEmulation(ctx, b.spec.Arch, b.log); err != nil {
+		return err
+	}
+	if err := checkMirror(ctx, b.spec.MirrorURL(), b.spec.Suite); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.debsOut, 0o755); err != nil {
+		return err
+	}
+	args, err := b.args()
+	if err != nil {
+		return err
+	}
+	if len(b.spec.Packages) > 0 {
+		// mmdebstrap installs the extra packages only after the essential
+		// ones, a minute or more in; a simulated run resolves the whole
+		// set in seconds, so an unknown or uninstallable package fails
+		// fast.
+		fmt.Fprintf(b.log, "tree: checking the package set with mmdebstrap --simulate\n")
+		if err := b.mmdebstrap(ctx, b.simulateArgs(), "mmdebstrap --simulate"); err != nil {
+			return err
+		}
+	}
+	if err := b.mmdebstrap(ctx, args, "mmdebstrap"); err != nil {
+		return err
+	}
+	// mmdebstrap copies the host's resolv.conf and hostname into the tree;
+	// the cached tree must not depend on the host it was built on. Run
+	// lends the host's resolver to commands while they run.
+	for _, p := range []string{"etc/resolv.conf", "etc/hostname"} {
+		if err := removeIfMissingOK(filepath.Join(b.root, p)); err != nil {
+			return err
+		}
+	}
+	harvestDebs(b.debsOut, b.debs, b.log)
+	return nil
+}
+
+// mmdebstrap runs mmdebstrap with args. In a private mount namespace,
+// its mounts of /proc, /sys and /dev in the tree vanish even if it is
+// killed before it unmounts them; in a private UTS namespace named
+// localhost, package scripts do not record the build host's name.
+func (b build) mmdebstrap(ctx context.Context, args []string, what string) error {
+	fmt.Fprintf(b.log, "+ %s\n", strings.Join(args, " "))
+	env, err := b.env()
+	if err != nil {
+		return err
+	}
+	f := run(ctx, command{
+		args:    append([]string{"/bin/sh", "-c", "echo localhost >/proc/sys/kernel/hostname && exec \"$@\"", "drover-mmdebstrap"}, args...),
+		env:     env,
+		log:     b.log,
+		isolate: true,
+	})
+	if f == nil {
+		return nil
+	}
+	se := f.asStepError("bootstrap", what+" "+b.spec.String())
+	if pkgs := unknownPackages(f.tail); len(pkgs) > 0 {
+		se.Err = fmt.Errorf("unknown package %s in %s: %w", strings.Join(pkgs, ", "), b.spec.MirrorURL(), se.Err)
+	}
+	return se
+}
+
+// simulateArgs is the command line of a simulated build of the same
+// package set: no tree, no hooks.
+func (b build) simulateArgs() []string {
+	args := []string{"mmdebstrap", "--simulate", "--mode=root", "--variant=apt",
+		"--architectures=" + b.spec.Arch,
+		"--components=" + strings.Join(b.spec.Components, ",")}
+	args = append(args, b.aptOpts()...)
+	return append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null", b.spec.MirrorURL())
+}
+
+// args is mmdebstrap's command line. The apt variant is Essential: yes
+// plus apt, the smallest set that still has a package manager; the caller
+// adds what makes the tree boot. Downloaded .debs are kept the way
+// mmdebstrap documents: the shared cache is synced into the tree's
+// /var/cache/apt/archives before the download step and synced out after
+// installation, with essential/unlink skipped so the essential packages
+// are still there to sync out (download/empty is skipped for mmdebstrap
+// 1.4 and later, which otherwise insist on an empty archive cache).
+// mmdebstrap's own cleanup removes apt lists and the archive cache from the
+// tree afterwards, so nothing later needs them.
+func (b build) args() ([]string, error) {
+	args := []string{
+		"mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
+		"--architectures=" + b.spec.Arch,
+		"--components=" + strings.Join(b.spec.Components, ","),
+		"--skip=essential/unlink,download/empty",
+		`--setup-hook=mkdir -p "$1/var/cache/apt/archives/"`,
+		"--setup-hook=sync-in " + b.debs + " /var/cache/apt/archives/",
+		"--customize-hook=sync-out /var/cache/apt/archives " + b.debsOut,
+	}
+	for _, p := range []string{b.debs, b.debsOut} {
+		if strings.ContainsAny(p, " \t\n\"'\\$`") {
+			return nil, fmt.Errorf("cache path %q has characters mmdebstrap's hooks cannot take", p)
+		}
+	}
+	args = append(args, b.aptOpts()...)
+	if len(b.spec.Packages) > 0 {
+		args = append(args, "--include="+strings.Join(b.spec.Packages, ","))
+	}
+	return append(args, b.spec.Suite, b.root, b.spec.MirrorURL()), nil
+}
+
+// aptOpts are apt options for mmdebstrap: a snapshot's Release files are
+// past their Valid-Until by design.
+func (b build) aptOpts() []string {
+	if b.spec.Snapshot == "" {
+		return nil
+	}
+	return []string{`--aptopt=Acquire::Check-Valid-Until "false"`}
+}
+
+// env is mmdebstrap's environment: the host's (it may need a proxy), with
+// SOURCE_DATE_EPOCH set to the snapshot time for reproducible output, or
+// removed without a snapshot so that the host's value does not change a
+// tree whose cache key does not include it.
+func (b build) env() ([]string, error) {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") {
+			env = append(env, kv)
+		}
+	}
+	t, err := b.spec.snapshotTime()
+	if err != nil {
+		return nil, err
+	}
+	if !t.IsZero() {
+		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(t.Unix(), 10))
+	}
+	return append(env, "LC_ALL=C.UTF-8"), nil
+}
+
+// unknownPackages picks apt's "Unable to locate package X" complaints
+// out of mmdebstrap's output.
+func unknownPackages(tail []string) []string {
+	re := regexp.MustCompile(`Unable to locate package (\S+)`)
+	var out []string
+	for _, l := range tail {
+		if m := re.FindStringSubmatch(l); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// checkMirror makes sure the mirror serves the suite before mmdebstrap
+// starts, so that an unreachable or wrong mirror fails in seconds with
+// a message naming it.
+func checkMirror(ctx context.Context, mirror, suite string) error {
+	u, err := url.Parse(mirror)
+	if err != nil {
+		return fmt.Errorf("invalid mirror %q: %w", mirror, err)
+	}
+	base := strings.TrimRight(mirror, "/") + "/dists/" + suite + "/"
+	if u.Scheme == "file" {
+		for _, name := range []string{"InRelease", "Release"} {
+			if _, err := os.Stat(filepath.Join(u.Path, "dists", suite, name)); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("mirror %s has no suite %q (no %sInRelease or Release)", mirror, suite, base)
+	}
+	ctx, cancel := context.WithTimeout(ctx, mirrorCheckTimeout)
+	defer cancel()
+	status := 0
+	for _, name := range []string{"InRelease", "Release"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+name, nil)
+		if err != nil {
+			return fmt.Errorf("invalid mirror %q: %w", mirror, err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("mirror %s is unreachable: %w", mirror, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		status = resp.StatusCode
+	}
+	return fmt.Errorf("mirror %s has no suite %q (%sInRelease: HTTP %d)", mirror, suite, base, status)
+}

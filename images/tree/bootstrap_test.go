@@ -1,0 +1,103 @@
+package tree
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestBuildArgs(t *testing.T) {
+	n, err := BaseSpec{Arch: "arm64", Snapshot: "20261101T000000Z", Packages: []string{"udev", "linux-image-arm64"},
+		Components: []string{"main", "non-free-firmware"}}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := build{spec: n, root: "/c/trees/k.tmp-1/root", debs: "/c/debs/bookworm-arm64", debsOut: "/c/trees/k.tmp-1/debs"}
+	args, err := b.args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--mode=root", "--variant=apt", "--architectures=arm64",
+		"--components=main,non-free-firmware", "--include=linux-image-arm64,udev",
+		"--setup-hook=sync-in /c/debs/bookworm-arm64 /var/cache/apt/archives/",
+		"--customize-hook=sync-out /var/cache/apt/archives /c/trees/k.tmp-1/debs",
+		"--skip=essential/unlink,download/empty", `--aptopt=Acquire::Check-Valid-Until "false"`} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args lack %q: %q", want, args)
+		}
+	}
+	tail := args[len(args)-3:]
+	if tail[0] != "bookworm" || tail[1] != b.root || tail[2] != "http://snapshot.debian.org/archive/debian/20261101T000000Z/" {
+		t.Errorf("suite, target, mirror = %q", tail)
+	}
+	env, _ := b.env()
+	if !slices.Contains(env, "SOURCE_DATE_EPOCH=1793491200") {
+		t.Error("snapshot time is not SOURCE_DATE_EPOCH")
+	}
+	b.debs = "/c/with space/debs"
+	if _, err := b.args(); err == nil {
+		t.Error("a cache path with a space was accepted")
+	}
+}
+
+func TestUnknownPackages(t *testing.T) {
+	got := unknownPackages([]string{"Building dependency tree...", "E: Unable to locate package nosuchpkg", "E: Unable to locate package other"})
+	if strings.Join(got, ",") != "nosuchpkg,other" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestCheckMirror(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/debian/dists/bookworm/InRelease" {
+			w.Write([]byte("signed"))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if err := checkMirror(ctx, srv.URL+"/debian", "bookworm"); err != nil {
+		t.Errorf("good mirror: %v", err)
+	}
+	if err := checkMirror(ctx, srv.URL+"/debian", "trixie"); err == nil || !strings.Contains(err.Error(), `has no suite "trixie"`) {
+		t.Errorf("missing suite: %v", err)
+	}
+	if err := checkMirror(ctx, "http://127.0.0.1:9/debian", "bookworm"); err == nil || !strings.Contains(err.Error(), "mirror http://127.0.0.1:9/debian is unreachable") {
+		t.Errorf("unreachable: %v", err)
+	}
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "dists/bookworm/Release"), "x")
+	if err := checkMirror(ctx, "file://"+dir, "bookworm"); err != nil {
+		t.Errorf("file mirror: %v", err)
+	}
+	if err := checkMirror(ctx, "file://"+dir, "trixie"); err == nil {
+		t.Error("file mirror without the suite passed")
+	}
+}
+
+func TestCacheBaseRejectsBadSpec(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	_, _, err := c.Base(context.Background(), BaseSpec{Packages: []string{"Bad Name"}}, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), `tree: bootstrap: invalid package name "Bad Name"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if entries, _ := os.ReadDir(c.Dir); len(entries) != 0 {
+		t.Errorf("cache dir touched: %v", entries)
+	}
+}
+
+func TestParseBinfmtEntry(t *testing.T) {
+	on, flags := parseBinfmtEntry("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\noffset 0\n")
+	if !on || flags != "POCF" {
+		t.Fatalf("got %v %q", on, flags)
+	}
+	if on, _ := parseBinfmtEntry("disabled\nflags: F\n"); on {
+		t.Fatal("disabled entry read as enabled")
+	}
+}

@@ -72,8 +72,6 @@ func TestNewRequest(t *testing.T) {
 	}
 }
 
-
-
 // TestCachedImageIsNotRebuilt puts a manifest of the request's identity in the catalog: Build must
 // answer from it after the cache step alone, without any tool.
 func TestCachedImageIsNotRebuilt(t *testing.T) {

@@ -73,6 +73,9 @@ type Options struct {
 	// OVMFPaths are the firmware files accepted, any one suffices; empty
 	// means the files Debian's ovmf package installs.
 	OVMFPaths []string
+	// FileRoot prefixes the data files the boot-loader checks look for (tests point it at a fake
+	// tree); empty means /.
+	FileRoot string
 	// BinfmtDir is where binfmt_misc is mounted; empty means
 	// /proc/sys/fs/binfmt_misc.
 	BinfmtDir string
@@ -145,10 +148,14 @@ func checks() []check {
 		toolCheck("qemu-system-x86_64", "qemu-system-x86", "boots images in the local lab", "qemu-system-x86_64"),
 		toolCheck("qemu-img", "qemu-utils", "converts raw disks to qcow2", "qemu-img"),
 		toolCheck("mmdebstrap", "mmdebstrap", "builds the Debian root trees", "mmdebstrap"),
-		toolCheck("mkfs.ext4", "e2fsprogs", "makes the root file system without loop devices", "mkfs.ext4"),
+		toolCheck("mkfs.ext4", "e2fsprogs", "makes the root file system without loop devices", "mkfs.ext4", "debugfs"),
 		toolCheck("mtools", "mtools", "fills the EFI system partition", "mcopy", "mmd"),
 		toolCheck("mkfs.vfat", "dosfstools", "makes the EFI system partition", "mkfs.vfat"),
 		toolCheck("sfdisk", "fdisk", "partitions the disk images", "sfdisk"),
+		fileCheck("grub-efi", "grub-efi-amd64-bin", "boots its disks under UEFI with GRUB", "/usr/lib/grub/x86_64-efi/linux.mod"),
+		toolCheck("grub-mkimage", "grub-common", "builds the UEFI boot loader", "grub-mkimage"),
+		toolCheck("syslinux", "syslinux", "boots its disks under BIOS", "syslinux"),
+		fileCheck("gptmbr", "syslinux-common", "boots GPT disks under BIOS", "/usr/lib/syslinux/mbr/gptmbr.bin"),
 		{name: "ovmf", run: checkOVMF},
 		toolCheck("knot", "knot", "serves DNS for the lab's cutovers", "knotd", "keymgr"),
 		anyToolCheck("knsupdate", "knot-dnsutils", "sends RFC 2136 updates to the lab DNS", "knsupdate", "nsupdate"),

@@ -15,7 +15,8 @@ import (
 func wantNames() []string {
 	return []string{
 		"qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mtools", "mkfs.vfat",
-		"sfdisk", "ovmf", "knot", "knsupdate", "binfmt-arm64", "kvm", "tcg", "disk-space",
+		"sfdisk", "grub-efi", "grub-mkimage", "syslinux", "gptmbr", "ovmf", "knot", "knsupdate",
+		"binfmt-arm64", "kvm", "tcg", "disk-space",
 	}
 }
 
@@ -76,6 +77,7 @@ func TestRunAllMissing(t *testing.T) {
 		PATH:      empty,
 		Dir:       t.TempDir(),
 		OVMFPaths: []string{filepath.Join(empty, "OVMF.fd")},
+		FileRoot:  empty,
 		BinfmtDir: empty,
 		KVMDevice: filepath.Join(empty, "kvm"),
 	})
@@ -90,6 +92,10 @@ func TestRunAllMissing(t *testing.T) {
 		"mtools":             {"mtools"},
 		"mkfs.vfat":          {"dosfstools"},
 		"sfdisk":             {"fdisk"},
+		"grub-efi":           {"grub-efi-amd64-bin"},
+		"grub-mkimage":       {"grub-common"},
+		"syslinux":           {"syslinux"},
+		"gptmbr":             {"syslinux-common"},
 		"ovmf":               {"ovmf"},
 		"knot":               {"knot"},
 		"knsupdate":          {"knot-dnsutils"},
@@ -121,10 +127,19 @@ func TestRunAllMissing(t *testing.T) {
 func TestRunAllPresent(t *testing.T) {
 	bins := fakeBins(t, "exit 3", // what qemu exits with when the probe guest ran
 		"qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mcopy", "mmd",
-		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "qemu-aarch64-static", "update-binfmts")
+		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "qemu-aarch64-static", "update-binfmts",
+		"debugfs", "grub-mkimage", "syslinux")
 	other := t.TempDir()
+	files := t.TempDir()
+	for _, f := range []string{"usr/lib/grub/x86_64-efi/linux.mod", "usr/lib/syslinux/mbr/gptmbr.bin"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(files, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, files, f, "x", 0o644)
+	}
 	rs := Run(context.Background(), Options{
 		PATH:      bins,
+		FileRoot:  files,
 		Dir:       t.TempDir(),
 		OVMFPaths: []string{filepath.Join(other, "missing.fd"), writeFile(t, other, "OVMF_CODE.fd", "fw", 0o644)},
 		BinfmtDir: binfmtDir(t, "enabled", enabledEntry),

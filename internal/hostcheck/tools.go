@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -63,4 +64,21 @@ func checkOVMF(_ context.Context, o Options) Result {
 		Fix:      installFix("ovmf"),
 		Packages: []string{"ovmf"},
 	}
+}
+
+// fileCheck passes when every one of files exists: boot loader parts are data files, not commands.
+func fileCheck(name, pkg, why string, files ...string) check {
+	return check{name: name, run: func(_ context.Context, o Options) Result {
+		for _, f := range files {
+			if _, err := os.Stat(filepath.Join("/", o.FileRoot, f)); err != nil {
+				return Result{
+					Status:   StatusFail,
+					Detail:   fmt.Sprintf("%s not found (drover %s)", f, why),
+					Fix:      installFix(pkg),
+					Packages: []string{pkg},
+				}
+			}
+		}
+		return Result{Status: StatusOK, Detail: strings.Join(files, ", ")}
+	}}
 }

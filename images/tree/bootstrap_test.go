@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBuildArgs(t *testing.T) {
@@ -99,5 +100,40 @@ func TestParseBinfmtEntry(t *testing.T) {
 	}
 	if on, _ := parseBinfmtEntry("disabled\nflags: F\n"); on {
 		t.Fatal("disabled entry read as enabled")
+	}
+}
+
+func TestLockKeyWaitsAndCancels(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k.lock")
+	unlock, err := lockKey(context.Background(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	if _, err := lockKey(ctx, p, &log); err == nil || !strings.Contains(err.Error(), "waiting for lock") {
+		t.Fatalf("second lock: %v", err)
+	}
+	if !strings.Contains(log.String(), "waiting for another build") {
+		t.Errorf("log %q", log.String())
+	}
+	done := make(chan error)
+	go func() {
+		u, err := lockKey(context.Background(), p, nil)
+		if err == nil {
+			u()
+		}
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter did not get the lock after release")
 	}
 }

@@ -88,7 +88,11 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	if err != nil {
 		return "", false, fmt.Errorf("cache directory: %w", err)
 	}
-	defer removeTree(work) // only the .debs staging is left after the rename
+	defer func() { // after the rename only the .debs staging is left
+		if err := removeTree(work); err != nil {
+			fmt.Fprintf(log, "tree: warning: %v\n", err)
+		}
+	}()
 	// MkdirTemp makes it 0700; apt's unprivileged _apt user must get
 	// through it to download into the tree.
 	if err := os.Chmod(work, 0o755); err != nil {
@@ -117,6 +121,9 @@ func isDir(p string) bool {
 // lockKey takes an exclusive flock on path, waiting while another build
 // holds it, and returns the unlock function.
 func lockKey(ctx context.Context, path string, log io.Writer) (func(), error) {
+	if log == nil {
+		log = io.Discard
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)

@@ -11,9 +11,12 @@ import (
 	"time"
 )
 
-var testHost = hostIdentity{
-	names:  []string{"buildhost.example.com", "buildhost"},
-	resolv: []byte("nameserver 10.255.255.53\nsearch example.com\n"),
+// testHost is a build host whose traces the fake trees carry.
+func testHost() hostIdentity {
+	return hostIdentity{
+		names:  []string{"buildhost.example.com", "buildhost"},
+		resolv: []byte("nameserver 10.255.255.53\nsearch example.com\n"),
+	}
 }
 
 func TestHygiene(t *testing.T) {
@@ -47,7 +50,7 @@ func TestHygiene(t *testing.T) {
 		"etc/hostname":                               "buildhost\n",
 		"etc/mailname":                               "buildhost.example.com\n",
 		"etc/hosts":                                  "127.0.0.1\tlocalhost\n127.0.1.1\tbuildhost.example.com buildhost # build\n10.0.0.5 db.internal\n",
-		"etc/resolv.conf":                            string(testHost.resolv),
+		"etc/resolv.conf":                            string(testHost().resolv),
 		"var/lib/dpkg/status-old":                    "x",
 		"var/lib/dpkg/status":                        "x",
 		"var/cache/debconf/config.dat-old":           "x",
@@ -78,7 +81,7 @@ func TestHygiene(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := hygiene(root, epoch, testHost); err != nil {
+	if err := hygiene(root, epoch, testHost()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -155,7 +158,7 @@ func TestHygieneKeepsRoleValues(t *testing.T) {
 		"etc/resolv.conf": "nameserver 192.0.2.53\n",
 		"etc/hosts":       "127.0.0.1 localhost\n127.0.1.1 web1\n",
 	})
-	if err := hygiene(root, time.Unix(1700000000, 0), testHost); err != nil {
+	if err := hygiene(root, time.Unix(1700000000, 0), testHost()); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]string{

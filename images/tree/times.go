@@ -10,15 +10,12 @@ import (
 	"unsafe"
 )
 
-// utimeOmit tells utimensat to leave a timestamp as it is.
-const utimeOmit = (1 << 30) - 2
-
-// atFDCWD makes utimensat take a path relative to the working directory
-// (or absolute), like the plain *at-less calls.
-const atFDCWD = -100
-
-// atSymlinkNofollow makes utimensat change a symlink itself.
-const atSymlinkNofollow = 0x100
+// utimensat(2) constants the syscall package does not export.
+const (
+	utimeOmit         = (1 << 30) - 2 // leave this timestamp as it is
+	atFDCWD           = -100          // path is relative to the working directory (or absolute)
+	atSymlinkNofollow = 0x100         // change a symlink itself, not its target
+)
 
 // clampTimes sets every access and modification time in the tree that is
 // later than epoch to epoch, without following symlinks (a link's own

@@ -112,9 +112,6 @@ func TestE2ECustomize(t *testing.T) {
 			t.Errorf("left after hygiene: %v", m)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, sshKeygenDropIn)); err != nil {
-		t.Errorf("no ssh host key drop-in: %v", err)
-	}
 	newest := time.Time{}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil {

@@ -125,9 +125,6 @@ func TestHygiene(t *testing.T) {
 		"var/lib/dpkg/status":     "x",
 		"usr/sbin/policy-rc.d":    "#!/bin/sh\nexit 0\n", // the role's own, put back
 		"etc/hosts":               "127.0.0.1\tlocalhost\n10.0.0.5 db.internal\n",
-		sshKeygenDropIn[1:]: "# drover: SSH host keys are removed from images so that every machine\n" +
-			"# has its own; create them before sshd starts.\n[Service]\nExecStartPre=\n" +
-			"ExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n",
 	}
 	for p, want := range kept {
 		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
@@ -170,10 +167,6 @@ func TestHygieneKeepsRoleValues(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
 		}
-	}
-	// No openssh-server: no drop-in.
-	if _, err := os.Lstat(filepath.Join(root, sshKeygenDropIn)); err == nil {
-		t.Error("ssh drop-in written without ssh.service")
 	}
 }
 

@@ -63,6 +63,14 @@ type AnsibleInput struct {
 	ExtraVars map[string]string `json:"extra_vars,omitempty"`
 }
 
+// BootPackages make a Debian tree boot as a VM: kernel, systemd, udev, networking with DHCP and a
+// resolver, SSH. Every image of the debian builder has them; test trees use the same list so that
+// they share the base-tree cache with real builds.
+func BootPackages(arch string) []string {
+	return []string{"linux-image-" + arch, "initramfs-tools", "systemd-sysv", "udev", "dbus", "iproute2", "netbase",
+		"systemd-resolved", "openssh-server", "ca-certificates"}
+}
+
 // ResolveBase returns the base a role's image names, with the role's arch override applied.
 func ResolveBase(f *fleet.Fleet, role *fleet.Role) (fleet.Base, error) {
 	b := f.Base(role.Image.Base)

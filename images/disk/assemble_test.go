@@ -75,7 +75,7 @@ func TestAssembleFakeTree(t *testing.T) {
 		t.Errorf("Result.SHA256 %s is not the file's %s", a.SHA256, sum)
 	}
 	checkPartitions(t, a.Path)
-	l := newLayout(mustUUID(t, testRootUUID), a.ESPSize, a.RootSize)
+	l := newLayout(amd64, mustUUID(t, testRootUUID), a.ESPSize, a.RootSize)
 	checkRootFS(t, extract(t, a.Path, l.rootStart, l.rootSize))
 	checkESP(t, extract(t, a.Path, l.espStart, l.espSize))
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {

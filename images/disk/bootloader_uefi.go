@@ -6,14 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 )
-
-// espEFIPath is the removable-media boot path UEFI firmware tries without
-// any NVRAM boot entry, which a freshly made image never has.
-const espEFIPath = "EFI/BOOT/BOOTX64.EFI"
 
 // grubEFIModules are linked into the GRUB image. Everything the embedded
 // grub.cfg uses is built in, so GRUB never reads modules from disk.
@@ -27,12 +24,14 @@ func grubEFIModules() []string {
 
 // renderGrubCfg is the whole GRUB configuration: no menu, no timeout, find
 // the root filesystem by UUID and boot the tree's own kernel from it.
-func renderGrubCfg(root uuid, k bootFiles, cmdline string) string {
+func renderGrubCfg(a arch, root uuid, k bootFiles, cmdline string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by drover; embedded in %s.\n", espEFIPath)
-	fmt.Fprintf(&b, "serial --unit=0 --speed=115200\n")
-	fmt.Fprintf(&b, "terminal_input console serial\n")
-	fmt.Fprintf(&b, "terminal_output console serial\n")
+	fmt.Fprintf(&b, "# Written by drover; embedded in %s.\n", a.efiBinary)
+	if a.grubSerial {
+		fmt.Fprintf(&b, "serial --unit=0 --speed=115200\n")
+		fmt.Fprintf(&b, "terminal_input console serial\n")
+		fmt.Fprintf(&b, "terminal_output console serial\n")
+	}
 	fmt.Fprintf(&b, "search --no-floppy --fs-uuid --set=root %s\n", root)
 	fmt.Fprintf(&b, "echo 'drover: booting %s'\n", k.version)
 	fmt.Fprintf(&b, "linux /%s %s\n", k.kernel, grubWords(cmdline))
@@ -68,10 +67,12 @@ func memdiskTar(cfg string, epoch time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// makeGrubEFI builds GRUB as one EFI binary in workDir: the modules linked
-// in, grub.cfg in a memdisk that is also the prefix. It needs nothing from
-// the ESP or the root filesystem but the kernel and initrd.
-func makeGrubEFI(ctx context.Context, workDir, cfg string, epoch time.Time) (string, error) {
+// makeGrubEFI builds GRUB for a as one EFI binary in workDir: the modules
+// linked in, grub.cfg in a memdisk that is also the prefix. It needs
+// nothing from the ESP or the root filesystem but the kernel and initrd.
+// grub-mkimage only links modules, so it builds for any architecture
+// whose modules are installed, on any host.
+func makeGrubEFI(ctx context.Context, a arch, workDir, cfg string, epoch time.Time) (string, error) {
 	tarball, err := memdiskTar(cfg, epoch)
 	if err != nil {
 		return "", err
@@ -80,8 +81,8 @@ func makeGrubEFI(ctx context.Context, workDir, cfg string, epoch time.Time) (str
 	if err := os.WriteFile(memdisk, tarball, 0o644); err != nil {
 		return "", fmt.Errorf("disk: grub memdisk: %w", err)
 	}
-	out := filepath.Join(workDir, "BOOTX64.EFI")
-	args := []string{"grub-mkimage", "-O", "x86_64-efi", "-o", out,
+	out := filepath.Join(workDir, path.Base(a.efiBinary))
+	args := []string{"grub-mkimage", "-O", a.grubFormat, "-d", a.grubModules, "-o", out,
 		"-p", "(memdisk)/boot/grub", "-m", memdisk}
 	_, err = run(ctx, command{step: "uefi bootloader", args: append(args, grubEFIModules()...)})
 	return out, err

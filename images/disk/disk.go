@@ -4,16 +4,18 @@
 // The disk is made without root privileges, loop devices or mounts: every
 // filesystem is built in a plain file by tools that write files (mkfs.ext4
 // -d, mkfs.vfat and mtools, sfdisk) and the pieces are copied into place.
-// It boots under UEFI (GRUB as one EFI binary that reads the kernel from
-// the ext4 root) and under legacy BIOS (syslinux's gptmbr.bin chaining to
-// syslinux on the ESP, which holds a copy of the kernel and initrd), with
-// the console on ttyS0.
+// An amd64 disk boots under UEFI (GRUB as one EFI binary that reads the
+// kernel from the ext4 root) and under legacy BIOS (syslinux's gptmbr.bin
+// chaining to syslinux on the ESP, which holds a copy of the kernel and
+// initrd), with the console on ttyS0. An arm64 disk boots under UEFI only,
+// the one way arm64 machines boot, with the same GRUB setup built for
+// arm64 and the console on ttyAMA0.
 //
-// Layout: GPT; partition 1 is a FAT32 ESP marked LegacyBIOSBootable,
-// partition 2 the ext4 root ("Linux root (x86-64)" type), last on the disk
-// so it can be grown in place.
+// Layout: GPT; partition 1 is a FAT32 ESP (marked LegacyBIOSBootable on
+// amd64), partition 2 the ext4 root ("Linux root" type of the
+// architecture), last on the disk so it can be grown in place.
 //
-// Both bootloaders boot the kernel version found at build time by its
+// The bootloaders boot the kernel version found at build time by its
 // versioned name, and BIOS boot uses the ESP's copy: a kernel upgraded
 // inside a running machine is not booted. That suits immutable images,
 // where every change is a new image.
@@ -33,6 +35,9 @@ import (
 
 // Spec says what disk to make.
 type Spec struct {
+	// Arch is the Debian architecture the disk boots on: ArchAMD64 (the
+	// default when empty) or ArchARM64. It must be the tree's.
+	Arch string
 	// Tree is a Debian root filesystem tree with /boot/vmlinuz-VERSION and
 	// /boot/initrd.img-VERSION; the newest such pair is booted. Assemble
 	// only reads it.
@@ -53,7 +58,8 @@ type Spec struct {
 	// zero means DefaultHeadroom (Headroom{Bytes: 1} for next to none).
 	Headroom Headroom
 	// KernelCmdline is appended to the kernel command line drover sets
-	// (root=UUID=... rw console=tty0 console=ttyS0,115200n8).
+	// (root=UUID=... rw console=tty0 console=ttyS0,115200n8; ttyAMA0 on
+	// arm64).
 	KernelCmdline string
 	// SourceDateEpoch stamps everything the tools create (filesystem
 	// superblocks, ESP files). Zero means the newest mtime in the tree.
@@ -67,18 +73,21 @@ type Result struct {
 	RootSize      int64  // bytes, root partition and filesystem
 	ESPSize       int64  // bytes
 	SHA256        string // hex, of the whole raw file: the artifact digest
-	KernelVersion string // the kernel both bootloaders boot
-	Cmdline       string // the kernel command line both bootloaders pass
+	KernelVersion string // the kernel the bootloaders boot
+	Cmdline       string // the kernel command line the bootloaders pass
 }
 
 // Assemble makes a bootable raw disk from s.Tree at s.Output.
 func Assemble(ctx context.Context, s Spec) (Result, error) {
-	root, serial, err := s.check()
+	a, root, serial, err := s.check()
 	if err != nil {
 		return Result{}, err
 	}
 	info, err := scanTree(s.Tree)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := checkKernelArch(filepath.Join(s.Tree, info.kernel.kernel), a); err != nil {
 		return Result{}, err
 	}
 	epoch := s.SourceDateEpoch
@@ -90,40 +99,45 @@ func Assemble(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, fmt.Errorf("disk: %w", err)
 	}
 	defer os.RemoveAll(work)
-	b := builder{spec: s, root: root, serial: serial, info: info, epoch: epoch, work: work}
+	b := builder{spec: s, arch: a, root: root, serial: serial, info: info, epoch: epoch, work: work}
 	return b.build(ctx)
 }
 
 // check validates the spec and the host before any work is done.
-func (s Spec) check() (uuid, string, error) {
+func (s Spec) check() (arch, uuid, string, error) {
 	switch {
 	case s.Tree == "":
-		return uuid{}, "", fmt.Errorf("disk: spec: Tree is empty")
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Tree is empty")
 	case s.Output == "":
-		return uuid{}, "", fmt.Errorf("disk: spec: Output is empty")
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Output is empty")
 	case s.MinRootSize < 0 || s.Headroom.Bytes < 0 || s.Headroom.Fraction < 0:
-		return uuid{}, "", fmt.Errorf("disk: spec: sizes must not be negative")
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: sizes must not be negative")
+	}
+	a, err := lookupArch(s.Arch)
+	if err != nil {
+		return arch{}, uuid{}, "", err
 	}
 	if fi, err := os.Stat(s.Tree); err != nil || !fi.IsDir() {
-		return uuid{}, "", fmt.Errorf("disk: spec: Tree %s is not a directory", s.Tree)
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Tree %s is not a directory", s.Tree)
 	}
 	root, err := parseUUID(s.RootUUID)
 	if err != nil {
-		return uuid{}, "", fmt.Errorf("disk: spec: RootUUID: %w", err)
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: RootUUID: %w", err)
 	}
 	serial, err := espSerial(s.ESPSerial, root)
 	if err != nil {
-		return uuid{}, "", err
+		return arch{}, uuid{}, "", err
 	}
 	if err := checkCmdline(s.KernelCmdline); err != nil {
-		return uuid{}, "", err
+		return arch{}, uuid{}, "", err
 	}
-	return root, serial, checkTools(assembleTools())
+	return a, root, serial, checkTools(a.assembleTools())
 }
 
 // builder carries one Assemble call's state through its steps.
 type builder struct {
 	spec   Spec
+	arch   arch
 	root   uuid
 	serial string
 	info   treeInfo
@@ -132,7 +146,7 @@ type builder struct {
 }
 
 func (b builder) build(ctx context.Context) (Result, error) {
-	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: kernelCmdline(b.root, b.spec.KernelCmdline)}
+	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: b.arch.kernelCmdline(b.root, b.spec.KernelCmdline)}
 	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
 	rootImg := filepath.Join(b.work, "root.ext4")
 	err := makeRootFS(ctx, rootfsSpec{
@@ -152,15 +166,15 @@ func (b builder) build(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res.ESPSize = espSize(content)
-	l := newLayout(b.root, res.ESPSize, res.RootSize)
+	l := newLayout(b.arch, b.root, res.ESPSize, res.RootSize)
 	espImg := filepath.Join(b.work, "esp.vfat")
 	err = makeESP(ctx, espSpec{image: espImg, size: l.espSize, serial: b.serial,
-		startLBA: l.espStart / sectorSize, epoch: b.epoch, files: files})
+		startLBA: l.espStart / sectorSize, epoch: b.epoch, files: files, syslinux: b.arch.bios})
 	if err != nil {
 		return Result{}, err
 	}
 	raw := filepath.Join(b.work, "disk.raw")
-	if err := writeDisk(ctx, raw, l, espImg, rootImg); err != nil {
+	if err := writeDisk(ctx, raw, l, espImg, rootImg, b.arch.bios); err != nil {
 		return Result{}, err
 	}
 	if res.SHA256, err = sha256File(raw); err != nil {
@@ -174,36 +188,42 @@ func (b builder) build(ctx context.Context) (Result, error) {
 }
 
 // espFiles builds the bootloader files and lists everything that goes
-// onto the ESP, in the order it is copied.
+// onto the ESP, in the order it is copied: GRUB, then on architectures
+// that boot BIOS syslinux's config and its copy of the kernel and initrd.
 func (b builder) espFiles(ctx context.Context, cmdline string) ([]espFile, error) {
 	k := b.info.kernel
-	efi, err := makeGrubEFI(ctx, b.work, renderGrubCfg(b.root, k, cmdline), b.epoch)
+	efi, err := makeGrubEFI(ctx, b.arch, b.work, renderGrubCfg(b.arch, b.root, k, cmdline), b.epoch)
 	if err != nil {
 		return nil, err
+	}
+	files := []espFile{{src: efi, dst: b.arch.efiBinary}}
+	if !b.arch.bios {
+		return files, nil
 	}
 	cfg, err := writeTextFile(b.work, "syslinux.cfg", renderSyslinuxCfg(k, cmdline))
 	if err != nil {
 		return nil, err
 	}
-	return []espFile{
-		{src: efi, dst: espEFIPath},
-		{src: cfg, dst: syslinuxDir + "/syslinux.cfg"},
-		{src: filepath.Join(b.spec.Tree, k.kernel), dst: espKernel(k)},
-		{src: filepath.Join(b.spec.Tree, k.initrd), dst: espInitrd(k)},
-	}, nil
+	return append(files,
+		espFile{src: cfg, dst: syslinuxDir + "/syslinux.cfg"},
+		espFile{src: filepath.Join(b.spec.Tree, k.kernel), dst: espKernel(k)},
+		espFile{src: filepath.Join(b.spec.Tree, k.initrd), dst: espInitrd(k)},
+	), nil
 }
 
-// writeDisk makes the raw disk at path: partition table, BIOS boot code,
-// then the ESP and root filesystems copied to their partitions.
-func writeDisk(ctx context.Context, path string, l layout, espImg, rootImg string) error {
+// writeDisk makes the raw disk at path: partition table, BIOS boot code
+// when bios, then the ESP and root filesystems copied to their partitions.
+func writeDisk(ctx context.Context, path string, l layout, espImg, rootImg string, bios bool) error {
 	if err := createSized(path, l.total); err != nil {
 		return err
 	}
 	if err := writePartitionTable(ctx, path, l); err != nil {
 		return err
 	}
-	if err := writeGPTMBR(path); err != nil {
-		return err
+	if bios {
+		if err := writeGPTMBR(path); err != nil {
+			return err
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {

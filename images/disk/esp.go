@@ -34,11 +34,12 @@ type espSpec struct {
 	startLBA int64  // where the ESP starts on the disk
 	epoch    time.Time
 	files    []espFile
+	syslinux bool // install syslinux for BIOS boot
 }
 
 // makeESP builds the FAT32 ESP as a plain file: mkfs.vfat, then syslinux
-// (it must come first, while ldlinux.sys can still go anywhere), then the
-// files through mtools. --invariant plus a fixed volume ID and
+// if wanted (it must come first, while ldlinux.sys can still go anywhere),
+// then the files through mtools. --invariant plus a fixed volume ID and
 // SOURCE_DATE_EPOCH make it the same on every run.
 func makeESP(ctx context.Context, s espSpec) error {
 	if err := createSized(s.image, s.size); err != nil {
@@ -53,18 +54,21 @@ func makeESP(ctx context.Context, s espSpec) error {
 		return err
 	}
 	env := mtoolsEnv(s.epoch)
-	if err := installSyslinux(ctx, s.image, env); err != nil {
-		return err
+	if s.syslinux {
+		if err := installSyslinux(ctx, s.image, env); err != nil {
+			return err
+		}
 	}
-	return copyToESP(ctx, s.image, s.files, env)
+	return copyToESP(ctx, s, env)
 }
 
 // copyToESP creates the directories the files need, in order, then copies
 // the files in the order given, so FAT directory entries and clusters are
 // laid out the same every time.
-func copyToESP(ctx context.Context, image string, files []espFile, env []string) error {
-	made := map[string]bool{".": true, syslinuxDir: true}
-	for _, f := range files {
+func copyToESP(ctx context.Context, s espSpec, env []string) error {
+	image := s.image
+	made := map[string]bool{".": true, syslinuxDir: s.syslinux} // installSyslinux made it
+	for _, f := range s.files {
 		for _, dir := range parentDirs(path.Dir(f.dst)) {
 			if made[dir] {
 				continue

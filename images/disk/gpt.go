@@ -15,16 +15,17 @@ const (
 	// the 33-sector backup GPT and keeps the disk size a whole MiB.
 	partAlign = mib
 
-	// espType is the UEFI System Partition.
+	// espType is the UEFI System Partition. The root partition's type
+	// depends on the architecture: see arch.rootType.
 	espType = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-	// rootType is "Linux root (x86-64)" from the Discoverable Partitions
-	// Specification, so tools like systemd-repart know what the partition is.
-	rootType = "4F68BCE3-E8CD-4C1D-96E7-FBCAF984B709"
 )
 
 // layout is where everything goes on the disk, in bytes.
 type layout struct {
 	diskGUID, espGUID, rootGUID uuid
+	rootType                    string
+	// biosBootable marks the ESP LegacyBIOSBootable for gptmbr.bin.
+	biosBootable bool
 
 	espStart, espSize   int64
 	rootStart, rootSize int64
@@ -34,14 +35,16 @@ type layout struct {
 // newLayout places the ESP first (so its VBR is what gptmbr.bin chains to
 // and the root partition can be grown in place at the end of the disk) and
 // the root partition right after it. Sizes must be whole MiB.
-func newLayout(root uuid, espSize, rootSize int64) layout {
+func newLayout(a arch, root uuid, espSize, rootSize int64) layout {
 	l := layout{
-		diskGUID: root.derive("gpt-disk"),
-		espGUID:  root.derive("gpt-esp"),
-		rootGUID: root.derive("gpt-root"),
-		espStart: partAlign,
-		espSize:  espSize,
-		rootSize: rootSize,
+		diskGUID:     root.derive("gpt-disk"),
+		espGUID:      root.derive("gpt-esp"),
+		rootGUID:     root.derive("gpt-root"),
+		rootType:     a.rootType,
+		biosBootable: a.bios,
+		espStart:     partAlign,
+		espSize:      espSize,
+		rootSize:     rootSize,
 	}
 	l.rootStart = l.espStart + l.espSize
 	l.total = l.rootStart + l.rootSize + partAlign
@@ -57,10 +60,14 @@ func (l layout) sfdiskScript() string {
 	fmt.Fprintf(&b, "unit: sectors\n")
 	fmt.Fprintf(&b, "first-lba: %d\n", partAlign/sectorSize)
 	fmt.Fprintf(&b, "sector-size: %d\n\n", sectorSize)
-	fmt.Fprintf(&b, "start=%d, size=%d, type=%s, uuid=%s, name=\"ESP\", attrs=\"LegacyBIOSBootable\"\n",
-		l.espStart/sectorSize, l.espSize/sectorSize, espType, strings.ToUpper(l.espGUID.String()))
+	attrs := ""
+	if l.biosBootable {
+		attrs = `, attrs="LegacyBIOSBootable"`
+	}
+	fmt.Fprintf(&b, "start=%d, size=%d, type=%s, uuid=%s, name=\"ESP\"%s\n",
+		l.espStart/sectorSize, l.espSize/sectorSize, espType, strings.ToUpper(l.espGUID.String()), attrs)
 	fmt.Fprintf(&b, "start=%d, size=%d, type=%s, uuid=%s, name=\"root\"\n",
-		l.rootStart/sectorSize, l.rootSize/sectorSize, rootType, strings.ToUpper(l.rootGUID.String()))
+		l.rootStart/sectorSize, l.rootSize/sectorSize, l.rootType, strings.ToUpper(l.rootGUID.String()))
 	return b.String()
 }
 

@@ -52,7 +52,7 @@ func TestESPSize(t *testing.T) {
 }
 
 func TestLayoutLeavesRoomForBackupGPT(t *testing.T) {
-	l := newLayout(mustUUID(t, testRootUUID), 64*mib, 1000*mib)
+	l := newLayout(amd64, mustUUID(t, testRootUUID), 64*mib, 1000*mib)
 	const backupGPT = 33 * sectorSize
 	if end := l.rootStart + l.rootSize; end+backupGPT > l.total {
 		t.Errorf("root ends at %d, backup GPT needs %d bytes before %d", end, backupGPT, l.total)

@@ -12,6 +12,8 @@ import (
 
 const testRootUUID = "3d1f0c2e-6f1c-4b7a-9a51-0f0a3c1b2d4e"
 
+var amd64 = arches[ArchAMD64]
+
 func mustUUID(t *testing.T, s string) uuid {
 	t.Helper()
 	u, err := parseUUID(s)
@@ -45,23 +47,23 @@ func testBootFiles() bootFiles {
 }
 
 func TestSfdiskScriptGolden(t *testing.T) {
-	l := newLayout(mustUUID(t, testRootUUID), 64*mib, 1024*mib)
+	l := newLayout(amd64, mustUUID(t, testRootUUID), 64*mib, 1024*mib)
 	golden(t, "sfdisk.golden", l.sfdiskScript())
 }
 
 func TestGrubCfgGolden(t *testing.T) {
 	root := mustUUID(t, testRootUUID)
-	golden(t, "grub.cfg.golden", renderGrubCfg(root, testBootFiles(), kernelCmdline(root, "quiet x=$y")))
+	golden(t, "grub.cfg.golden", renderGrubCfg(amd64, root, testBootFiles(), amd64.kernelCmdline(root, "quiet x=$y")))
 }
 
 func TestSyslinuxCfgGolden(t *testing.T) {
 	root := mustUUID(t, testRootUUID)
-	golden(t, "syslinux.cfg.golden", renderSyslinuxCfg(testBootFiles(), kernelCmdline(root, "quiet")))
+	golden(t, "syslinux.cfg.golden", renderSyslinuxCfg(testBootFiles(), amd64.kernelCmdline(root, "quiet")))
 }
 
 func TestKernelCmdline(t *testing.T) {
 	root := mustUUID(t, testRootUUID)
-	got := kernelCmdline(root, "  net.ifnames=0 ")
+	got := amd64.kernelCmdline(root, "  net.ifnames=0 ")
 	want := "root=UUID=" + testRootUUID + " rw console=tty0 console=ttyS0,115200n8 net.ifnames=0"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)

@@ -14,25 +14,41 @@ type Tool struct {
 	Package string
 }
 
-// RequiredTools lists what Assemble and ToQcow2 run or read.
+// RequiredTools lists what Assemble and ToQcow2 run or read for an amd64
+// disk, the default.
 func RequiredTools() []Tool {
-	return append(assembleTools(), Tool{"qemu-img", "qemu-utils"})
+	tools, _ := RequiredToolsArch(ArchAMD64)
+	return tools
 }
 
-// assembleTools lists what Assemble runs or reads.
-func assembleTools() []Tool {
-	return []Tool{
+// RequiredToolsArch lists what Assemble and ToQcow2 run or read for a disk
+// of the architecture arch (as in Spec.Arch), on this host.
+func RequiredToolsArch(arch string) ([]Tool, error) {
+	a, err := lookupArch(arch)
+	if err != nil {
+		return nil, err
+	}
+	return append(a.assembleTools(), Tool{"qemu-img", "qemu-utils"}), nil
+}
+
+// assembleTools lists what Assemble runs or reads: the filesystem tools,
+// GRUB for the architecture and, where the disk boots BIOS, syslinux.
+func (a arch) assembleTools() []Tool {
+	tools := []Tool{
 		{"sfdisk", "fdisk"},
 		{"mkfs.ext4", "e2fsprogs"},
 		{"debugfs", "e2fsprogs"},
 		{"mkfs.vfat", "dosfstools"},
 		{"mmd", "mtools"},
 		{"mcopy", "mtools"},
-		{"syslinux", "syslinux"},
-		{gptMBRPath, "syslinux-common"},
-		{"grub-mkimage", "grub-common"},
-		{"/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"},
 	}
+	if a.bios {
+		tools = append(tools, Tool{"syslinux", "syslinux"}, Tool{gptMBRPath, "syslinux-common"})
+	}
+	return append(tools,
+		Tool{"grub-mkimage", "grub-common"},
+		Tool{a.grubModules + "/linux.mod", a.grubPackage},
+	)
 }
 
 // checkTools fails with one error naming every missing tool and the
@@ -48,7 +64,23 @@ func checkTools(tools []Tool) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("disk: missing %s (apt-get install %s)", strings.Join(missing, ", "), strings.Join(uniq(pkgs), " "))
+	return fmt.Errorf("disk: missing %s (%s)", strings.Join(missing, ", "), installHint(uniq(pkgs)))
+}
+
+// installHint is the command that installs pkgs. A package qualified with
+// a foreign architecture (pkg:arm64) needs that architecture added to dpkg
+// first, or apt cannot find it at all.
+func installHint(pkgs []string) string {
+	var steps []string
+	for _, p := range pkgs {
+		if _, a, ok := strings.Cut(p, ":"); ok {
+			steps = append(steps, "dpkg --add-architecture "+a)
+		}
+	}
+	if steps = uniq(steps); len(steps) > 0 {
+		steps = append(steps, "apt-get update")
+	}
+	return strings.Join(append(steps, "apt-get install "+strings.Join(pkgs, " ")), " && ")
 }
 
 func toolPresent(name string) bool {

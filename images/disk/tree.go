@@ -134,7 +134,7 @@ func findKernel(root string) (bootFiles, error) {
 		}
 	}
 	if len(versions) == 0 {
-		return bootFiles{}, fmt.Errorf("disk: tree %s has no /boot/vmlinuz-VERSION with a /boot/initrd.img-VERSION (install linux-image-amd64 and initramfs-tools)", root)
+		return bootFiles{}, fmt.Errorf("disk: tree %s has no /boot/vmlinuz-VERSION with a /boot/initrd.img-VERSION (install linux-image-amd64 or linux-image-arm64, and initramfs-tools)", root)
 	}
 	sort.Slice(versions, func(i, j int) bool { return compareVersions(versions[i], versions[j]) < 0 })
 	v := versions[len(versions)-1]

@@ -32,12 +32,6 @@ type Options struct {
 	Progress      Progress
 }
 
-// BootPackages make a Debian tree boot as a VM: kernel, systemd, udev, networking, SSH.
-func BootPackages(arch string) []string {
-	return []string{"linux-image-" + arch, "initramfs-tools", "systemd-sysv", "udev", "dbus", "iproute2", "netbase",
-		"openssh-server", "ca-certificates"}
-}
-
 // AgentPath is the drover-boot binary for an architecture in a directory.
 func AgentPath(dir, arch string) string { return filepath.Join(dir, "drover-boot-linux-"+arch) }
 
@@ -94,7 +88,7 @@ func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error)
 		Role:   role.Name,
 		Inputs: in,
 		Base: tree.BaseSpec{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
-			Components: base.Components, Packages: append(append(BootPackages(base.Arch), base.Packages...), role.Image.Packages...)},
+			Components: base.Components, Packages: append(append(images.BootPackages(base.Arch), base.Packages...), role.Image.Packages...)},
 		Run:      role.Image.Run,
 		Disk:     Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},
 		Agent:    agent,

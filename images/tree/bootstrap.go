@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,8 +65,12 @@ func (b build) run(ctx context.Context) error {
 	}
 	// mmdebstrap copies the host's resolv.conf and hostname into the tree;
 	// the cached tree must not depend on the host it was built on. Run
-	// lends the host's resolver to commands while they run.
+	// lends the host's resolver to commands while they run. A symlink is
+	// the tree's own (systemd-resolved's stub) and stays.
 	for _, p := range []string{"etc/resolv.conf", "etc/hostname"} {
+		if fi, err := os.Lstat(filepath.Join(b.root, p)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			continue
+		}
 		if err := removeIfMissingOK(filepath.Join(b.root, p)); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -29,10 +30,14 @@ const (
 	deadlineMargin = 10 * time.Second
 )
 
-// DefaultPackages make a tree that boots to a login prompt on its own: a
-// kernel, an initramfs generator, systemd as init and udev.
-func DefaultPackages() []string {
-	return []string{"initramfs-tools", "linux-image-amd64", "systemd-sysv", "udev"}
+// DefaultPackages make an amd64 tree that boots to a login prompt on its
+// own: a kernel, an initramfs generator, systemd as init and udev.
+func DefaultPackages() []string { return DefaultPackagesArch("amd64") }
+
+// DefaultPackagesArch is DefaultPackages for the Debian architecture arch:
+// only the kernel package is named after it.
+func DefaultPackagesArch(arch string) []string {
+	return []string{"initramfs-tools", "linux-image-" + arch, "systemd-sysv", "udev"}
 }
 
 // CacheDir is where trees are kept: $DROVER_TEST_CACHE, or
@@ -52,7 +57,16 @@ func CacheDir() string {
 // DROVER_TEST_MIRROR to use another mirror than mmdebstrap's default.
 func BaseTree(t testing.TB, packages ...string) string {
 	t.Helper()
-	pkgs := slices.Sorted(slices.Values(append(DefaultPackages(), packages...)))
+	return BaseTreeArch(t, "amd64", packages...)
+}
+
+// BaseTreeArch is BaseTree for the Debian architecture arch (amd64,
+// arm64), with DefaultPackagesArch(arch). A tree of another architecture
+// than the host's is built through qemu-user-static and binfmt_misc,
+// which it sets up if needed; expect it to take several times longer.
+func BaseTreeArch(t testing.TB, arch string, packages ...string) string {
+	t.Helper()
+	pkgs := slices.Sorted(slices.Values(append(DefaultPackagesArch(arch), packages...)))
 	pkgs = slices.Compact(pkgs)
 	if os.Geteuid() != 0 {
 		t.Fatalf("disktest: building a tree needs root (mmdebstrap --mode=root)")
@@ -60,20 +74,58 @@ func BaseTree(t testing.TB, packages ...string) string {
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		t.Fatalf("disktest: mmdebstrap not found (apt-get install mmdebstrap)")
 	}
-	dir := filepath.Join(CacheDir(), "trees", treeKey(pkgs))
+	dir := filepath.Join(CacheDir(), "trees", treeKey(arch, pkgs))
 	unlock := lock(t, dir+".lock")
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return filepath.Join(dir, "root")
 	}
-	build(t, dir, pkgs)
+	if err := enableForeignArch(arch); err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	build(t, dir, arch, pkgs)
 	return filepath.Join(dir, "root")
 }
 
-// treeKey names a tree by everything that goes into it.
-func treeKey(pkgs []string) string {
-	h := sha256.Sum256([]byte("suite=" + Suite + "\narch=amd64\nvariant=apt\npackages=" + strings.Join(pkgs, ",") + "\n"))
-	return Suite + "-" + hex.EncodeToString(h[:8])
+// treeKey names a tree by everything that goes into it. The amd64 key is
+// unchanged from before trees had an architecture, so caches stay valid.
+func treeKey(arch string, pkgs []string) string {
+	h := sha256.Sum256([]byte("suite=" + Suite + "\narch=" + arch + "\nvariant=apt\npackages=" + strings.Join(pkgs, ",") + "\n"))
+	name := Suite
+	if arch != "amd64" {
+		name += "-" + arch
+	}
+	return name + "-" + hex.EncodeToString(h[:8])
+}
+
+// qemuArch maps Debian architecture names to qemu-user's.
+var qemuArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
+
+// enableForeignArch makes sure the kernel runs arch's binaries through
+// qemu-user-static, which mmdebstrap needs to run maintainer scripts in a
+// foreign tree: binfmt_misc mounted and qemu's handler enabled. Nothing is
+// done for the host's own architecture.
+func enableForeignArch(arch string) error {
+	if arch == runtime.GOARCH {
+		return nil
+	}
+	q, ok := qemuArch[arch]
+	if !ok {
+		return fmt.Errorf("unknown architecture %q", arch)
+	}
+	const binfmt = "/proc/sys/fs/binfmt_misc"
+	if _, err := os.Stat(filepath.Join(binfmt, "register")); err != nil {
+		if out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", binfmt).CombinedOutput(); err != nil {
+			return fmt.Errorf("mount binfmt_misc: %w: %s", err, out)
+		}
+	}
+	if st, err := os.ReadFile(filepath.Join(binfmt, "qemu-"+q)); err == nil && strings.HasPrefix(string(st), "enabled") {
+		return nil
+	}
+	if out, err := exec.Command("update-binfmts", "--enable", "qemu-"+q).CombinedOutput(); err != nil {
+		return fmt.Errorf("update-binfmts --enable qemu-%s: %w: %s (apt-get install qemu-user-static binfmt-support)", q, err, out)
+	}
+	return nil
 }
 
 // lock takes an exclusive flock on path, so parallel test processes build
@@ -96,7 +148,7 @@ func lock(t testing.TB, path string) func() {
 
 // build runs mmdebstrap into a temporary directory next to dir and renames
 // it into place when complete, so a killed build leaves no half tree.
-func build(t testing.TB, dir string, pkgs []string) {
+func build(t testing.TB, dir, arch string, pkgs []string) {
 	t.Helper()
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
@@ -106,7 +158,7 @@ func build(t testing.TB, dir string, pkgs []string) {
 	}
 	ctx, cancel := buildContext(t)
 	defer cancel()
-	args := []string{"--mode=root", "--variant=apt",
+	args := []string{"--mode=root", "--variant=apt", "--arch=" + arch,
 		// Snapshot-style mirrors serve Release files past their Valid-Until.
 		`--aptopt=Acquire::Check-Valid-Until "false"`, `--aptopt=Acquire::Check-Date "false"`,
 		"--include=" + strings.Join(pkgs, ","),
@@ -115,14 +167,14 @@ func build(t testing.TB, dir string, pkgs []string) {
 		args = append(args, m)
 	}
 	start := time.Now()
-	t.Logf("disktest: building %s tree with %s (cached in %s)", Suite, strings.Join(pkgs, ","), dir)
+	t.Logf("disktest: building %s %s tree with %s (cached in %s)", Suite, arch, strings.Join(pkgs, ","), dir)
 	out, err := exec.CommandContext(ctx, "mmdebstrap", args...).CombinedOutput()
 	if err != nil {
 		os.RemoveAll(tmp)
 		t.Fatalf("disktest: mmdebstrap %s: %v (a cold build can outlast go test's default -timeout 10m; use -timeout 30m)\n%s",
 			strings.Join(args, " "), err, tail(string(out), 30))
 	}
-	note := fmt.Sprintf("suite=%s packages=%s built=%s took=%s\n", Suite, strings.Join(pkgs, ","), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	note := fmt.Sprintf("suite=%s arch=%s packages=%s built=%s took=%s\n", Suite, arch, strings.Join(pkgs, ","), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(note), 0o644); err != nil {
 		t.Fatalf("disktest: %v", err)
 	}

@@ -5,16 +5,33 @@ import (
 	"testing"
 )
 
-func TestTreeKeyDependsOnPackagesOnly(t *testing.T) {
-	a := treeKey([]string{"a", "b"})
-	if a != treeKey([]string{"a", "b"}) {
+func TestTreeKeyDependsOnPackagesAndArch(t *testing.T) {
+	a := treeKey("amd64", []string{"a", "b"})
+	if a != treeKey("amd64", []string{"a", "b"}) {
 		t.Fatal("treeKey is not deterministic")
 	}
-	if a == treeKey([]string{"a", "b", "c"}) {
+	if a == treeKey("amd64", []string{"a", "b", "c"}) {
 		t.Fatal("different package lists share a key")
 	}
 	if !strings.HasPrefix(a, Suite+"-") {
 		t.Errorf("key %q does not name the suite", a)
+	}
+	// The amd64 key predates architectures: trees cached then stay valid.
+	if want := Suite + "-4a69306af9106cba"; a != want {
+		t.Errorf("amd64 key = %q, want %q", a, want)
+	}
+	arm := treeKey("arm64", []string{"a", "b"})
+	if arm == a || !strings.HasPrefix(arm, Suite+"-arm64-") {
+		t.Errorf("arm64 key %q (amd64 %q)", arm, a)
+	}
+}
+
+func TestDefaultPackagesArch(t *testing.T) {
+	if got := strings.Join(DefaultPackages(), ","); got != "initramfs-tools,linux-image-amd64,systemd-sysv,udev" {
+		t.Errorf("DefaultPackages = %s", got)
+	}
+	if got := strings.Join(DefaultPackagesArch("arm64"), ","); !strings.Contains(got, "linux-image-arm64") {
+		t.Errorf("DefaultPackagesArch(arm64) = %s", got)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/images"
-	"github.com/drover-dev/drover/images/rootfs"
 )
 
 func main() {
@@ -119,9 +118,14 @@ func (b *bench) floor(i int) (time.Duration, error) {
 	img := filepath.Join(b.work, fmt.Sprintf("floor-%d.ext4", i))
 	defer os.RemoveAll(tree)
 	defer os.Remove(img)
-	pkgs := append(rootfs.BootPackages("amd64"), "nginx")
+	pkgs := append(images.BootPackages("amd64"), "nginx")
 	start := time.Now()
-	if err := sh("mmdebstrap", "--mode=root", "--variant=apt", "--include="+strings.Join(pkgs, ","), "bookworm", tree, "http://deb.debian.org/debian"); err != nil {
+	// The same dpkg options drover uses (no fsync, no docs): the floor does the same work, minus drover.
+	args := []string{"--mode=root", "--variant=apt", "--dpkgopt=force-unsafe-io", "--dpkgopt=path-exclude=/usr/share/man/*",
+		"--dpkgopt=path-exclude=/usr/share/info/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
+		"--dpkgopt=path-include=/usr/share/doc/*/copyright", "--include=" + strings.Join(pkgs, ","),
+		"bookworm", tree, "http://deb.debian.org/debian"}
+	if err := sh("mmdebstrap", args...); err != nil {
 		return 0, err
 	}
 	size, err := duBytes(tree)

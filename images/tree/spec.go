@@ -27,7 +27,7 @@ const (
 	snapshotLayout = "20060102T150405Z"
 	// keyVersion changes whenever the way a base tree is built changes,
 	// so that trees cached by an older recipe are not reused.
-	keyVersion = "drover tree base v1"
+	keyVersion = "drover-tree/2"
 )
 
 // BaseSpec describes a base tree. Zero fields take defaults: Suite

@@ -20,6 +20,12 @@ type Config struct {
 	Firmware string `hcl:"firmware,optional"`
 	// Network is the loopback range instances get their addresses from, such as "127.0.10.0/24".
 	Network string `hcl:"network,optional"`
+	// OVMF is the UEFI firmware file for firmware "uefi".
+	OVMF string `hcl:"ovmf,optional"`
+	// Isolate cuts the guests off from the host and the outside (user-mode networking with
+	// restrict=on): only the port forwards reach them. Off by default, because guests fetch their
+	// secrets from a Vault on the host at boot.
+	Isolate bool `hcl:"isolate,optional"`
 }
 
 // NewDefaultConfig returns the defaults, with DROVER_QEMU_ACCEL and DROVER_QEMU_MEMORY applied.
@@ -30,6 +36,7 @@ func NewDefaultConfig(env config.LookupEnv) *Config {
 		Accel:    config.String(env, "DROVER_QEMU_ACCEL", "auto"),
 		Firmware: "uefi",
 		Network:  "127.0.10.0/24",
+		OVMF:     "/usr/share/ovmf/OVMF.fd",
 	}
 }
 
@@ -44,6 +51,8 @@ func (c *Config) Validate() error {
 		return config.Errorf("accel", "must be \"auto\", \"kvm\" or \"tcg\", got %q", c.Accel)
 	case c.Firmware != "uefi" && c.Firmware != "bios":
 		return config.Errorf("firmware", "must be \"uefi\" or \"bios\", got %q", c.Firmware)
+	case c.Firmware == "uefi" && c.OVMF == "":
+		return config.Errorf("ovmf", "must name the UEFI firmware file when firmware is \"uefi\"")
 	}
 	p, err := netip.ParsePrefix(c.Network)
 	if err != nil || !p.Addr().IsLoopback() || !p.Addr().Is4() || p.Bits() > 30 {

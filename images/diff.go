@@ -35,7 +35,7 @@ type FileChange struct {
 
 // DiffImages compares two images' package lists and file indexes.
 func (c *Catalog) DiffImages(a, b *Manifest) (*Diff, error) {
-	d := &Diff{From: a.Identity, To: b.Identity}
+	d := &Diff{From: a.Identity, To: b.Identity, Added: []Package{}, Removed: []Package{}, Changed: []PackageChange{}, Files: []FileChange{}}
 	pa, pb := map[string]Package{}, map[string]Package{}
 	for _, p := range a.Packages {
 		pa[p.Name+":"+p.Arch] = p

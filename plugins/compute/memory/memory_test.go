@@ -1,0 +1,32 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/compute/computetest"
+	"github.com/drover-dev/drover/plugins/compute/memory"
+)
+
+func TestContract(t *testing.T) {
+	computetest.Run(t, func(*testing.T) compute.Provider { return memory.New() }, computetest.Options{Parallel: true})
+}
+
+func TestKill(t *testing.T) {
+	p := memory.New()
+	in, err := p.Launch(t.Context(), compute.Spec{Token: "t", Labels: map[string]string{"role": "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill(in.ID)
+	got, err := p.Instances(t.Context(), compute.Selector{"role": "web"})
+	if err != nil || len(got) != 1 || got[0].State != compute.Terminated {
+		t.Fatalf("after Kill: %+v, %v; want one terminated instance", got, err)
+	}
+	if err := p.Terminate(t.Context(), in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.Instances(t.Context(), nil); len(got) != 0 {
+		t.Fatalf("after Terminate: %+v", got)
+	}
+}

@@ -1,0 +1,42 @@
+//go:build e2e
+
+package qemu_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/compute/computetest"
+	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/config"
+)
+
+// TestContract runs the compute contract suite against real qemu processes.
+// The image is a blank disk under SeaBIOS: the suite needs VMs, not guests,
+// and a firmware that finds nothing to boot costs next to no CPU.
+func TestContract(t *testing.T) {
+	blank := filepath.Join(t.TempDir(), "blank.raw")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	computetest.Run(t, func(t *testing.T) compute.Provider {
+		cfg := qemu.NewDefaultConfig(config.OS())
+		cfg.Firmware, cfg.Memory, cfg.Accel = "bios", 128, "tcg"
+		cfg.Network = "127.0.11.0/24"
+		dir := t.TempDir()
+		killAll(t, dir)
+		p, err := qemu.New(cfg, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}, computetest.Options{
+		Image:       compute.Image{Identity: "blank", Path: blank},
+		Ports:       []int{8080, 8443},
+		Timeout:     2 * time.Minute,
+		Concurrency: 4,
+	})
+}

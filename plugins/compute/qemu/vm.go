@@ -1,0 +1,207 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// errForward is how start reports that qemu could not bind a host forward,
+// so Launch can try another address.
+var errForward = errors.New("host forward unavailable")
+
+// launchTimeout bounds qemu's own start (not the guest's boot).
+const launchTimeout = time.Minute
+
+// killTimeout is how long a VM gets to exit after SIGTERM, and then after
+// SIGKILL.
+const killTimeout = 5 * time.Second
+
+// imageFormat tells qcow2 from raw by the qcow2 magic, which is cheaper than
+// asking qemu-img and cannot be fooled by a raw disk's content at offset 0
+// (a partition table starts there).
+func imageFormat(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("qemu: image: %w", err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil {
+		return "", fmt.Errorf("qemu: image %s: %w", path, err)
+	}
+	if bytes.Equal(magic, []byte("QFI\xfb")) {
+		return "qcow2", nil
+	}
+	return "raw", nil
+}
+
+// createOverlay makes the instance's disk: a qcow2 file whose reads fall
+// through to the shared image, so the image itself is never written.
+func createOverlay(ctx context.Context, dir string, img imageRef) error {
+	overlay := filepath.Join(dir, overlayFile)
+	os.Remove(overlay) // left by a launch that died half way
+	out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2",
+		"-F", img.Format, "-b", img.Path, overlay).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("qemu: overlay of %s: %w: %s", img.Path, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// args is qemu's command line for an instance. Paths are absolute, except
+// the QMP socket's when it is too long for a sockaddr (108 bytes): then qemu
+// binds it relative to its working directory, the instance directory.
+func (p *Provider) args(r *record, dir, accel string) []string {
+	// Commas separate qemu's suboptions; a comma in a value is doubled.
+	esc := func(path string) string { return strings.ReplaceAll(path, ",", ",,") }
+	qmp := filepath.Join(dir, monitorFile)
+	if len(qmp) >= 100 {
+		qmp = monitorFile
+	}
+	netdev := "user,id=n0"
+	if p.cfg.Isolate {
+		netdev += ",restrict=on"
+	}
+	for _, port := range r.Ports {
+		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", r.Address, port, port)
+	}
+	a := []string{
+		"-name", "guest=" + r.ID,
+		"-accel", accel,
+		"-m", strconv.Itoa(p.cfg.Memory),
+		"-smp", strconv.Itoa(p.cfg.CPUs),
+		"-display", "none", "-nodefaults", "-no-user-config",
+		"-drive", "file=" + esc(filepath.Join(dir, overlayFile)) + ",format=qcow2,if=virtio",
+		"-netdev", netdev,
+		"-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-rng-pci",
+		"-serial", "file:" + filepath.Join(dir, consoleFile),
+		"-qmp", "unix:" + esc(qmp) + ",server=on,wait=off",
+		"-pidfile", filepath.Join(dir, pidFile),
+		"-daemonize",
+	}
+	if accel == "kvm" {
+		a = append(a, "-cpu", "host")
+	}
+	if p.cfg.Firmware == "uefi" {
+		a = append(a, "-bios", p.cfg.OVMF)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, userFile)); err == nil && fi.Size() > 0 {
+		a = append(a, "-fw_cfg", "name=opt/drover/user-data,file="+esc(filepath.Join(dir, userFile)))
+	}
+	return a
+}
+
+// start runs qemu for r and returns the VM's PID. qemu daemonizes itself:
+// the process start waits for exits once the VM is set up (disk opened,
+// forwards bound, monitor listening), and the VM runs on in its own session,
+// a child of init, so it outlives drover.
+//
+// The launcher is not killed when ctx ends: its daemon child could then be
+// left half started, with no pid file yet to find it by. It gets
+// launchTimeout on its own instead, and a VM started for a ctx that ended
+// meanwhile is killed before start returns.
+func (p *Provider) start(ctx context.Context, r *record, accel string) (int, error) {
+	dir := p.instanceDir(r.ID)
+	pidPath := filepath.Join(dir, pidFile)
+	os.Remove(pidPath)
+	os.Remove(filepath.Join(dir, monitorFile))
+	log, err := os.Create(filepath.Join(dir, launchLog))
+	if err != nil {
+		return 0, fmt.Errorf("qemu: %w", err)
+	}
+	defer log.Close()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(lctx, "qemu-system-x86_64", p.args(r, dir, accel)...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.WaitDelay = killTimeout
+	runErr := cmd.Run()
+	pid, pidErr := readPID(pidPath)
+	if runErr == nil && pidErr == nil && running(pid, dir) && ctx.Err() == nil {
+		return pid, nil
+	}
+	if pidErr == nil {
+		kill(pid, dir) // half started, or started after all while ctx ended
+	}
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("qemu: starting %s: %w", r.ID, context.Cause(ctx))
+	}
+	msg, _ := os.ReadFile(filepath.Join(dir, launchLog))
+	text := strings.TrimSpace(string(msg))
+	if runErr == nil {
+		runErr = fmt.Errorf("no running qemu after start (pid file: %v)", pidErr)
+	}
+	if strings.Contains(text, "host forwarding rule") {
+		return 0, fmt.Errorf("qemu: starting %s on %s: %w: %s", r.ID, r.Address, errForward, text)
+	}
+	return 0, fmt.Errorf("qemu: starting %s: %w: %s", r.ID, runErr, text)
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("qemu: pid file %s: %q is not a pid", path, b)
+	}
+	return pid, nil
+}
+
+// running reports whether pid is a live qemu of the instance in dir. A PID
+// alone is not proof: after a reboot or a long time it may belong to
+// another process, so the command line must name the instance's pid file.
+// Zombies (a VM that exited and was not yet reaped) do not count.
+func running(pid int, dir string) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv := strings.Split(string(cmdline), "\x00")
+	return strings.Contains(filepath.Base(argv[0]), "qemu-system") &&
+		bytes.Contains(cmdline, []byte("\x00"+filepath.Join(dir, pidFile)+"\x00"))
+}
+
+// kill stops the VM of dir with SIGTERM (qemu exits at once, like pulling
+// the power: the instance is stateless), then SIGKILL, and waits until it
+// is gone.
+func kill(pid int, dir string) error {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if !running(pid, dir) {
+			return nil
+		}
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("qemu: killing pid %d: %w", pid, err)
+		}
+		for deadline := time.Now().Add(killTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if !running(pid, dir) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("qemu: pid %d still runs after SIGKILL", pid)
+}

@@ -129,7 +129,7 @@ func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
 	case o.skipped != "":
 		p.Line(fmt.Sprintf("%s: skipped: %s", o.role, strings.TrimPrefix(o.skipped, "rootfs: ")))
 	case o.err != nil:
-		p.Line(fmt.Sprintf("%s: failed: %v", o.role, o.err))
+		p.Line(fmt.Sprintf("%s: failed: %s", o.role, describeBuildError(o.err)))
 	case o.result.Cached:
 		p.Line(fmt.Sprintf("%s: up to date (%s)", o.role, o.result.Manifest.Identity))
 	default:
@@ -157,7 +157,7 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 		hint = "the build was interrupted; nothing was added to the catalog"
 	}
 	return &failure{code: exitFailure, err: first, hint: hint,
-		reason: fmt.Sprintf("%d of %d role(s) failed: %s: %v", len(failedRoles), len(outcomes), failedRoles[0], first)}
+		reason: fmt.Sprintf("%d of %d role(s) failed (%s): %s", len(failedRoles), len(outcomes), strings.Join(failedRoles, ", "), firstLine(first))}
 }
 
 func artifactSizes(m *images.Manifest) string {
@@ -168,6 +168,23 @@ func artifactSizes(m *images.Manifest) string {
 	return strings.Join(parts, ", ")
 }
 
+// describeBuildError says which step failed and why, without repeating the role and the package
+// prefixes the error collected on its way up.
+func describeBuildError(err error) string {
+	var se *rootfs.StepError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("step %q: %s", se.Step, strings.TrimPrefix(strings.TrimPrefix(se.Err.Error(), "tree: "), se.Step+": "))
+	}
+	return err.Error()
+}
+
+// firstLine is the first line of an error: the failure line of a command stays one line; the tool
+// output that follows is in the role's line above and its build log.
+func firstLine(err error) string {
+	line, _, _ := strings.Cut(describeBuildError(err), "\n")
+	return line
+}
+
 // selectRoles returns the named roles, or every role; an unknown name is a usage error.
 func selectRoles(f *fleet.Fleet, names []string) ([]*fleet.Role, error) {
 	if len(names) == 0 {
@@ -175,6 +192,9 @@ func selectRoles(f *fleet.Fleet, names []string) ([]*fleet.Role, error) {
 	}
 	var out []*fleet.Role
 	for _, n := range names {
+		if strings.HasPrefix(n, "-") {
+			return nil, usageError(fmt.Sprintf("%s comes after a role name, where it is taken for one", n), "flags go before role names: drover build --force web")
+		}
 		r := f.Role(n)
 		if r == nil {
 			var known []string

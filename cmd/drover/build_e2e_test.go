@@ -205,9 +205,12 @@ func TestE2EBuild(t *testing.T) {
 			t.Fatalf("exit %d, want 1", r.code)
 		}
 		for _, want := range []string{"broken", "run", "3", "boom-from-the-command"} {
-			if !strings.Contains(r.stderr, want) {
-				t.Errorf("the failure does not mention %q:\n%s", want, r.stderr)
+			if !strings.Contains(r.stdout+r.stderr, want) {
+				t.Errorf("the failure does not mention %q:\n%s%s", want, r.stdout, r.stderr)
 			}
+		}
+		if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "(hint: ") {
+			t.Errorf("the failure is not one line with a hint:\n%s", r.stderr)
 		}
 		assertClean(t, before)
 	})
@@ -221,7 +224,7 @@ func TestE2EBuild(t *testing.T) {
   }
 }`)
 		r := drover("build", "nopkg")
-		if r.code != 1 || !strings.Contains(r.stderr, "nopkg") || !strings.Contains(r.stderr, "base tree") || !strings.Contains(r.stderr, "drover-no-such-package") {
+		if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, "nopkg") || !strings.Contains(out, "base tree") || !strings.Contains(out, "drover-no-such-package") {
 			t.Errorf("exit %d:\n%s", r.code, r.stderr)
 		}
 		assertClean(t, before)
@@ -238,7 +241,7 @@ role "offline" {
   }
 }`)
 		r := drover("build", "offline")
-		if r.code != 1 || !strings.Contains(r.stderr, "offline") || !strings.Contains(r.stderr, "base tree") {
+		if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, "offline") || !strings.Contains(out, "base tree") {
 			t.Errorf("exit %d:\n%s", r.code, r.stderr)
 		}
 		if r.elapsed > 2*time.Minute {
@@ -249,8 +252,8 @@ role "offline" {
 
 	t.Run("an interrupted build leaves no mounts, trees or half images", func(t *testing.T) {
 		before := catalogIDs()
-		cmd := exec.Command(filepath.Join(binDir, "drover"), "--fleet", fleetFile, "build", "web", "--force")
-		cmd.Env = append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true")
+		cmd := exec.Command(filepath.Join(binDir, "drover"), "--fleet", fleetFile, "build", "--force", "web")
+		cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), sharedCache()...)
 		stdout, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -279,9 +282,12 @@ role "offline" {
 			t.Skipf("cannot mount a small tmpfs here: %v %s", err, out)
 		}
 		t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
-		r := droverExec(t, []string{"DROVER_CACHE_DIR=" + filepath.Join(state, "cache")},
-			"--fleet", fleetFile, "--state", small, "build", "web")
-		if r.code != 1 || !strings.Contains(r.stderr, "web") || !strings.Contains(strings.ToLower(r.stderr), "no space left") {
+		cache := []string{"DROVER_CACHE_DIR=" + filepath.Join(state, "cache")}
+		if shared := sharedCache(); shared != nil {
+			cache = shared
+		}
+		r := droverExec(t, cache, "--fleet", fleetFile, "--state", small, "build", "web")
+		if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, "web") || !strings.Contains(strings.ToLower(out), "no space left") {
 			t.Errorf("exit %d:\n%s", r.code, r.stderr)
 		}
 		entries, _ := os.ReadDir(filepath.Join(small, "images"))

@@ -56,7 +56,7 @@ type result struct {
 func droverExec(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "drover"), args...)
-	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), env...)
+	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), append(sharedCache(), env...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -69,6 +69,16 @@ func droverExec(t *testing.T, env []string, args ...string) result {
 	}
 	t.Logf("drover %s: exit %d in %s\n%s%s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
 	return r
+}
+
+// sharedCache points drover's base-tree cache at DROVER_TEST_CACHE/drover when that is set (go tool
+// task test sets it), so every e2e test of every package builds a base tree at most once; without it
+// each test state directory starts from scratch.
+func sharedCache() []string {
+	if dir := os.Getenv("DROVER_TEST_CACHE"); dir != "" {
+		return []string{"DROVER_CACHE_DIR=" + filepath.Join(dir, "drover")}
+	}
+	return nil
 }
 
 // copyDir copies a fleet directory so a test can change its files.

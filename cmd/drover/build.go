@@ -153,8 +153,11 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 		return nil
 	}
 	hint := "see the role's build.log; drover build --verbose shows the tools' output"
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		hint = "the build was interrupted; nothing was added to the catalog"
+	case strings.Contains(first.Error(), "needs root"):
+		hint = "building runs mmdebstrap and chroot: run it as root (sudo drover build)"
 	}
 	return &failure{code: exitFailure, err: first, hint: hint,
 		reason: fmt.Sprintf("%d of %d role(s) failed (%s): %s", len(failedRoles), len(outcomes), strings.Join(failedRoles, ", "), firstLine(first))}

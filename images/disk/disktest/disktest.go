@@ -25,6 +25,11 @@ const (
 	// buildTimeout bounds one mmdebstrap run; a cold build takes 1-2
 	// minutes with a fast mirror and much longer on a busy machine.
 	buildTimeout = 30 * time.Minute
+	// foreignBuildTimeout bounds a build for another architecture, whose
+	// every maintainer script runs under qemu-user: an arm64 tree took
+	// over half an hour on a busy 2-core machine, most of it in
+	// mkinitramfs.
+	foreignBuildTimeout = 90 * time.Minute
 	// deadlineMargin is kept free of the test binary's deadline for the
 	// error report.
 	deadlineMargin = 10 * time.Second
@@ -156,7 +161,11 @@ func build(t testing.TB, dir, arch string, pkgs []string) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		t.Fatalf("disktest: %v", err)
 	}
-	ctx, cancel := buildContext(t)
+	timeout := buildTimeout
+	if arch != runtime.GOARCH {
+		timeout = foreignBuildTimeout
+	}
+	ctx, cancel := buildContext(t, timeout)
 	defer cancel()
 	args := []string{"--mode=root", "--variant=apt", "--arch=" + arch,
 		// Snapshot-style mirrors serve Release files past their Valid-Until.
@@ -171,7 +180,7 @@ func build(t testing.TB, dir, arch string, pkgs []string) {
 	out, err := exec.CommandContext(ctx, "mmdebstrap", args...).CombinedOutput()
 	if err != nil {
 		os.RemoveAll(tmp)
-		t.Fatalf("disktest: mmdebstrap %s: %v (a cold build can outlast go test's default -timeout 10m; use -timeout 30m)\n%s",
+		t.Fatalf("disktest: mmdebstrap %s: %v (a cold build can outlast go test's default -timeout 10m; use -timeout 30m, 90m for a foreign architecture)\n%s",
 			strings.Join(args, " "), err, tail(string(out), 30))
 	}
 	note := fmt.Sprintf("suite=%s arch=%s packages=%s built=%s took=%s\n", Suite, arch, strings.Join(pkgs, ","), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
@@ -186,8 +195,8 @@ func build(t testing.TB, dir, arch string, pkgs []string) {
 
 // buildContext ends the build before the test binary's own deadline, so
 // the failure says why instead of a panic dump.
-func buildContext(t testing.TB) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(buildTimeout)
+func buildContext(t testing.TB, timeout time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(timeout)
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
 		if td, ok := d.Deadline(); ok && td.Add(-deadlineMargin).Before(deadline) {
 			deadline = td.Add(-deadlineMargin)

@@ -1,0 +1,304 @@
+package rollout
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/rollout/health"
+)
+
+// Plan actions: what a rollout of a role would do.
+const (
+	ActionFirstDeploy = "first-deploy" // no live rollout yet
+	ActionRollout     = "rollout"      // a new image replaces the live one
+	ActionResume      = "resume"       // a rollout of this image is in flight: start resumes it
+	ActionUpToDate    = "up-to-date"   // the role already runs the image
+	ActionBlocked     = "blocked"      // something must be done first (see Warnings)
+	ActionNotDeployed = "not-deployed" // the role has no deploy block
+)
+
+// Plan is what drover rollout start would do for some roles, step by step, without doing any of it.
+// It renders to text (WriteText) and to JSON (encoding/json).
+type Plan struct {
+	Roles []RolePlan `json:"roles"`
+}
+
+// RolePlan is the plan of one role.
+type RolePlan struct {
+	Role     string     `json:"role"`
+	Action   string     `json:"action"`
+	Image    *Image     `json:"image,omitempty"`   // what would be deployed
+	Current  *Image     `json:"current,omitempty"` // what the live rollout runs
+	Live     string     `json:"live,omitempty"`    // the live rollout
+	Active   string     `json:"active,omitempty"`  // the rollout in flight
+	State    State      `json:"state,omitempty"`   // its state
+	Compute  string     `json:"compute,omitempty"`
+	Count    int        `json:"count,omitempty"`
+	Cutover  string     `json:"cutover,omitempty"`
+	Steps    []PlanStep `json:"steps"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// PlanStep is one step. Done is set for the steps a resumed rollout has already made.
+type PlanStep struct {
+	N    int    `json:"n"`
+	Kind string `json:"kind"`
+	Text string `json:"text"`
+	Done bool   `json:"done,omitempty"`
+}
+
+// PlanOptions adjust Plan.
+type PlanOptions struct {
+	// Image is a catalog reference to plan instead of each role's newest image.
+	Image string
+}
+
+// Plan says what a rollout of each role would do (every deployed role when roles is empty). It reads
+// the fleet, the catalog (once) and the state store (once), and never asks a provider or takes a lock,
+// so it is fast and safe to run anytime; what it reports of instances is what the records say.
+func (c *Controller) Plan(ctx context.Context, roles []string, opts PlanOptions) (*Plan, error) {
+	if len(roles) == 0 {
+		for _, r := range c.opts.Fleet.Roles {
+			roles = append(roles, r.Name)
+		}
+	}
+	manifests, err := c.opts.Catalog.List()
+	if err != nil {
+		return nil, fmt.Errorf("rollout: plan: %w", err)
+	}
+	newest := map[string]*images.Manifest{}
+	for _, m := range manifests { // newest first within a role
+		if newest[m.Role] == nil {
+			newest[m.Role] = m
+		}
+	}
+	items, err := c.opts.Store.List(ctx, rolloutPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: plan: listing rollouts: %w", err)
+	}
+	all, err := decodeRecords(items)
+	if err != nil {
+		return nil, err
+	}
+	byRole := map[string][]*Record{}
+	for _, r := range all {
+		byRole[r.Role] = append(byRole[r.Role], r)
+	}
+	p := &Plan{Roles: make([]RolePlan, 0, len(roles))}
+	for _, name := range roles {
+		role := c.opts.Fleet.Role(name)
+		if role == nil {
+			return nil, fmt.Errorf("rollout: plan: no role %q in %s", name, c.opts.Fleet.Path)
+		}
+		var img *Image
+		if opts.Image != "" {
+			i, err := c.resolveImage(name, opts.Image)
+			if err != nil {
+				return nil, err
+			}
+			img = &i
+		} else if m := newest[name]; m != nil {
+			img = &Image{Identity: m.Identity, Short: m.ShortID()}
+		}
+		p.Roles = append(p.Roles, c.planRole(role, img, byRole[name]))
+	}
+	return p, nil
+}
+
+func (c *Controller) planRole(role *fleet.Role, img *Image, recs []*Record) RolePlan {
+	rp := RolePlan{Role: role.Name, Image: img, Steps: []PlanStep{}}
+	dep := role.Deploy
+	if dep == nil {
+		rp.Action = ActionNotDeployed
+		return rp
+	}
+	rp.Compute, rp.Count, rp.Cutover = dep.Compute, max(dep.Count, 1), cutoverText(dep.Cutover)
+	live := liveOf(recs)
+	if live != nil {
+		rp.Live, rp.Current = live.ID, &live.Image
+	}
+	var active *Record
+	for i := len(recs) - 1; i >= 0 && active == nil; i-- {
+		if !recs[i].State.Terminal() {
+			active = recs[i]
+		}
+	}
+	if active != nil {
+		rp.Active, rp.State = active.ID, active.State
+	}
+	rp.Warnings = c.planWarnings(role.Name, dep)
+	switch {
+	case img == nil:
+		rp.Action = ActionBlocked
+		rp.Warnings = append(rp.Warnings, fmt.Sprintf("no image of role %s in the catalog: drover build %s", role.Name, role.Name))
+		return rp
+	case active != nil && active.Image.Identity == img.Identity:
+		rp.Action = ActionResume
+	case active != nil && active.State != Promoted:
+		rp.Action = ActionBlocked
+		rp.Warnings = append(rp.Warnings, fmt.Sprintf("rollout %s of image %s is %s: promote, roll back or abort it first", active.ID, active.Image.Short, active.State))
+		return rp
+	case live != nil && live.Image.Identity == img.Identity && active == nil:
+		rp.Action = ActionUpToDate
+		return rp
+	case live == nil:
+		rp.Action = ActionFirstDeploy
+	default:
+		rp.Action = ActionRollout
+	}
+	if len(rp.Warnings) > 0 {
+		rp.Action = ActionBlocked
+		return rp
+	}
+	rp.Steps = c.planSteps(role.Name, dep, *img, live, active)
+	return rp
+}
+
+func (c *Controller) planWarnings(role string, dep *fleet.Deploy) []string {
+	var w []string
+	if dep.Strategy != "" && dep.Strategy != "bluegreen" {
+		w = append(w, fmt.Sprintf("strategy %q is not implemented yet (only bluegreen)", dep.Strategy))
+	}
+	for _, hc := range dep.Health {
+		if !c.health.Supports(hc.Type) {
+			w = append(w, fmt.Sprintf("health check type %q is not supported yet (supported: %s)", hc.Type, strings.Join(c.health.Types(), ", ")))
+		}
+	}
+	typ := dep.Cutover.Type
+	if typ == "" {
+		typ = "none"
+	}
+	if _, ok := c.cutovers[typ]; !ok {
+		w = append(w, fmt.Sprintf("cutover %q is not available yet (use \"ip\" or \"none\")", typ))
+	}
+	return w
+}
+
+func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, active *Record) []PlanStep {
+	var steps []PlanStep
+	add := func(kind string, done bool, format string, args ...any) {
+		steps = append(steps, PlanStep{N: len(steps) + 1, Kind: kind, Text: fmt.Sprintf(format, args...), Done: done})
+	}
+	done := func(s State) bool {
+		return active != nil && active.Image.Identity == img.Identity && active.State.rank() > s.rank()
+	}
+	count := max(dep.Count, 1)
+	add("lock", false, "lock role %s (lease %s)", role, lockName(role))
+	if active != nil && active.Image.Identity != img.Identity {
+		add("retire", false, "retire promoted rollout %s early: its kept blue is destroyed", active.ID)
+	}
+	add("boot", done(Booting), "boot %d green instance(s) of image %s on compute %q (ports %s)", count, img.Short, dep.Compute, portsText(dep.Ports))
+	if len(dep.Health) == 0 {
+		add("health", done(Checking), "no health checks declared: green is ready once it runs")
+	}
+	for _, hc := range dep.Health {
+		add("health", done(Checking), "check each green: %s (every %s, timeout %s, %d in a row, within %s)",
+			health.Describe(hc), hc.Interval, hc.Timeout, hc.Healthy, hc.Deadline)
+	}
+	if dep.AutoPromote {
+		add("promote", false, "promote at once (auto_promote)")
+	} else {
+		add("promote", false, "stop at ready; promote with: drover rollout promote %s", role)
+	}
+	switch dep.Cutover.Type {
+	case "ip":
+		text := fmt.Sprintf("move failover IP %q to the first green", dep.Cutover.IP)
+		if count > 1 {
+			text += fmt.Sprintf(" (it points at one instance; the other %d take no traffic through it)", count-1)
+		}
+		add("cutover", done(CuttingOver), "%s", text)
+	default:
+		add("cutover", done(CuttingOver), "cutover none: move traffic by hand; promote only records it")
+	}
+	watch := max(dep.Watch, dep.Cutover.Drain)
+	through := "through the failover IP"
+	if dep.Cutover.Type != "ip" {
+		through = "on the green instances"
+	}
+	if live == nil {
+		add("watch", done(Draining), "watch %s: the same checks %s; a failure fails the rollout (first deploy: no blue)", watch, through)
+		add("keep", false, "first deploy: no blue to keep")
+		return steps
+	}
+	add("watch", done(Draining), "watch %s: the same checks %s; a failure rolls back to blue by itself", watch, through)
+	blue := fmt.Sprintf("blue (rollout %s, image %s, %d instance(s))", live.ID, live.Image.Short, len(live.Green))
+	if dep.KeepOld > 0 {
+		add("keep", false, "keep %s for %s for an instant rollback, then destroy it", blue, dep.KeepOld)
+	} else {
+		add("keep", false, "destroy %s at once (keep_old is 0)", blue)
+	}
+	return steps
+}
+
+func cutoverText(co fleet.Cutover) string {
+	switch co.Type {
+	case "ip":
+		return fmt.Sprintf("ip %q", co.IP)
+	case "dns":
+		return fmt.Sprintf("dns %q name %q", co.DNS, co.Name)
+	case "":
+		return "none"
+	}
+	return co.Type
+}
+
+func portsText(ports []int) string {
+	if len(ports) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ", ")
+}
+
+// WriteText renders the plan for humans: one block per role.
+func (p *Plan) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for i, rp := range p.Roles {
+		if i > 0 {
+			bw.WriteString("\n")
+		}
+		fmt.Fprintf(bw, "%s: %s\n", rp.Role, rp.headline())
+		for _, s := range rp.Steps {
+			mark := " "
+			if s.Done {
+				mark = "✓"
+			}
+			fmt.Fprintf(bw, "  %s %2d. %-8s %s\n", mark, s.N, s.Kind, s.Text)
+		}
+		for _, warn := range rp.Warnings {
+			fmt.Fprintf(bw, "  ! %s\n", warn)
+		}
+	}
+	return bw.Flush()
+}
+
+func (rp RolePlan) headline() string {
+	short := func(i *Image) string {
+		if i == nil {
+			return "nothing"
+		}
+		return i.Short
+	}
+	where := fmt.Sprintf("(compute %s, %d instance(s), cutover %s)", rp.Compute, rp.Count, rp.Cutover)
+	switch rp.Action {
+	case ActionNotDeployed:
+		return "not deployed (no deploy block)"
+	case ActionUpToDate:
+		return fmt.Sprintf("up to date: runs image %s (rollout %s)", short(rp.Current), rp.Live)
+	case ActionBlocked:
+		return fmt.Sprintf("blocked: %s -> %s %s", short(rp.Current), short(rp.Image), where)
+	case ActionResume:
+		return fmt.Sprintf("resume rollout %s (%s): %s -> %s %s", rp.Active, rp.State, short(rp.Current), short(rp.Image), where)
+	case ActionFirstDeploy:
+		return fmt.Sprintf("first deploy of image %s %s", short(rp.Image), where)
+	}
+	return fmt.Sprintf("rollout %s -> %s %s", short(rp.Current), short(rp.Image), where)
+}

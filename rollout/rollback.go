@@ -1,0 +1,101 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Rollback undoes the role's newest rollout:
+//
+//   - cut over and blue still kept (cutting-over, draining, promoted within keep_old): the cutover
+//     goes back to blue at once, without health gates (blue was serving a moment ago), then green is
+//     destroyed; the rollout ends rolled-back;
+//   - not cut over yet: the same as Abort;
+//   - retired (keep_old passed, blue destroyed): the previous image is redeployed as a new rollout of
+//     kind rollback, with boot, health gate, cutover and watch, promoted at once.
+//
+// Rollback is idempotent: when the newest rollout is already rolled back or aborted, or is itself a
+// finished rollback, it changes nothing and returns it; a rollback rollout in flight (a killed
+// Rollback) is resumed. To go further back, start an older image: Start with StartOptions.Image.
+//
+// The cut back is persisted (rolled-back) before the cutover moves; if it fails part way, the next
+// command (any of them) finishes moving the cutover to blue and destroying green.
+func (c *Controller) Rollback(ctx context.Context, role string) (*Record, error) {
+	return c.withRole(ctx, "rollback", role, func(ctx context.Context, s *session) (*Record, error) {
+		if a := s.active(); a != nil {
+			switch {
+			case a.Kind == KindRollback:
+				s.step(a.ID, "resume", fmt.Sprintf("resuming rollback rollout %s from %s", a.ID, a.State))
+				return s.drive(ctx, a, Promoted)
+			case !a.State.CutOver():
+				return a, s.abort(ctx, a, "rolled back before any cutover")
+			default:
+				return a, s.cutBack(ctx, a)
+			}
+		}
+		l := s.latest()
+		switch {
+		case l == nil:
+			return nil, fmt.Errorf("%w: role %q has never been rolled out", ErrNothingToDo, role)
+		case l.State == RolledBack || l.State == Aborted || l.State == Failed:
+			s.step(l.ID, "rollback", fmt.Sprintf("the newest rollout, %s, is already %s; %s still serves", l.ID, l.State, liveName(s.live())))
+			return l, nil
+		case l.Kind == KindRollback:
+			s.step(l.ID, "rollback", fmt.Sprintf("the newest rollout, %s, is already a rollback (to image %s)", l.ID, l.Image.Short))
+			return l, nil
+		case l.PreviousImage == nil:
+			return l, fmt.Errorf("%w: role %q: rollout %s was the first deploy; there is no earlier image to go back to", ErrNothingToDo, role, l.ID)
+		}
+		prev := *l.PreviousImage
+		s.step(l.ID, "rollback", fmt.Sprintf("blue of rollout %s is gone (keep_old passed): redeploying the previous image %s", l.ID, prev.Short))
+		if _, err := c.imageOf(role, prev); err != nil {
+			return l, err
+		}
+		r, err := s.create(ctx, prev, KindRollback, true)
+		if err != nil {
+			return r, err
+		}
+		return s.drive(ctx, r, Promoted)
+	})
+}
+
+// cutBack moves the cutover back to blue and destroys green: persisted first (rolled-back), then the
+// cleanup does the side effects in order: cutover to blue, green destroyed, marks.
+func (s *session) cutBack(ctx context.Context, a *Record) error {
+	if a.Previous == "" {
+		return fmt.Errorf("%w: role %q: rollout %s is the first deploy; there is no blue to go back to (abort is not possible after cutover either)",
+			ErrNothingToDo, a.Role, a.ID)
+	}
+	blue, err := s.instancesOf(ctx, s.byIDOrEmpty(a.Previous), true)
+	if err != nil {
+		return err
+	}
+	if len(blue) == 0 {
+		return fmt.Errorf("rollout: role %q: blue rollout %s has no running instance left to go back to; start an earlier image instead", a.Role, a.Previous)
+	}
+	start := time.Now()
+	note := fmt.Sprintf("rolled back by hand: %s back to blue (rollout %s, %s)", s.cut.Target(), a.Previous, blue[0].ID)
+	if err := s.move(ctx, a, RolledBack, note, nil); err != nil {
+		return err
+	}
+	if err := s.cleanup(ctx); err != nil {
+		return err
+	}
+	s.step(a.ID, "rollback", fmt.Sprintf("traffic back on blue and green destroyed in %s", human(time.Since(start))))
+	return nil
+}
+
+func (s *session) byIDOrEmpty(id string) *Record {
+	if r := s.byID(id); r != nil {
+		return r
+	}
+	return &Record{ID: id, Role: s.role.Name}
+}
+
+func liveName(l *Record) string {
+	if l == nil {
+		return "nothing"
+	}
+	return fmt.Sprintf("rollout %s (image %s)", l.ID, l.Image.Short)
+}

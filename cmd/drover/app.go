@@ -64,6 +64,9 @@ Start with:  drover doctor        (is this machine ready?)
 			validateCommand(a),
 			buildCommand(a),
 			imagesCommand(a),
+			planCommand(a),
+			rolloutCommand(a),
+			gcCommand(a),
 			doctorCommand(a),
 			versionCommand(a),
 		},
@@ -147,6 +150,16 @@ func (a *app) stateDir(c *cli.Context, f *fleet.Fleet) string {
 }
 
 func (a *app) json() bool { return a.outputFormat == "json" }
+
+// writeJSONLine writes one compact JSON object per line, for event streams.
+func writeJSONLine(w io.Writer, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "drover: cannot encode JSON output: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, string(b))
+}
 
 func writeJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)

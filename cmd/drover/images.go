@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/drover-dev/drover/images"
-	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/plugins/store/local"
+	"github.com/drover-dev/drover/rollout"
 )
 
 func imagesCommand(a *app) *cli.Command {
@@ -134,13 +133,10 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 	}
 }
 
-// inUsePrefix is where rollouts record the images they run or keep: images/in-use/<identity>. Prune
-// never removes those.
-const inUsePrefix = "images/in-use/"
-
+// imagesInUse reads the images that live or kept rollouts run (the rollout controller marks them in
+// the state store); prune never removes those.
 func (a *app) imagesInUse(c *cli.Context) (map[string]bool, error) {
-	dir := a.stateDir(c, nil)
-	cfg := local.NewDefaultConfig(dir)
+	cfg := storeConfig(nil, a.stateDir(c, nil))
 	if !fileExists(cfg.Path) {
 		return map[string]bool{}, nil
 	}
@@ -149,17 +145,13 @@ func (a *app) imagesInUse(c *cli.Context) (map[string]bool, error) {
 		return nil, err
 	}
 	defer st.Close()
-	return listInUse(c.Context, st)
-}
-
-func listInUse(ctx context.Context, st store.Store) (map[string]bool, error) {
-	items, err := st.List(ctx, inUsePrefix)
+	marks, err := rollout.ImagesInUse(c.Context, st)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
-	for _, it := range items {
-		out[strings.TrimPrefix(it.Key, inUsePrefix)] = true
+	for id := range marks {
+		out[id] = true
 	}
 	return out, nil
 }

@@ -41,7 +41,7 @@ func TestImagesListShowPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Put(context.Background(), inUsePrefix+ids[0], []byte("rollout r1"), 0); err != nil {
+	if _, err := st.Put(context.Background(), "images/in-use/"+ids[0], []byte(`{"identity":"`+ids[0]+`"}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

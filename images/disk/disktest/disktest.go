@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,13 +27,15 @@ const (
 	// minutes with a fast mirror and much longer on a busy machine.
 	buildTimeout = 30 * time.Minute
 	// foreignBuildTimeout bounds a build for another architecture, whose
-	// every maintainer script runs under qemu-user: an arm64 tree took
-	// over half an hour on a busy 2-core machine, most of it in
-	// mkinitramfs.
+	// every maintainer script runs under qemu-user, several times slower
+	// than natively.
 	foreignBuildTimeout = 90 * time.Minute
 	// deadlineMargin is kept free of the test binary's deadline for the
 	// error report.
 	deadlineMargin = 10 * time.Second
+	// stopDelay is how long a cancelled mmdebstrap gets to clean up after
+	// SIGTERM before it is killed.
+	stopDelay = 20 * time.Second
 )
 
 // DefaultPackages make an amd64 tree that boots to a login prompt on its
@@ -68,7 +71,9 @@ func BaseTree(t testing.TB, packages ...string) string {
 // BaseTreeArch is BaseTree for the Debian architecture arch (amd64,
 // arm64), with DefaultPackagesArch(arch). A tree of another architecture
 // than the host's is built through qemu-user-static and binfmt_misc,
-// which it sets up if needed; expect it to take several times longer.
+// which it sets up if needed; expect it to take several times longer. Its
+// initramfs holds only the modules a virtio or NVMe ext4 root needs
+// (initramfsModules), as a full one takes too long to make emulated.
 func BaseTreeArch(t testing.TB, arch string, packages ...string) string {
 	t.Helper()
 	pkgs := slices.Sorted(slices.Values(append(DefaultPackagesArch(arch), packages...)))
@@ -95,7 +100,11 @@ func BaseTreeArch(t testing.TB, arch string, packages ...string) string {
 // treeKey names a tree by everything that goes into it. The amd64 key is
 // unchanged from before trees had an architecture, so caches stay valid.
 func treeKey(arch string, pkgs []string) string {
-	h := sha256.Sum256([]byte("suite=" + Suite + "\narch=" + arch + "\nvariant=apt\npackages=" + strings.Join(pkgs, ",") + "\n"))
+	spec := "suite=" + Suite + "\narch=" + arch + "\nvariant=apt\npackages=" + strings.Join(pkgs, ",") + "\n"
+	if slimInitramfs(arch) {
+		spec += "initramfs=" + strings.Join(initramfsModules, ",") + "\n"
+	}
+	h := sha256.Sum256([]byte(spec))
 	name := Suite
 	if arch != "amd64" {
 		name += "-" + arch
@@ -155,8 +164,11 @@ func lock(t testing.TB, path string) func() {
 // it into place when complete, so a killed build leaves no half tree.
 func build(t testing.TB, dir, arch string, pkgs []string) {
 	t.Helper()
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
+	tmp, err := filepath.Abs(dir + ".tmp")
+	if err != nil {
+		t.Fatalf("disktest: %v", err)
+	}
+	cleanupBuild(tmp)
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		t.Fatalf("disktest: %v", err)
@@ -170,16 +182,23 @@ func build(t testing.TB, dir, arch string, pkgs []string) {
 	args := []string{"--mode=root", "--variant=apt", "--arch=" + arch,
 		// Snapshot-style mirrors serve Release files past their Valid-Until.
 		`--aptopt=Acquire::Check-Valid-Until "false"`, `--aptopt=Acquire::Check-Date "false"`,
-		"--include=" + strings.Join(pkgs, ","),
-		Suite, filepath.Join(tmp, "root")}
+		"--include=" + strings.Join(pkgs, ",")}
+	if slimInitramfs(arch) {
+		hooks, err := slimInitramfsHooks(tmp)
+		if err != nil {
+			t.Fatalf("disktest: %v", err)
+		}
+		args = append(args, hooks...)
+	}
+	args = append(args, Suite, filepath.Join(tmp, "root"))
 	if m := os.Getenv("DROVER_TEST_MIRROR"); m != "" {
 		args = append(args, m)
 	}
 	start := time.Now()
 	t.Logf("disktest: building %s %s tree with %s (cached in %s)", Suite, arch, strings.Join(pkgs, ","), dir)
-	out, err := exec.CommandContext(ctx, "mmdebstrap", args...).CombinedOutput()
+	out, err := mmdebstrap(ctx, args)
 	if err != nil {
-		os.RemoveAll(tmp)
+		cleanupBuild(tmp)
 		t.Fatalf("disktest: mmdebstrap %s: %v (a cold build can outlast go test's default -timeout 10m; use -timeout 30m, 90m for a foreign architecture)\n%s",
 			strings.Join(args, " "), err, tail(string(out), 30))
 	}
@@ -191,6 +210,59 @@ func build(t testing.TB, dir, arch string, pkgs []string) {
 		t.Fatalf("disktest: %v", err)
 	}
 	t.Logf("disktest: tree built in %s", time.Since(start).Round(time.Second))
+}
+
+// mmdebstrap runs mmdebstrap with args. When ctx ends it gets SIGTERM
+// first, on which it unmounts what it mounted in the tree, and is killed
+// only if it has not stopped within stopDelay.
+func mmdebstrap(ctx context.Context, args []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = stopDelay
+	return cmd.CombinedOutput()
+}
+
+// cleanupBuild removes a build directory, undoing first what a killed
+// mmdebstrap leaves in it: processes still running chrooted in the tree
+// (maintainer scripts under qemu-user run for many minutes) and its proc,
+// sys and dev mounts, which would make the next build of the tree fail.
+func cleanupBuild(tmp string) {
+	killChrooted(filepath.Join(tmp, "root"))
+	unmountUnder(tmp)
+	os.RemoveAll(tmp)
+}
+
+// killChrooted kills every process whose root directory is root or below.
+func killChrooted(root string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		r, err := os.Readlink(filepath.Join(p, "root"))
+		if err != nil || (r != root && !strings.HasPrefix(r, root+"/")) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(p)); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	slices.Sort(points)
+	slices.Reverse(points) // dev/pts before dev
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // buildContext ends the build before the test binary's own deadline, so

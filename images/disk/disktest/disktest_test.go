@@ -1,6 +1,10 @@
 package disktest
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -43,5 +47,27 @@ func TestCacheDir(t *testing.T) {
 	t.Setenv("DROVER_TEST_CACHE", "")
 	if got := CacheDir(); got != "/var/tmp/drover-test-cache" {
 		t.Errorf("CacheDir = %q", got)
+	}
+}
+
+func TestSlimInitramfsHooks(t *testing.T) {
+	if slimInitramfs(runtime.GOARCH) {
+		t.Error("a native tree gets the small initramfs")
+	}
+	dir := t.TempDir()
+	args, err := slimInitramfsHooks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) != 2 || !strings.Contains(args[1], `"$1/etc/initramfs-tools/hooks/drover-test"`) {
+		t.Errorf("mmdebstrap options: %q", args)
+	}
+	hook, err := os.ReadFile(filepath.Join(dir, "initramfs-hook"))
+	if err != nil || !strings.Contains(string(hook), "manual_add_modules virtio_pci") {
+		t.Errorf("hook: %v %s", err, hook)
+	}
+	out, err := exec.Command("sh", "-n", filepath.Join(dir, "initramfs-hook")).CombinedOutput()
+	if err != nil {
+		t.Errorf("hook is not valid sh: %v %s", err, out)
 	}
 }

@@ -36,6 +36,9 @@ type Inputs struct {
 	Disk           fleet.Disk    `json:"disk"`
 	Agent          string        `json:"agent"` // sha256 of the drover-boot binary baked in
 	Epoch          int64         `json:"source_date_epoch"`
+	// BaseTree is the key of the base tree the image starts from: it covers the boot packages the
+	// builder adds and the tree recipe's version, which the fleet file does not show.
+	BaseTree string `json:"base_tree"`
 }
 
 // BaseInputs is the part of a base that shapes the tree.

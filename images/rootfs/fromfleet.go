@@ -98,6 +98,7 @@ func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error)
 		Cache:    &tree.Cache{Dir: cacheDir},
 		Progress: opts.Progress,
 	}
+	req.Inputs.BaseTree = req.Base.Key()
 	for _, file := range role.Image.Files {
 		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
 	}

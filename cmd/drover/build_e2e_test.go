@@ -93,7 +93,41 @@ func TestE2EBuild(t *testing.T) {
 		}
 	})
 
-	t.Run("a second build is a no-op", func(t *testing.T) {
+	t.Run("dns boots and Knot answers for its zone", func(t *testing.T) {
+		kdig, err := exec.LookPath("kdig")
+		if err != nil {
+			t.Fatal("kdig (knot-dnsutils) is needed to ask the dns role's Knot")
+		}
+		dns := show("dns")
+		dnsRaw := filepath.Join(state, "images", strings.TrimPrefix(dns.Identity, "sha256:"), "disk.raw")
+		port := freePort(t)
+		var answer string
+		took := bootAndProbe(t, dnsRaw, "uefi", 4*time.Minute, port, 53, func() bool {
+			out, _ := exec.Command(kdig, "+tcp", "+short", "+time=2", "+retry=0", "-p", strconv.Itoa(port), "@127.0.0.1", "www.lab.example", "A").Output()
+			answer = strings.TrimSpace(string(out))
+			return answer == "127.0.0.100"
+		})
+		t.Logf("dns: Knot answered www.lab.example A %s after %s", answer, took.Round(time.Second))
+	})
+
+	t.Run("a second build is a no-op, with one JSON event per image", func(t *testing.T) {
+		j := drover("--output", "json", "build", "web", "dns")
+		cached := 0
+		for _, line := range strings.Split(strings.TrimSpace(j.stdout), "\n") {
+			var e struct {
+				Event  string `json:"event"`
+				Cached bool   `json:"cached"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("not a JSON event: %q", line)
+			}
+			if e.Event == "image" && e.Cached {
+				cached++
+			}
+		}
+		if j.code != 0 || cached != 2 {
+			t.Errorf("exit %d, %d cached image events, want 2", j.code, cached)
+		}
 		r := drover("build", "web", "dns")
 		if r.code != 0 || !strings.Contains(r.stdout, "web: up to date (sha256:") || !strings.Contains(r.stdout, "dns: up to date (sha256:") {
 			t.Fatalf("exit %d, output:\n%s", r.code, r.stdout)

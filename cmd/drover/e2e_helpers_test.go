@@ -105,10 +105,28 @@ func freePort(t *testing.T) int {
 func bootAndGet(t *testing.T, raw, firmware string, deadline time.Duration) (body string, bootTime time.Duration) {
 	t.Helper()
 	port := freePort(t)
+	client := &http.Client{Timeout: 3 * time.Second}
+	took := bootAndProbe(t, raw, firmware, deadline, port, 80, func() bool {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	return body, took
+}
+
+// bootAndProbe boots a raw image with a TCP host forward from a loopback port to a guest port and
+// calls probe every second until it reports success or the deadline passes.
+func bootAndProbe(t *testing.T, raw, firmware string, deadline time.Duration, port, guestPort int, probe func() bool) time.Duration {
+	t.Helper()
 	serial := filepath.Join(t.TempDir(), "serial.log")
 	args := []string{"-accel", "tcg", "-m", "1024", "-nographic", "-monitor", "none", "-serial", "file:" + serial,
 		"-no-reboot", "-drive", "file=" + raw + ",format=raw,if=virtio,snapshot=on",
-		"-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", port), "-device", "virtio-net-pci,netdev=n0"}
+		"-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:%d", port, guestPort), "-device", "virtio-net-pci,netdev=n0"}
 	if firmware == "uefi" {
 		args = append(args, "-bios", "/usr/share/ovmf/OVMF.fd")
 	}
@@ -125,15 +143,9 @@ func bootAndGet(t *testing.T, raw, firmware string, deadline time.Duration) (bod
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	client := &http.Client{Timeout: 3 * time.Second}
 	for ctx.Err() == nil {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return string(b), time.Since(start)
-			}
+		if probe() {
+			return time.Since(start)
 		}
 		time.Sleep(time.Second)
 	}
@@ -142,8 +154,8 @@ func bootAndGet(t *testing.T, raw, firmware string, deadline time.Duration) (bod
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]
 	}
-	t.Fatalf("%s boot: no HTTP 200 on the host forward within %s; serial console tail:\n%s", firmware, deadline, strings.Join(lines, "\n"))
-	return "", 0
+	t.Fatalf("%s boot: the probe on the host forward to port %d never passed within %s; serial console tail:\n%s", firmware, guestPort, deadline, strings.Join(lines, "\n"))
+	return 0
 }
 
 // mountsUnder lists mount points below a directory.

@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2earm64
 
 package disk_test
 
@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,11 @@ func TestBootARM64E2E(t *testing.T) {
 		log := bootARM64ToLogin(t, res.Path)
 		mustContain(t, log, "drover: booting "+res.KernelVersion) // GRUB's echo
 		mustContain(t, log, "console=ttyAMA0")
+		// GRUB carries on past a config line it cannot run, saying error:.
+		grub, _, _ := strings.Cut(log, "EFI stub: ")
+		if strings.Contains(grub, "error:") {
+			t.Errorf("GRUB reported an error:\n%s", grub)
+		}
 	})
 }
 

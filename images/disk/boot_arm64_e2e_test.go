@@ -1,4 +1,4 @@
-//go:build e2earm64
+//go:build e2e && e2earm64
 
 package disk_test
 

@@ -10,8 +10,8 @@ import (
 
 const rawName = "disk.raw"
 
-// stepDisk assembles the raw GPT disk (ESP with GRUB for UEFI and syslinux for BIOS, ext4 root) in the
-// staging directory, without root privileges or loop devices. The staging Cleanup removes it on
+// stepDisk assembles the raw GPT disk (ESP with GRUB for UEFI and, on amd64, syslinux for BIOS; ext4
+// root) in the staging directory, without root privileges or loop devices. The staging Cleanup removes it on
 // failure.
 type stepDisk struct{}
 
@@ -19,6 +19,7 @@ func (s *stepDisk) Run(ctx context.Context, state multistep.StateBag) multistep.
 	req := request(state)
 	res, err := disk.Assemble(ctx, disk.Spec{
 		Tree:            treeDir(state),
+		Arch:            req.Base.Arch,
 		Output:          stagingPath(state, rawName),
 		RootUUID:        uuidFromIdentity(req.Identity()),
 		MinRootSize:     req.Disk.MinSize,

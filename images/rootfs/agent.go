@@ -44,6 +44,14 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 `
 
+	// systemd-resolved resolves for the instance without its stub listener on 127.0.0.53:53, so a role
+	// that serves DNS (Knot, NSD, BIND on 0.0.0.0:53) can bind the port; /etc/resolv.conf then names
+	// the DHCP-provided servers directly.
+	resolvedDropIn = `[Resolve]
+DNSStubListener=no
+`
+	resolvConfLink = "ln -sfn ../run/systemd/resolve/resolv.conf /etc/resolv.conf"
+
 	// Every NIC gets DHCP: the lab's qemu user network and the clouds' networks all offer it.
 	dhcpNetwork = `[Match]
 Name=en* eth*

@@ -25,13 +25,14 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 		{Dest: "/etc/systemd/system/drover-boot.service", Content: text(droverBootUnit), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/systemd/system/drover-firstboot.service", Content: text(firstBootUnit), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/systemd/network/80-drover-dhcp.network", Content: text(dhcpNetwork), Mode: 0o644, Owner: "root:root"},
+		{Dest: "/etc/systemd/resolved.conf.d/drover.conf", Content: text(resolvedDropIn), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/fstab", Content: text(fstab(uuidFromIdentity(req.Identity()))), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets)), Mode: 0o644, Owner: "root:root"},
 	}
 	if err := tree.InstallFiles(treeDir(state), files); err != nil {
 		return fail(state, err)
 	}
-	enable := []string{"systemctl enable systemd-networkd.service drover-boot.service drover-firstboot.service"}
+	enable := []string{"systemctl enable systemd-networkd.service drover-boot.service drover-firstboot.service", resolvConfLink}
 	if err := tree.Run(ctx, treeDir(state), enable, logWriter(state)); err != nil {
 		return fail(state, err)
 	}

@@ -41,32 +41,32 @@ func TestE2ERollout(t *testing.T) {
 	}
 	t.Cleanup(func() { terminateAll(t, lab) })
 
-	drover := func(env []string, args ...string) result {
+	drover := func(t *testing.T, env []string, args ...string) result {
 		t.Helper()
 		return droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
 	}
-	must := func(args ...string) result {
+	must := func(t *testing.T, args ...string) result {
 		t.Helper()
-		r := drover(nil, args...)
+		r := drover(t, nil, args...)
 		if r.code != 0 {
 			t.Fatalf("drover %v: exit %d", args, r.code)
 		}
 		return r
 	}
-	page := func(v string) {
+	page := func(t *testing.T, v string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(fleetDir, "web/index.html"), []byte("<h1>web version "+v+"</h1>\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		must("build", "web")
+		must(t, "build", "web")
 	}
-	serves := func(want string) {
+	serves := func(t *testing.T, want string) {
 		t.Helper()
 		if got := get(t, "http://"+addr+"/"); !strings.Contains(got, want) {
 			t.Fatalf("%s answers %q, want %q", addr, got, want)
 		}
 	}
-	webInstances := func() []compute.Instance {
+	webInstances := func(t *testing.T) []compute.Instance {
 		t.Helper()
 		list, err := lab.Instances(context.Background(), compute.Selector{"role": "web"})
 		if err != nil {
@@ -82,38 +82,38 @@ func TestE2ERollout(t *testing.T) {
 	}
 
 	t.Run("first deploy", func(t *testing.T) {
-		page("1")
-		must("rollout", "start", "web")
-		must("rollout", "promote", "web")
-		serves("web version 1")
-		if n := len(webInstances()); n != 2 {
+		page(t, "1")
+		must(t, "rollout", "start", "web")
+		must(t, "rollout", "promote", "web")
+		serves(t, "web version 1")
+		if n := len(webInstances(t)); n != 2 {
 			t.Errorf("%d web instances, want 2", n)
 		}
 	})
 
 	t.Run("second rollout with a changed page, then rollback inside keep_old", func(t *testing.T) {
-		page("2")
-		must("rollout", "start", "web")
-		serves("web version 1") // green is ready but takes no traffic before promote
-		must("rollout", "promote", "web")
-		serves("web version 2")
-		if n := len(webInstances()); n != 4 {
+		page(t, "2")
+		must(t, "rollout", "start", "web")
+		serves(t, "web version 1") // green is ready but takes no traffic before promote
+		must(t, "rollout", "promote", "web")
+		serves(t, "web version 2")
+		if n := len(webInstances(t)); n != 4 {
 			t.Errorf("%d web instances during keep_old, want 4 (blue kept)", n)
 		}
-		r := must("rollout", "rollback", "web")
+		r := must(t, "rollout", "rollback", "web")
 		if r.elapsed > 2*time.Second {
 			t.Errorf("rollback took %s, want under 2s", r.elapsed)
 		}
-		serves("web version 1")
+		serves(t, "web version 1")
 		t.Logf("rollback inside keep_old: %s", r.elapsed)
 	})
 
 	t.Run("abort destroys green and leaves blue serving", func(t *testing.T) {
-		page("3")
-		must("rollout", "start", "web")
-		must("rollout", "abort", "web")
-		serves("web version 1")
-		if n := len(webInstances()); n != 2 {
+		page(t, "3")
+		must(t, "rollout", "start", "web")
+		must(t, "rollout", "abort", "web")
+		serves(t, "web version 1")
+		if n := len(webInstances(t)); n != 2 {
 			t.Errorf("%d web instances after abort, want blue's 2", n)
 		}
 	})
@@ -125,27 +125,27 @@ func TestE2ERollout(t *testing.T) {
       deadline = "3m"`)
 		defer editFleet(t, fleetFile, `expect = 200
       deadline = "3m"`, `expect = 200`)
-		page("4")
-		r := drover(nil, "rollout", "start", "web")
+		page(t, "4")
+		r := drover(t, nil, "rollout", "start", "web")
 		if r.code != 1 || !strings.Contains(r.stderr, "404") {
 			t.Errorf("exit %d, want 1 naming the 404:\n%s", r.code, r.stderr)
 		}
-		serves("web version 1")
-		if n := len(webInstances()); n != 2 {
+		serves(t, "web version 1")
+		if n := len(webInstances(t)); n != 2 {
 			t.Errorf("%d web instances after a failed green, want blue's 2", n)
 		}
 	})
 
 	t.Run("a drover killed after booting is run again and converges", func(t *testing.T) {
-		page("5")
-		r := drover([]string{"DROVER_TEST_CRASH_AFTER=booting"}, "rollout", "start", "web")
+		page(t, "5")
+		r := drover(t, []string{"DROVER_TEST_CRASH_AFTER=booting"}, "rollout", "start", "web")
 		if r.code != 137 {
 			t.Fatalf("exit %d, want 137 from the crash hook", r.code)
 		}
-		must("rollout", "start", "web")
-		must("rollout", "promote", "web")
-		serves("web version 5")
-		st := must("--output", "json", "rollout", "status", "web")
+		must(t, "rollout", "start", "web")
+		must(t, "rollout", "promote", "web")
+		serves(t, "web version 5")
+		st := must(t, "--output", "json", "rollout", "status", "web")
 		var status struct {
 			Instances []struct {
 				Owned bool `json:"owned"`
@@ -159,18 +159,18 @@ func TestE2ERollout(t *testing.T) {
 				t.Errorf("an orphan instance after the rerun: %s", st.stdout)
 			}
 		}
-		if n := len(webInstances()); n != 4 {
+		if n := len(webInstances(t)); n != 4 {
 			t.Errorf("%d web instances, want 4 (green and the kept blue): no orphan from the killed run", n)
 		}
 	})
 
 	t.Run("blue is destroyed once keep_old has passed", func(t *testing.T) {
 		time.Sleep(35 * time.Second)
-		must("rollout", "tick", "web")
-		if n := len(webInstances()); n != 2 {
+		must(t, "rollout", "tick", "web")
+		if n := len(webInstances(t)); n != 2 {
 			t.Errorf("%d web instances after keep_old, want green's 2", n)
 		}
-		serves("web version 5")
+		serves(t, "web version 5")
 	})
 }
 
@@ -190,7 +190,9 @@ func editFleet(t *testing.T, path, from, to string) {
 
 func get(t *testing.T, url string) string {
 	t.Helper()
-	client := &http.Client{Timeout: 3 * time.Second}
+	// No keep-alive: a pooled connection would still reach the instance that held the address when it
+	// was opened, which is not what a new client sees after a cutover.
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var last error
 	for i := 0; i < 10; i++ {
 		resp, err := client.Get(url)

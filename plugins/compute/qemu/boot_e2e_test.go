@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/images/disk/disktest"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/config"
@@ -28,7 +29,7 @@ const httpDeadline = 5 * time.Minute
 // with the user-data it got through fw_cfg, finds them again from a new
 // Provider value and terminates them.
 func TestBootNginx(t *testing.T) {
-	img := labImage(t)
+	img := disktest.LabImage(t)
 	state := t.TempDir()
 	killAll(t, state)
 	cfg := qemu.NewDefaultConfig(config.OS())

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/images/disk/disktest"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/config"
@@ -34,7 +35,7 @@ var failover = netip.MustParseAddr("127.0.0.100")
 // answered by the holder, measuring the longest gap of a request loop
 // during each move. Then it runs the contract suite on the same VMs.
 func TestFailoverE2E(t *testing.T) {
-	img := labImage(t)
+	img := disktest.LabImage(t)
 	state := t.TempDir()
 	killAll(t, state)
 	cfg := qemu.NewDefaultConfig(config.OS())

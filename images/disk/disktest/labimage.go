@@ -1,6 +1,4 @@
-//go:build e2e
-
-package loopback_test
+package disktest
 
 import (
 	"context"
@@ -12,34 +10,32 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/images/disk"
-	"github.com/drover-dev/drover/images/disk/disktest"
 )
 
 // labImageVersion names the customization below; bump it when it changes so
 // the cached image is rebuilt.
 const labImageVersion = "lab-nginx-v2"
 
-// labImage returns a raw disk that boots to nginx on port 80, gets its
+// LabImage returns a raw disk that boots to nginx on port 80, gets its
 // address by DHCP (systemd-networkd) and serves its user-data (read from
 // fw_cfg at boot) as /userdata.txt. It is built once per machine and cached
-// next to disktest's trees; the qemu tests build the same file (keep the
-// two copies equal).
-func labImage(t *testing.T) string {
+// next to disktest's trees, and shared by the qemu and loopback tests.
+func LabImage(t testing.TB) string {
 	t.Helper()
-	base := disktest.BaseTree(t, "nginx")
-	dir := filepath.Join(disktest.CacheDir(), "images")
+	base := BaseTree(t, "nginx")
+	dir := filepath.Join(CacheDir(), "images")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, labImageVersion+"-"+filepath.Base(filepath.Dir(base))+".raw")
-	unlock := flock(t, out+".lock")
+	unlock := lockFile(t, out+".lock")
 	defer unlock()
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
 	start := time.Now()
 	tree := filepath.Join(t.TempDir(), "root")
-	run(t, "cp", "-a", base, tree)
+	runCmd(t, "cp", "-a", base, tree)
 	files := map[string]string{
 		"etc/systemd/network/80-dhcp.network": "[Match]\nName=en*\n\n[Network]\nDHCP=yes\n",
 		"etc/systemd/system/lab-userdata.service": `[Unit]
@@ -63,7 +59,7 @@ WantedBy=multi-user.target
 			t.Fatal(err)
 		}
 	}
-	run(t, "chroot", tree, "systemctl", "enable", "systemd-networkd", "nginx", "lab-userdata")
+	runCmd(t, "chroot", tree, "systemctl", "enable", "systemd-networkd", "nginx", "lab-userdata")
 	tmp := out + ".tmp"
 	_, err := disk.Assemble(context.Background(), disk.Spec{
 		Tree:     tree,
@@ -80,14 +76,14 @@ WantedBy=multi-user.target
 	return out
 }
 
-func run(t *testing.T, name string, args ...string) {
+func runCmd(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 }
 
-func flock(t *testing.T, path string) func() {
+func lockFile(t testing.TB, path string) func() {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

@@ -2,14 +2,13 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	lockfile "github.com/drover-dev/drover/internal/flock"
 )
 
 // lockPollInterval is how often a waiting lock is tried again. flock cannot
@@ -20,30 +19,12 @@ const lockPollInterval = 10 * time.Millisecond
 // function that releases it. It waits until ctx is done. Locks taken by
 // separate calls exclude each other within a process as well as across
 // processes.
-func flock(ctx context.Context, path string) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("qemu: lock: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+func flock(ctx context.Context, path string) (func(), error) {
+	unlock, err := lockfile.Lock(ctx, path, lockPollInterval)
 	if err != nil {
-		return nil, fmt.Errorf("qemu: lock: %w", err)
+		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("qemu: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("qemu: waiting for lock %s: %w", path, context.Cause(ctx))
-		case <-time.After(lockPollInterval):
-		}
-	}
+	return unlock, nil
 }
 
 // lock takes the lab's lock, which serializes changes to instances: two

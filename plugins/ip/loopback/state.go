@@ -9,8 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	lockfile "github.com/drover-dev/drover/internal/flock"
 )
 
 // state is the file kept per address: who was last made its holder. It is
@@ -74,27 +75,9 @@ func (p *Provider) writeState(addr netip.Addr, st state) error {
 // wait, and returns the function that releases it. Separate calls exclude
 // each other within a process as well as across processes.
 func flock(ctx context.Context, path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("loopback: lock: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	unlock, err := lockfile.Lock(ctx, path, 5*time.Millisecond)
 	if err != nil {
-		return nil, fmt.Errorf("loopback: lock: %w", err)
+		return nil, fmt.Errorf("loopback: %w", err)
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("loopback: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("loopback: waiting for lock %s: %w", path, context.Cause(ctx))
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }

@@ -37,8 +37,8 @@ func TestPlanGolden(t *testing.T) {
 			d.Health[0] = fleet.HealthCheck{Type: "tcp", Port: 8080, Interval: 2 * time.Second, Timeout: time.Second, Healthy: 2, Deadline: 5 * time.Minute}
 		}),
 		role("cache", nil),
-		role("db", func(d *fleet.Deploy) {
-			d.Health[0] = fleet.HealthCheck{Type: "postgres", Port: 5432, Interval: 2 * time.Second, Timeout: 2 * time.Second, Healthy: 2, Deadline: 5 * time.Minute}
+		role("vault", func(d *fleet.Deploy) {
+			d.Health[0] = fleet.HealthCheck{Type: "vault", Port: 8200, Interval: 2 * time.Second, Timeout: 2 * time.Second, Healthy: 2, Deadline: 5 * time.Minute}
 		}),
 		&fleet.Role{Name: "pi"},
 		role("worker", nil),

@@ -2,8 +2,8 @@
 // waits for every check to pass a number of times in a row before a deadline, and a watch that keeps
 // checking for a window after cutover and reports the first check that keeps failing.
 //
-// Check types are pluggable through a Registry: http, https and tcp are built in; dns, vault and
-// postgres register the same way when they are written. Probes dial through a Dialer, so tests and
+// Check types are pluggable through a Registry: http, https, tcp and postgres are built in; dns and
+// vault register the same way when they are written. Probes dial through a Dialer, so tests and
 // unusual networks can route them.
 package health
 
@@ -45,12 +45,13 @@ type Registry struct {
 	factories map[string]Factory
 }
 
-// NewRegistry returns a registry with the built-in types: http, https and tcp.
+// NewRegistry returns a registry with the built-in types: http, https, tcp and postgres.
 func NewRegistry() *Registry {
 	r := &Registry{factories: map[string]Factory{}}
 	r.Register("http", newHTTP(false))
 	r.Register("https", newHTTP(true))
 	r.Register("tcp", newTCP)
+	r.Register("postgres", newPostgres)
 	return r
 }
 

@@ -4,7 +4,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/rollout/health"
 )
 
-// TestE2EBuild builds the example's web and dns roles from scratch with the real tools, boots the web
-// image under UEFI and BIOS, and then checks caching, rebuilds, the SBOM, hygiene and every failure
+// TestE2EBuild builds the example's web, dns and db roles from scratch with the real tools, boots the
+// web image under UEFI and BIOS, the dns and db images under UEFI, and then checks caching, rebuilds, the SBOM, hygiene and every failure
 // path against that one state directory: each test image is built once.
 func TestE2EBuild(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -71,11 +75,11 @@ func TestE2EBuild(t *testing.T) {
 		}
 	}
 
-	cold := drover("build", "web", "dns")
+	cold := drover("build", "web", "dns", "db")
 	if cold.code != 0 {
 		t.Fatalf("cold build failed: exit %d", cold.code)
 	}
-	for _, want := range []string{"web: built sha256:", "dns: built sha256:"} {
+	for _, want := range []string{"web: built sha256:", "dns: built sha256:", "db: built sha256:"} {
 		if !strings.Contains(cold.stdout, want) {
 			t.Errorf("cold build output lacks %q", want)
 		}
@@ -108,6 +112,29 @@ func TestE2EBuild(t *testing.T) {
 			return answer == "127.0.0.100"
 		})
 		t.Logf("dns: Knot answered www.lab.example A %s after %s", answer, took.Round(time.Second))
+	})
+
+	t.Run("db boots and PostgreSQL answers the protocol handshake", func(t *testing.T) {
+		db := show("db")
+		dbRaw := filepath.Join(state, "images", strings.TrimPrefix(db.Identity, "sha256:"), "disk.raw")
+		check, err := health.NewRegistry().Build(fleet.HealthCheck{Type: "postgres", Port: 5432, Timeout: 2 * time.Second}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := freePort(t)
+		var last error
+		defer func() {
+			if t.Failed() {
+				t.Logf("last postgres probe: %v", last)
+			}
+		}()
+		took := bootAndProbe(t, dbRaw, "uefi", 4*time.Minute, port, 5432, func() bool {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			last = check.Prober.Probe(ctx, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+			return last == nil
+		})
+		t.Logf("db: PostgreSQL answered the SSLRequest handshake after %s", took.Round(time.Second))
 	})
 
 	t.Run("a second build is a no-op, with one JSON event per image", func(t *testing.T) {

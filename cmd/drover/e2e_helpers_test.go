@@ -31,10 +31,14 @@ func TestMain(m *testing.M) {
 	builds := [][]string{
 		{"build", "-o", filepath.Join(dir, "drover"), "."},
 		{"build", "-o", filepath.Join(dir, "drover-boot-linux-amd64"), "../drover-boot"},
+		{"build", "-o", filepath.Join(dir, "drover-boot-linux-arm64"), "../drover-boot"},
 	}
 	for _, args := range builds {
 		cmd := exec.Command("go", args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if strings.HasSuffix(args[2], "arm64") {
+			cmd.Env = append(cmd.Env, "GOARCH=arm64")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go %v: %v\n%s", args, err, out)
 			os.Exit(1)
@@ -127,10 +131,17 @@ func bootAndProbe(t *testing.T, raw, firmware string, deadline time.Duration, po
 	args := []string{"-accel", "tcg", "-m", "1024", "-nographic", "-monitor", "none", "-serial", "file:" + serial,
 		"-no-reboot", "-drive", "file=" + raw + ",format=raw,if=virtio,snapshot=on",
 		"-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:%d", port, guestPort), "-device", "virtio-net-pci,netdev=n0"}
-	if firmware == "uefi" {
+	qemu := "qemu-system-x86_64"
+	switch firmware {
+	case "uefi":
 		args = append(args, "-bios", "/usr/share/ovmf/OVMF.fd")
+	case "uefi-arm64":
+		// qemu's virt machine with EDK2 (qemu-efi-aarch64), the arm64 cloud's shape; every
+		// instruction is emulated, so it is the slowest boot of the suite.
+		qemu = "qemu-system-aarch64"
+		args = append(args, "-M", "virt", "-cpu", "max", "-bios", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := exec.Command(qemu, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -26,6 +26,11 @@ func checkBinfmt(_ context.Context, o Options) Result {
 	if _, ok := lookPath("update-binfmts", o.PATH); !ok {
 		pkgs = append(pkgs, "binfmt-support")
 	}
+	// mmdebstrap refuses a foreign architecture without arch-test, whatever binfmt says.
+	_, haveArchTest := lookPath("arch-test", o.PATH)
+	if !haveArchTest {
+		pkgs = append(pkgs, "arch-test")
+	}
 	mount := []string{"mount", "-t", "binfmt_misc", "binfmt_misc", o.BinfmtDir}
 	enable := []string{"update-binfmts", "--enable", binfmtEntry}
 	fail := func(detail string, cmds ...[]string) Result {
@@ -53,6 +58,9 @@ func checkBinfmt(_ context.Context, o Options) Result {
 	}
 	if len(lines) == 0 || lines[0] != "enabled" {
 		return fail(fmt.Sprintf("%s is registered but not enabled; arm64 images cannot be built", entry), enable)
+	}
+	if !haveArchTest {
+		return fail("arch-test is not installed; mmdebstrap needs it to build arm64 trees")
 	}
 	detail := entry + " enabled"
 	for _, l := range lines[1:] {

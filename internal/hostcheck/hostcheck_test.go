@@ -99,7 +99,7 @@ func TestRunAllMissing(t *testing.T) {
 		"ovmf":               {"ovmf"},
 		"knot":               {"knot"},
 		"knsupdate":          {"knot-dnsutils"},
-		"binfmt-arm64":       {"qemu-user-static", "binfmt-support"},
+		"binfmt-arm64":       {"qemu-user-static", "binfmt-support", "arch-test"},
 		"tcg":                {"qemu-system-x86"},
 	}
 	m := byName(t, rs)
@@ -127,7 +127,7 @@ func TestRunAllMissing(t *testing.T) {
 func TestRunAllPresent(t *testing.T) {
 	bins := fakeBins(t, "exit 3", // what qemu exits with when the probe guest ran
 		"qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mcopy", "mmd",
-		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "qemu-aarch64-static", "update-binfmts",
+		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "qemu-aarch64-static", "update-binfmts", "arch-test",
 		"debugfs", "grub-mkimage", "syslinux")
 	other := t.TempDir()
 	files := t.TempDir()
@@ -191,7 +191,7 @@ func TestLookPathSkipsNonExecutables(t *testing.T) {
 
 func TestBinfmt(t *testing.T) {
 	enable := []string{"update-binfmts", "--enable", "qemu-aarch64"}
-	tools := fakeBins(t, "exit 0", "qemu-aarch64-static", "update-binfmts")
+	tools := fakeBins(t, "exit 0", "qemu-aarch64-static", "update-binfmts", "arch-test")
 	for _, tc := range []struct {
 		name       string
 		dir        string
@@ -315,4 +315,13 @@ func TestRunReal(t *testing.T) {
 	}
 	pkgs, cmds := FixPlan(rs)
 	t.Logf("fix plan: packages %v, commands %q", pkgs, cmds)
+}
+
+// mmdebstrap refuses foreign architectures without arch-test even when binfmt works.
+func TestBinfmtWantsArchTest(t *testing.T) {
+	tools := fakeBins(t, "exit 0", "qemu-aarch64-static", "update-binfmts")
+	r := checkBinfmt(context.Background(), Options{PATH: tools, BinfmtDir: binfmtDir(t, "enabled", enabledEntry)})
+	if r.Status != StatusFail || !slices.Equal(r.Packages, []string{"arch-test"}) || !strings.Contains(r.Fix, "apt-get install arch-test") {
+		t.Fatalf("got %+v, want fail asking for arch-test", r)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/rollout/health"
@@ -29,7 +30,14 @@ type Options struct {
 	// IP returns the provider of an ip block by name (cutover "ip" { ip = NAME }) and the failover
 	// address it manages.
 	IP func(ctx context.Context, name string) (ip.Provider, netip.Addr, error)
-	// Cutovers adds or replaces cutover types (dns comes this way); ip and none are built in.
+	// DNS returns the provider of a dns block by name (cutover "dns" { dns = NAME }).
+	DNS func(ctx context.Context, name string) (dns.Provider, error)
+	// VerifyDNS checks that every authoritative server serves a set; nil means reading the set
+	// back from the provider, which proves less.
+	VerifyDNS DNSVerifier
+	// DNSWait bounds how long a dns cutover waits for every authoritative server; zero means 2m.
+	DNSWait time.Duration
+	// Cutovers adds or replaces cutover types; ip, dns and none are built in.
 	Cutovers map[string]CutoverFactory
 	// Health is the registry of health check types; nil means health.NewRegistry() (http, https, tcp).
 	Health *health.Registry
@@ -105,7 +113,7 @@ func New(opts Options) (*Controller, error) {
 	if c.opts.LockTTL <= 0 {
 		c.opts.LockTTL = 30 * time.Second
 	}
-	c.cutovers = map[string]CutoverFactory{"ip": c.ipCutover, "none": noneCutover}
+	c.cutovers = map[string]CutoverFactory{"ip": c.ipCutover, "dns": c.dnsCutover, "none": noneCutover}
 	for k, f := range opts.Cutovers {
 		c.cutovers[k] = f
 	}

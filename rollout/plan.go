@@ -212,6 +212,9 @@ func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, 
 			text += fmt.Sprintf(" (it points at one instance; the other %d take no traffic through it)", count-1)
 		}
 		add("cutover", done(CuttingOver), "%s", text)
+	case "dns":
+		add("cutover", done(CuttingOver), "set %s A/AAAA in dns %q to the greens' addresses (ttl %ds), keeping the old sets in the record; wait until every authoritative server serves them",
+			orApex(dep.Cutover.Name), dep.Cutover.DNS, dep.Cutover.TTL)
 	default:
 		add("cutover", done(CuttingOver), "cutover none: move traffic by hand; promote only records it")
 	}
@@ -219,6 +222,9 @@ func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, 
 	through := "through the failover IP"
 	if dep.Cutover.Type != "ip" {
 		through = "on the green instances"
+	}
+	if dep.Cutover.Type == "dns" {
+		through += " (at least as long as the old records' TTL, so blue outlives cached answers)"
 	}
 	if live == nil {
 		add("watch", done(Draining), "watch %s: the same checks %s; a failure fails the rollout (first deploy: no blue)", watch, through)
@@ -233,6 +239,13 @@ func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, 
 		add("keep", false, "destroy %s at once (keep_old is 0)", blue)
 	}
 	return steps
+}
+
+func orApex(name string) string {
+	if name == "" {
+		return "@"
+	}
+	return name
 }
 
 func cutoverText(co fleet.Cutover) string {

@@ -51,9 +51,15 @@ func (s *session) beginCutover(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("rollout: role %q: reading cutover %s: %w", r.Role, s.cut.Target(), err)
 	}
+	var snap *CutoverSnapshot
+	if sn, ok := s.cut.(Snapshotter); ok {
+		if snap, err = sn.Snapshot(ctx); err != nil {
+			return fmt.Errorf("rollout: role %q: saving what %s serves before the cutover: %w", r.Role, s.cut.Target(), err)
+		}
+	}
 	note := fmt.Sprintf("moving %s from %s to green", s.cut.Target(), orNone(before))
 	return s.move(ctx, r, CuttingOver, note, func(n *Record) {
-		n.Cutover.Type, n.Cutover.Target, n.Cutover.Before = s.cut.Type(), s.cut.Target(), before
+		n.Cutover.Type, n.Cutover.Target, n.Cutover.Before, n.Cutover.Snapshot = s.cut.Type(), s.cut.Target(), before, snap
 	})
 }
 
@@ -87,6 +93,10 @@ func (s *session) cutover(ctx context.Context, r *Record) error {
 // blue, or, without blue, ends the rollout failed.
 func (s *session) watch(ctx context.Context, r *Record) error {
 	window := max(time.Duration(r.Watch), s.dep.Cutover.Drain)
+	if r.Cutover.Snapshot != nil {
+		// Clients may use blue's cached answers for the old TTL: blue must outlive them.
+		window = max(window, time.Duration(r.Cutover.Snapshot.Drain))
+	}
 	if since := s.c.now().Sub(r.At(Draining)); since > 0 {
 		window -= since
 	}

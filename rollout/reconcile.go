@@ -65,17 +65,47 @@ func (s *session) ensureCutover(ctx context.Context) error {
 	if err != nil || len(ins) == 0 {
 		return err
 	}
+	if sn, ok := s.cut.(Snapshotter); ok && want == s.live() {
+		if from := s.rolledBackFrom(want); from != nil {
+			return s.restore(ctx, sn, from)
+		}
+	}
 	cur, err := s.cut.Current(ctx)
 	if err != nil {
 		return fmt.Errorf("rollout: role %q: reading cutover %s: %w", s.role.Name, s.cut.Target(), err)
 	}
-	if slices.ContainsFunc(cur, func(id string) bool { return slices.Contains(ids(ins), id) }) {
+	if len(cur) > 0 && !slices.ContainsFunc(cur, func(id string) bool { return !slices.Contains(ids(ins), id) }) {
 		return nil
 	}
 	if _, err := s.cut.Point(ctx, ins); err != nil {
 		return fmt.Errorf("rollout: role %q: pointing %s at rollout %s (%s): %w", s.role.Name, s.cut.Target(), want.ID, ins[0].ID, err)
 	}
 	s.step(want.ID, "cutover", fmt.Sprintf("%s pointed at %v; now at rollout %s (%s)", s.cut.Target(), orNone(cur), want.ID, ins[0].ID))
+	return nil
+}
+
+// rolledBackFrom returns the newest rollout, when it is one that cut over away from live and ended
+// rolled back or failed with a saved snapshot: the cutover must serve that snapshot again.
+func (s *session) rolledBackFrom(live *Record) *Record {
+	l := s.latest()
+	if l == nil || l.Previous != live.ID || l.Cutover.Snapshot == nil || (l.State != RolledBack && l.State != Failed) {
+		return nil
+	}
+	return l
+}
+
+// restore puts back what the cutover served before rollout r moved it, then waits out the drain
+// (the TTL green was served with) so no client still holds green's answer when green is destroyed.
+func (s *session) restore(ctx context.Context, sn Snapshotter, r *Record) error {
+	note, drain, err := sn.Restore(ctx, r.Cutover.Snapshot)
+	if err != nil {
+		return fmt.Errorf("rollout: role %q: restoring %s as it was before rollout %s: %w", s.role.Name, s.cut.Target(), r.ID, err)
+	}
+	s.step(r.ID, "cutover", note)
+	if drain > 0 {
+		s.step(r.ID, "drain", fmt.Sprintf("draining %s (the TTL green was served with) before green is destroyed", drain))
+		return sleepCtx(ctx, drain)
+	}
 	return nil
 }
 

@@ -95,11 +95,14 @@ type InstanceRef struct {
 
 // CutoverRecord is what the cutover target pointed at before and after.
 type CutoverRecord struct {
-	Type   string   `json:"type"`             // ip, none (dns later)
+	Type   string   `json:"type"`             // ip, dns, none
 	Target string   `json:"target,omitempty"` // for humans: ip "front" 127.0.0.100
 	Before []string `json:"before,omitempty"` // instance IDs it pointed at before the cutover
 	After  []string `json:"after,omitempty"`
 	Note   string   `json:"note,omitempty"`
+	// Snapshot is what a Snapshotter cutover (dns) served before the cutover, restored exactly by a
+	// rollback, even one run after a crash.
+	Snapshot *CutoverSnapshot `json:"snapshot,omitempty"`
 }
 
 // ErrorEntry is an error a command met while working on the rollout.

@@ -4,6 +4,8 @@ package rfc2136
 import (
 	"net"
 
+	"github.com/miekg/dns"
+
 	"github.com/drover-dev/drover/plugins/config"
 )
 
@@ -36,6 +38,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Zone == "" || c.Zone[len(c.Zone)-1] != '.' {
 		return config.Errorf("zone", "must be a fully qualified zone ending in a dot, such as \"lab.example.\", got %q", c.Zone)
+	}
+	if _, ok := dns.IsDomainName(c.KeyName); c.KeyName != "" && !ok {
+		return config.Errorf("key_name", "must be a domain name such as \"drover.\", got %q", c.KeyName)
 	}
 	if c.Algorithm != "hmac-sha256" && c.Algorithm != "hmac-sha512" {
 		return config.Errorf("algorithm", "must be \"hmac-sha256\" or \"hmac-sha512\", got %q", c.Algorithm)

@@ -54,6 +54,7 @@ type result struct {
 	code           int
 	stdout, stderr string
 	elapsed        time.Duration
+	maxRSS         int64 // peak resident memory of drover, KiB
 }
 
 // droverExec runs the real drover binary with the fleet and state of a test.
@@ -65,7 +66,7 @@ func droverExec(t *testing.T, env []string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start), maxRSS: maxRSSOf(cmd)}
 	if exit, ok := err.(*exec.ExitError); ok {
 		r.code = exit.ExitCode()
 	} else if err != nil {
@@ -73,6 +74,16 @@ func droverExec(t *testing.T, env []string, args ...string) result {
 	}
 	t.Logf("drover %s: exit %d in %s\n%s%s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
 	return r
+}
+
+func maxRSSOf(cmd *exec.Cmd) int64 {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss // KiB on Linux
+	}
+	return 0
 }
 
 // sharedCache points drover's base-tree cache at DROVER_TEST_CACHE/drover when that is set (go tool

@@ -10,18 +10,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/rollout"
 )
 
 // TestE2ERollout runs blue/green rollouts of the example's web role on real qemu VMs in the lab:
-// first deploy, a second rollout with a changed page, rollback inside keep_old, abort, a green that
-// fails its checks, and a drover killed mid-rollout that is run again. Every VM is killed by its PID
-// when the test ends.
+// first deploy, a second rollout with a changed page under a request loop, rollback inside
+// keep_old, abort, a green that fails its checks, a green that dies after cutover (the watch rolls
+// back), and drover killed with SIGKILL right after every transition and run again. Every VM is
+// killed by its PID when the test ends, and orphans are checked against the host's qemu processes.
 func TestE2ERollout(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
@@ -35,15 +39,21 @@ func TestE2ERollout(t *testing.T) {
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
 	editFleet(t, fleetFile, `watch    = "1m"`, `watch    = "10s"`)
 	editFleet(t, fleetFile, `keep_old = "15m"`, `keep_old = "30s"`)
+	// One instance per color: every VM is emulated (TCG) on two cores, and one is enough to prove
+	// each behaviour; the demo rolls out two.
+	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
 	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { terminateAll(t, lab) })
 
+	var peakRSS int64
 	drover := func(t *testing.T, env []string, args ...string) result {
 		t.Helper()
-		return droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
+		r := droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
+		peakRSS = max(peakRSS, r.maxRSS)
+		return r
 	}
 	must := func(t *testing.T, args ...string) result {
 		t.Helper()
@@ -52,6 +62,9 @@ func TestE2ERollout(t *testing.T) {
 			t.Fatalf("drover %v: exit %d", args, r.code)
 		}
 		return r
+	}
+	stream := func(t *testing.T, args ...string) *streamed {
+		return droverStream(t, append([]string{"--fleet", fleetFile}, args...)...)
 	}
 	page := func(t *testing.T, v string) {
 		t.Helper()
@@ -80,32 +93,102 @@ func TestE2ERollout(t *testing.T) {
 		}
 		return live
 	}
+	// noOrphans compares the host's qemu processes of this lab with the instances the role's
+	// rollouts own, and returns "qemu=N owned=N".
+	noOrphans := func(t *testing.T) string {
+		t.Helper()
+		st := must(t, "--output", "json", "rollout", "status", "web")
+		var status struct {
+			Instances []struct {
+				ID    string `json:"id"`
+				Owned bool   `json:"owned"`
+				State string `json:"state"`
+			} `json:"instances"`
+		}
+		if err := json.Unmarshal([]byte(st.stdout), &status); err != nil {
+			t.Fatal(err)
+		}
+		vms := labVMs(t, state)
+		owned := 0
+		for _, i := range status.Instances {
+			if i.State == string(compute.Terminated) {
+				continue
+			}
+			if !i.Owned {
+				t.Errorf("instance %s (%s) is owned by no rollout", i.ID, i.State)
+				continue
+			}
+			owned++
+			if _, ok := vms[i.ID]; !ok && i.State == string(compute.Running) {
+				t.Errorf("instance %s is running by the records but has no qemu process", i.ID)
+			}
+		}
+		for id, pid := range vms {
+			if !slices.ContainsFunc(status.Instances, func(i struct {
+				ID    string `json:"id"`
+				Owned bool   `json:"owned"`
+				State string `json:"state"`
+			}) bool {
+				return i.ID == id && i.Owned && i.State != string(compute.Terminated)
+			}) {
+				t.Errorf("orphan VM: qemu pid %d (%s) belongs to no rollout", pid, id)
+			}
+		}
+		return fmt.Sprintf("qemu=%d owned=%d", len(vms), owned)
+	}
 
 	t.Run("first deploy", func(t *testing.T) {
 		page(t, "1")
-		must(t, "rollout", "start", "web")
-		must(t, "rollout", "promote", "web")
-		serves(t, "web version 1")
-		if n := len(webInstances(t)); n != 2 {
-			t.Errorf("%d web instances, want 2", n)
+		start := stream(t, "rollout", "start", "web")
+		var launched, healthy time.Duration
+		for e := range start.events {
+			switch {
+			case e.Step == "launch":
+				launched = e.Elapsed
+			case e.Step == "health" && strings.Contains(e.Message, ": healthy"):
+				healthy = max(healthy, e.Elapsed)
+			}
 		}
+		sr := start.wait()
+		if sr.code != 0 {
+			t.Fatalf("rollout start: exit %d\n%s%s", sr.code, sr.stdout, sr.stderr)
+		}
+		pr := must(t, "rollout", "promote", "web")
+		serves(t, "web version 1")
+		if n := len(webInstances(t)); n != 1 {
+			t.Errorf("%d web instances, want 1", n)
+		}
+		bootToHealthy := healthy - launched
+		watch := 10 * time.Second
+		overhead := sr.elapsed - bootToHealthy + pr.elapsed - watch
+		t.Logf("MEASURE rollout overhead: start %s + promote %s - boot-to-healthy %s - watch %s = %s",
+			sr.elapsed.Round(time.Millisecond), pr.elapsed.Round(time.Millisecond), bootToHealthy.Round(time.Millisecond), watch, overhead.Round(time.Millisecond))
+		peakRSS = max(peakRSS, sr.maxRSS)
+		noOrphans(t)
 	})
 
-	t.Run("second rollout with a changed page, then rollback inside keep_old", func(t *testing.T) {
+	t.Run("second rollout with a changed page under a request loop, then rollback inside keep_old", func(t *testing.T) {
 		page(t, "2")
 		must(t, "rollout", "start", "web")
 		serves(t, "web version 1") // green is ready but takes no traffic before promote
+		loop := startRequestLoop("http://"+addr+"/", 5*time.Millisecond)
 		must(t, "rollout", "promote", "web")
+		ok, failed, gap, bodies := loop.stop()
+		t.Logf("MEASURE cutover under a request loop: %d answered, %d failed, longest gap %s, pages %v", ok, failed, gap.Round(time.Millisecond), sortedKeys(bodies))
+		if ok == 0 || len(bodies) < 2 {
+			t.Errorf("the loop saw pages %v, want both versions", bodies)
+		}
 		serves(t, "web version 2")
-		if n := len(webInstances(t)); n != 4 {
-			t.Errorf("%d web instances during keep_old, want 4 (blue kept)", n)
+		if n := len(webInstances(t)); n != 2 {
+			t.Errorf("%d web instances during keep_old, want 2 (blue kept)", n)
 		}
 		r := must(t, "rollout", "rollback", "web")
 		if r.elapsed > 2*time.Second {
 			t.Errorf("rollback took %s, want under 2s", r.elapsed)
 		}
 		serves(t, "web version 1")
-		t.Logf("rollback inside keep_old: %s", r.elapsed)
+		t.Logf("MEASURE rollback inside keep_old: %s", r.elapsed.Round(time.Millisecond))
+		noOrphans(t)
 	})
 
 	t.Run("abort destroys green and leaves blue serving", func(t *testing.T) {
@@ -113,65 +196,113 @@ func TestE2ERollout(t *testing.T) {
 		must(t, "rollout", "start", "web")
 		must(t, "rollout", "abort", "web")
 		serves(t, "web version 1")
-		if n := len(webInstances(t)); n != 2 {
-			t.Errorf("%d web instances after abort, want blue's 2", n)
+		if n := len(webInstances(t)); n != 1 {
+			t.Errorf("%d web instances after abort, want blue's 1", n)
 		}
+		noOrphans(t)
 	})
 
 	t.Run("a green that fails its health check is never cut over and is destroyed", func(t *testing.T) {
 		editFleet(t, fleetFile, `path   = "/"`, `path   = "/missing.html"`)
 		defer editFleet(t, fleetFile, `path   = "/missing.html"`, `path   = "/"`)
 		editFleet(t, fleetFile, `expect = 200`, `expect = 200
-      deadline = "3m"`)
+      deadline = "2m"`)
 		defer editFleet(t, fleetFile, `expect = 200
-      deadline = "3m"`, `expect = 200`)
+      deadline = "2m"`, `expect = 200`)
 		page(t, "4")
 		r := drover(t, nil, "rollout", "start", "web")
 		if r.code != 1 || !strings.Contains(r.stderr, "404") {
 			t.Errorf("exit %d, want 1 naming the 404:\n%s", r.code, r.stderr)
 		}
 		serves(t, "web version 1")
-		if n := len(webInstances(t)); n != 2 {
-			t.Errorf("%d web instances after a failed green, want blue's 2", n)
+		if n := len(webInstances(t)); n != 1 {
+			t.Errorf("%d web instances after a failed green, want blue's 1", n)
 		}
+		noOrphans(t)
 	})
 
-	t.Run("a drover killed after booting is run again and converges", func(t *testing.T) {
-		page(t, "5")
-		r := drover(t, []string{"DROVER_TEST_CRASH_AFTER=booting"}, "rollout", "start", "web")
-		if r.code != 137 {
-			t.Fatalf("exit %d, want 137 from the crash hook", r.code)
-		}
+	t.Run("a green that dies after cutover is rolled back by the watch", func(t *testing.T) {
+		editFleet(t, fleetFile, `watch    = "10s"`, `watch    = "45s"`)
+		defer editFleet(t, fleetFile, `watch    = "45s"`, `watch    = "10s"`)
+		page(t, "6")
 		must(t, "rollout", "start", "web")
-		must(t, "rollout", "promote", "web")
-		serves(t, "web version 5")
-		st := must(t, "--output", "json", "rollout", "status", "web")
-		var status struct {
-			Instances []struct {
-				Owned bool `json:"owned"`
-			} `json:"instances"`
+		p := stream(t, "rollout", "promote", "web")
+		e, ok := p.until(transitionTo(rollout.Draining))
+		if !ok {
+			t.Fatalf("promote ended before draining: %+v", p.wait())
 		}
-		if err := json.Unmarshal([]byte(st.stdout), &status); err != nil {
-			t.Fatal(err)
+		serves(t, "web version 6")
+		greens, err := lab.Instances(context.Background(), compute.Selector{"role": "web", "rollout": e.Rollout})
+		if err != nil || len(greens) == 0 {
+			t.Fatalf("green instances of %s: %v %v", e.Rollout, greens, err)
 		}
-		for _, i := range status.Instances {
-			if !i.Owned {
-				t.Errorf("an orphan instance after the rerun: %s", st.stdout)
+		for _, g := range greens {
+			if err := lab.Stop(context.Background(), g.ID); err != nil { // the machine dies
+				t.Fatal(err)
 			}
 		}
-		if n := len(webInstances(t)); n != 4 {
-			t.Errorf("%d web instances, want 4 (green and the kept blue): no orphan from the killed run", n)
+		r := p.wait()
+		peakRSS = max(peakRSS, r.maxRSS)
+		if r.code != 1 || !strings.Contains(r.stderr, "watch") {
+			t.Errorf("promote exit %d, want 1 naming the watch:\n%s", r.code, r.stderr)
 		}
+		serves(t, "web version 1")
+		if n := len(webInstances(t)); n != 1 {
+			t.Errorf("%d web instances after the watch rolled back, want blue's 1", n)
+		}
+		noOrphans(t)
+	})
+
+	t.Run("drover killed with SIGKILL right after each transition converges when run again", func(t *testing.T) {
+		page(t, "7")
+		var table []string
+		chain := []struct {
+			cmd    string
+			points []rollout.State
+		}{
+			{"start", []rollout.State{rollout.Planned, rollout.Booting, rollout.Checking, rollout.Ready}},
+			{"promote", []rollout.State{rollout.CuttingOver, rollout.Draining, rollout.Promoted}},
+			{"rollback", []rollout.State{rollout.RolledBack}},
+		}
+		for _, c := range chain {
+			for _, pt := range c.points {
+				s := stream(t, "rollout", c.cmd, "web")
+				e, ok := s.until(transitionTo(pt))
+				if !ok {
+					t.Fatalf("%s ended before %s: %+v", c.cmd, pt, s.wait())
+				}
+				_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+				r := s.wait()
+				if r.code != 137 {
+					t.Errorf("%s killed after %s: exit %d, want 137", c.cmd, pt, r.code)
+				}
+				table = append(table, fmt.Sprintf("%-9s killed after %-12s (%s at %s)", c.cmd, pt, e.Rollout, e.Elapsed.Round(time.Millisecond)))
+			}
+			// The same command again finishes the job from where the killed ones stopped.
+			r := drover(t, nil, "--output", "json", "rollout", c.cmd, "web")
+			vms := noOrphans(t)
+			table = append(table, fmt.Sprintf("%-9s rerun: exit %d in %s, %s, orphans 0 unless reported above", c.cmd, r.code, r.elapsed.Round(time.Millisecond), vms))
+			if r.code != 0 {
+				t.Errorf("%s rerun after the kills: exit %d\n%s", c.cmd, r.code, r.stderr)
+			}
+		}
+		serves(t, "web version 1")
+		t.Logf("MEASURE kill -9 at each transition (command, transition, outcome):\n%s", strings.Join(table, "\n"))
 	})
 
 	t.Run("blue is destroyed once keep_old has passed", func(t *testing.T) {
+		must(t, "rollout", "start", "web")
+		must(t, "rollout", "promote", "web")
+		serves(t, "web version 7")
 		time.Sleep(35 * time.Second)
 		must(t, "rollout", "tick", "web")
-		if n := len(webInstances(t)); n != 2 {
-			t.Errorf("%d web instances after keep_old, want green's 2", n)
+		if n := len(webInstances(t)); n != 1 {
+			t.Errorf("%d web instances after keep_old, want green's 1", n)
 		}
-		serves(t, "web version 5")
+		serves(t, "web version 7")
+		noOrphans(t)
 	})
+	t.Logf("MEASURE drover peak memory (max RSS of every drover run): %d MiB", peakRSS/1024)
 }
 
 func editFleet(t *testing.T, path, from, to string) {

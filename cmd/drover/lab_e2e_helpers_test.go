@@ -1,0 +1,180 @@
+//go:build e2e && lab
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/rollout"
+)
+
+// streamed is a drover run whose JSON events the test reads as they come, so it can act at a
+// transition: kill drover with SIGKILL, or break an instance.
+type streamed struct {
+	cmd    *exec.Cmd
+	events chan rollout.Event
+	done   chan result
+}
+
+func droverStream(t *testing.T, args ...string) *streamed {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "drover"), append([]string{"--output", "json"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), sharedCache()...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &streamed{cmd: cmd, events: make(chan rollout.Event, 1024), done: make(chan result, 1)}
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			var e rollout.Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind != "" {
+				s.events <- e
+			}
+		}
+		close(s.events)
+		err := cmd.Wait()
+		r := result{stdout: all.String(), stderr: stderr.String(), elapsed: time.Since(start), maxRSS: maxRSSOf(cmd)}
+		if exit, ok := err.(*exec.ExitError); ok {
+			r.code = exit.ExitCode()
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				r.code = 128 + int(ws.Signal())
+			}
+		}
+		s.done <- r
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return s
+}
+
+// until reads events until one matches, and returns it; false when drover ended first.
+func (s *streamed) until(match func(rollout.Event) bool) (rollout.Event, bool) {
+	for e := range s.events {
+		if match(e) {
+			return e, true
+		}
+	}
+	return rollout.Event{}, false
+}
+
+// wait drains the events and returns the run's result.
+func (s *streamed) wait() result {
+	for range s.events {
+	}
+	return <-s.done
+}
+
+func transitionTo(st rollout.State) func(rollout.Event) bool {
+	return func(e rollout.Event) bool { return e.Kind == "transition" && e.State == st }
+}
+
+// labVMs lists the qemu processes of a state directory, by the instance ID in their -name: the
+// ground truth for orphans, whatever drover's records say.
+func labVMs(t *testing.T, state string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) == 0 || !strings.Contains(filepath.Base(args[0]), "qemu-system") || !strings.Contains(string(b), state) {
+			continue
+		}
+		for i, a := range args {
+			if a == "-name" && i+1 < len(args) {
+				id := strings.TrimPrefix(strings.Split(args[i+1], ",")[0], "guest=")
+				var pid int
+				fmt.Sscanf(strings.Split(p, "/")[2], "%d", &pid)
+				out[id] = pid
+			}
+		}
+	}
+	return out
+}
+
+// requestLoop asks url without keep-alive every interval until stop is called, and reports failed
+// requests and the longest time between two answered requests.
+type requestLoop struct {
+	stop func() (ok, failed int, longestGap time.Duration, bodies map[string]int)
+}
+
+func startRequestLoop(url string, interval time.Duration) *requestLoop {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu     sync.Mutex
+		ok     int
+		failed int
+		gap    time.Duration
+		bodies = map[string]int{}
+		wg     sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last := time.Now()
+		for ctx.Err() == nil {
+			resp, err := client.Get(url)
+			now := time.Now()
+			mu.Lock()
+			if err == nil && resp.StatusCode == 200 {
+				var b bytes.Buffer
+				_, _ = b.ReadFrom(resp.Body)
+				ok++
+				bodies[strings.TrimSpace(b.String())]++
+				gap = max(gap, now.Sub(last))
+				last = now
+			} else if ctx.Err() == nil {
+				failed++
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			mu.Unlock()
+			time.Sleep(interval)
+		}
+	}()
+	return &requestLoop{stop: func() (int, int, time.Duration, map[string]int) {
+		cancel()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return ok, failed, gap, bodies
+	}}
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

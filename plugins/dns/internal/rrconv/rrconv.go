@@ -48,7 +48,7 @@ func Check(component, zone, name, typ string) (Key, error) {
 
 // InZone reports whether the lower-case fully qualified name is the apex or below it.
 func InZone(zone, name string) bool {
-	return name == zone || strings.HasSuffix(name, "."+zone)
+	return zone == "." || name == zone || strings.HasSuffix(name, "."+zone)
 }
 
 // RRs parses the set's values into records of its name, type and TTL, class IN. A value that does

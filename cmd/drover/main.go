@@ -18,7 +18,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runWith(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
 	app := newApp(stdout, stderr, env)
-	err := app.Run(args)
+	err := app.Run(hoistGlobalFlags(args))
 	if err == nil {
 		return exitOK
 	}

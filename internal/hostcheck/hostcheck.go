@@ -159,6 +159,7 @@ func checks() []check {
 		{name: "ovmf", run: checkOVMF},
 		toolCheck("knot", "knot", "serves DNS for the lab's cutovers", "knotd", "keymgr"),
 		anyToolCheck("knsupdate", "knot-dnsutils", "sends RFC 2136 updates to the lab DNS", "knsupdate", "nsupdate"),
+		toolCheck("nsd", "nsd", "serves zone files for the zonefile DNS provider's tests", "nsd", "nsd-control"),
 		{name: "binfmt-arm64", run: checkBinfmt},
 		{name: "kvm", run: checkKVM},
 		{name: "tcg", run: checkTCG},

@@ -15,7 +15,7 @@ import (
 func wantNames() []string {
 	return []string{
 		"qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mtools", "mkfs.vfat",
-		"sfdisk", "grub-efi", "grub-mkimage", "syslinux", "gptmbr", "ovmf", "knot", "knsupdate",
+		"sfdisk", "grub-efi", "grub-mkimage", "syslinux", "gptmbr", "ovmf", "knot", "knsupdate", "nsd",
 		"binfmt-arm64", "kvm", "tcg", "disk-space",
 	}
 }
@@ -99,6 +99,7 @@ func TestRunAllMissing(t *testing.T) {
 		"ovmf":               {"ovmf"},
 		"knot":               {"knot"},
 		"knsupdate":          {"knot-dnsutils"},
+		"nsd":                {"nsd"},
 		"binfmt-arm64":       {"qemu-user-static", "binfmt-support", "arch-test"},
 		"tcg":                {"qemu-system-x86"},
 	}
@@ -127,7 +128,7 @@ func TestRunAllMissing(t *testing.T) {
 func TestRunAllPresent(t *testing.T) {
 	bins := fakeBins(t, "exit 3", // what qemu exits with when the probe guest ran
 		"qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4", "mcopy", "mmd",
-		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "qemu-aarch64-static", "update-binfmts", "arch-test",
+		"mkfs.vfat", "sfdisk", "knotd", "keymgr", "knsupdate", "nsd", "nsd-control", "qemu-aarch64-static", "update-binfmts", "arch-test",
 		"debugfs", "grub-mkimage", "syslinux")
 	other := t.TempDir()
 	files := t.TempDir()

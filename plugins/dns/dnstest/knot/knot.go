@@ -139,27 +139,44 @@ func (s *Server) Log() string { return s.proc.Log() }
 
 // Replace makes the set exactly set's records with one unconditional TSIG-signed update: a plain
 // RemoveRRset and Insert, no prerequisites. It is the "someone else changed it" path of tests,
-// independent of the rfc2136 provider. An empty set removes every record of its name and type.
+// independent of the rfc2136 provider. An empty set removes every record of its name and type. A
+// failure fails the test, so call it from the test's goroutine; elsewhere use Change.
 func (s *Server) Replace(t testing.TB, set dns.RecordSet) {
 	t.Helper()
+	if err := s.Change(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Change is Replace returning its error, for goroutines other than the test's.
+func (s *Server) Change(ctx context.Context, set dns.RecordSet) error {
 	set = set.Normalize()
 	m := new(mdns.Msg)
 	m.SetUpdate(s.Zone)
 	typ, ok := mdns.StringToType[set.Type]
 	if !ok {
-		t.Fatalf("knot: unknown type %q", set.Type)
+		return fmt.Errorf("knot: unknown type %q", set.Type)
 	}
 	m.RemoveRRset([]mdns.RR{&mdns.ANY{Hdr: mdns.RR_Header{Name: set.Name, Rrtype: typ, Class: mdns.ClassINET}}})
 	var rrs []mdns.RR
 	for _, v := range set.Values {
 		rr, err := mdns.NewRR(fmt.Sprintf("%s %d IN %s %s", set.Name, set.TTL, set.Type, v))
 		if err != nil {
-			t.Fatalf("knot: record %q: %v", v, err)
+			return fmt.Errorf("knot: record %q: %w", v, err)
 		}
 		rrs = append(rrs, rr)
 	}
 	m.Insert(rrs)
-	s.exchange(t, m)
+	m.SetTsig(s.KeyName, mdns.Fqdn(s.Algorithm), 300, time.Now().Unix())
+	c := &mdns.Client{Net: "tcp", Timeout: 10 * time.Second, TsigSecret: map[string]string{s.KeyName: s.Secret}}
+	r, _, err := c.ExchangeContext(ctx, m, s.Addr)
+	if err != nil {
+		return fmt.Errorf("knot: update at %s: %w", s.Addr, err)
+	}
+	if r.Rcode != mdns.RcodeSuccess {
+		return fmt.Errorf("knot: update at %s: rcode %s", s.Addr, mdns.RcodeToString[r.Rcode])
+	}
+	return nil
 }
 
 // Query asks the server for name and typ (not signed, over TCP, no recursion) and returns the reply.
@@ -174,19 +191,6 @@ func (s *Server) Query(t testing.TB, name, typ string) *mdns.Msg {
 		t.Fatalf("knot: query %s %s at %s: %v", name, typ, s.Addr, err)
 	}
 	return r
-}
-
-func (s *Server) exchange(t testing.TB, m *mdns.Msg) {
-	t.Helper()
-	m.SetTsig(s.KeyName, mdns.Fqdn(s.Algorithm), 300, time.Now().Unix())
-	c := &mdns.Client{Net: "tcp", Timeout: 10 * time.Second, TsigSecret: map[string]string{s.KeyName: s.Secret}}
-	r, _, err := c.Exchange(m, s.Addr)
-	if err != nil {
-		t.Fatalf("knot: update at %s: %v", s.Addr, err)
-	}
-	if r.Rcode != mdns.RcodeSuccess {
-		t.Fatalf("knot: update at %s: rcode %s", s.Addr, mdns.RcodeToString[r.Rcode])
-	}
 }
 
 func (s *Server) config(port int, zoneFile string) string {

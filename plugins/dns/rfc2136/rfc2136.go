@@ -213,7 +213,7 @@ func (p *Provider) rcodeError(r *mdns.Msg, what string) error {
 	var hint string
 	switch {
 	case tsigErr == "BADKEY":
-		hint = fmt.Sprintf("the server does not know TSIG key %q with algorithm %s: check key_name and algorithm", p.keyName, strings.TrimSuffix(p.alg, "."))
+		hint = fmt.Sprintf("the server does not accept TSIG key %q with algorithm %s for this zone: check key_name, algorithm and the zone's ACL (Knot answers BADKEY for a key its ACL does not list)", p.keyName, strings.TrimSuffix(p.alg, "."))
 	case tsigErr == "BADSIG":
 		hint = fmt.Sprintf("the server rejected the signature of TSIG key %q: check the secret (DROVER_TSIG_SECRET) and the algorithm", p.keyName)
 	case tsigErr == "BADTIME":

@@ -9,6 +9,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/ip/loopback"
 	"github.com/drover-dev/drover/plugins/store/local"
@@ -22,10 +23,12 @@ type providers struct {
 	stateDir string
 	mu       sync.Mutex
 	compute  map[string]compute.Provider
+	// dnsServers are the servers to verify each opened dns provider's changes at.
+	dnsServers map[dns.Provider][]string
 }
 
 func newProviders(f *fleet.Fleet, stateDir string) *providers {
-	return &providers{fleet: f, stateDir: stateDir, compute: map[string]compute.Provider{}}
+	return &providers{fleet: f, stateDir: stateDir, compute: map[string]compute.Provider{}, dnsServers: map[dns.Provider][]string{}}
 }
 
 // Compute returns the provider of a compute block.

@@ -44,7 +44,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	p := newProviders(f, state)
 	ctl, err := rollout.New(rollout.Options{
 		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
-		Compute: p.Compute, IP: p.IP, DNS: p.DNS,
+		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
 	})

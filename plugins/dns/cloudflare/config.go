@@ -1,18 +1,91 @@
-// Package cloudflare changes records in a Cloudflare zone.
+// Package cloudflare changes records in a Cloudflare zone through the Cloudflare API v4, with the
+// official client library (github.com/cloudflare/cloudflare-go/v6).
 package cloudflare
 
-import "github.com/drover-dev/drover/plugins/config"
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/drover-dev/drover/plugins/config"
+)
 
 // Config is the dns "cloudflare" block. The token comes from CLOUDFLARE_API_TOKEN or
-// CLOUDFLARE_API_TOKEN_FILE.
+// CLOUDFLARE_API_TOKEN_FILE, never from the fleet file; it needs the Zone:Read and DNS:Edit
+// permissions on the zone.
 type Config struct {
-	Zone    string `hcl:"zone"`
-	Proxied *bool  `hcl:"proxied,optional"`
-	Token   string `json:"-"`
+	// Zone is the zone's name, such as "example.com" (a final dot is allowed).
+	Zone string `hcl:"zone"`
+	// Proxied, when set, is the proxy status of the records drover creates; unset means the status
+	// of the records they replace. Records drover keeps keep their own status.
+	Proxied *bool `hcl:"proxied,optional"`
+	// APIURL replaces the API's base URL, https://api.cloudflare.com/client/v4/ (for tests, or an
+	// egress proxy).
+	APIURL string `hcl:"api_url,optional"`
+	// Token is the API token. String and GoString never show it.
+	Token string `json:"-"`
 }
 
 // NewDefaultConfig reads the API token from the environment.
 func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 	token, err := config.Secret(env, "CLOUDFLARE_API_TOKEN")
 	return &Config{Token: token}, err
+}
+
+// Validate checks the values a block can get wrong. A missing token is not its concern (plans
+// are made without secrets): New reports it.
+func (c *Config) Validate() error {
+	if !validZone(c.Zone) {
+		return config.Errorf("zone", "must be a domain name such as \"example.com\", got %q", c.Zone)
+	}
+	if c.APIURL != "" {
+		u, err := url.Parse(c.APIURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return config.Errorf("api_url", "must be an http or https URL such as \"https://api.cloudflare.com/client/v4/\", got %q", c.APIURL)
+		}
+		if u.User != nil {
+			return config.Errorf("api_url", "must not hold credentials (the token comes from CLOUDFLARE_API_TOKEN)")
+		}
+	}
+	return nil
+}
+
+// String describes the block without its token.
+func (c Config) String() string {
+	proxied := "unset"
+	if c.Proxied != nil {
+		proxied = fmt.Sprint(*c.Proxied)
+	}
+	token := "unset"
+	if c.Token != "" {
+		token = "set"
+	}
+	s := fmt.Sprintf("cloudflare zone=%q proxied=%s token=%s", c.Zone, proxied, token)
+	if c.APIURL != "" {
+		s += fmt.Sprintf(" api_url=%q", c.APIURL)
+	}
+	return s
+}
+
+// GoString keeps %#v from printing the token too.
+func (c Config) GoString() string { return "cloudflare.Config{" + c.String() + "}" }
+
+// validZone reports whether zone looks like a domain name: dot-separated labels of letters,
+// digits, hyphens and underscores, each 1 to 63 characters.
+func validZone(zone string) bool {
+	z := strings.TrimSuffix(zone, ".")
+	if z == "" || len(z) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(z, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -62,7 +62,7 @@ func (p *providers) VerifyDNS(ctx context.Context, prov dns.Provider, want dns.R
 			return err
 		}
 	}
-	return verify.WaitServed(ctx, servers, want, 250*time.Millisecond, func(server string, ok bool, _ []string) {
+	return verify.WaitServed(ctx, servers, want, 50*time.Millisecond, func(server string, ok bool, _ []string) {
 		if progress != nil {
 			progress(server, ok)
 		}

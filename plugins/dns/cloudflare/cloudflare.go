@@ -40,7 +40,6 @@ type Provider struct {
 	zoneID  string
 	proxied *bool
 	perPage int
-	retry   Retry
 	records *cfdns.RecordService
 	locks   setLocks
 }
@@ -103,7 +102,6 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 		zone:    dns.Fqdn(strings.ToLower(cfg.Zone)),
 		proxied: cfg.Proxied,
 		perPage: o.perPage,
-		retry:   o.retry,
 		records: cfdns.NewRecordService(base...),
 	}
 	id, err := p.findZone(ctx, zones.NewZoneService(base...))
@@ -175,10 +173,11 @@ func (p *Provider) Set(ctx context.Context, name, typ string) (dns.RecordSet, er
 // with Config.Proxied, or, when it is unset, proxied if every record they replace was. It is
 // idempotent: when the records already match, it sends no write.
 //
-// prev is checked against a read made just before the write (see Provider: not atomic). A
-// failure part way can only leave a mix of old and new records when no batch was needed (one
-// write) or Cloudflare failed inside its transaction; Set shows what is there and calling
-// ReplaceSet again repairs it.
+// prev is compared with a read made just before the write (see Provider: not atomic), and a
+// mismatch wraps dns.ErrConflict with nothing changed. All the changes go in one request, which
+// Cloudflare applies whole or not at all, so a failed ReplaceSet leaves the records as they were,
+// or, when the outcome of its write is unknown (a connection broken after sending it), either as
+// they were or as wanted: Set shows which, and the same ReplaceSet again finishes the job.
 func (p *Provider) ReplaceSet(ctx context.Context, want dns.RecordSet, prev *dns.RecordSet) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("dns/cloudflare: %w", err)

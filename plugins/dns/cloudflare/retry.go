@@ -14,15 +14,16 @@ import (
 	cfdns "github.com/cloudflare/cloudflare-go/v6/dns"
 )
 
-// Retries happen in one layer only: drover's HTTP middleware (retrier.middleware). The client
-// library's own retry loop is switched off with option.WithMaxRetries(0), because its backoff
-// (2 s doubling to 30 s, ten tries) cannot be bounded from here and it also retries 409s.
+// Retries happen in one layer only: drover's HTTP middleware (Retry.middleware). The client
+// library's own retry loop is switched off with option.WithMaxRetries(0): its waits (2 s doubling
+// to 30 s, ten tries by default in v6.10.0) cannot be tuned, and it retries 409s too.
 //
 // The middleware retries a request that got a 429 (waiting what Retry-After says), a 5xx or a
 // transport error, with exponential backoff and jitter, up to a bounded number of attempts. It
-// retries writes too: a Cloudflare write that failed with a 5xx was not applied (a batch is one
-// database transaction), and in the rare case where it was, the replay fails with "record
-// already exists" or "record does not exist", which ReplaceSet answers by reading the set again.
+// retries writes too: a write that failed with a 5xx was almost certainly not applied (a batch
+// is one database transaction), and in the rare case where it was, the replay fails with "record
+// already exists" or "record does not exist", which ReplaceSet answers by reading the set again
+// and planning anew (ReplaceSet's own bounded loop, the only retry above this layer).
 
 // Retry is the retry policy of the Cloudflare provider's HTTP requests.
 type Retry struct {
@@ -33,8 +34,9 @@ type Retry struct {
 	Base time.Duration
 	// Max bounds a backoff.
 	Max time.Duration
-	// MaxRetryAfter is the longest Retry-After of a 429 that is waited for; a longer one (the API
-	// blocks a token for five minutes once it exceeds its rate limit) fails the call at once.
+	// MaxRetryAfter is the longest Retry-After (of a 429, or a 5xx that has one) that is waited
+	// for; a longer one (the API blocks a token for five minutes once it exceeds its rate limit)
+	// fails the call at once.
 	MaxRetryAfter time.Duration
 }
 
@@ -116,7 +118,7 @@ func (r Retry) middleware(req *http.Request, next func(*http.Request) (*http.Res
 			c.note = "the request body cannot be sent again"
 			return res, err
 		}
-		if res != nil && res.StatusCode == http.StatusTooManyRequests && wait > r.MaxRetryAfter {
+		if wait > r.MaxRetryAfter {
 			c.note = fmt.Sprintf("Retry-After %s is longer than the %s drover waits", wait, r.MaxRetryAfter)
 			return res, err
 		}

@@ -10,13 +10,15 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/dns"
+	"github.com/drover-dev/drover/plugins/dns/cloudflare"
 	"github.com/drover-dev/drover/plugins/dns/rfc2136"
+	"github.com/drover-dev/drover/plugins/dns/route53"
 	"github.com/drover-dev/drover/plugins/dns/verify"
 	"github.com/drover-dev/drover/plugins/dns/zonefile"
 )
 
 // DNS returns the provider of a dns block, and remembers which servers to verify its changes at.
-func (p *providers) DNS(_ context.Context, name string) (dns.Provider, error) {
+func (p *providers) DNS(ctx context.Context, name string) (dns.Provider, error) {
 	blk := p.fleet.Provider(fleet.KindDNS, name)
 	if blk == nil {
 		return nil, fmt.Errorf("dns %q is not declared in %s", name, p.fleet.Path)
@@ -34,6 +36,11 @@ func (p *providers) DNS(_ context.Context, name string) (dns.Provider, error) {
 		if len(servers) == 0 {
 			servers = []string{cfg.Server}
 		}
+	case *cloudflare.Config:
+		// Cloudflare's servers are the zone's NS records, asked directly.
+		prov, err = cloudflare.New(ctx, cfg)
+	case *route53.Config:
+		prov, err = route53.New(ctx, cfg)
 	case *zonefile.Config:
 		prov, err = zonefile.New(cfg, p.fleet.Dir)
 		servers = cfg.Nameservers

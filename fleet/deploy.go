@@ -22,7 +22,8 @@ var (
 	}}
 	cutoverSchemas = map[string]*hcl.BodySchema{
 		"dns":  {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
-		"ip":   {Attributes: []hcl.AttributeSchema{{Name: "ip", Required: true}, {Name: "drain"}}},
+		// dns, name and ttl on an ip cutover publish the failover address under a name.
+		"ip":   {Attributes: []hcl.AttributeSchema{{Name: "ip", Required: true}, {Name: "drain"}, {Name: "dns"}, {Name: "name"}, {Name: "ttl"}}},
 		"none": {},
 	}
 )
@@ -125,6 +126,14 @@ func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {
 	d.integer(c.Attributes, "ttl", 1, 604800, &co.TTL)
 	d.str(c.Attributes, "ip", &co.IP)
 	d.duration(c.Attributes, "drain", &co.Drain)
+	if co.Type == "ip" {
+		_, hasDNS := c.Attributes["dns"]
+		_, hasName := c.Attributes["name"]
+		if hasDNS != hasName {
+			d.errorf(b.Body.MissingItemRange(), "Missing required argument",
+				"An ip cutover publishes its address only with both \"dns\" (the dns block) and \"name\" (the record name).")
+		}
+	}
 }
 
 // checkHealthPorts makes sure every checked port is reachable: with ports declared, a health check on

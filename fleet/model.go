@@ -118,9 +118,9 @@ type HealthCheck struct {
 // Cutover says how traffic moves from blue to green.
 type Cutover struct {
 	Type  string // "dns", "ip" or "none"
-	DNS   string // dns block name (type dns)
-	Name  string // record name relative to the zone, or "@" (type dns)
-	TTL   int    // seconds (type dns)
+	DNS   string // dns block name (type dns; type ip: where the failover address is published)
+	Name  string // record name relative to the zone, or "@" (type dns; type ip: the published name)
+	TTL   int    // seconds (type dns, and a published name)
 	IP    string // ip block name (type ip)
 	Drain time.Duration
 }

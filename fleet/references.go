@@ -54,6 +54,9 @@ func (d *decoder) checkReferences(f *Fleet) {
 			if dep.Cutover.IP != "" && f.Provider(KindIP, dep.Cutover.IP) == nil {
 				d.unknownRef(attrRange(body, "deploy", "cutover", "ip"), "ip", role.Name, dep.Cutover.IP, names(f.IP))
 			}
+			if dep.Cutover.DNS != "" && f.Provider(KindDNS, dep.Cutover.DNS) == nil {
+				d.unknownRef(attrRange(body, "deploy", "cutover", "dns"), "dns", role.Name, dep.Cutover.DNS, names(f.DNS))
+			}
 		}
 		if dep.Strategy == "ab" && role.Image.Builder != "rpi" {
 			d.errorf(attrRange(body, "deploy", "strategy"), "Strategy needs another builder",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/compute"
@@ -41,6 +42,8 @@ type ipCutover struct {
 	name string
 	addr netip.Addr
 	p    ip.Provider
+	// publish, when set, keeps a DNS name pointing at the failover address.
+	publish *dnsCutover
 }
 
 func (c *Controller) ipCutover(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error) {
@@ -54,7 +57,13 @@ func (c *Controller) ipCutover(ctx context.Context, role string, spec fleet.Cuto
 	if !addr.IsValid() {
 		return nil, fmt.Errorf("ip %q: no address", spec.IP)
 	}
-	return &ipCutover{name: spec.IP, addr: addr, p: p}, nil
+	x := &ipCutover{name: spec.IP, addr: addr, p: p}
+	if spec.DNS != "" {
+		if x.publish, err = c.dnsName(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
 }
 
 func (x *ipCutover) Type() string   { return "ip" }
@@ -75,11 +84,21 @@ func (x *ipCutover) Point(ctx context.Context, to []compute.Instance) (string, e
 	if err := x.p.Assign(ctx, x.addr, to[0].ID); err != nil {
 		return "", err
 	}
+	var notes []string
 	if len(to) > 1 {
-		return fmt.Sprintf("failover IP %s points at one instance: chose the first, slot %d (%s); the other %d take no traffic through it",
-			x.addr, slotOf(to[0]), to[0].ID, len(to)-1), nil
+		notes = append(notes, fmt.Sprintf("failover IP %s points at one instance: chose the first, slot %d (%s); the other %d take no traffic through it",
+			x.addr, slotOf(to[0]), to[0].ID, len(to)-1))
 	}
-	return "", nil
+	if x.publish != nil {
+		// The address does not change with the cutover, so this only writes the first time (or
+		// after someone changed the name); it is verified every time.
+		note, err := x.publish.apply(ctx, x.publish.setsFor([]netip.Addr{x.addr}))
+		if err != nil {
+			return strings.Join(notes, "; "), fmt.Errorf("publishing %s as %s in dns %q: %w", x.addr, x.publish.name, x.publish.block, err)
+		}
+		notes = append(notes, "published: "+note)
+	}
+	return strings.Join(notes, "; "), nil
 }
 
 func (x *ipCutover) WatchTargets() []health.Target {

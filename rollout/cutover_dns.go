@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -58,13 +59,6 @@ type dnsCutover struct {
 var dnsTypes = []string{"A", "AAAA"}
 
 func (c *Controller) dnsCutover(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error) {
-	if c.opts.DNS == nil {
-		return nil, errors.New("no dns providers configured")
-	}
-	p, err := c.opts.DNS(ctx, spec.DNS)
-	if err != nil {
-		return nil, fmt.Errorf("dns %q: %w", spec.DNS, err)
-	}
 	_, dep, err := c.deployOf(role)
 	if err != nil {
 		return nil, err
@@ -72,6 +66,24 @@ func (c *Controller) dnsCutover(ctx context.Context, role string, spec fleet.Cut
 	comp, err := c.opts.Compute(ctx, dep.Compute)
 	if err != nil {
 		return nil, fmt.Errorf("compute %q: %w", dep.Compute, err)
+	}
+	x, err := c.dnsName(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	x.comp, x.role = comp, role
+	return x, nil
+}
+
+// dnsName opens the dns block of spec for its name: the part a dns cutover and an ip cutover's
+// published name share.
+func (c *Controller) dnsName(ctx context.Context, spec fleet.Cutover) (*dnsCutover, error) {
+	if c.opts.DNS == nil {
+		return nil, errors.New("no dns providers configured")
+	}
+	p, err := c.opts.DNS(ctx, spec.DNS)
+	if err != nil {
+		return nil, fmt.Errorf("dns %q: %w", spec.DNS, err)
 	}
 	name := spec.Name
 	switch {
@@ -92,8 +104,7 @@ func (c *Controller) dnsCutover(ctx context.Context, role string, spec fleet.Cut
 	if wait <= 0 {
 		wait = 2 * time.Minute
 	}
-	return &dnsCutover{block: spec.DNS, p: p, name: strings.ToLower(name), ttl: uint32(ttl), comp: comp, role: role,
-		verify: verify, wait: wait}, nil
+	return &dnsCutover{block: spec.DNS, p: p, name: strings.ToLower(name), ttl: uint32(ttl), verify: verify, wait: wait}, nil
 }
 
 // readBack is the verifier without direct server checks: the provider's own view, polled.
@@ -158,14 +169,23 @@ func (x *dnsCutover) Current(ctx context.Context) ([]string, error) {
 
 // want returns the sets that send the name to instances.
 func (x *dnsCutover) want(to []compute.Instance) []dns.RecordSet {
+	addrs := make([]netip.Addr, 0, len(to))
+	for _, in := range to {
+		addrs = append(addrs, in.Address)
+	}
+	return x.setsFor(addrs)
+}
+
+// setsFor returns the A and AAAA sets of addresses.
+func (x *dnsCutover) setsFor(addrs []netip.Addr) []dns.RecordSet {
 	a := dns.RecordSet{Name: x.name, Type: "A", TTL: x.ttl}
 	aaaa := dns.RecordSet{Name: x.name, Type: "AAAA", TTL: x.ttl}
-	for _, in := range to {
+	for _, ad := range addrs {
 		switch {
-		case in.Address.Is4():
-			a.Values = append(a.Values, in.Address.String())
-		case in.Address.Is6():
-			aaaa.Values = append(aaaa.Values, in.Address.String())
+		case ad.Is4():
+			a.Values = append(a.Values, ad.String())
+		case ad.Is6():
+			aaaa.Values = append(aaaa.Values, ad.String())
 		}
 	}
 	return []dns.RecordSet{a.Normalize(), aaaa.Normalize()}

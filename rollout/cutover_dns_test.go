@@ -199,3 +199,34 @@ func TestDNSPlanSaysWhatTheCutoverDoes(t *testing.T) {
 		}
 	}
 }
+
+// An ip cutover with dns and name publishes the failover address under the name: written once,
+// verified at every cutover.
+func TestIPCutoverPublishesTheFailoverAddress(t *testing.T) {
+	l := newLab(t, webRole(func(d *fleet.Deploy) {
+		d.Cutover = fleet.Cutover{Type: "ip", IP: "front", DNS: "home", Name: "www", TTL: 60}
+	}))
+	zone := dnsmem.New("lab.example.")
+	c := l.controller(func(o *rollout.Options) {
+		o.DNS = func(context.Context, string) (dns.Provider, error) { return zone, nil }
+	})
+	for range 2 {
+		l.build("web")
+		rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
+		mustRecord(t, rec, err, rollout.Ready)
+		rec, err = c.Promote(t.Context(), "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rec.Cutover.Note, "published") {
+			t.Errorf("cutover note %q does not mention the published name", rec.Cutover.Note)
+		}
+		got := wwwA(t, zone)
+		if !slices.Equal(got.Values, []string{"127.0.0.100"}) || got.TTL != 60 {
+			t.Fatalf("www = %v, want the failover address with ttl 60", got)
+		}
+	}
+	if n := zone.Changes(); n != 1 {
+		t.Errorf("the zone changed %d times over two rollouts, want 1", n)
+	}
+}

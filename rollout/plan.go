@@ -211,6 +211,9 @@ func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, 
 		if count > 1 {
 			text += fmt.Sprintf(" (it points at one instance; the other %d take no traffic through it)", count-1)
 		}
+		if dep.Cutover.DNS != "" {
+			text += fmt.Sprintf("; keep %s in dns %q pointing at the failover address (ttl %ds)", dep.Cutover.Name, dep.Cutover.DNS, dep.Cutover.TTL)
+		}
 		add("cutover", done(CuttingOver), "%s", text)
 	case "dns":
 		add("cutover", done(CuttingOver), "set %s A/AAAA in dns %q to the greens' addresses (ttl %ds), keeping the old sets in the record; wait until every authoritative server serves them",

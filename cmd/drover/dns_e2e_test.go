@@ -34,7 +34,10 @@ func TestE2EDNSCutover(t *testing.T) {
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+srv.Addr+`"`)
 	editFleet(t, fleetFile, `cutover "ip" {
-      ip = "front"
+      ip   = "front"
+      dns  = "home"
+      name = "www"
+      ttl  = 60
     }
     keep_old = "15m"`, `cutover "dns" {
       dns  = "home"

@@ -30,10 +30,10 @@ type streamed struct {
 	done   chan result
 }
 
-func droverStream(t *testing.T, args ...string) *streamed {
+func droverStream(t *testing.T, env []string, args ...string) *streamed {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "drover"), append([]string{"--output", "json"}, args...)...)
-	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), sharedCache()...)
+	cmd.Env = append(append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), sharedCache()...), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/dns/dnstest/knot"
 	"github.com/drover-dev/drover/rollout"
 )
 
@@ -42,6 +43,10 @@ func TestE2ERollout(t *testing.T) {
 	// One instance per color: every VM is emulated (TCG) on two cores, and one is enough to prove
 	// each behaviour; the demo rolls out two.
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
+	// The lab's Knot, where web's failover address is published as www.
+	knotd := knot.Start(t, "lab.example.")
+	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+knotd.Addr+`"`)
+	labEnv := []string{"DROVER_TSIG_SECRET=" + knotd.Secret}
 	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,7 @@ func TestE2ERollout(t *testing.T) {
 	var peakRSS int64
 	drover := func(t *testing.T, env []string, args ...string) result {
 		t.Helper()
-		r := droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
+		r := droverExec(t, append(labEnv, env...), append([]string{"--fleet", fleetFile}, args...)...)
 		peakRSS = max(peakRSS, r.maxRSS)
 		return r
 	}
@@ -64,7 +69,7 @@ func TestE2ERollout(t *testing.T) {
 		return r
 	}
 	stream := func(t *testing.T, args ...string) *streamed {
-		return droverStream(t, append([]string{"--fleet", fleetFile}, args...)...)
+		return droverStream(t, labEnv, append([]string{"--fleet", fleetFile}, args...)...)
 	}
 	page := func(t *testing.T, v string) {
 		t.Helper()
@@ -155,6 +160,9 @@ func TestE2ERollout(t *testing.T) {
 		}
 		pr := must(t, "rollout", "promote", "web")
 		serves(t, "web version 1")
+		if got := knotd.Query(t, "www.lab.example.", "A"); len(got.Answer) != 1 || !strings.Contains(got.Answer[0].String(), addr) {
+			t.Errorf("www.lab.example at the lab's Knot: %v, want the failover address %s", got.Answer, addr)
+		}
 		if n := len(webInstances(t)); n != 1 {
 			t.Errorf("%d web instances, want 1", n)
 		}

@@ -27,12 +27,17 @@ mkdir -p "$work"
 say "validating the fleet file"
 drover validate
 
+say "starting the lab's DNS: Knot for lab.example on 127.0.0.1:5353 (drover publishes www there)"
+DROVER_TSIG_SECRET_FILE=$("$root/examples/homelab/lab-dns.sh" start "$root/.demo/knot")
+export DROVER_TSIG_SECRET_FILE
+
 say "version 1: bake the web image (mmdebstrap the first time, cached afterwards) and roll it out"
 page 1
 drover build web
 drover rollout start web
 drover rollout promote web
 through_failover
+echo "   www.lab.example at the lab's Knot: $(kdig +short -p 5353 @127.0.0.1 www.lab.example A)"
 
 say "version 2: change the page, bake again (only the changed layer), roll out, promote"
 page 2
@@ -50,4 +55,5 @@ drover rollout status web
 drover rollout history web
 echo
 echo "The lab's VMs keep running. drover --fleet $work/drover.hcl rollout status web shows them;"
-echo "drover gc --apply removes anything no rollout owns."
+echo "drover gc --apply removes anything no rollout owns. The lab's Knot keeps running too:"
+echo "examples/homelab/lab-dns.sh stop .demo/knot stops it."

@@ -72,8 +72,12 @@ role "web" {
       path   = "/"
       expect = 200
     }
+    # The failover address moves to green; www.lab.example in the lab's Knot points at it.
     cutover "ip" {
-      ip = "front"
+      ip   = "front"
+      dns  = "home"
+      name = "www"
+      ttl  = 60
     }
     keep_old = "15m"
     watch    = "1m"

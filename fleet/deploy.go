@@ -21,7 +21,7 @@ var (
 		{Name: "timeout"}, {Name: "healthy_threshold"}, {Name: "deadline"}, {Name: "tls_skip_verify"},
 	}}
 	cutoverSchemas = map[string]*hcl.BodySchema{
-		"dns":  {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
+		"dns": {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
 		// dns, name and ttl on an ip cutover publish the failover address under a name.
 		"ip":   {Attributes: []hcl.AttributeSchema{{Name: "ip", Required: true}, {Name: "drain"}, {Name: "dns"}, {Name: "name"}, {Name: "ttl"}}},
 		"none": {},

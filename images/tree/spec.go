@@ -191,6 +191,9 @@ func (s BaseSpec) Key() string {
 		"packages=" + strings.Join(n.Packages, ","),
 		"variant=apt",
 	}, "\n") + "\n"
+	if n.Arch != hostArch() {
+		text += "initramfs=" + strings.Join(foreignInitramfsModules, ",") + "\n"
+	}
 	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])
 }

@@ -51,9 +51,13 @@ func droverStream(t *testing.T, env []string, args ...string) *streamed {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			all.WriteString(sc.Text() + "\n")
-			var e rollout.Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind != "" {
-				s.events <- e
+			// --output json prints each rollout event as {"event": "rollout", "detail": EVENT}.
+			var line struct {
+				Event  string        `json:"event"`
+				Detail rollout.Event `json:"detail"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Event == "rollout" {
+				s.events <- line.Detail
 			}
 		}
 		close(s.events)

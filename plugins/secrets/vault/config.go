@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/secrets"
 )
 
 // Config is the vault block. The controller's token comes from VAULT_TOKEN or VAULT_TOKEN_FILE.
@@ -15,7 +16,11 @@ type Config struct {
 	AuthMount string `hcl:"approle_mount,optional"`
 	WrapTTL   string `hcl:"wrap_ttl,optional"`
 	CACert    string `hcl:"ca_cert,optional"`
-	Token     string `json:"-"`
+	// Token is the controller's token: it needs to write sys/policy/drover-*, the AppRole mount's
+	// role/drover-* paths, and read the roles' secret paths (for Values).
+	Token secrets.Secret `json:"-"`
+	// Timeout bounds each request to Vault; zero means one minute.
+	Timeout time.Duration `json:"-"`
 }
 
 // NewDefaultConfig reads VAULT_ADDR and the token from the environment.
@@ -25,7 +30,7 @@ func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 		Address:   config.String(env, "VAULT_ADDR", "http://127.0.0.1:8200"),
 		AuthMount: "approle",
 		WrapTTL:   "5m",
-		Token:     token,
+		Token:     secrets.Secret(token),
 	}, err
 }
 
@@ -36,6 +41,9 @@ func (c *Config) Validate() error {
 	}
 	if d, err := time.ParseDuration(c.WrapTTL); err != nil || d < 10*time.Second || d > time.Hour {
 		return config.Errorf("wrap_ttl", "must be a duration between 10s and 1h, got %q", c.WrapTTL)
+	}
+	if !validName(c.AuthMount) {
+		return config.Errorf("approle_mount", "must be a mount path of letters, digits, '-', '_' and '/', got %q", c.AuthMount)
 	}
 	return nil
 }

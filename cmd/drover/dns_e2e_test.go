@@ -33,6 +33,7 @@ func TestE2EDNSCutover(t *testing.T) {
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+srv.Addr+`"`)
+	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+srv.KeyName+`"`)
 	editFleet(t, fleetFile, `cutover "ip" {
       ip   = "front"
       dns  = "home"

@@ -46,6 +46,7 @@ func TestE2ERollout(t *testing.T) {
 	// The lab's Knot, where web's failover address is published as www.
 	knotd := knot.Start(t, "lab.example.")
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+knotd.Addr+`"`)
+	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+knotd.KeyName+`"`)
 	labEnv := []string{"DROVER_TSIG_SECRET=" + knotd.Secret}
 	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
 	if err != nil {

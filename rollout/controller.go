@@ -46,6 +46,9 @@ type Options struct {
 	// UserData returns what a new instance gets at boot (a Vault wrapping token, never a plain
 	// secret); nil means none. It is never stored.
 	UserData func(ctx context.Context, role string, slot int) ([]byte, error)
+	// Credentials issues each new instance's boot credential (user-data) and revokes it when the
+	// instance is destroyed; nil means instances get none. It replaces UserData for roles it wants.
+	Credentials Credentials
 
 	// Owner names this drover in locks and records; "" means "user@host pid N".
 	Owner string

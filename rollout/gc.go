@@ -216,6 +216,9 @@ func (c *Controller) gcRole(ctx context.Context, role string, apply bool, ins []
 				continue
 			}
 			if again, ok := orphan(g.Compute, in, byRole); ok {
+				if err := c.revokeCredential(lctx, in); err != nil {
+					return fmt.Errorf("rollout: gc: role %q: %w", role, err)
+				}
 				if err := p.Terminate(lctx, in.ID); err != nil {
 					return fmt.Errorf("rollout: gc: role %q: terminating %s: %w", role, in.ID, err)
 				}

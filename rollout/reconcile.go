@@ -139,7 +139,7 @@ func (s *session) destroyLeftovers(ctx context.Context) error {
 	var errs []error
 	for _, id := range keys {
 		ins := doomed[id]
-		if err := terminateAll(ctx, s.comp, ins); err != nil {
+		if err := terminateAll(ctx, s.comp, ins, s.c.revokeCredential); err != nil {
 			errs = append(errs, fmt.Errorf("rollout: role %q: destroying instances of rollout %s: %w", s.role.Name, id, err))
 			continue
 		}
@@ -148,8 +148,10 @@ func (s *session) destroyLeftovers(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// terminateAll terminates instances, a few at a time. Terminate of a gone instance is nil.
-func terminateAll(ctx context.Context, p compute.Provider, ins []compute.Instance) error {
+// terminateAll terminates instances, a few at a time, each after before (the revocation of its
+// boot credential) succeeded: an instance whose credential could not be revoked is kept, labeled,
+// for the next command to try again. Terminate of a gone instance is nil.
+func terminateAll(ctx context.Context, p compute.Provider, ins []compute.Instance, before func(context.Context, compute.Instance) error) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -161,7 +163,11 @@ func terminateAll(ctx context.Context, p compute.Provider, ins []compute.Instanc
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := p.Terminate(ctx, in.ID); err != nil {
+			err := before(ctx, in)
+			if err == nil {
+				err = p.Terminate(ctx, in.ID)
+			}
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", in.ID, err))
 				mu.Unlock()

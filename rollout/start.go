@@ -178,6 +178,9 @@ func (s *session) launch(ctx context.Context, r *Record, img compute.Image, slot
 		}
 		spec.UserData = ud
 	}
+	if err := s.credentialFor(ctx, r, slot, &spec); err != nil {
+		return err
+	}
 	in, err := s.comp.Launch(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("rollout: role %q: launching slot %d of rollout %s: %w", r.Role, slot, r.ID, err)

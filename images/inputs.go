@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"sort"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images/scan"
 )
 
 // BuilderVersion changes when the way images are baked changes, so old images stop matching.
@@ -39,6 +41,20 @@ type Inputs struct {
 	// BaseTree is the key of the base tree the image starts from: it covers the boot packages the
 	// builder adds and the tree recipe's version, which the fleet file does not show.
 	BaseTree string `json:"base_tree"`
+	// ScanAllowlist is the sha256 of the secret scan's allowlist (drover-scan-allow next to the
+	// fleet file) when there is one, so that changing what the scan lets through rebuilds (and
+	// rescans) the images. It is one file for the whole fleet: a change rebuilds every role.
+	ScanAllowlist string `json:"scan_allowlist,omitempty"`
+}
+
+// ScanAllowlistPath is where the secret scan's allowlist of a fleet is: drover-scan-allow in the
+// fleet file's directory; "" for a fleet without a directory (one made up by the Packer builder).
+// The file need not exist.
+func ScanAllowlistPath(f *fleet.Fleet) string {
+	if f.Dir == "" {
+		return ""
+	}
+	return filepath.Join(f.Dir, scan.AllowlistName)
 }
 
 // BaseInputs is the part of a base that shapes the tree.
@@ -117,6 +133,15 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		in.Files = append(in.Files, FileInput{Dest: file.Dest, SHA256: sum, Mode: file.Mode, Owner: file.Owner})
 	}
 	sort.Slice(in.Files, func(i, j int) bool { return in.Files[i].Dest < in.Files[j].Dest })
+	if p := ScanAllowlistPath(f); p != "" {
+		sum, err := FileSHA256(p)
+		switch {
+		case err == nil:
+			in.ScanAllowlist = sum
+		case !errors.Is(err, fs.ErrNotExist):
+			return Inputs{}, fmt.Errorf("images: the secret scan's allowlist: %w", err)
+		}
+	}
 	if a := role.Image.Ansible; a != nil {
 		sum, err := dirSHA256(filepath.Dir(a.Playbook))
 		if err != nil {

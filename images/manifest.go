@@ -22,8 +22,9 @@ type Manifest struct {
 	Kernel         string     `json:"kernel,omitempty"`
 	Cmdline        string     `json:"cmdline,omitempty"`
 	Steps          []StepTime `json:"steps"`
-	BuildLog       string     `json:"build_log"` // file name within the image directory
-	Files          string     `json:"files"`     // file name of the tree's file index, for images diff
+	Scan           *ScanStats `json:"scan,omitempty"` // the secret scan of the tree (nil in images built before it)
+	BuildLog       string     `json:"build_log"`      // file name within the image directory
+	Files          string     `json:"files"`          // file name of the tree's file index, for images diff
 }
 
 // Artifact is one file of an image: a disk in some format.
@@ -48,6 +49,18 @@ type Sizes struct {
 	RootBytes int64 `json:"root_bytes"` // the root partition
 	ESPBytes  int64 `json:"esp_bytes"`
 	DiskBytes int64 `json:"disk_bytes"` // the raw disk's length
+}
+
+// ScanStats is what the secret scan of an image's tree saw. A finding fails the build, so a cataloged
+// image has Findings 0; Allowlisted counts what an allowlist let through.
+type ScanStats struct {
+	Files       int   `json:"files"`
+	Bytes       int64 `json:"bytes"`
+	Findings    int   `json:"findings"`
+	Allowlisted int   `json:"allowlisted"`
+	// ForbiddenValues is how many of the role's secret values were looked for (0 when the build had
+	// none to compare with).
+	ForbiddenValues int `json:"forbidden_values"`
 }
 
 // StepTime is how long one build step took.

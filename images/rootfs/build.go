@@ -22,6 +22,7 @@ const (
 	keyLog      = "log"       // io.Writer: the build log (and progress output)
 	keyDisk     = "disk"      // disk.Result
 	keyPackages = "packages"  // []images.Package
+	keyScan     = "scan"      // images.ScanStats
 	keyTimings  = "timings"   // *[]images.StepTime
 	keyResult   = "result"    // *Result
 	keyError    = "error"     // *StepError
@@ -39,6 +40,7 @@ func steps() []namedStep {
 		{"run", &stepRun{}},
 		{"ansible", &stepAnsible{}},
 		{"hygiene", &stepHygiene{}},
+		{"scan", &stepScan{}},
 		{"sbom", &stepSBOM{}},
 		{"disk", &stepDisk{}},
 		{"formats", &stepFormats{}},

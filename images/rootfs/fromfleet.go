@@ -89,14 +89,15 @@ func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error)
 		Inputs: in,
 		Base: tree.BaseSpec{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
 			Components: base.Components, Packages: append(append(images.BootPackages(base.Arch), base.Packages...), role.Image.Packages...)},
-		Run:      role.Image.Run,
-		Disk:     Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},
-		Agent:    agent,
-		Epoch:    epoch,
-		Force:    opts.Force,
-		Catalog:  images.OpenCatalog(opts.StateDir),
-		Cache:    &tree.Cache{Dir: cacheDir},
-		Progress: opts.Progress,
+		Run:           role.Image.Run,
+		Disk:          Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},
+		Agent:         agent,
+		Epoch:         epoch,
+		Force:         opts.Force,
+		ScanAllowlist: images.ScanAllowlistPath(f),
+		Catalog:       images.OpenCatalog(opts.StateDir),
+		Cache:         &tree.Cache{Dir: cacheDir},
+		Progress:      opts.Progress,
 	}
 	req.Inputs.BaseTree = req.Base.Key()
 	for _, file := range role.Image.Files {

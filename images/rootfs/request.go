@@ -11,23 +11,30 @@ import (
 
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/tree"
+	"github.com/drover-dev/drover/plugins/secrets"
 )
 
 // Request is one image build, independent of the fleet file so that Packer's config can fill it too.
 type Request struct {
-	Role     string
-	Inputs   images.Inputs
-	Base     tree.BaseSpec
-	Files    []tree.File
-	Run      []string
-	Ansible  *Ansible
-	Disk     Disk
-	Agent    string    // path of the drover-boot binary for the image's architecture
-	Epoch    time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
-	Force    bool      // build even when the catalog has the image
-	Catalog  *images.Catalog
-	Cache    *tree.Cache
-	Progress Progress // nil for none
+	Role    string
+	Inputs  images.Inputs
+	Base    tree.BaseSpec
+	Files   []tree.File
+	Run     []string
+	Ansible *Ansible
+	Disk    Disk
+	Agent   string    // path of the drover-boot binary for the image's architecture
+	Epoch   time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
+	Force   bool      // build even when the catalog has the image
+	// ScanAllowlist is where the secret scan's allowlist is looked for (drover-scan-allow next to the
+	// fleet file); "" or a missing file means the default allowlist alone.
+	ScanAllowlist string
+	// Forbidden are the role's secret values: the scan fails the build if any is in the tree. Nil
+	// when the caller has none (no Vault configured); they print as [REDACTED].
+	Forbidden []secrets.Secret
+	Catalog   *images.Catalog
+	Cache     *tree.Cache
+	Progress  Progress // nil for none
 }
 
 // Ansible is a playbook run against the tree through Ansible's chroot connection.

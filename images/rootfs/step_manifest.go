@@ -41,6 +41,10 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 		BuildLog:       "build.log",
 		Files:          fileIndexName,
 	}
+	if st, ok := state.GetOk(keyScan); ok {
+		stats := st.(images.ScanStats)
+		m.Scan = &stats
+	}
 	for _, a := range []struct{ format, name string }{{"raw", rawName}, {"qcow2", qcow2Name}} {
 		path := stagingPath(state, a.name)
 		fi, err := os.Stat(path)

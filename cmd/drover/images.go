@@ -1,14 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/scan"
+	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 )
@@ -16,7 +25,7 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the local image catalog: list, show, diff, prune",
+		Usage: "the local image catalog: list, show, diff, scan, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
@@ -94,6 +103,7 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 					return nil
 				},
 			},
+			imagesScanCommand(a),
 			{
 				Name:  "prune",
 				Usage: "remove old images, keeping the newest N per role and every image a rollout still uses",
@@ -226,4 +236,232 @@ func printDiff(a *app, ma, mb *images.Manifest, d *images.Diff) {
 		fmt.Fprintf(w, "%s file %s\n", map[string]string{"added": "+", "removed": "-", "changed": "~"}[f.Change], f.Path)
 	}
 	fmt.Fprintf(w, "%d package(s) added, %d removed, %d changed; %d file(s) changed\n", len(d.Added), len(d.Removed), len(d.Changed), len(d.Files))
+}
+
+func imagesScanCommand(a *app) *cli.Command {
+	return &cli.Command{
+		Name:      "scan",
+		Usage:     "look for secrets in an image: private keys, tokens, passwords; and the role's Vault values",
+		ArgsUsage: "IMAGE",
+		Description: `Runs the secret scan that every build runs before making the disk, on an image of the catalog:
+its root filesystem is copied out of the raw disk with debugfs (e2fsprogs; no mount, no root) into a
+temporary directory, scanned and removed. The rules find private keys, AWS, Vault, GitHub, Slack and
+Cloudflare tokens, passwords in configuration files and high-entropy values assigned to names like
+API_KEY; findings show at most the first 4 characters of a secret.
+
+When the fleet has a vault block and the image's role declares secrets, the role's values are read
+from Vault and looked for, as bytes, in the tree and anywhere on the raw disk; they are never
+printed (a finding says "value of secret #N" and a sha256 prefix). Without a vault the values are
+not looked for, and the output says so.
+
+The allowlist is drover-scan-allow next to the fleet file when there is one (--allowlist names
+another): a path glob per line, or RULE:GLOB to silence one rule at one place.
+
+Exit status: 0 no finding, 1 findings (or the scan failed), 2 bad arguments.
+
+Examples:
+   drover images scan web
+   drover images scan web@3f2a9c --output json | jq '.findings[]'`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "allowlist", Usage: "allowlist file (default: " + scan.AllowlistName + " next to the fleet file, if there)"},
+			&cli.StringFlag{Name: "tmp-dir", EnvVars: []string{"TMPDIR"}, Usage: "where the image's tree is copied to while it is scanned (it needs the tree's size)"},
+		},
+		Action: func(c *cli.Context) error { return a.imagesScan(c) },
+	}
+}
+
+// openSecrets opens the fleet's vault block as a secrets.Broker, so that images scan can look for a
+// role's values. It is nil until the Vault broker (plugins/secrets/vault) is wired into the CLI, and
+// images scan then says the values were not looked for; tests set it.
+var openSecrets func(ctx context.Context, f *fleet.Fleet, env config.LookupEnv) (secrets.Broker, error)
+
+// scanOutput is images scan's result, as --output json prints it.
+type scanOutput struct {
+	Image     string         `json:"image"`
+	Role      string         `json:"role"`
+	OK        bool           `json:"ok"`
+	Findings  []scan.Finding `json:"findings"`
+	Allowlist string         `json:"allowlist,omitempty"`
+	Tree      struct {
+		Files       int     `json:"files"`
+		Bytes       int64   `json:"bytes"`
+		Skipped     int     `json:"skipped"` // not read by the rules: binary, large or allowlisted
+		Allowlisted int     `json:"allowlisted"`
+		Seconds     float64 `json:"seconds"`
+	} `json:"tree"`
+	Disk struct {
+		Path    string  `json:"path"`
+		Checked bool    `json:"checked"` // the role's secret values were looked for
+		Values  int     `json:"values"`
+		Bytes   int64   `json:"bytes"`
+		Seconds float64 `json:"seconds"`
+		Note    string  `json:"note,omitempty"` // why the values were not looked for
+	} `json:"disk"`
+}
+
+func (a *app) imagesScan(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("images scan takes one image", "drover images scan web; drover images list shows the images")
+	}
+	allow := c.String("allowlist")
+	if allow != "" && !fileExists(allow) {
+		return usageError(fmt.Sprintf("--allowlist %s does not exist", allow), "")
+	}
+	cat, m, err := a.resolveImage(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	name := m.Role + "@" + m.ShortID()
+	art := m.Artifact("raw")
+	if art == nil {
+		return failed(fmt.Errorf("image %s has no raw disk to scan", name), "rebuild it: drover build --force "+m.Role)
+	}
+	raw := filepath.Join(cat.ImageDir(m.Identity), art.File)
+	if !fileExists(raw) {
+		return failed(fmt.Errorf("image %s: its raw disk %s is missing", name, raw), "rebuild it: drover build --force "+m.Role)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	f, fleetNote := a.optionalFleet(c)
+	if allow == "" {
+		p := filepath.Join(filepath.Dir(c.String("fleet")), scan.AllowlistName)
+		if f != nil {
+			p = images.ScanAllowlistPath(f)
+		}
+		if fileExists(p) {
+			allow = p
+		}
+	}
+	values, note, err := a.roleSecretValues(ctx, f, fleetNote, m.Role)
+	if err != nil {
+		return failed(err, "check the fleet's vault block and VAULT_TOKEN")
+	}
+
+	out := scanOutput{Image: m.Identity, Role: m.Role, Allowlist: allow, Findings: []scan.Finding{}}
+	out.Disk.Path, out.Disk.Note = raw, note
+	opts := scan.Options{AllowlistFile: allow, Forbidden: values}
+	if len(values) > 0 {
+		dr, err := scan.ScanFile(ctx, raw, opts)
+		if err != nil {
+			return failed(err, "")
+		}
+		out.Disk.Checked, out.Disk.Values, out.Disk.Bytes, out.Disk.Seconds = true, dr.ForbiddenChecked, dr.BytesScanned, dr.Duration.Seconds()
+		if dr.ForbiddenSkipped > 0 {
+			out.Disk.Note = fmt.Sprintf("%d value(s) shorter than %d bytes not looked for", dr.ForbiddenSkipped, scan.DefaultMinForbidden)
+		}
+		out.Findings = append(out.Findings, dr.Findings...)
+	}
+
+	tmp, err := os.MkdirTemp(c.String("tmp-dir"), "drover-scan-")
+	if err != nil {
+		return failed(err, "--tmp-dir names where the image's tree is copied to")
+	}
+	defer os.RemoveAll(tmp)
+	if err := scan.ExtractRoot(ctx, raw, tmp); err != nil {
+		return failed(err, "debugfs comes with e2fsprogs; the temporary directory needs room for the image's tree ("+humanBytes(m.Sizes.TreeBytes)+")")
+	}
+	tr, err := scan.Scan(ctx, tmp, opts)
+	if err != nil {
+		return failed(err, "")
+	}
+	out.Tree.Files, out.Tree.Bytes, out.Tree.Skipped, out.Tree.Allowlisted, out.Tree.Seconds =
+		tr.FilesScanned, tr.BytesScanned, tr.FilesSkipped, tr.Suppressed, tr.Duration.Seconds()
+	out.Findings = append(tr.Findings, out.Findings...) // the tree's (sorted by path), then the disk's
+	out.OK = len(out.Findings) == 0
+
+	if a.json() {
+		writeJSON(a.stdout, out)
+	} else {
+		printScan(a, name, out)
+	}
+	if out.OK {
+		return nil
+	}
+	where := scan.AllowlistName + " next to the fleet file"
+	if allow != "" {
+		where = allow
+	}
+	return &failure{code: exitFailure, printedJSON: a.json(),
+		reason: fmt.Sprintf("%d secret(s) found in %s", len(out.Findings), name),
+		hint: "secrets belong in Vault, fetched at boot: take them out of the role's files and rebuild; " +
+			"if a finding is harmless, add RULE:PATH (such as " + out.Findings[0].Rule + ":" + out.Findings[0].Path + ") to " + where}
+}
+
+// optionalFleet loads the fleet file when there is one: images scan works without it, and says what it
+// could not check. The note says why there is no fleet.
+func (a *app) optionalFleet(c *cli.Context) (*fleet.Fleet, string) {
+	path := c.String("fleet")
+	if !fileExists(path) {
+		return nil, fmt.Sprintf("no fleet file (%s), so no vault to read the role's secret values from", path)
+	}
+	f, diags, err := a.loadFleet(c)
+	if err != nil || diags.HasErrors() {
+		return nil, fmt.Sprintf("%s has errors (drover validate shows them), so no vault to read the role's secret values from", path)
+	}
+	return f, ""
+}
+
+// roleSecretValues reads the role's values from the fleet's Vault; with no Vault to read them from it
+// returns none and a note saying why.
+func (a *app) roleSecretValues(ctx context.Context, f *fleet.Fleet, fleetNote, role string) ([]secrets.Secret, string, error) {
+	switch {
+	case f == nil:
+		return nil, fleetNote, nil
+	case f.Vault == nil:
+		return nil, fmt.Sprintf("%s has no vault block: the role's secret values were not looked for", f.Path), nil
+	case f.Role(role) == nil || len(f.Role(role).Image.Secrets) == 0:
+		return nil, fmt.Sprintf("role %q declares no secrets: no values to look for", role), nil
+	case openSecrets == nil:
+		return nil, "this drover cannot read Vault yet: the role's secret values were not looked for", nil
+	}
+	b, err := openSecrets(ctx, f, a.env)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening vault: %w", err)
+	}
+	values, err := b.Values(ctx, role)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading role %q's secret values from Vault: %w", role, err)
+	}
+	return values, "", nil
+}
+
+func printScan(a *app, name string, out scanOutput) {
+	w := a.stdout
+	fmt.Fprintf(w, "image      %s (%s)\n", name, out.Image)
+	allow := "the default one"
+	if out.Allowlist != "" {
+		allow = out.Allowlist + " and the default one"
+	}
+	fmt.Fprintf(w, "allowlist  %s\n", allow)
+	fmt.Fprintf(w, "tree       %d files, %s read in %s; %d not read by the rules (binary, large or allowlisted), %d finding(s) allowlisted\n",
+		out.Tree.Files, humanBytes(out.Tree.Bytes), round(time.Duration(out.Tree.Seconds*float64(time.Second))), out.Tree.Skipped, out.Tree.Allowlisted)
+	if out.Disk.Checked {
+		fmt.Fprintf(w, "disk       %d secret value(s) looked for in %s of %s in %s", out.Disk.Values, humanBytes(out.Disk.Bytes),
+			filepath.Base(out.Disk.Path), round(time.Duration(out.Disk.Seconds*float64(time.Second))))
+		if out.Disk.Note != "" {
+			fmt.Fprintf(w, "; %s", out.Disk.Note)
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "disk       not checked: %s\n", out.Disk.Note)
+	}
+	if out.OK {
+		fmt.Fprintln(w, "no secrets found")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tLINE\tRULE\tEXCERPT")
+	for _, f := range out.Findings {
+		file, line := f.Path, "-"
+		if f.Path == out.Disk.Path {
+			file = fmt.Sprintf("%s@%d", filepath.Base(f.Path), f.Offset)
+		}
+		if f.Line > 0 {
+			line = fmt.Sprint(f.Line)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", file, line, f.Rule, f.Excerpt)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "%d finding(s)\n", len(out.Findings))
 }

@@ -265,7 +265,7 @@ func TestE2ERollout(t *testing.T) {
 		}
 		r := p.wait()
 		peakRSS = max(peakRSS, r.maxRSS)
-		if r.code != 1 || !strings.Contains(r.stderr, "watch") {
+		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "watch") {
 			t.Errorf("promote exit %d, want 1 naming the watch:\n%s", r.code, r.stderr)
 		}
 		serves(t, "web version 1")

@@ -144,6 +144,12 @@ func Scan(ctx context.Context, root string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The root itself may be a symbolic link (WalkDir would not enter it); nothing below it is
+	// followed.
+	root, err = filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("scan: %w", err)

@@ -547,6 +547,18 @@ func TestScanFile(t *testing.T) {
 	}
 }
 
+func TestRootSymlink(t *testing.T) {
+	root := tree(t, map[string]string{"/etc/app.env": "GITHUB_TOKEN=" + "gh" + "p_" + rnd(36) + "\n"})
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Scan(context.Background(), link, Options{})
+	if err != nil || r.FilesScanned != 1 || len(r.Findings) != 1 {
+		t.Errorf("a root behind a symbolic link: %v, %v", r, err)
+	}
+}
+
 func TestScanErrors(t *testing.T) {
 	if _, err := Scan(context.Background(), filepath.Join(t.TempDir(), "none"), Options{}); err == nil {
 		t.Error("a missing tree is not an error")

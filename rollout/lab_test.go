@@ -55,6 +55,7 @@ type lab struct {
 	events     []rollout.Event
 	built      map[string]int // role -> images built
 	identities map[string]string
+	userData   map[string][]byte // instance ID -> the user-data it booted with
 }
 
 type backend struct {
@@ -71,7 +72,7 @@ func newLab(t *testing.T, roles ...*fleet.Role) *lab {
 		fleet:    &fleet.Fleet{Path: filepath.Join(dir, "drover.hcl"), Dir: dir, Name: "lab", Roles: roles},
 		failover: netip.MustParseAddr("127.0.0.100"), clock: &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)},
 		owner: "tester@lab pid 1", backends: map[string]*backend{}, imageOf: map[string]string{},
-		unhealthy: map[string]bool{}, built: map[string]int{}, identities: map[string]string{},
+		unhealthy: map[string]bool{}, built: map[string]int{}, identities: map[string]string{}, userData: map[string][]byte{},
 	}
 	l.comp = &labCompute{Provider: computemem.New(), lab: l}
 	l.ip = ipmem.New(l.comp)
@@ -298,6 +299,11 @@ func (c *labCompute) Launch(ctx context.Context, spec compute.Spec) (compute.Ins
 	if err != nil {
 		return in, err
 	}
+	c.lab.mu.Lock()
+	if _, seen := c.lab.userData[in.ID]; !seen {
+		c.lab.userData[in.ID] = spec.UserData // what the instance got at its first launch
+	}
+	c.lab.mu.Unlock()
 	if err := c.serve(in, spec.Image.Identity); err != nil {
 		return in, err
 	}

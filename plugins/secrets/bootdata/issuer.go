@@ -1,0 +1,108 @@
+package bootdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/secrets"
+)
+
+// Issuer gives each new instance of a role that declares secrets its user-data: a SecretID issued
+// for that instance alone, response-wrapped, with the role's secret files. It implements the rollout
+// controller's Credentials. It is safe for concurrent use; the role's policy and AppRole are ensured
+// once per Issuer (EnsureRole is idempotent, so a second drover doing the same is harmless).
+type Issuer struct {
+	Broker secrets.Broker
+	// Addr is Vault's address as instances reach it (in the lab, through the VM's gateway).
+	Addr   string
+	CACert string
+	// WrapTTL is how long the wrapping token lives; zero means 5 minutes.
+	WrapTTL time.Duration
+	// Roles are the roles that get credentials, by name.
+	Roles map[string]RoleSecrets
+
+	mu   sync.Mutex
+	refs map[string]secrets.RoleRef
+}
+
+// RoleSecrets is what a role declares: the KV version 2 paths it reads at boot.
+type RoleSecrets struct {
+	Paths       []string
+	TokenTTL    time.Duration
+	SecretIDTTL time.Duration
+}
+
+// Files are the files drover-boot writes for the paths: each path's fields as one JSON file named
+// after the path's last element ("kv/data/web/tls" -> /run/drover/secrets/tls.json), mode 0400.
+func (r RoleSecrets) Files() []SecretFile {
+	out := make([]SecretFile, 0, len(r.Paths))
+	for _, p := range r.Paths {
+		out = append(out, SecretFile{Path: p, Name: path.Base(p) + ".json"})
+	}
+	return out
+}
+
+// Wants reports whether the role declares secrets.
+func (i *Issuer) Wants(role string) bool {
+	r, ok := i.Roles[role]
+	return ok && len(r.Paths) > 0
+}
+
+func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if ref, ok := i.refs[role]; ok {
+		return ref, nil
+	}
+	r := i.Roles[role]
+	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths, TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL})
+	if err != nil {
+		return secrets.RoleRef{}, err
+	}
+	if i.refs == nil {
+		i.refs = map[string]secrets.RoleRef{}
+	}
+	i.refs[role] = ref
+	return ref, nil
+}
+
+// Issue issues a wrapped SecretID for one instance and returns its user-data and the SecretID's
+// accessor (what Revoke takes; it cannot log in). The SecretID's metadata names the instance and
+// its image.
+func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byte, string, error) {
+	if !i.Wants(role) {
+		return nil, "", fmt.Errorf("bootdata: role %q declares no secrets", role)
+	}
+	ref, err := i.ref(ctx, role)
+	if err != nil {
+		return nil, "", fmt.Errorf("bootdata: role %q: %w", role, err)
+	}
+	ttl := i.WrapTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	w, err := i.Broker.IssueSecretID(ctx, role, map[string]string{"instance": instance, "image": image}, nil, ttl)
+	if err != nil {
+		return nil, "", fmt.Errorf("bootdata: role %q: %w", role, err)
+	}
+	if w.SecretIDAccessor == "" {
+		return nil, "", errors.New("bootdata: the broker returned no SecretID accessor: the credential could never be revoked")
+	}
+	ud := UserData{Version: Version, Role: role, Vault: NewVault(i.Addr, ref, w, i.CACert), Secrets: i.Roles[role].Files()}
+	b, err := Marshal(ud)
+	if err != nil {
+		// Not delivered: take it back rather than leave it to expire.
+		_ = i.Broker.DestroySecretID(ctx, role, w.SecretIDAccessor)
+		return nil, "", err
+	}
+	return b, w.SecretIDAccessor, nil
+}
+
+// Revoke destroys a SecretID by its accessor; nil when it is already gone (used or expired).
+func (i *Issuer) Revoke(ctx context.Context, role, accessor string) error {
+	return i.Broker.DestroySecretID(ctx, role, accessor)
+}

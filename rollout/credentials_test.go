@@ -1,0 +1,86 @@
+package rollout_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
+	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
+	"github.com/drover-dev/drover/rollout"
+)
+
+// Every green gets a SecretID of its own from a real Vault, wrapped, in its user-data; the record and
+// the instance carry only its accessor; destroying the instance destroys the SecretID.
+func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T) {
+	srv := vaulttest.Start(t)
+	root, err := api.NewClient(&api.Config{Address: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.SetToken(srv.RootToken)
+	broker, err := vault.New(&vault.Config{Address: srv.Addr, Token: secrets.Secret(srv.RootToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := &bootdata.Issuer{Broker: broker, Addr: srv.Addr,
+		Roles: map[string]bootdata.RoleSecrets{"web": {Paths: []string{"secret/data/web/tls"}}}}
+
+	l, _ := deployed(t)
+	l.build("web")
+	c := l.controller(func(o *rollout.Options) { o.Credentials = issuer })
+	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
+	mustRecord(t, rec, err, rollout.Ready)
+
+	accessors := map[string]string{}
+	var tokens []string
+	for _, in := range l.running("web")[rec.Image.Identity] {
+		acc := in.Labels[rollout.LabelCredential]
+		if acc == "" {
+			t.Fatalf("instance %s has no credential label: %v", in.ID, in.Labels)
+		}
+		accessors[in.ID] = acc
+		ud, err := bootdata.Parse(l.userData[in.ID])
+		if err != nil {
+			t.Fatalf("user-data of %s: %v", in.ID, err)
+		}
+		if ud.Role != "web" || ud.Vault == nil || ud.Vault.CreationPath != "auth/approle/role/drover-web/secret-id" || ud.Vault.WrappedSecretID.Reveal() == "" {
+			t.Fatalf("user-data of %s: %v", in.ID, ud)
+		}
+		look, err := root.Logical().Write("auth/approle/role/drover-web/secret-id-accessor/lookup", map[string]any{"secret_id_accessor": acc})
+		if err != nil || look == nil || look.Data["metadata"].(map[string]any)["instance"] != in.Name {
+			t.Fatalf("the SecretID of %s in Vault: %v, %v", in.ID, look, err)
+		}
+		tokens = append(tokens, ud.Vault.WrappedSecretID.Reveal())
+		if strings.Contains(string(l.userData[in.ID]), acc) {
+			t.Errorf("the user-data of %s carries the accessor", in.ID)
+		}
+	}
+	if len(accessors) != 2 || accessors[rec.Green[0].ID] == accessors[rec.Green[1].ID] {
+		t.Fatalf("accessors %v, want one per instance", accessors)
+	}
+
+	items, err := l.store.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		for _, tok := range tokens {
+			if strings.Contains(string(it.Value), tok) {
+				t.Errorf("store key %s holds a wrapping token", it.Key)
+			}
+		}
+	}
+
+	rec, err = c.Abort(t.Context(), "web")
+	mustRecord(t, rec, err, rollout.Aborted)
+	for id, acc := range accessors {
+		look, err := root.Logical().Write("auth/approle/role/drover-web/secret-id-accessor/lookup", map[string]any{"secret_id_accessor": acc})
+		if err == nil && look != nil {
+			t.Errorf("the SecretID of destroyed instance %s is still in Vault: %v", id, look.Data)
+		}
+	}
+}

@@ -42,12 +42,16 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		return nil, nil, usageError(err.Error(), "")
 	}
 	p := newProviders(f, state)
-	ctl, err := rollout.New(rollout.Options{
+	opts := rollout.Options{
 		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
-	})
+	}
+	if cr := newCredentials(f); cr != nil {
+		opts.Credentials = cr
+	}
+	ctl, err := rollout.New(opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, failed(err, "")

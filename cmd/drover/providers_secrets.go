@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
+	"github.com/drover-dev/drover/rollout"
+)
+
+// credentials gives instances of roles that declare secrets their boot credential from the fleet's
+// vault block. Vault is contacted only when an instance is launched or destroyed, so commands that
+// do neither (status, plan) work without VAULT_TOKEN.
+type credentials struct {
+	fleet *fleet.Fleet
+	roles map[string]bootdata.RoleSecrets
+	once  sync.Once
+	iss   *bootdata.Issuer
+	err   error
+}
+
+var _ rollout.Credentials = (*credentials)(nil)
+
+// newCredentials returns nil when no role declares secrets.
+func newCredentials(f *fleet.Fleet) *credentials {
+	roles := map[string]bootdata.RoleSecrets{}
+	for _, r := range f.Roles {
+		if len(r.Image.Secrets) > 0 {
+			roles[r.Name] = bootdata.RoleSecrets{Paths: r.Image.Secrets}
+		}
+	}
+	if len(roles) == 0 || f.Vault == nil {
+		return nil
+	}
+	return &credentials{fleet: f, roles: roles}
+}
+
+func (c *credentials) issuer() (*bootdata.Issuer, error) {
+	c.once.Do(func() {
+		cfg, ok := c.fleet.Vault.Config.(*vault.Config)
+		if !ok {
+			c.err = fmt.Errorf("vault block: unexpected config %T", c.fleet.Vault.Config)
+			return
+		}
+		b, err := vault.New(cfg)
+		if err != nil {
+			c.err = err
+			return
+		}
+		c.iss = &bootdata.Issuer{Broker: b, Addr: instanceVaultAddr(c.fleet, cfg.Address), Roles: c.roles}
+	})
+	return c.iss, c.err
+}
+
+func (c *credentials) Wants(role string) bool { _, ok := c.roles[role]; return ok }
+
+func (c *credentials) Issue(ctx context.Context, role, instance, image string) ([]byte, string, error) {
+	iss, err := c.issuer()
+	if err != nil {
+		return nil, "", err
+	}
+	return iss.Issue(ctx, role, instance, image)
+}
+
+func (c *credentials) Revoke(ctx context.Context, role, accessor string) error {
+	iss, err := c.issuer()
+	if err != nil {
+		return err
+	}
+	return iss.Revoke(ctx, role, accessor)
+}
+
+// instanceVaultAddr is Vault's address as the instances see it. A lab VM (qemu user networking)
+// reaches this machine's loopback through its gateway, 10.0.2.2.
+func instanceVaultAddr(f *fleet.Fleet, addr string) string {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return addr
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		for _, c := range f.Compute {
+			if _, lab := c.Config.(*qemu.Config); lab {
+				u.Host = net.JoinHostPort("10.0.2.2", port)
+				return u.String()
+			}
+		}
+	}
+	return addr
+}

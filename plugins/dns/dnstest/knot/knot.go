@@ -13,10 +13,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,43 +88,18 @@ func StartWith(t testing.TB, zone string, opts Options) *Server {
 		Dir:       t.TempDir(),
 	}
 	zoneFile := filepath.Join(s.Dir, "zone.db")
-	if err := os.WriteFile(zoneFile, []byte(zoneText(s.Zone, opts.Records)), 0o644); err != nil {
+	if err := os.WriteFile(zoneFile, []byte(daemon.ZoneText(s.Zone, opts.Records)), 0o644); err != nil {
 		t.Fatalf("knot: %v", err)
 	}
-	// A port found free can be taken before knotd binds it; knotd then exits, and we try another.
-	for attempt := 1; ; attempt++ {
-		port, err := daemon.FreePort()
-		if err != nil {
-			t.Fatalf("knot: %v", err)
-		}
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		conf := filepath.Join(s.Dir, "knot.conf")
-		if err := os.WriteFile(conf, []byte(s.config(port, zoneFile)), 0o644); err != nil {
-			t.Fatalf("knot: %v", err)
-		}
-		proc, err := daemon.Start("knotd", []string{bin, "-c", conf}, s.Dir)
-		if err != nil {
-			t.Fatalf("knot: %v", err)
-		}
-		s.proc, s.PID = proc, proc.PID()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err = proc.WaitSOA(ctx, s.Addr, s.Zone)
-		cancel()
-		if err == nil {
-			break
-		}
-		proc.Stop(5 * time.Second)
-		if attempt < 5 && daemon.AddrInUse(proc.Log()) {
-			continue
-		}
-		t.Fatalf("knot: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("knotd (pid %d, %s) log ends:\n%s", s.PID, s.Addr, s.proc.LogTail(30))
-		}
-		s.Stop()
+	conf := filepath.Join(s.Dir, "knot.conf")
+	s.proc, s.Addr, err = daemon.Serve("knotd", s.Dir, s.Zone, func(port int) ([]string, error) {
+		return []string{bin, "-c", conf}, os.WriteFile(conf, []byte(s.config(port, zoneFile)), 0o644)
 	})
+	if err != nil {
+		t.Fatalf("knot: %v", err)
+	}
+	s.PID = s.proc.PID()
+	s.proc.StopAtCleanup(t, s.Addr)
 	return s
 }
 
@@ -225,14 +198,4 @@ zone:
     acl: update
 `, s.Dir, port, filepath.Join(s.Dir, "knot.pid"), filepath.Join(s.Dir, "knot.sock"),
 		s.KeyName, s.Algorithm, s.Secret, s.Zone, zoneFile)
-}
-
-func zoneText(zone string, records []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "$ORIGIN %s\n$TTL 3600\n", zone)
-	b.WriteString("@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n")
-	for _, r := range records {
-		b.WriteString(r + "\n")
-	}
-	return b.String()
 }

@@ -9,12 +9,9 @@
 package nsd
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,47 +60,17 @@ func Start(t testing.TB, zone string, records ...string) *Server {
 		Dir:      dir,
 		control:  control,
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "$ORIGIN %s\n$TTL 3600\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n", s.Zone)
-	for _, r := range records {
-		b.WriteString(r + "\n")
-	}
-	if err := os.WriteFile(s.ZoneFile, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(s.ZoneFile, []byte(daemon.ZoneText(s.Zone, records)), 0o644); err != nil {
 		t.Fatalf("nsd: %v", err)
 	}
-	// A port found free can be taken before nsd binds it; nsd then exits, and we try another.
-	for attempt := 1; ; attempt++ {
-		port, err := daemon.FreePort()
-		if err != nil {
-			t.Fatalf("nsd: %v", err)
-		}
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := os.WriteFile(s.Conf, []byte(s.config(port)), 0o644); err != nil {
-			t.Fatalf("nsd: %v", err)
-		}
-		proc, err := daemon.Start("nsd", []string{bin, "-d", "-c", s.Conf}, dir)
-		if err != nil {
-			t.Fatalf("nsd: %v", err)
-		}
-		s.proc, s.PID = proc, proc.PID()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err = proc.WaitSOA(ctx, s.Addr, s.Zone)
-		cancel()
-		if err == nil {
-			break
-		}
-		proc.Stop(5 * time.Second)
-		if attempt < 5 && daemon.AddrInUse(proc.Log()) {
-			continue
-		}
-		t.Fatalf("nsd: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("nsd (pid %d, %s) log ends:\n%s", s.PID, s.Addr, s.proc.LogTail(30))
-		}
-		s.Stop()
+	s.proc, s.Addr, err = daemon.Serve("nsd", dir, s.Zone, func(port int) ([]string, error) {
+		return []string{bin, "-d", "-c", s.Conf}, os.WriteFile(s.Conf, []byte(s.config(port)), 0o644)
 	})
+	if err != nil {
+		t.Fatalf("nsd: %v", err)
+	}
+	s.PID = s.proc.PID()
+	s.proc.StopAtCleanup(t, s.Addr)
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -163,6 +164,65 @@ func querySOA(ctx context.Context, addr, zone string) error {
 		}
 	}
 	return nil
+}
+
+// Serve starts a server for zone on a free port of 127.0.0.1 and returns it with its address
+// ("127.0.0.1:PORT") once it answers the zone's SOA over UDP and TCP (within 20 seconds). argv
+// writes the server's configuration for port and returns its command line, run in dir; name names
+// the server in errors and logs. A port found free can be taken before the server binds it; the
+// server then exits, and Serve tries another port, five in all. A server that does not come up is
+// stopped, and the error says why.
+func Serve(name, dir, zone string, argv func(port int) ([]string, error)) (*Process, string, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := FreePort()
+		if err != nil {
+			return nil, "", err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args, err := argv(port)
+		if err != nil {
+			return nil, "", err
+		}
+		proc, err := Start(name, args, dir)
+		if err != nil {
+			return nil, "", err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = proc.WaitSOA(ctx, addr, zone)
+		cancel()
+		if err == nil {
+			return proc, addr, nil
+		}
+		proc.Stop(5 * time.Second)
+		if attempt < 5 && AddrInUse(proc.Log()) {
+			continue
+		}
+		return nil, "", err
+	}
+}
+
+// StopAtCleanup registers a cleanup of t that stops the server (SIGTERM, then SIGKILL after 5
+// seconds) whether the test passed or not, and logs the end of its log if it failed; addr names
+// it there.
+func (p *Process) StopAtCleanup(t testing.TB, addr string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s (pid %d, %s) log ends:\n%s", p.name, p.PID(), addr, p.LogTail(30))
+		}
+		p.Stop(5 * time.Second)
+	})
+}
+
+// ZoneText is a zone file for zone: $ORIGIN and $TTL 3600, a SOA (serial 1), "NS ns1",
+// "ns1 A 127.0.0.1", then records, zone file lines relative to the origin.
+func ZoneText(zone string, records []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "$ORIGIN %s\n$TTL 3600\n", zone)
+	b.WriteString("@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n")
+	for _, r := range records {
+		b.WriteString(r + "\n")
+	}
+	return b.String()
 }
 
 // AddrInUse reports whether a server's log says it could not bind its port.

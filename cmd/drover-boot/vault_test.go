@@ -1,0 +1,542 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
+	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
+)
+
+// The values in Vault: no output may ever hold one.
+const (
+	tlsKey  = "-----BEGIN PRIVATE KEY-----\nMIItls-key-value-0123\n-----END PRIVATE KEY-----\n"
+	tlsCert = "tls-cert-value-4567"
+	dbPass  = "db-password-value-89ab"
+)
+
+// lab is a real Vault dev server with a KV version 2 engine at kv/, the web secrets in it, and the
+// controller's broker.
+type lab struct {
+	t      *testing.T
+	srv    *vaulttest.Server
+	broker *vault.Broker
+	refs   map[string]secrets.RoleRef
+	// forbidden is every token and value the tests handed out: no output may hold one.
+	forbidden []string
+}
+
+func newLab(t *testing.T) *lab {
+	srv := vaulttest.Start(t)
+	l := &lab{t: t, srv: srv, refs: map[string]secrets.RoleRef{}}
+	l.forbidden = append(l.forbidden, srv.RootToken, tlsKey, "MIItls-key-value-0123", tlsCert, dbPass)
+	l.root(http.MethodPost, "sys/mounts/kv", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}, nil)
+	l.root(http.MethodPost, "kv/data/web/tls", map[string]any{"data": map[string]any{"key": tlsKey, "cert": tlsCert}}, nil)
+	l.root(http.MethodPost, "kv/data/web/db", map[string]any{"data": map[string]any{"password": dbPass, "port": 5432}}, nil)
+	l.root(http.MethodPost, "kv/data/db/password", map[string]any{"data": map[string]any{"password": dbPass}}, nil)
+	b, err := vault.New(&vault.Config{Address: srv.Addr, Token: secrets.Secret(srv.RootToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.broker = b
+	for role, paths := range map[string][]string{
+		"web":   {"kv/data/web/tls", "kv/data/web/db"},
+		"db":    {"kv/data/db/password"},
+		"api":   {"kv/data/api/key"}, // never written
+		"cache": {"kv/data/web/db"},
+		"short": {"kv/data/web/db"},
+	} {
+		spec := secrets.RoleSpec{Role: role, Paths: paths}
+		switch role {
+		case "cache":
+			spec.TokenTTL = 4 * time.Second
+		case "short":
+			spec.TokenTTL = 3 * time.Second
+		}
+		ref, err := b.EnsureRole(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.refs[role] = ref
+	}
+	// cache's tokens live 4s and renew up to an hour; short's cannot outlive their 3s.
+	l.root(http.MethodPost, "auth/approle/role/drover-cache", map[string]any{"token_max_ttl": "1h"}, nil)
+	return l
+}
+
+// root calls Vault with the root token; out gets the JSON answer. It fails the test on an error.
+func (l *lab) root(method, path string, body, out any) {
+	l.t.Helper()
+	if code, msg := l.rootStatus(method, path, "", body, out); code/100 != 2 {
+		l.t.Fatalf("vault %s %s: %d %s", method, path, code, msg)
+	}
+}
+
+// rootStatus calls Vault with token (the root token when empty) and returns the status.
+func (l *lab) rootStatus(method, path, token string, body, out any) (int, string) {
+	l.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, l.srv.Addr+"/v1/"+path, rd)
+	if token == "" {
+		token = l.srv.RootToken
+	}
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(data, out); err != nil {
+			l.t.Fatalf("vault %s %s: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode, string(data)
+}
+
+// issue is what the controller does per instance: a wrapped SecretID for role, in user-data that
+// declares files.
+func (l *lab) issue(role string, wrapTTL time.Duration, files ...bootdata.SecretFile) (bootdata.UserData, secrets.Wrapped) {
+	l.t.Helper()
+	w, err := l.broker.IssueSecretID(context.Background(), role, map[string]string{"instance": role + "-1"}, nil, wrapTTL)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.forbidden = append(l.forbidden, w.Token.Reveal())
+	return bootdata.UserData{
+		Version: bootdata.Version,
+		Role:    role,
+		Vault:   bootdata.NewVault(l.srv.Addr, l.refs[role], w, ""),
+		Secrets: files,
+	}, w
+}
+
+func (l *lab) userData(ud bootdata.UserData) []byte {
+	l.t.Helper()
+	b, err := bootdata.Marshal(ud)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return b
+}
+
+// tokenAlive reports whether the token with accessor is still valid.
+func (l *lab) tokenAlive(accessor string) bool {
+	l.t.Helper()
+	code, _ := l.rootStatus(http.MethodPost, "auth/token/lookup-accessor", "", map[string]string{"accessor": accessor}, nil)
+	return code == http.StatusOK
+}
+
+var webFiles = []bootdata.SecretFile{
+	{Path: "kv/data/web/tls", Field: "key", Name: "tls.key"},
+	{Path: "kv/data/web/tls", Field: "cert", Name: "tls.crt", Owner: "0:0", Mode: 0o440},
+	{Path: "kv/data/web/db", Name: "db.json"},
+}
+
+// checkWebFiles checks the files webFiles declares: contents, modes, owners, and nothing else in dir.
+func checkWebFiles(t *testing.T, dir string) {
+	t.Helper()
+	want := map[string]struct {
+		content string
+		mode    os.FileMode
+	}{
+		"tls.key": {tlsKey, 0o400},
+		"tls.crt": {tlsCert, 0o440},
+		"db.json": {`{"password":"` + dbPass + `","port":5432}` + "\n", 0o400},
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != len(want) {
+		t.Errorf("%d files in %s, want %d: %v", len(ents), dir, len(want), ents)
+	}
+	for name, w := range want {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if string(b) != w.content {
+			t.Errorf("%s: wrong content (%d bytes, want %d)", name, len(b), len(w.content))
+		}
+		fi, _ := os.Stat(p)
+		if fi.Mode() != w.mode {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), w.mode)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Geteuid() && st.Uid != 0) {
+			t.Errorf("%s: owner %d", name, st.Uid)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("secrets dir: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestWithVault(t *testing.T) {
+	l := newLab(t)
+	var outputs []string
+	defer func() { noLeak(t, outputs, l.forbidden...) }()
+	collect := func(m *machine) { outputs = append(outputs, m.outputs()...) }
+
+	var used []byte // user-data whose token was unwrapped
+	t.Run("writes the secrets and revokes at once with oneshot", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		used = l.userData(ud)
+		m := newMachine(t, "web").withUserData(used)
+		defer collect(m)
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		st, raw := m.status()
+		if st.State != "ok" || st.Vault != "revoked" || strings.Join(st.Secrets, ",") != "tls.key,tls.crt,db.json" || st.SecretsDir != m.secretsDir() || st.Reason != "" {
+			t.Errorf("status %s", raw)
+		}
+		if st.TokenAccessor == "" || l.tokenAlive(st.TokenAccessor) {
+			t.Errorf("token %q not revoked", st.TokenAccessor)
+		}
+		if !strings.Contains(m.stdout.String(), "wrote 3 secrets") || m.stderr.String() != "" {
+			t.Errorf("stdout %q stderr %q", m.stdout.String(), m.stderr.String())
+		}
+		if len(m.notified) != 1 || !strings.HasPrefix(m.notified[0], "READY=1\n") {
+			t.Errorf("notified %q", m.notified)
+		}
+	})
+
+	t.Run("replaying the user-data fails", func(t *testing.T) {
+		m := newMachine(t, "web").withUserData(used)
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, _ := m.status()
+		if st.State != "failed" || !strings.Contains(st.Reason, "already unwrapped") || !strings.Contains(st.Reason, "wrapping token is not valid or does not exist") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		if !strings.Contains(m.stderr.String(), st.Reason) {
+			t.Errorf("stderr %q", m.stderr.String())
+		}
+		if ents, _ := os.ReadDir(m.secretsDir()); len(ents) != 0 {
+			t.Errorf("files written: %v", ents)
+		}
+	})
+
+	t.Run("another role's token is refused without unwrapping it", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		_, dbw := l.issue("db", time.Minute)
+		ud.Vault.WrappedSecretID = dbw.Token
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, _ := m.status()
+		if !strings.Contains(st.Reason, `refusing the wrapping token: it wraps a response of "auth/approle/role/drover-db/secret-id"`) || !strings.Contains(st.Reason, "not unwrapped") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		// Still unwrappable: drover-boot only looked.
+		var out struct {
+			Data map[string]any `json:"data"`
+		}
+		l.root(http.MethodPost, "sys/wrapping/unwrap", map[string]string{"token": dbw.Token.Reveal()}, &out)
+		if out.Data["secret_id_accessor"] != dbw.SecretIDAccessor {
+			t.Errorf("unwrapped %v", out.Data["secret_id_accessor"])
+		}
+	})
+
+	t.Run("an expired wrapping token fails", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Second, webFiles...)
+		time.Sleep(2500 * time.Millisecond)
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, "vault refused the wrapping token") {
+			t.Errorf("reason %q", st.Reason)
+		}
+	})
+
+	t.Run("a destroyed SecretID fails at login", func(t *testing.T) {
+		ud, w := l.issue("web", time.Minute, webFiles...)
+		if err := l.broker.DestroySecretID(context.Background(), "web", w.SecretIDAccessor); err != nil {
+			t.Fatal(err)
+		}
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, "logging in with the SecretID: vault refused it") {
+			t.Errorf("reason %q", st.Reason)
+		}
+	})
+
+	t.Run("a missing secret fails, writes nothing and revokes the token", func(t *testing.T) {
+		ud, _ := l.issue("api", time.Minute, bootdata.SecretFile{Path: "kv/data/api/key", Name: "key"})
+		m := newMachine(t, "api").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, _ := m.status()
+		if !strings.Contains(st.Reason, "secret kv/data/api/key: not found in vault") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		if st.TokenAccessor == "" || l.tokenAlive(st.TokenAccessor) {
+			t.Errorf("the failed boot's token %q is alive", st.TokenAccessor)
+		}
+	})
+
+	t.Run("a file that cannot be written fails, and the files written before it are removed", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		// tls.crt, the second file, cannot replace a directory.
+		if err := os.MkdirAll(filepath.Join(m.secretsDir(), "tls.crt", "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, _ := m.status()
+		if !strings.HasPrefix(st.Reason, "secret tls.crt: ") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		ents, _ := os.ReadDir(m.secretsDir())
+		if len(ents) != 1 || ents[0].Name() != "tls.crt" || !ents[0].IsDir() {
+			t.Errorf("left in the secrets dir: %v", ents)
+		}
+		if st.TokenAccessor == "" || l.tokenAlive(st.TokenAccessor) {
+			t.Errorf("the failed boot's token %q is alive", st.TokenAccessor)
+		}
+	})
+
+	t.Run("a path the policy does not grant fails before anything is written", func(t *testing.T) {
+		files := append(append([]bootdata.SecretFile{}, webFiles...), bootdata.SecretFile{Path: "kv/data/db/password", Name: "db-pass"})
+		ud, _ := l.issue("web", time.Minute, files...)
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, "secret kv/data/db/password: permission denied") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		if ents, _ := os.ReadDir(m.secretsDir()); len(ents) != 0 {
+			t.Errorf("files left: %v", ents)
+		}
+	})
+
+	t.Run("a missing field fails", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, bootdata.SecretFile{Path: "kv/data/web/tls", Field: "chain", Name: "chain.pem"})
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, `has no field "chain" (its fields: cert, key)`) {
+			t.Errorf("reason %q", st.Reason)
+		}
+	})
+
+	t.Run("user-data from an IMDSv2 service", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		m := newMachine(t, "web", "kv/data/web/tls", "kv/data/web/db")
+		defer collect(m)
+		m.cfg.MetadataURL = newIMDS(t, l.userData(ud), false).URL
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		if st, _ := m.status(); st.UserData != "ec2-imdsv2" {
+			t.Errorf("status %+v", st)
+		}
+	})
+
+	t.Run("user-data from fw_cfg", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		fw := filepath.Join(t.TempDir(), "by_name/opt/drover/user-data/raw")
+		if err := os.MkdirAll(filepath.Dir(fw), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fw, l.userData(ud), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		m := newMachine(t, "web")
+		defer collect(m)
+		m.cfg.FwCfgPath = fw
+		m.cfg.MetadataURL = newIMDS(t, nil, false).URL // not asked: fw_cfg comes first
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		if st, _ := m.status(); st.UserData != "fw_cfg" {
+			t.Errorf("status %+v", st)
+		}
+	})
+
+	t.Run("renews the token until stopped, then revokes it", func(t *testing.T) {
+		ud, _ := l.issue("cache", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "db.json"})
+		m := newMachine(t, "cache").withUserData(l.userData(ud))
+		defer collect(m)
+		m.cfg.Oneshot = false
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, m.cfg) }()
+		st := waitStatus(t, m, func(st status) bool { return st.State != "" })
+		if st.State != "ok" || st.Vault != "renewing" || st.TokenExpires == nil {
+			t.Fatalf("status %+v, stderr %q", st, m.stderr.String())
+		}
+		time.Sleep(6 * time.Second) // the 4s lease renewed at about 2.7s and 5.3s
+		var look struct {
+			Data struct {
+				TTL int `json:"ttl"`
+			} `json:"data"`
+		}
+		l.root(http.MethodPost, "auth/token/lookup-accessor", map[string]string{"accessor": st.TokenAccessor}, &look)
+		if look.Data.TTL < 1 {
+			t.Errorf("token ttl %d after 6s of a 4s lease: not renewed", look.Data.TTL)
+		}
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		if st, _ := m.status(); st.Vault != "revoked" || l.tokenAlive(st.TokenAccessor) {
+			t.Errorf("after stop: %+v", st)
+		}
+	})
+
+	t.Run("a token at its max TTL is left to expire", func(t *testing.T) {
+		ud, _ := l.issue("short", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "db.json"})
+		m := newMachine(t, "short").withUserData(l.userData(ud))
+		defer collect(m)
+		m.cfg.Oneshot = false
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, m.cfg) }()
+		st := waitStatus(t, m, func(st status) bool { return st.Vault == "expired" || st.State == "failed" })
+		if st.Vault != "expired" {
+			t.Fatalf("status %+v", st)
+		}
+		if !strings.Contains(m.stdout.String(), "at its max TTL") {
+			t.Errorf("stdout %q", m.stdout.String())
+		}
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("exit %d", code)
+		}
+	})
+
+	t.Run("the binary, oneshot", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		code, stdout, stderr := runBinary(t, m, "-oneshot")
+		outputs = append(outputs, stdout, stderr)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		checkWebFiles(t, m.secretsDir())
+		if st, _ := m.status(); st.State != "ok" || st.Vault != "revoked" || !strings.Contains(stdout, "wrote 3 secrets") {
+			t.Errorf("status %+v, stdout %q", st, stdout)
+		}
+		// The same user-data again: exit 1, and why on stderr and in the status file.
+		code, stdout, stderr = runBinary(t, m, "-oneshot")
+		outputs = append(outputs, stdout, stderr)
+		st, _ := m.status()
+		if code != exitFailed || !strings.Contains(stderr, "already unwrapped") || !strings.Contains(st.Reason, "already unwrapped") {
+			t.Errorf("replay: exit %d, stderr %q, status %+v", code, stderr, st)
+		}
+	})
+
+	t.Run("the binary, renewing until SIGTERM", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		cmd, stdout, stderr := binaryCmd(m)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		st := waitStatus(t, m, func(st status) bool { return st.State != "" })
+		if st.State != "ok" || st.Vault != "renewing" || !l.tokenAlive(st.TokenAccessor) {
+			t.Fatalf("status %+v, stderr %q", st, stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		outputs = append(outputs, stdout.String(), stderr.String())
+		if err != nil {
+			t.Fatalf("%v: %s", err, stderr.String())
+		}
+		if st, _ := m.status(); st.Vault != "revoked" || l.tokenAlive(st.TokenAccessor) || !strings.Contains(stdout.String(), "vault token revoked") {
+			t.Errorf("after SIGTERM: %+v, stdout %q", st, stdout.String())
+		}
+	})
+}
+
+func waitStatus(t *testing.T, m *machine, done func(status) bool) status {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(m.statusPath()); err == nil {
+			var st status
+			if json.Unmarshal(b, &st) == nil && done(st) {
+				return st
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, raw := m.status()
+	t.Fatalf("status after 30s: %s", raw)
+	return status{}
+}
+
+func binaryCmd(m *machine, extra ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	args := append([]string{"-root", m.root, "-no-mount", "-fw-cfg", "none", "-metadata-url", "none", "-user-data", m.cfg.UserDataPath, "-wait", "5s"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	return cmd, &stdout, &stderr
+}
+
+func runBinary(t *testing.T, m *machine, extra ...string) (int, string, string) {
+	t.Helper()
+	cmd, stdout, stderr := binaryCmd(m, extra...)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatal(fmt.Errorf("running drover-boot: %w", err))
+	return 0, "", ""
+}

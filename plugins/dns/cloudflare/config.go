@@ -4,10 +4,9 @@ package cloudflare
 
 import (
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/dns/internal/apicfg"
 )
 
 // Config is the dns "cloudflare" block. The token comes from CLOUDFLARE_API_TOKEN or
@@ -35,19 +34,10 @@ func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 // Validate checks the values a block can get wrong. A missing token is not its concern (plans
 // are made without secrets): New reports it.
 func (c *Config) Validate() error {
-	if !validZone(c.Zone) {
-		return config.Errorf("zone", "must be a domain name such as \"example.com\", got %q", c.Zone)
+	if err := apicfg.CheckZone(c.Zone); err != nil {
+		return err
 	}
-	if c.APIURL != "" {
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return config.Errorf("api_url", "must be an http or https URL such as \"https://api.cloudflare.com/client/v4/\", got %q", c.APIURL)
-		}
-		if u.User != nil {
-			return config.Errorf("api_url", "must not hold credentials (the token comes from CLOUDFLARE_API_TOKEN)")
-		}
-	}
-	return nil
+	return apicfg.CheckURL("api_url", c.APIURL, "https://api.cloudflare.com/client/v4/", "the token comes from CLOUDFLARE_API_TOKEN")
 }
 
 // String describes the block without its token.
@@ -69,23 +59,3 @@ func (c Config) String() string {
 
 // GoString keeps %#v from printing the token too.
 func (c Config) GoString() string { return "cloudflare.Config{" + c.String() + "}" }
-
-// validZone reports whether zone looks like a domain name: dot-separated labels of letters,
-// digits, hyphens and underscores, each 1 to 63 characters.
-func validZone(zone string) bool {
-	z := strings.TrimSuffix(zone, ".")
-	if z == "" || len(z) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(z, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}

@@ -3,10 +3,10 @@
 package route53
 
 import (
-	"net/url"
 	"strings"
 
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/dns/internal/apicfg"
 )
 
 // Config is the dns "route53" block; credentials come from the AWS SDK's chain (environment,
@@ -30,41 +30,13 @@ func NewDefaultConfig(env config.LookupEnv) *Config {
 
 // Validate checks the values a block can get wrong.
 func (c *Config) Validate() error {
-	if !validZone(c.Zone) {
-		return config.Errorf("zone", "must be a domain name such as \"example.com\", got %q", c.Zone)
+	if err := apicfg.CheckZone(c.Zone); err != nil {
+		return err
 	}
 	if id := strings.TrimPrefix(c.HostedZoneID, "/hostedzone/"); c.HostedZoneID != "" && !validID(id) {
 		return config.Errorf("hosted_zone_id", "must be a hosted zone ID such as \"Z0123456789ABCDEFGHIJ\", got %q", c.HostedZoneID)
 	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return config.Errorf("endpoint", "must be an http or https URL such as \"https://route53.amazonaws.com\", got %q", c.Endpoint)
-		}
-		if u.User != nil {
-			return config.Errorf("endpoint", "must not hold credentials (they come from the AWS SDK's chain)")
-		}
-	}
-	return nil
-}
-
-// validZone reports whether zone looks like a domain name.
-func validZone(zone string) bool {
-	z := strings.TrimSuffix(zone, ".")
-	if z == "" || len(z) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(z, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return apicfg.CheckURL("endpoint", c.Endpoint, "https://route53.amazonaws.com", "they come from the AWS SDK's chain")
 }
 
 // validID reports whether id looks like a Route 53 identifier: upper-case letters and digits.

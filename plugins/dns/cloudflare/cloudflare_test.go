@@ -17,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/plugins/dns/cloudflare"
 	"github.com/drover-dev/drover/plugins/dns/cloudflare/internal/cffake"
 	"github.com/drover-dev/drover/plugins/dns/dnstest"
+	"github.com/drover-dev/drover/plugins/dns/internal/configtest"
 )
 
 const (
@@ -522,13 +523,6 @@ func TestConfig(t *testing.T) {
 		{cloudflare.Config{Zone: "example.com", APIURL: "ftp://x"}, "api_url"},
 		{cloudflare.Config{Zone: "example.com", APIURL: "https://user:pw@api.example/"}, "api_url"},
 	} {
-		err := tc.cfg.Validate()
-		var ae *config.AttrError
-		switch {
-		case tc.attr == "" && err != nil:
-			t.Errorf("Validate(%v) = %v, want nil", tc.cfg, err)
-		case tc.attr != "" && (!errors.As(err, &ae) || ae.Attr != tc.attr):
-			t.Errorf("Validate(%v) = %v, want an error about %s", tc.cfg, err, tc.attr)
-		}
+		configtest.WantAttr(t, fmt.Sprintf("Validate(%v)", tc.cfg), tc.cfg.Validate(), tc.attr)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/dns/dnstest"
+	"github.com/drover-dev/drover/plugins/dns/internal/configtest"
 	"github.com/drover-dev/drover/plugins/dns/route53"
 	"github.com/drover-dev/drover/plugins/dns/route53/internal/r53fake"
 )
@@ -397,14 +398,7 @@ func TestConfig(t *testing.T) {
 		{route53.Config{Zone: "example.com", HostedZoneID: "z-lower"}, "hosted_zone_id"},
 		{route53.Config{Zone: "example.com", Endpoint: "route53.amazonaws.com"}, "endpoint"},
 	} {
-		err := tc.cfg.Validate()
-		var ae *config.AttrError
-		switch {
-		case tc.attr == "" && err != nil:
-			t.Errorf("Validate(%+v) = %v, want nil", tc.cfg, err)
-		case tc.attr != "" && (!errors.As(err, &ae) || ae.Attr != tc.attr):
-			t.Errorf("Validate(%+v) = %v, want an error about %s", tc.cfg, err, tc.attr)
-		}
+		configtest.WantAttr(t, fmt.Sprintf("Validate(%+v)", tc.cfg), tc.cfg.Validate(), tc.attr)
 	}
 	if !reflect.DeepEqual(route53.DefaultRetry(), route53.Retry{Attempts: 8, Base: 500 * time.Millisecond, Max: 20 * time.Second}) {
 		t.Errorf("DefaultRetry() = %+v", route53.DefaultRetry())

@@ -14,7 +14,7 @@ import (
 // login turns the wrapping token into the instance's Vault token: look the token up and refuse it
 // unless the role's own AppRole created it, unwrap it (once: it is single-use), log in with the
 // RoleID and the SecretID. Only the lookup, which spends nothing, is retried, and only while Vault
-// cannot be reached.
+// cannot be reached or answers 5xx (sealed, no leader) or 429, for at most Wait.
 func (b *boot) login(ctx context.Context, vc *vaultClient, ud bootdata.UserData) (vaultToken, error) {
 	v := ud.Vault
 	look, err := b.lookupWrapping(ctx, vc, v)
@@ -53,12 +53,12 @@ func (b *boot) lookupWrapping(ctx context.Context, vc *vaultClient, v *bootdata.
 			return look, nil
 		case statusOf(err) == http.StatusBadRequest:
 			return look, fmt.Errorf("vault refused the wrapping token at lookup: it was already unwrapped, has expired or was revoked (single-use: drover-boot does not retry with another): %w", err)
-		case !errors.As(err, &te):
+		case !errors.As(err, &te) && statusOf(err) < 500 && statusOf(err) != http.StatusTooManyRequests:
 			return look, fmt.Errorf("looking up the wrapping token: %w", err)
 		case ctx.Err() != nil:
 			return look, errInterrupted
 		case time.Now().Add(time.Second).After(deadline):
-			return look, fmt.Errorf("vault at %s unreachable for %s: %w", v.Addr, b.c.Wait, err)
+			return look, fmt.Errorf("vault at %s not answering for %s: %w", v.Addr, b.c.Wait, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,8 @@
 // /run/drover/status. It then keeps the Vault token alive until SIGTERM and revokes it, or with
 // --oneshot revokes it at once.
 //
+// The user-data stays in memory: drover-boot makes no copy of it, so there is none to remove.
+//
 // Any failure is one line on stderr and in the status file, and exit status 1, so units that Require
 // drover-boot do not start; the wrapping token is single-use and drover-boot never retries with
 // another. No token or secret value is ever printed or written anywhere but the secret files.

@@ -302,6 +302,60 @@ func TestSecretsDirMustBeTmpfs(t *testing.T) {
 	}
 }
 
+func TestSecretsDirGetsATmpfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "secrets")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if tmp, err := isTmpfs(dir); err != nil || tmp {
+		t.Skipf("the temp dir is on a tmpfs already (%v)", err)
+	}
+	err := prepareDir(dir, true, false)
+	if err != nil && strings.Contains(err.Error(), "mount:") {
+		t.Skipf("no mounting here: %v", err)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmp, err := isTmpfs(dir); err != nil || !tmp {
+		t.Errorf("not a tmpfs after prepareDir: %v", err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	for line := range strings.Lines(string(mounts)) {
+		if f := strings.Fields(line); len(f) > 3 && f[1] == dir {
+			for _, opt := range []string{"nosuid", "nodev", "noexec", "size=16384k", "mode=750"} {
+				if !strings.Contains(f[3], opt) {
+					t.Errorf("mount options %s lack %s", f[3], opt)
+				}
+			}
+		}
+	}
+	// A second run finds the tmpfs and mounts nothing more.
+	if err := prepareDir(dir, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(mustRead(t, "/proc/self/mounts")), " "+dir+" "); n != 1 {
+		t.Errorf("%d mounts at %s", n, dir)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestRender(t *testing.T) {
 	fields := map[string]secrets.Secret{
 		"key":  `"-----BEGIN KEY-----\nabc\n-----END KEY-----\n"`,

@@ -7,11 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -357,6 +362,62 @@ func TestWithVault(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 		if st, _ := m.status(); !strings.Contains(st.Reason, `has no field "chain" (its fields: cert, key)`) {
+			t.Errorf("reason %q", st.Reason)
+		}
+	})
+
+	t.Run("a sealed vault is waited for, at lookup only", func(t *testing.T) {
+		target, _ := url.Parse(l.srv.Addr)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		var mu sync.Mutex
+		lookups := 0
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/sys/wrapping/lookup" {
+				mu.Lock()
+				lookups++
+				n := lookups
+				mu.Unlock()
+				if n <= 2 {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprint(w, `{"errors":["Vault is sealed"]}`)
+					return
+				}
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer front.Close()
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		ud.Vault.Addr = front.URL
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		m.cfg.Wait = 10 * time.Second
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		mu.Lock()
+		defer mu.Unlock()
+		if lookups != 3 {
+			t.Errorf("%d lookups", lookups)
+		}
+	})
+
+	t.Run("an unreachable vault fails after the wait", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ud.Vault.Addr = "http://" + ln.Addr().String()
+		ln.Close()
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		m.cfg.Wait = 1500 * time.Millisecond
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, "not answering for 1.5s") || !strings.Contains(st.Reason, "connection refused") {
 			t.Errorf("reason %q", st.Reason)
 		}
 	})

@@ -2,12 +2,8 @@ package cloudflare_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,25 +54,13 @@ func runLive(t *testing.T, cfg *cloudflare.Config, skip []string) {
 		opts = append(opts, option.WithBaseURL(cfg.APIURL))
 	}
 	records := cfdns.NewRecordService(opts...)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	run := hex.EncodeToString(b)
-	var n atomic.Int32
-	dnstest.Run(t, func(t *testing.T) dnstest.Fixture {
-		prefix := fmt.Sprintf("t%d-%s", n.Add(1), run)
-		t.Cleanup(func() { deleteUnder(t, records, p.ZoneID(), prefix+"."+strings.TrimSuffix(p.Zone(), ".")) })
-		return dnstest.Fixture{
-			Provider: p,
-			Prefix:   prefix,
-			Reopen: func(t *testing.T) dns.Provider {
-				p2, err := cloudflare.New(t.Context(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return p2
-			},
-			Outside: func(t *testing.T, set dns.RecordSet) { outside(t, records, p.ZoneID(), set) },
-		}
+	dnstest.RunShared(t, dnstest.SharedZone{
+		Provider: p,
+		Reopen:   func(ctx context.Context) (dns.Provider, error) { return cloudflare.New(ctx, cfg) },
+		Outside:  func(t *testing.T, set dns.RecordSet) { outside(t, records, p.ZoneID(), set) },
+		Clean: func(t *testing.T, prefix string) {
+			deleteUnder(t, records, p.ZoneID(), prefix+"."+strings.TrimSuffix(p.Zone(), "."))
+		},
 	}, dnstest.Options{
 		Timeout: 2 * time.Minute,
 		Skip:    skip,

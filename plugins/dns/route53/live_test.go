@@ -2,12 +2,8 @@ package route53_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,25 +69,11 @@ func runLive(t *testing.T, cfg *route53.Config, client *awsroute53.Client, timeo
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	run := hex.EncodeToString(b)
-	var n atomic.Int32
-	dnstest.Run(t, func(t *testing.T) dnstest.Fixture {
-		prefix := fmt.Sprintf("t%d-%s", n.Add(1), run)
-		t.Cleanup(func() { deleteUnder(t, client, p.HostedZoneID(), prefix+"."+p.Zone()) })
-		return dnstest.Fixture{
-			Provider: p,
-			Prefix:   prefix,
-			Reopen: func(t *testing.T) dns.Provider {
-				p2, err := route53.New(t.Context(), cfg, opts...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return p2
-			},
-			Outside: func(t *testing.T, set dns.RecordSet) { upsert(t, client, p.HostedZoneID(), set) },
-		}
+	dnstest.RunShared(t, dnstest.SharedZone{
+		Provider: p,
+		Reopen:   func(ctx context.Context) (dns.Provider, error) { return route53.New(ctx, cfg, opts...) },
+		Outside:  func(t *testing.T, set dns.RecordSet) { upsert(t, client, p.HostedZoneID(), set) },
+		Clean:    func(t *testing.T, prefix string) { deleteUnder(t, client, p.HostedZoneID(), prefix+"."+p.Zone()) },
 	}, dnstest.Options{Timeout: timeout})
 }
 

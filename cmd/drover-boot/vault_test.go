@@ -68,7 +68,7 @@ func newLab(t *testing.T) *lab {
 		spec := secrets.RoleSpec{Role: role, Paths: paths}
 		switch role {
 		case "cache":
-			spec.TokenTTL = 4 * time.Second
+			spec.TokenTTL = 6 * time.Second
 		case "short":
 			spec.TokenTTL = 3 * time.Second
 		}
@@ -78,7 +78,7 @@ func newLab(t *testing.T) *lab {
 		}
 		l.refs[role] = ref
 	}
-	// cache's tokens live 4s and renew up to an hour; short's cannot outlive their 3s.
+	// cache's tokens live 6s and renew up to an hour; short's cannot outlive their 3s.
 	l.root(http.MethodPost, "auth/approle/role/drover-cache", map[string]any{"token_max_ttl": "1h"}, nil)
 	return l
 }
@@ -471,7 +471,7 @@ func TestWithVault(t *testing.T) {
 		if st.State != "ok" || st.Vault != "renewing" || st.TokenExpires == nil {
 			t.Fatalf("status %+v, stderr %q", st, m.stderr.String())
 		}
-		time.Sleep(6 * time.Second) // the 4s lease renewed at about 2.7s and 5.3s
+		time.Sleep(8 * time.Second) // the 6s lease renewed at about 4s and 8s
 		var look struct {
 			Data struct {
 				TTL int `json:"ttl"`
@@ -479,7 +479,7 @@ func TestWithVault(t *testing.T) {
 		}
 		l.root(http.MethodPost, "auth/token/lookup-accessor", map[string]string{"accessor": st.TokenAccessor}, &look)
 		if look.Data.TTL < 1 {
-			t.Errorf("token ttl %d after 6s of a 4s lease: not renewed", look.Data.TTL)
+			t.Errorf("token ttl %d after 8s of a 6s lease: not renewed", look.Data.TTL)
 		}
 		cancel()
 		if code := <-done; code != exitOK {

@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/dns/internal/faults"
 )
 
 // Prefix is the path of the API's base URL.
@@ -94,7 +96,7 @@ type Server struct {
 	nextID     int
 	maxPerPage int
 	minTTL     int
-	faults     []Fault
+	faults     faults.Queue[Fault]
 	log        []Request
 }
 
@@ -184,7 +186,7 @@ func (s *Server) ReplaceSet(zoneName, name, typ string, ttl int, values ...strin
 func (s *Server) Fail(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, f)
+	s.faults.Add(f, faults.Match{Times: f.Times, Method: f.Method, Path: f.Path})
 }
 
 // Requests returns the requests received so far.
@@ -246,7 +248,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.violation(rec, "path %q is not under %s", r.URL.Path, Prefix)
 		return
 	}
-	if f, ok := s.fault(r.Method, r.URL.Path); ok {
+	if f, ok := s.faults.Next(r.Method, r.URL.Path); ok {
 		writeFault(rec, f)
 		return
 	}
@@ -314,22 +316,6 @@ func (s *Server) violation(w http.ResponseWriter, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	s.t.Errorf("cffake: bad request: %s", msg)
 	writeError(w, errf(http.StatusBadRequest, 400, "cffake: %s", msg))
-}
-
-func (s *Server) fault(method, path string) (Fault, bool) {
-	for i, f := range s.faults {
-		if (f.Method != "" && f.Method != method) || (f.Path != "" && !strings.HasSuffix(path, f.Path)) {
-			continue
-		}
-		if f.Times > 0 {
-			s.faults[i].Times--
-			if s.faults[i].Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
-			}
-		}
-		return f, true
-	}
-	return Fault{}, false
 }
 
 func writeFault(w http.ResponseWriter, f Fault) {

@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/dns/internal/faults"
 )
 
 // Namespace is the XML namespace of the API's documents.
@@ -86,7 +88,7 @@ type Server struct {
 	nextID   int
 	pending  int
 	maxItems int
-	faults   []Fault
+	faults   faults.Queue[Fault]
 	log      []Request
 }
 
@@ -178,7 +180,7 @@ func (s *Server) ReplaceSet(id string, set RecordSet) {
 func (s *Server) Fail(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, f)
+	s.faults.Add(f, faults.Match{Times: f.Times, Method: f.Method, Path: f.Path})
 }
 
 // Requests returns the requests received so far.
@@ -237,7 +239,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.t.Errorf("r53fake: bad request: %s %s: %s", r.Method, r.URL.Path, msg)
 		fail(errf(http.StatusBadRequest, "InvalidInput", "r53fake: %s", msg))
 	}
-	if f, ok := s.fault(r.Method, r.URL.Path); ok {
+	if f, ok := s.faults.Next(r.Method, r.URL.Path); ok {
 		typ := f.Type
 		if typ == "" {
 			typ = "Sender"
@@ -305,22 +307,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.Status = http.StatusOK
 	writeXML(w, http.StatusOK, out)
-}
-
-func (s *Server) fault(method, path string) (Fault, bool) {
-	for i, f := range s.faults {
-		if (f.Method != "" && f.Method != method) || (f.Path != "" && !strings.HasSuffix(path, f.Path)) {
-			continue
-		}
-		if f.Times > 0 {
-			s.faults[i].Times--
-			if s.faults[i].Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
-			}
-		}
-		return f, true
-	}
-	return Fault{}, false
 }
 
 func writeXML(w http.ResponseWriter, status int, v any) {

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	cfdns "github.com/cloudflare/cloudflare-go/v6/dns"
+
+	"github.com/drover-dev/drover/plugins/dns/internal/backoff"
 )
 
 // Retries happen in one layer only: drover's HTTP middleware (Retry.middleware). The client
@@ -54,14 +55,7 @@ func (r Retry) validate() error {
 }
 
 // backoff returns the wait before try number attempt+1, attempt >= 1.
-func (r Retry) backoff(attempt int) time.Duration {
-	d := r.Base
-	for i := 1; i < attempt && d < r.Max; i++ {
-		d *= 2
-	}
-	d = min(d, r.Max)
-	return d/2 + rand.N(d/2+1)
-}
+func (r Retry) backoff(attempt int) time.Duration { return backoff.Jittered(r.Base, r.Max, attempt) }
 
 // callKey is the context key of the *call a request belongs to.
 type callKey struct{}

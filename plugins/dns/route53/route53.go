@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/drover-dev/drover/plugins/dns"
+	"github.com/drover-dev/drover/plugins/dns/internal/backoff"
 )
 
 var _ dns.Provider = (*Provider)(nil)
@@ -56,14 +56,7 @@ func DefaultRetry() Retry {
 	return Retry{Attempts: 8, Base: 500 * time.Millisecond, Max: 20 * time.Second}
 }
 
-func (r Retry) backoff(attempt int) time.Duration {
-	d := r.Base
-	for i := 1; i < attempt && d < r.Max; i++ {
-		d *= 2
-	}
-	d = min(d, r.Max)
-	return d/2 + rand.N(d/2+1)
-}
+func (r Retry) backoff(attempt int) time.Duration { return backoff.Jittered(r.Base, r.Max, attempt) }
 
 // Option adjusts a Provider.
 type Option func(*options)

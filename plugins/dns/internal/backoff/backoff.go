@@ -1,0 +1,19 @@
+// Package backoff is the wait between retries that the dns API providers (cloudflare, route53)
+// share.
+package backoff
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Jittered returns the wait before try number attempt+1 (attempt >= 1): base doubled for each try
+// after the first, up to ceiling, and of that a random duration between half and all of it.
+func Jittered(base, ceiling time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	return d/2 + rand.N(d/2+1)
+}

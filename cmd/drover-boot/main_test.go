@@ -559,3 +559,28 @@ func TestUnreachableMetadataIsNoUserData(t *testing.T) {
 		t.Errorf("reason %q after %s", st.Reason, time.Since(start))
 	}
 }
+
+// In the lab (the qemu provider's fw_cfg mark) without user-data, drover-boot boots without secrets
+// and never asks a metadata service: user-mode networking would send that off the host.
+func TestLabVMNeverAsksTheMetadataService(t *testing.T) {
+	fw := filepath.Join(t.TempDir(), "by_name/opt/drover/user-data/raw")
+	mark := filepath.Join(filepath.Dir(filepath.Dir(fw)), labMarker)
+	if err := os.MkdirAll(mark, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	imds := newIMDS(t, []byte(`{"version":1,"role":"web"}`), false)
+	m := newMachine(t, "web")
+	m.cfg.FwCfgPath = fw
+	m.cfg.MetadataURL = imds.URL
+	if code := m.run(); code != exitOK {
+		t.Fatalf("exit %d: %s", code, m.stderr.String())
+	}
+	imds.mu.Lock()
+	defer imds.mu.Unlock()
+	if imds.puts != 0 {
+		t.Errorf("the metadata service was asked %d time(s) from a lab VM", imds.puts)
+	}
+	if st, _ := m.status(); st.State != "ok" {
+		t.Errorf("status %+v", st)
+	}
+}

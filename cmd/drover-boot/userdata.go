@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"time"
@@ -47,6 +48,11 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 			return nil, "", fmt.Errorf("fw_cfg user-data: %w", err)
 		case len(data) > 0:
 			return data, "fw_cfg", nil
+		}
+		// drover's lab marks its VMs in fw_cfg: there, fw_cfg is the only source. A lab VM must
+		// never ask 169.254.169.254, which its user-mode network would send out of this machine.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(p)), labMarker)); err == nil {
+			return nil, "fw_cfg (lab)", nil
 		}
 	}
 	if u := b.c.MetadataURL; u != none {
@@ -96,6 +102,9 @@ func readLimited(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// labMarker is the fw_cfg entry (next to user-data) that the lab's qemu provider gives every VM.
+const labMarker = "lab"
 
 // loadFwCfg loads qemu's fw_cfg sysfs driver when its directory is missing (Debian builds it as a
 // module, and nothing may have loaded it yet). On a machine that is not qemu it loads and finds

@@ -71,6 +71,7 @@ func TestArgs(t *testing.T) {
 		"-device virtio-net-pci,netdev=n0",
 		"-bios /usr/share/ovmf/OVMF.fd",
 		"-fw_cfg name=opt/drover/user-data,file=" + filepath.Join(dir, userFile),
+		"-fw_cfg name=opt/drover/lab,string=1",
 		"-pidfile " + filepath.Join(dir, pidFile),
 		"-serial file:" + filepath.Join(dir, consoleFile),
 	} {
@@ -81,7 +82,10 @@ func TestArgs(t *testing.T) {
 	bios := newTest(t, func(c *Config) { c.Firmware = "bios" })
 	os.Remove(filepath.Join(dir, userFile))
 	args = strings.Join(bios.args(r, dir, "kvm"), " ")
-	for _, unwanted := range []string{"-bios", "-fw_cfg", "restrict"} {
+	if !strings.Contains(args, "-fw_cfg name=opt/drover/lab,string=1") {
+		t.Errorf("args lack the lab mark without user-data:\n%s", args)
+	}
+	for _, unwanted := range []string{"-bios", "opt/drover/user-data", "restrict"} {
 		if strings.Contains(args, unwanted) {
 			t.Errorf("args have %q:\n%s", unwanted, args)
 		}

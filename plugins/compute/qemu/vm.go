@@ -99,6 +99,9 @@ func (p *Provider) args(r *record, dir, accel string) []string {
 	if fi, err := os.Stat(filepath.Join(dir, userFile)); err == nil && fi.Size() > 0 {
 		a = append(a, "-fw_cfg", "name=opt/drover/user-data,file="+esc(filepath.Join(dir, userFile)))
 	}
+	// The mark tells drover-boot it runs in the lab, where fw_cfg is the only user-data source: it
+	// must not ask a cloud metadata address, which user-mode networking would route off this host.
+	a = append(a, "-fw_cfg", "name=opt/drover/lab,string=1")
 	return a
 }
 

@@ -153,7 +153,7 @@ func TestWaitServedTimeout(t *testing.T) {
 	silent := l.LocalAddr().String() // takes queries, never answers
 	defer l.Close()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	err = verify.WaitServed(ctx, []string{a.Addr, b.Addr, silent}, green, 50*time.Millisecond, nil)
 	t.Logf("WaitServed: %v", err)

@@ -12,15 +12,22 @@ import (
 const (
 	agentPath = "/usr/local/bin/drover-boot"
 
+	// drover-boot tells systemd it is ready (sd_notify) once the secrets are written, then keeps
+	// running to renew its Vault token; without secrets it is ready and exits at once. It is never
+	// restarted: its credential is single-use.
 	droverBootUnit = `[Unit]
-Description=drover: report this instance's boot (and fetch its secrets)
+Description=drover: fetch this instance's secrets and report its boot
 After=local-fs.target network.target
 Before=multi-user.target
 
 [Service]
-Type=oneshot
+Type=notify
+NotifyAccess=main
 RemainAfterExit=yes
 ExecStart=/usr/local/bin/drover-boot
+TimeoutStartSec=3min
+TimeoutStopSec=20s
+Restart=no
 StandardOutput=journal+console
 StandardError=journal+console
 

@@ -137,8 +137,23 @@ func TestImagesScan(t *testing.T) {
 	}
 
 	// A fleet with a vault block: the role's values are looked for in the tree and on the disk.
-	fleetFile, err := filepath.Abs("../../examples/homelab/drover.hcl")
+	// The example with web declaring a secret (the example itself leaves it out until the demo runs
+	// a lab Vault).
+	fleetDir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", "../../examples/homelab/.", fleetDir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	fleetFile := filepath.Join(fleetDir, "drover.hcl")
+	hcl, err := os.ReadFile(fleetFile)
 	if err != nil {
+		t.Fatal(err)
+	}
+	withSecret := strings.Replace(string(hcl), `run     = ["systemctl enable nginx"]`, `run     = ["systemctl enable nginx"]
+    secrets = ["kv/data/web/tls"]`, 1)
+	if withSecret == string(hcl) {
+		t.Fatal("the example's web role changed: cannot add its secret")
+	}
+	if err := os.WriteFile(fleetFile, []byte(withSecret), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	defer func(old func(context.Context, *fleet.Fleet, config.LookupEnv) (secrets.Broker, error)) {

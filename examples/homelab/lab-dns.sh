@@ -22,6 +22,10 @@ start) ;;
 esac
 
 if running; then echo "$dir/tsig.secret"; exit 0; fi
+if kdig +short +time=1 +retry=0 -p 5353 @127.0.0.1 lab.example SOA >/dev/null 2>&1; then
+  echo "lab-dns: another server already answers on 127.0.0.1:5353 (a knotd from another directory?); stop it first" >&2
+  exit 1
+fi
 if [ ! -s "$dir/tsig.secret" ]; then
   # 32 random bytes, base64: an hmac-sha256 key, readable only by its owner.
   (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/tsig.secret")

@@ -39,6 +39,19 @@ func dnsLab(t *testing.T) (*lab, *dnsmem.Zone, func(...func(*rollout.Options)) *
 	return l, zone, controller
 }
 
+// dnsDeployed is dnsLab with a first image of web rolled out through DNS; blue is the set it serves.
+func dnsDeployed(t *testing.T) (*lab, *dnsmem.Zone, func(...func(*rollout.Options)) *rollout.Controller, *rollout.Controller, dns.RecordSet) {
+	t.Helper()
+	l, zone, controller := dnsLab(t)
+	l.build("web")
+	c := controller()
+	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
+	mustRecord(t, rec, err, rollout.Ready)
+	rec, err = c.Promote(t.Context(), "web")
+	mustRecord(t, rec, err, rollout.Retired)
+	return l, zone, controller, c, wwwA(t, zone)
+}
+
 func wwwA(t *testing.T, z *dnsmem.Zone) dns.RecordSet {
 	t.Helper()
 	s, err := z.Set(t.Context(), "www.lab.example.", "A")
@@ -112,14 +125,11 @@ func TestDNSCutoverSetsGreenKeepsTheOldSetAndRollbackRestoresIt(t *testing.T) {
 }
 
 func TestDNSRollbackAfterACrashRestoresTheSavedSet(t *testing.T) {
-	l, zone, controller := dnsLab(t)
-	l.build("web")
-	c := controller()
-	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
-	mustRecord(t, rec, err, rollout.Ready)
-	rec, err = c.Promote(t.Context(), "web")
-	mustRecord(t, rec, err, rollout.Retired)
-	blue := wwwA(t, zone)
+	l, zone, controller, c, blue := dnsDeployed(t)
+	var (
+		rec *rollout.Record
+		err error
+	)
 
 	// Someone gives the name a longer TTL by hand; drover's rollback must restore that set, not
 	// one recomputed from blue's addresses.
@@ -155,14 +165,11 @@ func TestDNSRollbackAfterACrashRestoresTheSavedSet(t *testing.T) {
 }
 
 func TestDNSWatchFailureRestoresBlue(t *testing.T) {
-	l, zone, controller := dnsLab(t)
-	l.build("web")
-	c := controller()
-	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
-	mustRecord(t, rec, err, rollout.Ready)
-	rec, err = c.Promote(t.Context(), "web")
-	mustRecord(t, rec, err, rollout.Retired)
-	blue := wwwA(t, zone)
+	l, zone, _, c, blue := dnsDeployed(t)
+	var (
+		rec *rollout.Record
+		err error
+	)
 
 	img2 := l.build("web")
 	rec, err = c.Start(t.Context(), "web", rollout.StartOptions{})

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/compute"
 )
 
@@ -73,20 +74,14 @@ func Run(t *testing.T, newProvider func(t *testing.T) compute.Provider, opts Opt
 		{"Context/Canceled", testCanceled},
 		{"Stopper", testStopper},
 	}
+	cases := make([]contract.Case, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if slices.Contains(opts.Skip, tt.name) {
-				t.Skip("skipped by Options.Skip")
-			}
-			if opts.Parallel {
-				t.Parallel()
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), opts.Timeout)
-			defer cancel()
+		cases = append(cases, contract.Case{Name: tt.name, Fn: func(t *testing.T, ctx context.Context) {
 			s := &suite{t: t, p: newProvider(t), opts: opts, ctx: ctx, run: runID()}
 			tt.fn(s)
-		})
+		}})
 	}
+	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
 }
 
 // suite is one subtest's provider and helpers.

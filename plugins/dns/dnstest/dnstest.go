@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/dns"
 )
 
@@ -73,23 +74,18 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 		{"Reopen", testReopen},
 		{"Context/Canceled", testCanceled},
 	}
+	skip := opts.Skip
+	if opts.NoAAAA {
+		skip = append(slices.Clone(skip), "Replace/AAAA") // the provider has no AAAA records
+	}
+	cases := make([]contract.Case, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if slices.Contains(opts.Skip, tt.name) {
-				t.Skip("skipped by Options.Skip")
-			}
-			if tt.name == "Replace/AAAA" && opts.NoAAAA {
-				t.Skip("provider has no AAAA records")
-			}
-			if opts.Parallel {
-				t.Parallel()
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), opts.Timeout)
-			defer cancel()
+		cases = append(cases, contract.Case{Name: tt.name, Fn: func(t *testing.T, ctx context.Context) {
 			f := newFixture(t)
 			tt.fn(&suite{t: t, ctx: ctx, f: f, p: f.Provider})
-		})
+		}})
 	}
+	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: skip})
 }
 
 type suite struct {

@@ -13,11 +13,11 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/ip"
 )
 
@@ -72,23 +72,17 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 		{"HolderGone", testHolderGone},
 		{"Context/Canceled", testCanceled},
 	}
+	cases := make([]contract.Case, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if slices.Contains(opts.Skip, tt.name) {
-				t.Skip("skipped by Options.Skip")
-			}
-			if opts.Parallel {
-				t.Parallel()
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), opts.Timeout)
-			defer cancel()
+		cases = append(cases, contract.Case{Name: tt.name, Fn: func(t *testing.T, ctx context.Context) {
 			f := newFixture(t)
 			if len(f.Addrs) < 1 || len(f.Instances) < 2 {
 				t.Fatalf("fixture has %d addresses and %d instances, want at least 1 and 2", len(f.Addrs), len(f.Instances))
 			}
 			tt.fn(&suite{t: t, ctx: ctx, f: f, p: f.Provider})
-		})
+		}})
 	}
+	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
 }
 
 type suite struct {

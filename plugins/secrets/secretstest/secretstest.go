@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 )
@@ -77,23 +78,17 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 		{"TTL/Wrap", testWrapTTL},
 		{"TTL/SecretID", testSecretIDTTL},
 	}
+	cases := make([]contract.Case, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if slices.Contains(opts.Skip, tt.name) {
-				t.Skip("skipped by Options.Skip")
-			}
-			if opts.Parallel {
-				t.Parallel()
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), opts.Timeout)
-			defer cancel()
+		cases = append(cases, contract.Case{Name: tt.name, Fn: func(t *testing.T, ctx context.Context) {
 			f := newFixture(t)
 			if f.Broker == nil || f.Put == nil || f.Login == nil {
 				t.Fatal("fixture needs Broker, Put and Login")
 			}
 			tt.fn(&suite{t: t, ctx: ctx, f: f, b: f.Broker, prefix: "c" + randomHex(4)})
-		})
+		}})
 	}
+	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
 }
 
 type suite struct {

@@ -1,15 +1,34 @@
 package main
 
-import "strings"
+import (
+	"strings"
 
-// globalFlags are the app's flags that take a value. urfave/cli only reads them before the command
-// name; people type them anywhere (drover validate --fleet x.hcl), as with terraform -chdir or
-// kamal -d, so hoistGlobalFlags moves them in front of the command.
-var globalFlags = map[string]bool{"--fleet": true, "-f": true, "--state": true, "--output": true, "-o": true, "--var": true, "--log-level": true}
+	"github.com/urfave/cli/v2"
+)
+
+// valueFlags returns the command-line spellings (--name, -n) of the flags that take a value.
+// urfave/cli only reads an app's flags before the command name; people type them anywhere (drover
+// validate --fleet x.hcl), as with terraform -chdir or kamal -d, so hoistGlobalFlags moves them.
+func valueFlags(flags []cli.Flag) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range flags {
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			continue
+		}
+		for _, n := range f.Names() {
+			if len(n) == 1 {
+				out["-"+n] = true
+			} else {
+				out["--"+n] = true
+			}
+		}
+	}
+	return out
+}
 
 // hoistGlobalFlags returns args with every global flag that follows the command name moved right
 // after the program name, in order, values included. Nothing after "--" moves.
-func hoistGlobalFlags(args []string) []string {
+func hoistGlobalFlags(args []string, globalFlags map[string]bool) []string {
 	if len(args) < 2 {
 		return args
 	}

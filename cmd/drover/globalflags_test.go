@@ -17,7 +17,7 @@ func TestHoistGlobalFlags(t *testing.T) {
 		{"drover build web -- --fleet x", "drover build web -- --fleet x"},
 		{"drover", "drover"},
 	} {
-		got := strings.Join(hoistGlobalFlags(strings.Fields(tc.in)), " ")
+		got := strings.Join(hoistGlobalFlags(strings.Fields(tc.in), valueFlags(newApp(nil, nil, nil).Flags)), " ")
 		if got != tc.want {
 			t.Errorf("hoist(%q) = %q, want %q", tc.in, got, tc.want)
 		}

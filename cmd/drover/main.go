@@ -18,7 +18,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runWith(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
 	app := newApp(stdout, stderr, env)
-	err := app.Run(hoistGlobalFlags(args))
+	err := app.Run(hoistGlobalFlags(args, valueFlags(app.Flags)))
 	if err == nil {
 		return exitOK
 	}

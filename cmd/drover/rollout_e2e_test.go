@@ -105,11 +105,7 @@ func TestE2ERollout(t *testing.T) {
 		t.Helper()
 		st := must(t, "--output", "json", "rollout", "status", "web")
 		var status struct {
-			Instances []struct {
-				ID    string `json:"id"`
-				Owned bool   `json:"owned"`
-				State string `json:"state"`
-			} `json:"instances"`
+			Instances []statusInstance `json:"instances"`
 		}
 		if err := json.Unmarshal([]byte(st.stdout), &status); err != nil {
 			t.Fatal(err)
@@ -130,11 +126,7 @@ func TestE2ERollout(t *testing.T) {
 			}
 		}
 		for id, pid := range vms {
-			if !slices.ContainsFunc(status.Instances, func(i struct {
-				ID    string `json:"id"`
-				Owned bool   `json:"owned"`
-				State string `json:"state"`
-			}) bool {
+			if !slices.ContainsFunc(status.Instances, func(i statusInstance) bool {
 				return i.ID == id && i.Owned && i.State != string(compute.Terminated)
 			}) {
 				t.Errorf("orphan VM: qemu pid %d (%s) belongs to no rollout", pid, id)
@@ -325,6 +317,13 @@ func TestE2ERollout(t *testing.T) {
 		noOrphans(t)
 	})
 	t.Logf("MEASURE drover peak memory (max RSS of every drover run): %d MiB", peakRSS/1024)
+}
+
+// statusInstance is an instance as drover rollout status --output json lists it.
+type statusInstance struct {
+	ID    string `json:"id"`
+	Owned bool   `json:"owned"`
+	State string `json:"state"`
 }
 
 func editFleet(t *testing.T, path, from, to string) {

@@ -159,7 +159,7 @@ func WaitServed(ctx context.Context, servers []string, want dns.RecordSet, inter
 			})
 		}
 		wg.Wait()
-		pending := 0
+		cut := false
 		for i, a := range answers {
 			ok := a.err == nil && slices.Equal(a.set.Values, vals)
 			if progress != nil {
@@ -172,29 +172,31 @@ func WaitServed(ctx context.Context, servers []string, want dns.RecordSet, inter
 			switch {
 			case ok:
 				last[i] = ""
-			case a.err != nil && ctx.Err() != nil:
-				pending++
+			case a.err != nil && ended(ctx):
+				cut = true
 			case a.err != nil:
-				pending++
 				last[i] = a.err.Error()
 			default:
-				pending++
 				last[i] = fmt.Sprintf("%s serves %s", servers[i], describe(a.set.Values))
 			}
 		}
-		if pending == 0 {
+		var notYet []string
+		for _, l := range last {
+			if l != "" {
+				notYet = append(notYet, l)
+			}
+		}
+		if len(notYet) == 0 && !cut {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			var notYet []string
-			for i, a := range answers {
-				if a.err != nil || !slices.Equal(a.set.Values, vals) {
-					notYet = append(notYet, last[i])
-				}
+			if len(notYet) == 0 {
+				return fmt.Errorf("dns/verify: %s %s: every server served %s, but not in one round: %w",
+					k.Name, k.Type, describe(vals), context.Cause(ctx))
 			}
 			return fmt.Errorf("dns/verify: %s %s is not yet %s at %d of %d servers: %s: %w",
-				k.Name, k.Type, describe(vals), pending, len(servers), strings.Join(notYet, "; "), context.Cause(ctx))
+				k.Name, k.Type, describe(vals), len(notYet), len(servers), strings.Join(notYet, "; "), context.Cause(ctx))
 		case <-time.After(interval):
 		}
 	}
@@ -254,13 +256,23 @@ func exchangeOne(ctx context.Context, network, server string, m *mdns.Msg) (*mdn
 	return r, nil
 }
 
+// ended reports whether ctx has ended or its deadline has passed: a read timed out at the deadline
+// can return before ctx's own timer fires, and such a query says nothing about the server.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // ctxOr returns ctx's error when it has ended (or its deadline has passed: a read that timed out at
 // the deadline can return before ctx reports it), else err.
 func ctxOr(ctx context.Context, err error) error {
 	if e := ctx.Err(); e != nil {
 		return e
 	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+	if ended(ctx) {
 		return context.DeadlineExceeded
 	}
 	return err

@@ -3,9 +3,12 @@ package fleet
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // testCatalog knows one provider type per kind, with a config that has one attribute, so these tests
@@ -68,6 +71,17 @@ role "web" {
     }
     run     = ["systemctl enable nginx"]
     secrets = ["kv/data/web/tls"]
+    secret "tls.key" {
+      path  = "kv/data/web/tls"
+      field = "key"
+    }
+    secret "htpasswd" {
+      path     = "kv/data/web/app"
+      template = "site.conf"
+      owner    = "root:www-data"
+      mode     = "0440"
+    }
+    services = ["nginx"]
     disk {
       min_size = "2GiB"
       formats  = ["raw"]
@@ -121,6 +135,26 @@ func TestLoadGoodFleet(t *testing.T) {
 	}
 	if motd := img.Files[1]; motd.Content == nil || *motd.Content != "HELLO" || motd.Mode != 0o600 || motd.Owner != "root:adm" {
 		t.Errorf("file block: %+v", motd)
+	}
+	wantSecrets := []SecretFile{
+		{Name: "tls.key", Path: "kv/data/web/tls", Field: "key"},
+		{Name: "htpasswd", Path: "kv/data/web/app", Template: filepath.Join(f.Dir, "site.conf"), Owner: "root:www-data", Mode: 0o440},
+	}
+	if len(img.SecretFiles) != len(wantSecrets) {
+		t.Fatalf("secret blocks: %+v", img.SecretFiles)
+	}
+	for i, want := range wantSecrets {
+		got := img.SecretFiles[i]
+		got.Range = hcl.Range{}
+		if got != want {
+			t.Errorf("secret block %d = %+v, want %+v", i, got, want)
+		}
+	}
+	if got := img.SecretPaths(); !slices.Equal(got, []string{"kv/data/web/tls", "kv/data/web/app"}) {
+		t.Errorf("SecretPaths = %v", got)
+	}
+	if !slices.Equal(img.Services, []string{"nginx"}) {
+		t.Errorf("services = %v", img.Services)
 	}
 	if img.Disk.MinSize != 2<<30 || len(img.Disk.Formats) != 1 {
 		t.Errorf("disk: %+v", img.Disk)

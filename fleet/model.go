@@ -61,8 +61,37 @@ type Image struct {
 	Files    []File
 	Run      []string
 	Ansible  *Ansible
-	Secrets  []string // Vault paths fetched at boot, never baked
+	Secrets  []string // Vault paths fetched at boot, never baked, each written as NAME.json
+	// SecretFiles are the secret blocks: files written at boot from one path each, a field of it
+	// or a template rendered with its fields.
+	SecretFiles []SecretFile
+	// Services are the role's systemd units that start only after drover-boot has written the
+	// secrets, and not at all when it fails.
+	Services []string
 	Disk     Disk
+}
+
+// SecretFile is one secret block: a file drover-boot writes under /run/drover/secrets at boot.
+type SecretFile struct {
+	Name     string      // the file name under /run/drover/secrets
+	Path     string      // the KV version 2 path read
+	Field    string      // one field written as is; empty with Template, or for all fields as JSON
+	Template string      // absolute path on the build host of a Go text/template; baked into the image
+	Owner    string      // "user:group"; empty means root:root
+	Mode     fs.FileMode // zero means 0400
+	Range    hcl.Range
+}
+
+// SecretPaths are the distinct Vault paths the role reads at boot: the secrets list, then the
+// secret blocks' paths.
+func (img Image) SecretPaths() []string {
+	out := append([]string{}, img.Secrets...)
+	for _, s := range img.SecretFiles {
+		if !contains(out, s.Path) {
+			out = append(out, s.Path)
+		}
+	}
+	return out
 }
 
 // File is one file copied into the image tree.

@@ -16,16 +16,18 @@ var (
 	imageSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "base", Required: true}, {Name: "arch"}, {Name: "builder"}, {Name: "packages"},
-			{Name: "files"}, {Name: "run"}, {Name: "secrets"},
+			{Name: "files"}, {Name: "run"}, {Name: "secrets"}, {Name: "services"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
+			{Type: "secret", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}}}
 	ansibleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "playbook", Required: true}, {Name: "extra_vars"}}}
 	diskSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "min_size"}, {Name: "headroom"}, {Name: "formats"}}}
 
+	unitPattern  = regexp.MustCompile(`^[A-Za-z0-9@_.:-]+$`)
 	ownerPattern = regexp.MustCompile(`^[a-z_0-9][a-z0-9_.-]*(:[a-z_0-9][a-z0-9_.-]*)?$`)
 	sizePattern  = regexp.MustCompile(`^(\d+)\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB)?$`)
 )
@@ -92,6 +94,18 @@ func (d *decoder) decodeImage(f *Fleet, b *hcl.Block, opts Options) Image {
 	d.strings(c.Attributes, "packages", &img.Packages)
 	d.strings(c.Attributes, "run", &img.Run)
 	d.strings(c.Attributes, "secrets", &img.Secrets)
+	if d.strings(c.Attributes, "services", &img.Services) {
+		for _, svc := range img.Services {
+			if !unitPattern.MatchString(svc) {
+				d.errorf(c.Attributes["services"].Expr.Range(), "Invalid service name",
+					"\"services\" lists systemd units such as \"nginx\" or \"postgresql.service\", got %q.", svc)
+			}
+		}
+	}
+	secretNames := map[string]hcl.Range{}
+	for _, p := range img.Secrets {
+		secretNames[path.Base(p)+".json"] = c.Attributes["secrets"].Expr.Range()
+	}
 
 	dests := map[string]hcl.Range{}
 	addFile := func(file File, rng hcl.Range) {
@@ -131,6 +145,16 @@ func (d *decoder) decodeImage(f *Fleet, b *hcl.Block, opts Options) Image {
 			img.Ansible = d.decodeAnsible(f, fb, opts)
 		case "disk":
 			d.decodeDisk(fb, &img.Disk)
+		case "secret":
+			sf, ok := d.decodeSecret(f, fb, opts)
+			if prev, dup := secretNames[sf.Name]; dup {
+				d.errorf(fb.LabelRanges[0], "Duplicate secret file", "/run/drover/secrets/%s is already written by the secret at %s.", sf.Name, pos(prev))
+				continue
+			}
+			secretNames[sf.Name] = fb.LabelRanges[0]
+			if ok {
+				img.SecretFiles = append(img.SecretFiles, sf)
+			}
 		}
 	}
 	return img

@@ -121,11 +121,11 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages)},
 		Packages: sortedSet(role.Image.Packages),
 		Run:      append([]string{}, role.Image.Run...),
-		Secrets:  sortedSet(role.Image.Secrets),
+		Secrets:  sortedSet(role.Image.SecretPaths()),
 		Disk:     role.Image.Disk,
 		Agent:    agentSHA256,
 	}
-	for _, file := range role.Image.Files {
+	for _, file := range append(append([]fleet.File{}, role.Image.Files...), GeneratedFiles(role)...) {
 		sum, err := fileSHA256(file)
 		if err != nil {
 			return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, err)

@@ -27,7 +27,7 @@ func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T)
 		t.Fatal(err)
 	}
 	issuer := &bootdata.Issuer{Broker: broker, Addr: srv.Addr,
-		Roles: map[string]bootdata.RoleSecrets{"web": {Paths: []string{"secret/data/web/tls"}}}}
+		Roles: map[string]bootdata.RoleSecrets{"web": {Files: bootdata.FilesFor("secret/data/web/tls")}}}
 
 	l, _ := deployed(t)
 	l.build("web")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 )
 
@@ -79,7 +80,13 @@ func (b *boot) fetchAndWrite(ctx context.Context, vc *vaultClient, tok vaultToke
 		for _, v := range fields {
 			b.scrub.add(v)
 		}
-		content, vals, err := render(fields, t.f.Path, t.f.Field)
+		var content secrets.Secret
+		var vals []secrets.Secret
+		if t.tmpl != nil {
+			content, vals, err = renderTemplate(t.tmpl, fields, t.f.Path)
+		} else {
+			content, vals, err = render(fields, t.f.Path, t.f.Field)
+		}
 		if err != nil {
 			return err
 		}

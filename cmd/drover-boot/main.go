@@ -222,7 +222,7 @@ func (b *boot) run(ctx context.Context) int {
 	b.scrub.add(ud.Vault.WrappedSecretID)
 
 	// Everything that can fail on this machine fails before the single-use token is spent.
-	targets, err := resolveTargets(ud.Secrets)
+	targets, err := resolveTargets(b.c.Root, ud.Secrets)
 	if err != nil {
 		return b.fail(err)
 	}

@@ -106,6 +106,18 @@ func newMachine(t *testing.T, role string, declared ...string) *machine {
 func (m *machine) secretsDir() string { return filepath.Join(m.root, "run/drover/secrets") }
 func (m *machine) statusPath() string { return filepath.Join(m.root, "run/drover/status") }
 
+// writeFile puts a file into the machine's root, as the image would hold it.
+func (m *machine) writeFile(rel, content string) {
+	m.t.Helper()
+	p := filepath.Join(m.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
 // withUserData writes ud to a file and points the run at it.
 func (m *machine) withUserData(ud []byte) *machine {
 	p := filepath.Join(m.t.TempDir(), "user-data")

@@ -8,27 +8,36 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"text/template"
 
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 )
 
-// target is one secret file to write, its owner resolved.
+// target is one secret file to write, its owner resolved and its template parsed.
 type target struct {
 	f        bootdata.SecretFile
 	uid, gid int
+	tmpl     *template.Template // nil without one
 	content  secrets.Secret
 }
 
-// resolveTargets resolves every file's owner, before anything is fetched.
-func resolveTargets(files []bootdata.SecretFile) ([]target, error) {
+// resolveTargets resolves every file's owner and parses its template (read from the image under
+// root), before anything is fetched.
+func resolveTargets(root string, files []bootdata.SecretFile) ([]target, error) {
 	out := make([]target, 0, len(files))
 	for _, f := range files {
 		uid, gid, err := lookupOwner(f.OwnerOrDefault())
 		if err != nil {
 			return nil, fmt.Errorf("secret %s: %w", f.Name, err)
 		}
-		out = append(out, target{f: f, uid: uid, gid: gid})
+		t := target{f: f, uid: uid, gid: gid}
+		if f.Template != "" {
+			if t.tmpl, err = loadTemplate(root, f.Name, f.Template); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -56,11 +65,12 @@ func lookupOwner(owner string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// needsTraverse reports whether a file belongs to someone other than root: its owner then needs to
-// pass through the directory.
+// needsTraverse reports whether a file is for someone other than root (its owner, or its group when
+// the mode lets the group read): they then need to pass through the directory, which belongs to
+// root:root.
 func needsTraverse(ts []target) bool {
 	for _, t := range ts {
-		if t.uid != 0 && t.gid != 0 {
+		if t.uid != 0 || (t.gid != 0 && t.f.Perm()&0o040 != 0) {
 			return true
 		}
 	}

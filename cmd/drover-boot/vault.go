@@ -269,23 +269,12 @@ func (c *vaultClient) readKV(ctx context.Context, t secrets.Secret, path string)
 // JSON), or all fields as a JSON object with sorted keys and a final newline. It returns the
 // content and every value in it, for the scrubber.
 func render(fields map[string]secrets.Secret, path, field string) (secrets.Secret, []secrets.Secret, error) {
-	value := func(raw secrets.Secret) secrets.Secret {
-		var s string
-		if json.Unmarshal([]byte(raw.Reveal()), &s) == nil {
-			return secrets.Secret(s)
-		}
-		var buf bytes.Buffer
-		if json.Compact(&buf, []byte(raw.Reveal())) == nil {
-			return secrets.Secret(buf.String())
-		}
-		return raw
-	}
 	if field != "" {
 		raw, ok := fields[field]
 		if !ok {
 			return "", nil, fmt.Errorf("secret %s has no field %q (its fields: %s)", path, field, strings.Join(sortedKeys(fields), ", "))
 		}
-		v := value(raw)
+		v := fieldValue(raw)
 		return v, []secrets.Secret{v, raw}, nil
 	}
 	var buf bytes.Buffer
@@ -302,10 +291,23 @@ func render(fields map[string]secrets.Secret, path, field string) (secrets.Secre
 		if err := json.Compact(&buf, []byte(fields[k].Reveal())); err != nil {
 			return "", nil, fmt.Errorf("secret %s: field %q is not valid JSON", path, k)
 		}
-		vals = append(vals, value(fields[k]), fields[k])
+		vals = append(vals, fieldValue(fields[k]), fields[k])
 	}
 	buf.WriteString("}\n")
 	return secrets.Secret(buf.String()), vals, nil
+}
+
+// fieldValue is a field as a file holds it: a JSON string unquoted, anything else as compact JSON.
+func fieldValue(raw secrets.Secret) secrets.Secret {
+	var s string
+	if json.Unmarshal([]byte(raw.Reveal()), &s) == nil {
+		return secrets.Secret(s)
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, []byte(raw.Reveal())) == nil {
+		return secrets.Secret(buf.String())
+	}
+	return raw
 }
 
 func sortedKeys(m map[string]secrets.Secret) []string {

@@ -366,6 +366,62 @@ func TestWithVault(t *testing.T) {
 		}
 	})
 
+	t.Run("a template is rendered with the path's fields", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute,
+			bootdata.SecretFile{Path: "kv/data/web/db", Name: "htpasswd", Template: "/etc/drover/secret-templates/htpasswd.tmpl", Owner: "0:0", Mode: 0o440})
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		m.writeFile("etc/drover/secret-templates/htpasswd.tmpl", "admin:{PLAIN}{{ .password }}\nport {{ .port }}\n")
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		p := filepath.Join(m.secretsDir(), "htpasswd")
+		b, err := os.ReadFile(p)
+		if want := "admin:{PLAIN}" + dbPass + "\nport 5432\n"; err != nil || string(b) != want {
+			t.Errorf("htpasswd: %d bytes (%v), want %d", len(b), err, len(want))
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode() != 0o440 {
+			t.Errorf("htpasswd mode: %v %v", fi.Mode(), err)
+		}
+	})
+
+	t.Run("a template naming a field the secret lacks fails, naming the fields", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "app.conf", Template: "/etc/drover/secret-templates/app.conf.tmpl"})
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		defer collect(m)
+		m.writeFile("etc/drover/secret-templates/app.conf.tmpl", "user={{ .user }}\npassword={{ .password }}\n")
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, _ := m.status()
+		if !strings.Contains(st.Reason, `map has no entry for key "user"`) || !strings.Contains(st.Reason, "(its fields: password, port)") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		if ents, _ := os.ReadDir(m.secretsDir()); len(ents) != 0 {
+			t.Errorf("files written: %v", ents)
+		}
+	})
+
+	t.Run("a missing template fails before the token is unwrapped", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "app.conf", Template: "/etc/drover/secret-templates/app.conf.tmpl"})
+		raw := l.userData(ud)
+		m := newMachine(t, "web").withUserData(raw)
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		if st, _ := m.status(); !strings.Contains(st.Reason, "secret app.conf: its template") || !strings.Contains(st.Reason, "no such file") {
+			t.Errorf("reason %q", st.Reason)
+		}
+		// The token was not spent: the same user-data works once the template is there.
+		m2 := newMachine(t, "web").withUserData(raw)
+		defer collect(m2)
+		m2.writeFile("etc/drover/secret-templates/app.conf.tmpl", "password={{ .password }}\n")
+		if code := m2.run(); code != exitOK {
+			t.Fatalf("second boot: exit %d: %s", code, m2.stderr.String())
+		}
+	})
+
 	t.Run("a sealed vault is waited for, at lookup only", func(t *testing.T) {
 		target, _ := url.Parse(l.srv.Addr)
 		proxy := httputil.NewSingleHostReverseProxy(target)

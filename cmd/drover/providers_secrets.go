@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
@@ -31,14 +32,28 @@ var _ rollout.Credentials = (*credentials)(nil)
 func newCredentials(f *fleet.Fleet) *credentials {
 	roles := map[string]bootdata.RoleSecrets{}
 	for _, r := range f.Roles {
-		if len(r.Image.Secrets) > 0 {
-			roles[r.Name] = bootdata.RoleSecrets{Paths: r.Image.Secrets}
+		if files := secretFiles(r); len(files) > 0 {
+			roles[r.Name] = bootdata.RoleSecrets{Files: files}
 		}
 	}
 	if len(roles) == 0 || f.Vault == nil {
 		return nil
 	}
 	return &credentials{fleet: f, roles: roles}
+}
+
+// secretFiles are the files drover-boot writes for a role: one JSON file per path of its secrets
+// list, then its secret blocks, whose templates the image holds at images.SecretTemplatePath.
+func secretFiles(r *fleet.Role) []bootdata.SecretFile {
+	out := bootdata.FilesFor(r.Image.Secrets...)
+	for _, s := range r.Image.SecretFiles {
+		sf := bootdata.SecretFile{Path: s.Path, Field: s.Field, Name: s.Name, Owner: s.Owner, Mode: bootdata.Mode(s.Mode.Perm())}
+		if s.Template != "" {
+			sf.Template = images.SecretTemplatePath(s.Name)
+		}
+		out = append(out, sf)
+	}
+	return out
 }
 
 func (c *credentials) issuer() (*bootdata.Issuer, error) {

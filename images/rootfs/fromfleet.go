@@ -100,7 +100,7 @@ func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error)
 		Progress:      opts.Progress,
 	}
 	req.Inputs.BaseTree = req.Base.Key()
-	for _, file := range role.Image.Files {
+	for _, file := range append(append([]fleet.File{}, role.Image.Files...), images.GeneratedFiles(role)...) {
 		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
 	}
 	if a := role.Image.Ansible; a != nil {

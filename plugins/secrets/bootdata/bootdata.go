@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -96,6 +97,11 @@ type SecretFile struct {
 	Path string `json:"path"`
 	// Field, when set, is the one field written; empty writes all fields as a JSON object.
 	Field string `json:"field,omitempty"`
+	// Template, when set, is the absolute path inside the image of a Go text/template rendered with
+	// the path's fields as its data ({{ .password }}) instead of writing them; missing fields are
+	// an error. It excludes Field. Templates are baked into the image (under TemplateDir), so they
+	// are scanned like every other file and must hold no secret themselves.
+	Template string `json:"template,omitempty"`
 	// Name is the file name under the secrets directory (/run/drover/secrets): no slashes.
 	Name string `json:"name"`
 	// Owner is "user:group" (names or numeric IDs); empty means root:root.
@@ -221,6 +227,9 @@ func (u UserData) String() string {
 		fmt.Fprintf(&sb, " secret %s", s.Path)
 		if s.Field != "" {
 			fmt.Fprintf(&sb, "#%s", s.Field)
+		}
+		if s.Template != "" {
+			fmt.Fprintf(&sb, " via %s", s.Template)
 		}
 		fmt.Fprintf(&sb, "->%s", s.Name)
 	}
@@ -372,6 +381,14 @@ func (s SecretFile) validate() error {
 	}
 	if strings.ContainsAny(s.Field, "\x00\n") {
 		return fmt.Errorf("field %q: no NUL or newline", s.Field)
+	}
+	if s.Template != "" {
+		if s.Field != "" {
+			return fmt.Errorf("template %q and field %q: a secret file takes one or the other", s.Template, s.Field)
+		}
+		if !path.IsAbs(s.Template) || path.Clean(s.Template) != s.Template {
+			return fmt.Errorf("template %q: want a clean absolute path inside the image", s.Template)
+		}
 	}
 	if !nameRE.MatchString(s.Name) || s.Name == "." || s.Name == ".." {
 		return fmt.Errorf("name %q: want a plain file name (letters, digits, '.', '_', '-', '@', '+'; no slash)", s.Name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,19 +30,31 @@ type Issuer struct {
 	refs map[string]secrets.RoleRef
 }
 
-// RoleSecrets is what a role declares: the KV version 2 paths it reads at boot.
+// RoleSecrets is what a role declares: the files drover-boot writes at boot, each from one KV
+// version 2 path.
 type RoleSecrets struct {
-	Paths       []string
+	Files       []SecretFile
 	TokenTTL    time.Duration
 	SecretIDTTL time.Duration
 }
 
-// Files are the files drover-boot writes for the paths: each path's fields as one JSON file named
+// FilesFor is the files of a role that lists only paths: each path's fields as one JSON file named
 // after the path's last element ("kv/data/web/tls" -> /run/drover/secrets/tls.json), mode 0400.
-func (r RoleSecrets) Files() []SecretFile {
-	out := make([]SecretFile, 0, len(r.Paths))
-	for _, p := range r.Paths {
+func FilesFor(paths ...string) []SecretFile {
+	out := make([]SecretFile, 0, len(paths))
+	for _, p := range paths {
 		out = append(out, SecretFile{Path: p, Name: path.Base(p) + ".json"})
+	}
+	return out
+}
+
+// Paths are the distinct paths of the files, in their order: what the role's policy may read.
+func (r RoleSecrets) Paths() []string {
+	var out []string
+	for _, f := range r.Files {
+		if !slices.Contains(out, f.Path) {
+			out = append(out, f.Path)
+		}
 	}
 	return out
 }
@@ -49,7 +62,7 @@ func (r RoleSecrets) Files() []SecretFile {
 // Wants reports whether the role declares secrets.
 func (i *Issuer) Wants(role string) bool {
 	r, ok := i.Roles[role]
-	return ok && len(r.Paths) > 0
+	return ok && len(r.Files) > 0
 }
 
 func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) {
@@ -59,7 +72,7 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 		return ref, nil
 	}
 	r := i.Roles[role]
-	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths, TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL})
+	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL})
 	if err != nil {
 		return secrets.RoleRef{}, err
 	}
@@ -92,7 +105,7 @@ func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byt
 	if w.SecretIDAccessor == "" {
 		return nil, "", errors.New("bootdata: the broker returned no SecretID accessor: the credential could never be revoked")
 	}
-	ud := UserData{Version: Version, Role: role, Vault: NewVault(i.Addr, ref, w, i.CACert), Secrets: i.Roles[role].Files()}
+	ud := UserData{Version: Version, Role: role, Vault: NewVault(i.Addr, ref, w, i.CACert), Secrets: i.Roles[role].Files}
 	b, err := Marshal(ud)
 	if err != nil {
 		// Not delivered: take it back rather than leave it to expire.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -65,13 +66,16 @@ type file struct {
 	assignsOK  bool
 }
 
-var rules = []rule{
+// rules are every pattern rule, in precedence order: the prefixed service tokens of tokenRules
+// (rules_tokens.go) come after Slack's and before the rules that read assignments.
+var rules = slices.Concat([]rule{
 	{name: "private-key", desc: "a PEM or OpenSSH private key (RSA, EC, DSA, OPENSSH, PKCS#8, encrypted, PGP): a BEGIN ... PRIVATE KEY line followed by a key body; public keys and certificates are not findings", find: findPrivateKey},
 	{name: "aws-access-key", desc: "an AWS access key ID (AKIA or ASIA and 16 more characters)", find: findAWSAccessKey},
 	{name: "aws-secret-key", desc: "an AWS secret access key: 40 characters assigned to aws_secret_access_key, SecretAccessKey or, in a file with an access key ID, secret_key; or on the line of an access key ID", find: findAWSSecretKey},
 	{name: "vault-token", desc: "a HashiCorp Vault token: hvs., hvb. or hvr. and base62; a legacy s. token (24 characters) only when assigned to a name with TOKEN in it", find: findVaultToken},
 	{name: "github-token", desc: "a GitHub token: ghp_, gho_, ghs_, ghu_, ghr_ or github_pat_", find: findGitHubToken},
 	{name: "slack-token", desc: "a Slack token (xoxb-, xoxp-, xoxa-, xoxo-, xoxs-, xoxr-, xapp-) or incoming webhook URL", find: findSlackToken},
+}, tokenRules, []rule{
 	{name: "cloudflare-token", desc: "a Cloudflare API token or global API key assigned to a name with CLOUDFLARE (or starting CF_) and ending in TOKEN or KEY", find: findCloudflareToken},
 	{name: "shadow-hash", desc: "a password hash in /etc/shadow or /etc/gshadow (locked and empty entries, * and !, are not findings)", scope: isShadow, find: findShadowHash},
 	{name: "pgpass", desc: "a password in a PostgreSQL .pgpass file", scope: baseIs(".pgpass"), find: findPgpass},
@@ -80,7 +84,7 @@ var rules = []rule{
 	{name: "config-password", desc: "a password or secret assigned in a configuration file (*.conf, *.ini, *.env, *.yml, *.json, *.toml, *.php ... and /etc/default/*) under /etc, /root, /home, /opt, /srv, /var/www or /usr/local/etc; commented lines, empty values and placeholders are not findings", scope: isConfigFile, find: findConfigPassword},
 	{name: "url-credentials", desc: "a password in a URL (scheme://user:password@host) in a configuration file or .git-credentials", scope: isURLCredScope, find: findURLCredentials},
 	{name: "generic-secret", desc: "a value of 20 or more characters (letters, digits and + / = _ - ~, with a digit) with high Shannon entropy assigned to a name ending in KEY, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE or CREDENTIALS; not names with PUBLIC, PUB, GPG, PGP or FINGERPRINT (public keys and key fingerprints), nor values that read as identifiers or paths", find: findGenericSecret},
-}
+})
 
 // applyRules runs every rule whose scope takes the path and drops a match that overlaps one of an
 // earlier rule.

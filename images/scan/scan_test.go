@@ -38,6 +38,16 @@ func rnd(n int) string {
 	}
 }
 
+// rndTok is rnd(n) that fakeToken does not take for a placeholder (it holds none of
+// fakeTokenWords), for the token rules to find.
+func rndTok(n int) string {
+	for {
+		if s := rnd(n); !fakeToken(s) {
+			return s
+		}
+	}
+}
+
 func rawRnd(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -147,6 +157,14 @@ func newFixture(t testing.TB) fixture {
 	shadow := "$y$j9T$" + rnd(22) + "$" + rnd(43)
 	urlPW := "url-" + rnd(12)
 	generic := rnd(40)
+	glpat := "gl" + "pat-" + rndTok(20)
+	glrt := "gl" + "rt-" + rndTok(20)
+	npmTok := "np" + "m_" + rndTok(36)
+	npmUUID := "e31060a7-21fc-e277-6240-" + strings.ToLower(rnd(12))
+	pypi := "py" + "pi-AgEIcHlwaS5vcmc" + rndTok(60)
+	gkey := "AI" + "za" + rndTok(35)
+	stripe := "sk" + "_live_" + rndTok(24)
+	sendgrid := "S" + "G." + rndTok(22) + "." + rndTok(43)
 
 	files := map[string]string{
 		// must be found
@@ -176,6 +194,14 @@ func newFixture(t testing.TB) fixture {
 		"/etc/shadow":                             "root:" + shadow + ":19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nnobody:!:19000::::::\n",
 		"/etc/app/remote.conf":                    "url = https://deploy:" + urlPW + "@git.example.com/repo.git\n",
 		"/usr/lib/app/settings.py":                "DEBUG = False\nSECRET_KEY = '" + generic + "'\n",
+		"/home/ann/.config/glab-cli/config.yml":   "hosts:\n  gitlab.com:\n    token: " + glpat + "\n",
+		"/opt/ci/runner.toml":                     "[[runners]]\n  url = \"https://gitlab.example\"\n  token = \"" + glrt + "\"\n",
+		"/home/ann/.npmrc":                        "//registry.npmjs.org/:_authToken=" + npmTok + "\n",
+		"/srv/web/.npmrc":                         "registry=https://npm.example.com/\n//npm.example.com/:_authToken=\"" + npmUUID + "\"\nalways-auth=true\n",
+		"/root/.pypirc":                           "[pypi]\nusername = __token__\npassword = " + pypi + "\n",
+		"/var/www/site/maps.js":                   "const key = \"" + gkey + "\";\n",
+		"/opt/shop/settings.py":                   "STRIPE_SECRET_KEY = '" + stripe + "'\n",
+		"/etc/app/mail.env":                       "SENDGRID_API_KEY=" + sendgrid + "\n",
 
 		// must not be found
 		"/etc/ssl/certs/test.pem":                        k.cert,
@@ -193,6 +219,14 @@ func newFixture(t testing.TB) fixture {
 		"/usr/lib/app/nopass.yml":                        "password: not-in-a-config-root\n",
 		"/etc/network/interfaces.d/eth0":                 "iface eth0 inet dhcp\n",
 		"/etc/NetworkManager/system-connections/x.nmcon": "[wifi-security]\npsk-flags=1\n",
+		// token rules: placeholders, test-mode keys and values a character short
+		"/usr/share/doc/tokens/README": "export GITLAB_TOKEN=glpat-xxxxxxxxxxxxxxxxxxxx\n" + "gl" + "pat-" + rndTok(19) + " is too short\n" +
+			"np" + "m_" + rndTok(35) + " too; " + "np" + "m_YOUR_TOKEN_HERE_0000000000000000000000\n" +
+			"py" + "pi-AgEIcHlwaS5vcmc" + rndTok(40) + " and py" + "pi-" + rndTok(80) + " are not PyPI tokens\n" +
+			"AI" + "za" + rndTok(34) + " AI" + "zaSy" + strings.Repeat("X", 33) + " AI" + "zaSyExampleKeyExampleKeyExampleKey12\n" +
+			"sk" + "_test_" + rndTok(24) + " rk" + "_test_" + rndTok(24) + " pk" + "_live_" + rndTok(24) + " sk" + "_live_" + rndTok(23) + "\n" +
+			"S" + "G." + rndTok(22) + "." + rndTok(42) + "\n",
+		"/home/ann/project/.npmrc": "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n# _auth=" + rnd(24) + "\n; _password=" + rnd(16) + "\n_authToken=\n",
 	}
 	root := tree(t, files)
 	// A binary with a token: the rules skip it.
@@ -211,6 +245,7 @@ func newFixture(t testing.TB) fixture {
 	return fixture{root: root, want: []want{
 		{"/etc/app/app.conf", "config-password"},
 		{"/etc/app/app.yml", "config-password"},
+		{"/etc/app/mail.env", "sendgrid-key"},
 		{"/etc/app/remote.conf", "url-credentials"},
 		{"/etc/app/tls/ec.pem", "private-key"},
 		{"/etc/app/tls/server.key", "private-key"},
@@ -219,25 +254,32 @@ func newFixture(t testing.TB) fixture {
 		{"/etc/letsencrypt/cloudflare.ini", "cloudflare-token"},
 		{"/etc/shadow", "shadow-hash"},
 		{"/etc/wpa_supplicant/wpa_supplicant.conf", "wifi-psk"},
+		{"/home/ann/.config/glab-cli/config.yml", "gitlab-token"},
 		{"/home/ann/.netrc", "netrc"},
+		{"/home/ann/.npmrc", "npm-token"},
 		{"/home/ann/.ssh/id_ed25519", "private-key"},
 		{"/opt/app/.aws/credentials", "aws-access-key"},
 		{"/opt/app/.aws/credentials", "aws-secret-key"},
 		{"/opt/app/config.json", "config-password"},
 		{"/opt/bot/bot.py", "slack-token"},
 		{"/opt/bot/hook.txt", "slack-token"},
+		{"/opt/ci/runner.toml", "gitlab-token"},
+		{"/opt/shop/settings.py", "stripe-key"},
 		{"/root/.pgpass", "pgpass"},
+		{"/root/.pypirc", "pypi-token"},
 		{"/root/.ssh/id_rsa", "private-key"},
 		{"/srv/app/.env", "config-password"},
 		{"/srv/app/config.yml", "vault-token"},
 		{"/srv/app/enc.key", "private-key"},
+		{"/srv/web/.npmrc", "npm-token"},
 		{"/usr/lib/app/settings.py", "generic-secret"},
 		{"/usr/local/bin/release", "github-token"},
 		{"/usr/local/lib/app/batch.txt", "vault-token"},
 		{"/var/www/html/wp-config.php", "config-password"},
 		{"/var/www/site/deploy.sh", "github-token"},
+		{"/var/www/site/maps.js", "google-api-key"},
 	}, secrets: []string{akid, awsSecret, vaultTok, vaultBatch, legacy, ghp, ghpat, slack, hook, cf, cfINI, confPW, yamlPW, envPW,
-		phpPW, jsonPW, pgpw, netrcPW, psk, shadow, urlPW, generic}}
+		phpPW, jsonPW, pgpw, netrcPW, psk, shadow, urlPW, generic, glpat, glrt, npmTok, npmUUID, pypi, gkey, stripe, sendgrid}}
 }
 
 func got(r *Report) []want {

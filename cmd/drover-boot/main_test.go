@@ -293,9 +293,13 @@ func TestSecretsDirMustBeTmpfs(t *testing.T) {
 		t.Skip(err)
 	}
 	defer os.RemoveAll(dir)
-	sub := filepath.Join(dir, "secrets")
+	sub := filepath.Join(dir, "drover", "secrets")
 	if err := prepareDir(sub, true, false); err != nil {
 		t.Fatalf("a dir on a tmpfs: %v", err)
+	}
+	// The owner or group of a secret passes through the parent (/run/drover) to the directory.
+	if fi, _ := os.Stat(filepath.Dir(sub)); fi.Mode().Perm() != 0o755 {
+		t.Errorf("parent mode %v, want 0755", fi.Mode())
 	}
 	fi, _ := os.Stat(sub)
 	if fi.Mode().Perm() != 0o750 {

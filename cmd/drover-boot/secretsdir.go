@@ -82,6 +82,11 @@ func needsTraverse(ts []target) bool {
 // who must pass through to read it by name (the directory still cannot be listed, and each file is
 // 0400 to its owner).
 func prepareDir(dir string, mount, traverse bool) error {
+	// The parent (/run/drover) holds the status file, which anyone may read, and must let a
+	// secret's owner or group pass through to the secrets directory.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("secrets dir: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("secrets dir: %w", err)
 	}

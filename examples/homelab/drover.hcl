@@ -61,8 +61,22 @@ role "web" {
       "/var/www/html/index.html"           = "web/index.html"
     }
     run     = ["systemctl enable nginx"]
-    # With secrets = ["kv/data/web/tls"] every web instance would get a wrapped SecretID of its own
-    # from the vault block at launch; the demo does not start a lab Vault yet, so web has none.
+    # Secrets come from the vault block at boot, never from the image: every instance gets a
+    # single-use, wrapped SecretID of its own at launch, and drover-boot writes each secret to
+    # /run/drover/secrets (tmpfs) before the services below start. The demo starts no lab Vault, so
+    # web has none here; TestE2ESecrets rolls web out with these on a real Vault:
+    #
+    #   secret "tls.key" {
+    #     path  = "kv/data/web/tls"
+    #     field = "key"
+    #   }
+    #   secret "htpasswd" {                # a template rendered with the path's fields
+    #     path     = "kv/data/web/app"
+    #     template = "web/htpasswd.tmpl"   # admin:{PLAIN}{{ .password }}
+    #     owner    = "root:www-data"
+    #     mode     = "0440"
+    #   }
+    #   services = ["nginx"]               # starts only once drover-boot wrote them
   }
   deploy {
     compute = "lab"

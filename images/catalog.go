@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Catalog is the directory of built images: one directory per image, named by the hex of its
@@ -140,6 +141,32 @@ func isHexPrefix(s string) bool {
 		}
 	}
 	return true
+}
+
+// FailedLogDir holds the logs of failed builds, beside the catalog; the newest few per role are kept.
+func (c *Catalog) FailedLogDir() string { return filepath.Join(filepath.Dir(c.Dir), "failed-builds") }
+
+// failedLogsKept is how many logs of failed builds KeepFailedLog keeps per role.
+const failedLogsKept = 5
+
+// KeepFailedLog moves the log of a failed build of role to FailedLogDir/ROLE/TIME.log and removes
+// the role's older ones beyond the newest few. It returns the log's new path.
+func (c *Catalog) KeepFailedLog(role, log string, at time.Time) (string, error) {
+	dir := filepath.Join(c.FailedLogDir(), role)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("images: keeping the failed build's log: %w", err)
+	}
+	dst := filepath.Join(dir, at.UTC().Format("20060102T150405.000Z")+".log")
+	if err := os.Rename(log, dst); err != nil {
+		return "", fmt.Errorf("images: keeping the failed build's log: %w", err)
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	sort.Strings(old) // the time stamps sort as they happened
+	for len(old) > failedLogsKept {
+		_ = os.Remove(old[0])
+		old = old[1:]
+	}
+	return dst, nil
 }
 
 // Staging is a directory a build writes an image into before it joins the catalog.

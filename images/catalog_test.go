@@ -3,6 +3,7 @@ package images
 import (
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,39 @@ func TestDiffImages(t *testing.T) {
 	want := []FileChange{{"/etc/a", "changed"}, {"/etc/b", "removed"}, {"/etc/c", "added"}}
 	if len(d.Files) != 3 || d.Files[0] != want[0] || d.Files[1] != want[1] || d.Files[2] != want[2] {
 		t.Errorf("files: %+v", d.Files)
+	}
+}
+
+func TestKeepFailedLog(t *testing.T) {
+	c := OpenCatalog(t.TempDir())
+	t0 := time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)
+	var kept []string
+	for i := range 7 {
+		staging, err := c.Stage("sha256:" + strings.Repeat("ab", 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := filepath.Join(staging.Dir, "build.log")
+		if err := os.WriteFile(log, []byte(fmt.Sprintf("attempt %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.KeepFailedLog("web", log, t0.Add(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := staging.Discard(); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, p)
+	}
+	if b, err := os.ReadFile(kept[6]); err != nil || string(b) != "attempt 6\n" {
+		t.Errorf("newest log %s: %q %v", kept[6], b, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(c.FailedLogDir(), "web", "*.log"))
+	if len(left) != 5 || left[0] != kept[2] {
+		t.Errorf("kept %v, want the newest 5 (from %s)", left, kept[2])
+	}
+	if list, err := c.List(); err != nil || len(list) != 0 {
+		t.Errorf("the catalog lists %d images (%v) after failed builds", len(list), err)
 	}
 }

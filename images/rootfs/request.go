@@ -67,6 +67,9 @@ type Progress interface {
 type StepError struct {
 	Role, Step string
 	Err        error
+	// Log is where the failed build's log was kept (the staging directory it was written in is
+	// removed); empty when there was none.
+	Log string
 }
 
 func (e *StepError) Error() string { return fmt.Sprintf("build %s: %s: %v", e.Role, e.Step, e.Err) }

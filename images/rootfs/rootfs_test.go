@@ -114,6 +114,13 @@ func TestFailureCleansStaging(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("the catalog holds %d entries after a failed build", len(entries))
 	}
+	// The log outlives the staging directory, outside the catalog, and says what failed.
+	if !strings.HasPrefix(se.Log, req.Catalog.FailedLogDir()+"/web/") {
+		t.Fatalf("the failed build's log is at %q, want it under %s", se.Log, req.Catalog.FailedLogDir())
+	}
+	if b, err := os.ReadFile(se.Log); err != nil || !strings.Contains(string(b), "error: ") {
+		t.Errorf("the kept log %s: %q %v", se.Log, b, err)
+	}
 }
 
 func TestPackerPrepare(t *testing.T) {

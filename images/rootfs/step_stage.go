@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+
+	"github.com/drover-dev/drover/images"
 )
 
 // stepStage creates the staging directory the image is written into and opens the build log in it.
@@ -41,7 +44,20 @@ func (s *stepStage) Cleanup(state multistep.StateBag) {
 	if _, committed := state.GetOk(keyResult); committed {
 		return
 	}
-	if v, ok := state.GetOk(keyStaging); ok {
-		_ = v.(interface{ Discard() error }).Discard()
+	v, ok := state.GetOk(keyStaging)
+	if !ok {
+		return
 	}
+	staging := v.(*images.Staging)
+	// The log of a failed build is what its user reads next: keep it out of the catalog, which
+	// only ever holds complete images.
+	if s.log != nil {
+		req := request(state)
+		if kept, err := req.Catalog.KeepFailedLog(req.Role, s.log.Name(), time.Now()); err == nil {
+			if e, ok := state.GetOk(keyError); ok {
+				e.(*StepError).Log = kept
+			}
+		}
+	}
+	_ = staging.Discard()
 }

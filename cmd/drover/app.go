@@ -67,6 +67,7 @@ Start with:  drover doctor        (is this machine ready?)
 			planCommand(a),
 			rolloutCommand(a),
 			gcCommand(a),
+			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
+	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
 )
 
 func buildCommand(a *app) *cli.Command {
@@ -27,6 +30,12 @@ func buildCommand(a *app) *cli.Command {
 suite, mirror, snapshot, architecture and package set), the role's files, commands and playbook
 applied without booting, the drover-boot agent, hygiene (no machine-id, host keys, apt lists, logs),
 then a GPT disk that boots under UEFI and BIOS, as raw and qcow2, with a manifest and an SBOM.
+
+When the fleet has a vault block and a role declares secrets, the role's secret values are read
+from Vault (from its declared paths, with DROVER_SCAN_VAULT_TOKEN or its _FILE when set, else
+VAULT_TOKEN) and the scan fails the build if one is in the tree, never printing it. The controller's
+token should not be able to read them (drover vault policy): with it, or with no token, the build
+goes on and says the values were not checked. Vault unreachable fails the role's build.
 
 An image is named by the sha256 of its inputs (the role's image block, the bytes of its files, the
 base, drover's version): a role whose image is already in the catalog is not rebuilt. Images land
@@ -93,7 +102,10 @@ func (a *app) build(c *cli.Context) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			outcomes[i] = buildRole(ctx, f, role, opts)
+			values := func(ctx context.Context) ([]secrets.Secret, error) {
+				return a.buildSecretValues(ctx, f, role, progress)
+			}
+			outcomes[i] = buildRole(ctx, f, role, opts, values)
 			a.reportOutcome(progress, outcomes[i])
 		}(i, role)
 	}
@@ -101,7 +113,9 @@ func (a *app) build(c *cli.Context) error {
 	return buildSummary(outcomes, ctx)
 }
 
-func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options) buildOutcome {
+// buildRole builds one role. values gives the role's secret values for the scan (Request.Forbidden);
+// it is asked only when the image is to be built, not when the catalog has it already.
+func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options, values func(context.Context) ([]secrets.Secret, error)) buildOutcome {
 	start := time.Now()
 	out := buildOutcome{role: role.Name}
 	req, err := rootfs.NewRequest(f, role, opts)
@@ -113,9 +127,78 @@ func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootf
 		out.err = err
 		return out
 	}
+	if values != nil && (req.Force || !req.Catalog.Has(req.Identity())) {
+		if req.Forbidden, err = values(ctx); err != nil {
+			out.err = err
+			return out
+		}
+	}
 	out.result, out.err = rootfs.Build(ctx, req)
 	out.elapsed = time.Since(start)
 	return out
+}
+
+// buildSecretValues reads the role's secret values, which the build's secret scan then looks for in
+// the image's tree: only when the fleet has a vault block and the role declares secrets. They are
+// read like images scan reads them (roleSecretValues: DROVER_SCAN_VAULT_TOKEN, else VAULT_TOKEN,
+// from the role's declared paths). With no token, or a token that may not read them (the
+// controller's, by design), the build goes on and says in a note that they were not looked for.
+// Any other failure fails the role's build: Vault unreachable (a check the fleet asks for is not
+// skipped in silence, nor because of an outage), a token that is not valid, a declared path with
+// nothing in it.
+func (a *app) buildSecretValues(ctx context.Context, f *fleet.Fleet, role *fleet.Role, p *buildProgress) ([]secrets.Secret, error) {
+	if f.Vault == nil || len(role.Image.SecretPaths()) == 0 {
+		return nil, nil
+	}
+	values, note, err := a.roleSecretValues(ctx, f, "", role.Name)
+	if err != nil {
+		addr := ""
+		if cfg, ok := f.Vault.Config.(*vault.Config); ok {
+			addr = cfg.Address
+		}
+		return nil, &secretValuesError{err: err, addr: addr}
+	}
+	if note != "" {
+		p.note(role.Name, "secret values not checked: "+note)
+	}
+	return values, nil
+}
+
+// secretValuesError is a build stopped before it began because the role's secret values could not be
+// read; buildSummary gives it its own hint.
+type secretValuesError struct {
+	err  error
+	addr string
+}
+
+func (e *secretValuesError) Error() string {
+	return "the image's secret scan needs the role's secret values: " + e.err.Error()
+}
+func (e *secretValuesError) Unwrap() error { return e.err }
+
+func (e *secretValuesError) hint() string {
+	if errors.Is(e.err, secrets.ErrNotFound) {
+		return "a path the role declares in its secrets holds nothing: write the secret to Vault, or take the path out of the role's secrets"
+	}
+	return fmt.Sprintf("the build reads the role's secret values from Vault (%s, the vault block's address) to keep them out of the image: "+
+		"check that Vault is up and the token (%s, else VAULT_TOKEN) is valid", e.addr, EnvScanToken)
+}
+
+// note is a line about a role that is neither a step nor its outcome; with --output json an event
+// {"event":"note","role":...,"note":...}.
+func (p *buildProgress) note(role, msg string) {
+	if p.json {
+		b, _ := json.Marshal(struct {
+			Event string `json:"event"`
+			Role  string `json:"role"`
+			Note  string `json:"note"`
+		}{"note", role, msg})
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		fmt.Fprintln(p.out, string(b))
+		return
+	}
+	p.Line(role + ": " + msg)
 }
 
 func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
@@ -158,6 +241,10 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 		hint = "the build was interrupted; nothing was added to the catalog"
 	case strings.Contains(first.Error(), "needs root"):
 		hint = "building runs mmdebstrap and chroot: run it as root (sudo drover build)"
+	}
+	var sve *secretValuesError
+	if errors.As(first, &sve) && ctx.Err() == nil {
+		hint = sve.hint()
 	}
 	return &failure{code: exitFailure, err: first, hint: hint,
 		reason: fmt.Sprintf("%d of %d role(s) failed (%s): %s", len(failedRoles), len(outcomes), strings.Join(failedRoles, ", "), firstLine(first))}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/drover-dev/drover/images/scan"
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 )
@@ -251,8 +253,11 @@ API_KEY; findings show at most the first 4 characters of a secret.
 
 When the fleet has a vault block and the image's role declares secrets, the role's values are read
 from Vault and looked for, as bytes, in the tree and anywhere on the raw disk; they are never
-printed (a finding says "value of secret #N" and a sha256 prefix). Without a vault the values are
-not looked for, and the output says so.
+printed (a finding says "value of secret #N" and a sha256 prefix). They are read from the role's
+declared paths with DROVER_SCAN_VAULT_TOKEN (or _FILE) when set, else VAULT_TOKEN, which as the
+controller's token should not be able to (drover vault policy). Without a vault, a token, or a token
+that may read them, the values are not looked for, and the output says so; Vault unreachable is an
+error.
 
 The allowlist is drover-scan-allow next to the fleet file when there is one (--allowlist names
 another): a path glob per line, or RULE:GLOB to silence one rule at one place.
@@ -270,10 +275,11 @@ Examples:
 	}
 }
 
-// openSecrets opens the fleet's vault block as a secrets.Broker, so that images scan can look for a
-// role's values. It is nil until the Vault broker (plugins/secrets/vault) is wired into the CLI, and
-// images scan then says the values were not looked for; tests set it.
-var openSecrets func(ctx context.Context, f *fleet.Fleet, env config.LookupEnv) (secrets.Broker, error)
+// openSecrets opens the fleet's vault block as a secrets.Broker with the token that reads the roles'
+// secret values for the image scan (openScanVault: DROVER_SCAN_VAULT_TOKEN, else VAULT_TOKEN); tests
+// replace it. A broker that has ReadValues (the Vault one) is asked for the role's declared paths,
+// another for Values.
+var openSecrets func(ctx context.Context, f *fleet.Fleet, env config.LookupEnv) (secrets.Broker, error) = openScanVault
 
 // scanOutput is images scan's result, as --output json prints it.
 type scanOutput struct {
@@ -335,7 +341,7 @@ func (a *app) imagesScan(c *cli.Context) error {
 	}
 	values, note, err := a.roleSecretValues(ctx, f, fleetNote, m.Role)
 	if err != nil {
-		return failed(err, "check the fleet's vault block and VAULT_TOKEN")
+		return failed(err, "check that Vault is up at the vault block's address, and the token (DROVER_SCAN_VAULT_TOKEN, else VAULT_TOKEN)")
 	}
 
 	out := scanOutput{Image: m.Identity, Role: m.Role, Allowlist: allow, Findings: []scan.Finding{}}
@@ -402,24 +408,49 @@ func (a *app) optionalFleet(c *cli.Context) (*fleet.Fleet, string) {
 	return f, ""
 }
 
-// roleSecretValues reads the role's values from the fleet's Vault; with no Vault to read them from it
-// returns none and a note saying why.
+// roleSecretValues reads the role's values from the fleet's Vault: from the paths the role declares
+// (so a role that was never rolled out is checked too), with the scan token (DROVER_SCAN_VAULT_TOKEN,
+// else VAULT_TOKEN). With no Vault to read them from, no token, or a token that may not read them
+// (the controller's, by design: drover vault policy) it returns none and a note saying why. Anything
+// else (Vault unreachable, a token that is not valid, a declared path with nothing in it) is an error.
 func (a *app) roleSecretValues(ctx context.Context, f *fleet.Fleet, fleetNote, role string) ([]secrets.Secret, string, error) {
+	var paths []string
+	if f != nil && f.Role(role) != nil {
+		paths = f.Role(role).Image.SecretPaths()
+	}
 	switch {
 	case f == nil:
 		return nil, fleetNote, nil
 	case f.Vault == nil:
 		return nil, fmt.Sprintf("%s has no vault block: the role's secret values were not looked for", f.Path), nil
-	case f.Role(role) == nil || len(f.Role(role).Image.Secrets) == 0:
+	case len(paths) == 0:
 		return nil, fmt.Sprintf("role %q declares no secrets: no values to look for", role), nil
 	case openSecrets == nil:
-		return nil, "this drover cannot read Vault yet: the role's secret values were not looked for", nil
+		return nil, "this drover cannot read Vault: the role's secret values were not looked for", nil
 	}
 	b, err := openSecrets(ctx, f, a.env)
+	if errors.Is(err, errNoScanToken) {
+		return nil, err.Error(), nil
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("opening vault: %w", err)
 	}
-	values, err := b.Values(ctx, role)
+	var values []secrets.Secret
+	if r, ok := b.(interface {
+		ReadValues(context.Context, []string) ([]secrets.Secret, error)
+	}); ok {
+		values, err = r.ReadValues(ctx, paths)
+	} else {
+		values, err = b.Values(ctx, role)
+	}
+	var denied *vault.DeniedError
+	if errors.As(err, &denied) {
+		tokenVar := EnvScanToken
+		if cfg, ok := f.Vault.Config.(*vault.Config); ok {
+			_, tokenVar, _ = scanToken(a.env, cfg)
+		}
+		return nil, deniedNote(tokenVar, denied.Path), nil
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("reading role %q's secret values from Vault: %w", role, err)
 	}

@@ -16,8 +16,11 @@ type Config struct {
 	AuthMount string `hcl:"approle_mount,optional"`
 	WrapTTL   string `hcl:"wrap_ttl,optional"`
 	CACert    string `hcl:"ca_cert,optional"`
-	// Token is the controller's token: it needs to write sys/policy/drover-*, the AppRole mount's
-	// role/drover-* paths, and read the roles' secret paths (for Values).
+	// Token is the controller's token. ControllerPolicy is what it needs: the drover-* policies
+	// (sys/policies/acl/drover-*), the AppRole mount's role/drover-* paths, and a look at sys/auth.
+	// It should not read any role's secret paths: Values and ReadValues with it fail with a
+	// *DeniedError, and the image scan reads the values with a token of its own
+	// (DROVER_SCAN_VAULT_TOKEN) in a Config that differs only in Token.
 	Token secrets.Secret `json:"-"`
 	// Timeout bounds each request to Vault; zero means one minute.
 	Timeout time.Duration `json:"-"`

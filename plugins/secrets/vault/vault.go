@@ -92,7 +92,8 @@ func New(cfg *Config) (*Broker, error) {
 }
 
 // EnsureRole implements secrets.Broker. It also enables the AppRole auth method at the configured
-// mount when the token may list auth methods and it is not there yet.
+// mount when it is not there yet and the token may (a root-like token may; the controller's token,
+// with ControllerPolicy, may not: an operator enables it once).
 func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets.RoleRef, error) {
 	if err := checkRole(spec.Role); err != nil {
 		return secrets.RoleRef{}, err
@@ -145,7 +146,8 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 }
 
 // ensureMount enables AppRole at b.mount when it is missing. A token that may not list auth methods
-// skips the check: writing the role then fails clearly if the mount is missing.
+// skips the check: writing the role then fails clearly if the mount is missing. A token that may list
+// them but not enable one (ControllerPolicy) gets an error saying how to enable it.
 func (b *Broker) ensureMount(ctx context.Context) error {
 	mountType := func() (string, error) {
 		mounts, err := b.c.Sys().ListAuthWithContext(ctx)
@@ -175,6 +177,11 @@ func (b *Broker) ensureMount(ctx context.Context) error {
 	if err != nil {
 		if typ, err2 := mountType(); err2 == nil && typ == "approle" { // enabled concurrently
 			return nil
+		}
+		if statusCode(err) == http.StatusForbidden {
+			// The controller's token (ControllerPolicy) may not enable auth methods: that takes
+			// sudo on sys/auth, which an operator does once.
+			return wrap(err, "the approle auth method is not enabled at %s/ and this token may not enable it: enable it once with `vault auth enable -path=%s approle`", b.mount, b.mount)
 		}
 		return wrap(err, "enabling approle at %s", b.mount)
 	}
@@ -293,7 +300,8 @@ func (b *Broker) secretIDGone(ctx context.Context, role, accessor string) (bool,
 }
 
 // Values implements secrets.Broker. The declared paths are read back from the role's policy, which
-// EnsureRole wrote.
+// EnsureRole wrote. The controller's token, with ControllerPolicy, may read the policy but not the
+// paths: Values then returns an error wrapping a *DeniedError.
 func (b *Broker) Values(ctx context.Context, role string) ([]secrets.Secret, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
@@ -306,15 +314,46 @@ func (b *Broker) Values(ctx context.Context, role string) ([]secrets.Secret, err
 	if rules == "" {
 		return nil, fmt.Errorf("secrets/vault: values of role %s: policy %s: %w", role, name, secrets.ErrNotFound)
 	}
+	out, err := b.readValues(ctx, policyPaths(rules))
+	if err != nil {
+		return nil, fmt.Errorf("secrets/vault: values of role %s: %w", role, err)
+	}
+	return out, nil
+}
+
+// ReadValues reads every value at paths (exact API paths such as "kv/data/web/tls", as a role's
+// secrets declare them), in sorted path order and key order within a path: what Values gives for a
+// role whose policy grants those paths, but straight from the paths, so that a role that was never
+// rolled out (no policy yet) can be checked too, with any token that may read them. A path that
+// holds nothing returns an error wrapping secrets.ErrNotFound; a path the token may not read, one
+// wrapping a *DeniedError. Errors name paths, never values.
+func (b *Broker) ReadValues(ctx context.Context, paths []string) ([]secrets.Secret, error) {
+	ps, err := checkPaths(paths)
+	if err != nil {
+		return nil, fmt.Errorf("secrets/vault: read values: %w", err)
+	}
+	out, err := b.readValues(ctx, ps)
+	if err != nil {
+		return nil, fmt.Errorf("secrets/vault: read values: %w", err)
+	}
+	return out, nil
+}
+
+// readValues reads the paths in order. Its errors have no "secrets/vault: " prefix: the callers add it.
+func (b *Broker) readValues(ctx context.Context, paths []string) ([]secrets.Secret, error) {
 	var out []secrets.Secret
-	for _, p := range policyPaths(rules) {
+	for _, p := range paths {
 		s, err := b.c.Logical().ReadWithContext(ctx, p)
 		if err != nil {
-			return nil, wrap(err, "values of role %s: reading %s", role, p)
+			var re *api.ResponseError
+			if errors.As(err, &re) && re.StatusCode == http.StatusForbidden && !isInvalidToken(re) {
+				return nil, &DeniedError{Path: p, Err: &vaultError{re}}
+			}
+			return nil, describe(err, "reading %s", p)
 		}
 		data := kvData(s)
 		if data == nil {
-			return nil, fmt.Errorf("secrets/vault: values of role %s: %s: %w", role, p, secrets.ErrNotFound)
+			return nil, fmt.Errorf("%s: %w", p, secrets.ErrNotFound)
 		}
 		keys := make([]string, 0, len(data))
 		for k := range data {
@@ -327,6 +366,21 @@ func (b *Broker) Values(ctx context.Context, role string) ([]secrets.Secret, err
 	}
 	return out, nil
 }
+
+// DeniedError is a secret path Vault would not let the token read (403 with a valid token): the
+// token's policies grant no read there. The controller's token gets it by design, since
+// ControllerPolicy grants nothing under a secrets engine: reading a role's values (for the image
+// scan) takes another token.
+type DeniedError struct {
+	Path string
+	Err  error // Vault's answer; errors.As finds the *api.ResponseError in it
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("the token may not read the secrets at %s (a token with only the %s policy may not, by design): %v", e.Path, ControllerPolicyName, e.Err)
+}
+
+func (e *DeniedError) Unwrap() error { return e.Err }
 
 func (b *Broker) rolePath(role string) string {
 	return "auth/" + b.mount + "/role/" + NamePrefix + role
@@ -465,14 +519,19 @@ func (e *vaultError) Unwrap() error { return e.re }
 // wrap prefixes err with "secrets/vault: " and what was being done. Vault's own errors keep their
 // status code and messages; Vault never echoes a token or a SecretID in them.
 func wrap(err error, format string, args ...any) error {
+	return fmt.Errorf("secrets/vault: %w", describe(err, format, args...))
+}
+
+// describe is wrap without the package prefix.
+func describe(err error, format string, args ...any) error {
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		err = &vaultError{re}
 	}
 	if statusCode(err) == http.StatusNotFound {
-		return fmt.Errorf("secrets/vault: %s: %w: %w", fmt.Sprintf(format, args...), secrets.ErrNotFound, err)
+		return fmt.Errorf("%s: %w: %w", fmt.Sprintf(format, args...), secrets.ErrNotFound, err)
 	}
-	return fmt.Errorf("secrets/vault: %s: %w", fmt.Sprintf(format, args...), err)
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
 
 func statusCode(err error) int {
@@ -481,6 +540,17 @@ func statusCode(err error) int {
 		return re.StatusCode
 	}
 	return 0
+}
+
+// isInvalidToken recognises Vault's 403 for a token that is not valid at all (unknown, expired or
+// revoked), as opposed to a valid token whose policies deny the request.
+func isInvalidToken(re *api.ResponseError) bool {
+	for _, m := range re.Errors {
+		if strings.Contains(m, "invalid token") {
+			return true
+		}
+	}
+	return false
 }
 
 // isRoleMissing recognises Vault's answer to a request for a role that does not exist (a 400 or 500

@@ -235,7 +235,11 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 	if len(failedRoles) == 0 {
 		return nil
 	}
-	hint := "see the role's build.log; drover build --verbose shows the tools' output"
+	hint := "drover build --verbose shows the tools' output"
+	var se *rootfs.StepError
+	if errors.As(first, &se) && se.Log != "" {
+		hint = "the build log is kept at " + se.Log + "; drover build --verbose shows the tools' output as it runs"
+	}
 	switch {
 	case ctx.Err() != nil:
 		hint = "the build was interrupted; nothing was added to the catalog"

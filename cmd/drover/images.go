@@ -244,12 +244,13 @@ func imagesScanCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:      "scan",
 		Usage:     "look for secrets in an image: private keys, tokens, passwords; and the role's Vault values",
-		ArgsUsage: "IMAGE",
+		ArgsUsage: "IMAGE | --rules",
 		Description: `Runs the secret scan that every build runs before making the disk, on an image of the catalog:
 its root filesystem is copied out of the raw disk with debugfs (e2fsprogs; no mount, no root) into a
-temporary directory, scanned and removed. The rules find private keys, AWS, Vault, GitHub, Slack and
-Cloudflare tokens, passwords in configuration files and high-entropy values assigned to names like
-API_KEY; findings show at most the first 4 characters of a secret.
+temporary directory, scanned and removed. The rules find private keys; AWS, Vault, GitHub, GitLab, Slack,
+Cloudflare, npm, PyPI, Google API, Stripe and SendGrid keys and tokens; password hashes in
+/etc/shadow; passwords in .pgpass, .netrc, Wi-Fi, configuration files and URLs; and high-entropy
+values assigned to names like API_KEY (drover images scan --rules lists them); findings show at most the first 4 characters of a secret.
 
 When the fleet has a vault block and the image's role declares secrets, the role's values are read
 from Vault and looked for, as bytes, in the tree and anywhere on the raw disk; they are never
@@ -270,6 +271,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "allowlist", Usage: "allowlist file (default: " + scan.AllowlistName + " next to the fleet file, if there)"},
 			&cli.StringFlag{Name: "tmp-dir", EnvVars: []string{"TMPDIR"}, Usage: "where the image's tree is copied to while it is scanned (it needs the tree's size)"},
+			&cli.BoolFlag{Name: "rules", Usage: "list the rules (their names are what an allowlist's RULE: lines take) and exit"},
 		},
 		Action: func(c *cli.Context) error { return a.imagesScan(c) },
 	}
@@ -306,6 +308,17 @@ type scanOutput struct {
 }
 
 func (a *app) imagesScan(c *cli.Context) error {
+	if c.Bool("rules") {
+		rules := append(scan.Rules(), scan.RuleInfo{Name: scan.RuleForbidden, Description: "a value of one of the role's secrets in Vault, anywhere in the tree or on the raw disk (compared as bytes, never printed)"})
+		if a.json() {
+			writeJSON(a.stdout, map[string]any{"rules": rules})
+			return nil
+		}
+		for _, r := range rules {
+			fmt.Fprintf(a.stdout, "%-18s %s\n", r.Name, r.Description)
+		}
+		return nil
+	}
 	if c.NArg() != 1 {
 		return usageError("images scan takes one image", "drover images scan web; drover images list shows the images")
 	}

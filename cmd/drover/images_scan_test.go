@@ -14,9 +14,24 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/scan"
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/secrets"
 )
+
+func TestImagesScanRules(t *testing.T) {
+	code, stdout, _ := drover(t, nil, "images", "scan", "--rules")
+	if code != 0 || !strings.Contains(stdout, "private-key ") || !strings.Contains(stdout, "forbidden-value ") || strings.Count(stdout, "\n") != len(scan.Rules())+1 {
+		t.Errorf("images scan --rules: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = drover(t, nil, "--output", "json", "images", "scan", "--rules")
+	var out struct {
+		Rules []scan.RuleInfo `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil || len(out.Rules) != len(scan.Rules())+1 || out.Rules[0].Description == "" {
+		t.Errorf("images scan --rules --output json: exit %d %v\n%s", code, err, stdout)
+	}
+}
 
 func TestImagesScanArguments(t *testing.T) {
 	state := t.TempDir()

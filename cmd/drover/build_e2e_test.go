@@ -233,6 +233,18 @@ func TestE2EBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("the example's clean web image has no secret finding", func(t *testing.T) {
+		js := drover("--output", "json", "images", "scan", "web")
+		var res scanOutput
+		if err := json.Unmarshal([]byte(js.stdout), &res); err != nil || js.code != exitOK {
+			t.Fatalf("images scan web --output json: exit %d, %v", js.code, err)
+		}
+		if !res.OK || len(res.Findings) != 0 || res.Tree.Files < 1000 {
+			t.Errorf("images scan web: ok %v, %d finding(s), %d files scanned: %+v", res.OK, len(res.Findings), res.Tree.Files, res.Findings)
+		}
+		t.Logf("web: %d files, %d bytes scanned in %.1fs, %d allowlisted, 0 findings", res.Tree.Files, res.Tree.Bytes, res.Tree.Seconds, res.Tree.Allowlisted)
+	})
+
 	t.Run("roles whose builder is not here yet are skipped in one line each", func(t *testing.T) {
 		r := drover("build", "vault", "pi")
 		if r.code != 0 || !strings.Contains(r.stdout, "vault: skipped:") || !strings.Contains(r.stdout, "pi: skipped:") {

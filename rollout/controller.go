@@ -43,6 +43,10 @@ type Options struct {
 	Health *health.Registry
 	// Dialer is what health probes dial through; nil means a net.Dialer.
 	Dialer health.Dialer
+	// CurrentImage returns the identity of the image the fleet describes for role as it is now (what
+	// drover build makes of it), which a rollout without an explicit image deploys; nil, or an empty
+	// identity for a role the fleet cannot say it of, means the role's newest image in the catalog.
+	CurrentImage func(role string) (string, error)
 	// UserData returns what a new instance gets at boot (a Vault wrapping token, never a plain
 	// secret); nil means none. It is never stored.
 	UserData func(ctx context.Context, role string, slot int) ([]byte, error)
@@ -197,8 +201,16 @@ func (c *Controller) imageOf(role string, img Image) (compute.Image, error) {
 	return compute.Image{Identity: img.Identity, Path: c.opts.Catalog.ImageDir(img.Identity) + "/" + file}, nil
 }
 
-// resolveImage finds the image a rollout of role deploys: ref, or the role's newest.
+// resolveImage finds the image a rollout of role deploys: ref; without one, the image the fleet
+// describes now (CurrentImage), which must be built; without CurrentImage, the role's newest.
 func (c *Controller) resolveImage(role, ref string) (Image, error) {
+	if ref == "" && c.opts.CurrentImage != nil {
+		id, err := c.currentImage(role)
+		if err != nil {
+			return Image{}, err
+		}
+		ref = id // empty: the newest, below
+	}
 	if ref == "" {
 		ref = role
 	}
@@ -210,4 +222,21 @@ func (c *Controller) resolveImage(role, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("rollout: role %q: image %q belongs to role %q", role, ref, m.Role)
 	}
 	return Image{Identity: m.Identity, Short: m.ShortID()}, nil
+}
+
+// ErrNotBuilt means the image the fleet describes for a role now is not in the catalog.
+var ErrNotBuilt = errors.New("not built")
+
+// currentImage is the identity of role's image for the fleet as it is now; an error wrapping
+// ErrNotBuilt when the catalog does not have it.
+func (c *Controller) currentImage(role string) (string, error) {
+	id, err := c.opts.CurrentImage(role)
+	if err != nil {
+		return "", fmt.Errorf("rollout: role %q: the image the fleet describes: %w", role, err)
+	}
+	if id != "" && !c.opts.Catalog.Has(id) {
+		return id, fmt.Errorf("rollout: role %q: its image for the fleet as it is now (%s) is %w: drover build %s makes it; --image rolls out another from drover images list",
+			role, images.ShortID(id), ErrNotBuilt, role)
+	}
+	return id, nil
 }

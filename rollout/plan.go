@@ -3,6 +3,7 @@ package rollout
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -96,21 +97,40 @@ func (c *Controller) Plan(ctx context.Context, roles []string, opts PlanOptions)
 			return nil, fmt.Errorf("rollout: plan: no role %q in %s", name, c.opts.Fleet.Path)
 		}
 		var img *Image
+		missing := fmt.Sprintf("no image of role %s in the catalog: drover build %s", name, name)
 		if opts.Image != "" {
 			i, err := c.resolveImage(name, opts.Image)
 			if err != nil {
 				return nil, err
 			}
 			img = &i
+		} else if id, err := c.currentImageOrNone(name); err != nil || id != "" {
+			switch {
+			case errors.Is(err, ErrNotBuilt):
+				missing = fmt.Sprintf("the image for the fleet as it is now (%s) is not built: drover build %s", images.ShortID(id), name)
+			case err != nil:
+				missing = err.Error()
+			default:
+				img = &Image{Identity: id, Short: images.ShortID(id)}
+			}
 		} else if m := newest[name]; m != nil {
 			img = &Image{Identity: m.Identity, Short: m.ShortID()}
 		}
-		p.Roles = append(p.Roles, c.planRole(role, img, byRole[name]))
+		p.Roles = append(p.Roles, c.planRole(role, img, missing, byRole[name]))
 	}
 	return p, nil
 }
 
-func (c *Controller) planRole(role *fleet.Role, img *Image, recs []*Record) RolePlan {
+// currentImageOrNone is currentImage, or "" without CurrentImage.
+func (c *Controller) currentImageOrNone(role string) (string, error) {
+	if c.opts.CurrentImage == nil {
+		return "", nil
+	}
+	return c.currentImage(role)
+}
+
+// planRole plans one role; missing says why there is no image when img is nil.
+func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs []*Record) RolePlan {
 	rp := RolePlan{Role: role.Name, Image: img, Steps: []PlanStep{}}
 	dep := role.Deploy
 	if dep == nil {
@@ -135,7 +155,7 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, recs []*Record) Role
 	switch {
 	case img == nil:
 		rp.Action = ActionBlocked
-		rp.Warnings = append(rp.Warnings, fmt.Sprintf("no image of role %s in the catalog: drover build %s", role.Name, role.Name))
+		rp.Warnings = append(rp.Warnings, missing)
 		return rp
 	case active != nil && active.Image.Identity == img.Identity:
 		rp.Action = ActionResume

@@ -14,7 +14,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/images/rootfs"
 	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 	"github.com/drover-dev/drover/rollout/health"
@@ -51,12 +53,35 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if cr := newCredentials(f); cr != nil {
 		opts.Credentials = cr
 	}
+	opts.CurrentImage = a.currentImage(f, state)
 	ctl, err := rollout.New(opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, failed(err, "")
 	}
 	return ctl, func() { st.Close() }, nil
+}
+
+// currentImage says which image drover build makes of a role for the fleet as it is now: what a
+// rollout without --image deploys. The agent is found as drover build finds it by default
+// (DROVER_BOOT_DIR, else next to drover); a role this drover cannot build falls back to its newest.
+func (a *app) currentImage(f *fleet.Fleet, state string) func(role string) (string, error) {
+	epoch, _, epochErr := rootfs.EpochFromEnv(a.env)
+	id := rootfs.NewIdentifier(rootfs.Options{StateDir: state, DroverVersion: versionString(), AgentDir: rootfs.DefaultAgentDir(a.env), Epoch: epoch})
+	return func(role string) (string, error) {
+		if epochErr != nil {
+			return "", epochErr
+		}
+		r := f.Role(role)
+		if r == nil {
+			return "", fmt.Errorf("no role %q in %s", role, f.Path)
+		}
+		ident, err := id.Identity(f, r)
+		if errors.Is(err, rootfs.ErrNotYet) {
+			return "", nil
+		}
+		return ident, err
+	}
 }
 
 // rolloutEvents prints each transition and step as it happens: a line of text, or a JSON object.
@@ -100,8 +125,8 @@ the state store before the next side effect, so a drover that is killed can be r
 same command and converges. One rollout per role at a time: a second drover is refused, naming the
 holder of the role's lock.`,
 		Subcommands: []*cli.Command{
-			roleCmd("start", "boot green from the role's newest image and health-check it (promote at once with auto_promote)",
-				"Boots deploy.count instances of the role's newest image (or --image), waits until every health\ncheck passes, and stops at ready; drover rollout promote moves traffic. A green that fails its\nchecks is destroyed and never gets traffic.",
+			roleCmd("start", "boot green from the role's image and health-check it (promote at once with auto_promote)",
+				"Boots deploy.count instances of the image drover build makes of the role for the fleet as it is\nnow (or --image), waits until every health check passes, and stops at ready; drover rollout\npromote moves traffic. A green that fails its checks is destroyed and never gets traffic. After\na revert in the fleet's files, the older image is rolled out again, whatever was built since.",
 				func(ctx context.Context, ctl *rollout.Controller, role string, c *cli.Context) (*rollout.Record, error) {
 					opts := rollout.StartOptions{Image: c.String("image"), Force: c.Bool("force")}
 					if c.IsSet("auto-promote") {
@@ -110,7 +135,7 @@ holder of the role's lock.`,
 					}
 					return ctl.Start(ctx, role, opts)
 				},
-				&cli.StringFlag{Name: "image", Usage: "the image to roll out (IMAGE as in drover images show); default the role's newest"},
+				&cli.StringFlag{Name: "image", Usage: "the image to roll out (IMAGE as in drover images show); default the one drover build makes of the fleet as it is now"},
 				&cli.BoolFlag{Name: "force", Usage: "roll out even when the role already runs this image"},
 				&cli.BoolFlag{Name: "auto-promote", Usage: "promote as soon as green is healthy (overrides the fleet file)"}),
 			roleCmd("promote", "move traffic to green, drain, keep blue for keep_old, then destroy it",
@@ -241,7 +266,7 @@ func planCommand(a *app) *cli.Command {
 		Name:      "plan",
 		Usage:     "what a rollout would do, step by step, without doing it",
 		ArgsUsage: "[ROLE...]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "image", Usage: "plan for this image instead of each role's newest"}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "image", Usage: "plan for this image instead of the one drover build makes of the fleet as it is now"}},
 		Action: func(c *cli.Context) error {
 			ctl, closeFn, err := a.controller(c)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/drover-dev/drover/fleet"
@@ -51,6 +52,44 @@ func EpochFromEnv(lookup func(string) (string, bool)) (time.Time, bool, error) {
 // NewRequest turns a role of the fleet into a build request. Roles that need a builder that is not
 // here yet return an error wrapping ErrNotYet.
 func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error) {
+	return newRequest(f, role, opts, images.FileSHA256)
+}
+
+// Identifier says which image a build of a role would make, without building: the identity
+// drover build gives it for the fleet as it is now. It hashes each agent binary once, so it is
+// cheap for many roles. It is safe for concurrent use.
+type Identifier struct {
+	opts Options
+	mu   sync.Mutex
+	sums map[string]string
+}
+
+// NewIdentifier returns an Identifier for builds made with opts.
+func NewIdentifier(opts Options) *Identifier { return &Identifier{opts: opts, sums: map[string]string{}} }
+
+// Identity is the identity of role's image for the fleet as it is now.
+func (id *Identifier) Identity(f *fleet.Fleet, role *fleet.Role) (string, error) {
+	req, err := newRequest(f, role, id.opts, id.agentSum)
+	if err != nil {
+		return "", err
+	}
+	return req.Identity(), nil
+}
+
+func (id *Identifier) agentSum(path string) (string, error) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if s, ok := id.sums[path]; ok {
+		return s, nil
+	}
+	s, err := images.FileSHA256(path)
+	if err == nil {
+		id.sums[path] = s
+	}
+	return s, err
+}
+
+func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func(string) (string, error)) (Request, error) {
 	switch {
 	case role.Image.Builder == "rpi":
 		return Request{}, fmt.Errorf("rootfs: role %q: the Raspberry Pi SD-card builder: %w", role.Name, ErrNotYet)
@@ -62,7 +101,7 @@ func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error)
 		return Request{}, err
 	}
 	agent := AgentPath(opts.AgentDir, base.Arch)
-	agentSum, err := images.FileSHA256(agent)
+	agentSum, err := agentSHA256(agent)
 	if err != nil {
 		return Request{}, fmt.Errorf("rootfs: the drover-boot agent for %s: %w (go tool task build makes it; DROVER_BOOT_DIR points at it)", base.Arch, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
@@ -142,5 +143,34 @@ func TestPackerPrepare(t *testing.T) {
 	}
 	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"state_dir": state, "agent_dir": dir}); err == nil {
 		t.Error("a config without role prepared")
+	}
+}
+
+func TestIdentifierMatchesTheBuildRequest(t *testing.T) {
+	f, role := webFleet()
+	opts := Options{StateDir: t.TempDir(), DroverVersion: "v1", AgentDir: agentDir(t), Epoch: time.Unix(1700000000, 0)}
+	req, err := NewRequest(f, role, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewIdentifier(opts)
+	got, err := id.Identity(f, role)
+	if err != nil || got != req.Identity() {
+		t.Fatalf("Identity = %s %v, want the build request's %s", got, err, req.Identity())
+	}
+	// The agent is hashed once: a changed agent is only seen by a new Identifier.
+	if err := os.WriteFile(AgentPath(opts.AgentDir, "amd64"), []byte("#!/bin/sh\necho new\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := id.Identity(f, role); again != got {
+		t.Errorf("the same Identifier gave %s, then %s", got, again)
+	}
+	if fresh, _ := NewIdentifier(opts).Identity(f, role); fresh == got {
+		t.Error("a new agent kept the identity")
+	}
+	content := "<h1>changed</h1>"
+	role.Image.Files[0].Content = &content
+	if changed, _ := id.Identity(f, role); changed == got {
+		t.Error("a changed file kept the identity")
 	}
 }

@@ -65,7 +65,9 @@ type Identifier struct {
 }
 
 // NewIdentifier returns an Identifier for builds made with opts.
-func NewIdentifier(opts Options) *Identifier { return &Identifier{opts: opts, sums: map[string]string{}} }
+func NewIdentifier(opts Options) *Identifier {
+	return &Identifier{opts: opts, sums: map[string]string{}}
+}
 
 // Identity is the identity of role's image for the fleet as it is now.
 func (id *Identifier) Identity(f *fleet.Fleet, role *fleet.Role) (string, error) {

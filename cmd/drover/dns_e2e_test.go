@@ -46,7 +46,7 @@ func TestE2EDNSCutover(t *testing.T) {
       ttl  = 1
     }
     keep_old = "15m"`)
-	editFleet(t, fleetFile, `watch    = "1m"`, `watch    = "5s"`)
+	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
 	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
 	if err != nil {

@@ -38,7 +38,7 @@ func TestE2ERollout(t *testing.T) {
 	// A failover address of its own, so the test never meets a demo's lab on this machine.
 	addr := "127.0.0.123"
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
-	editFleet(t, fleetFile, `watch    = "1m"`, `watch    = "10s"`)
+	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "10s"`)
 	editFleet(t, fleetFile, `keep_old = "15m"`, `keep_old = "30s"`)
 	// One instance per color: every VM is emulated (TCG) on two cores, and one is enough to prove
 	// each behaviour; the demo rolls out two.

@@ -69,7 +69,7 @@ func TestE2ESecrets(t *testing.T) {
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
 	editFleet(t, fleetFile, `ports   = [80]`, `ports   = [80, 443]`)
-	editFleet(t, fleetFile, `watch    = "1m"`, `watch    = "5s"`)
+	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
 	editFleet(t, fleetFile, `cutover "ip" {
       ip   = "front"
       dns  = "home"

@@ -24,6 +24,9 @@ say "checking this machine (drover doctor --fix installs what is missing when ru
 mkdir -p "$work"
 (cd "$root/examples/homelab" && tar --exclude=.drover --exclude=demo.sh -cf - .) | (cd "$work" && tar -xf -)
 
+# The example watches web for a minute after each cutover; the demo's two rollouts watch for 10 s.
+export DROVER_VAR_watch=10s
+
 say "validating the fleet file"
 drover validate
 

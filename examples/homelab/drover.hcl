@@ -12,6 +12,12 @@ variable "domain" {
   description = "the zone the lab's Knot serves"
 }
 
+variable "watch" {
+  type        = string
+  default     = "1m"
+  description = "how long web's checks run through the failover address after a cutover (the demo sets 10s)"
+}
+
 variable "zone" {
   type    = string
   default = "${var.domain}."
@@ -95,7 +101,7 @@ role "web" {
       ttl  = 60
     }
     keep_old = "15m"
-    watch    = "1m"
+    watch    = var.watch
   }
 }
 

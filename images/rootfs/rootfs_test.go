@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,34 @@ func TestIdentifierMatchesTheBuildRequest(t *testing.T) {
 	role.Image.Files[0].Content = &content
 	if changed, _ := id.Identity(f, role); changed == got {
 		t.Error("a changed file kept the identity")
+	}
+}
+
+// An arm64 role's request builds an arm64 base (through qemu-user binfmt on an amd64 host: see the
+// tree package's TestE2EArm64Base) with arm64 boot packages and bakes the arm64 agent.
+func TestArm64RoleRequest(t *testing.T) {
+	f, role := webFleet()
+	role.Image.Arch = "arm64"
+	dir := agentDir(t)
+	if err := os.WriteFile(AgentPath(dir, "arm64"), []byte("#!/bin/sh\n# arm64\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req, err := NewRequest(f, role, Options{StateDir: t.TempDir(), DroverVersion: "v1", AgentDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Base.Arch != "arm64" || !slices.Contains(req.Base.Packages, "linux-image-arm64") || slices.Contains(req.Base.Packages, "linux-image-amd64") {
+		t.Errorf("base spec %+v, want arm64 with arm64 boot packages", req.Base)
+	}
+	if req.Agent != AgentPath(dir, "arm64") {
+		t.Errorf("agent %s, want the arm64 one", req.Agent)
+	}
+	amd, _ := webFleet()
+	amdReq, err := NewRequest(amd, amd.Roles[0], Options{StateDir: t.TempDir(), DroverVersion: "v1", AgentDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if amdReq.Base.Key() == req.Base.Key() || amdReq.Identity() == req.Identity() {
+		t.Error("the arm64 role shares the amd64 role's base tree key or identity")
 	}
 }

@@ -87,17 +87,7 @@ func TestE2ERollout(t *testing.T) {
 	}
 	webInstances := func(t *testing.T) []compute.Instance {
 		t.Helper()
-		list, err := lab.Instances(context.Background(), compute.Selector{"role": "web"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var live []compute.Instance
-		for _, i := range list {
-			if i.State != compute.Terminated {
-				live = append(live, i)
-			}
-		}
-		return live
+		return liveInstances(t, lab, compute.Selector{"role": "web"})
 	}
 	// noOrphans compares the host's qemu processes of this lab with the instances the role's
 	// rollouts own, and returns "qemu=N owned=N".

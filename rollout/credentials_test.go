@@ -1,6 +1,8 @@
 package rollout_test
 
 import (
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -27,7 +29,8 @@ func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T)
 		t.Fatal(err)
 	}
 	issuer := &bootdata.Issuer{Broker: broker, Addr: srv.Addr,
-		Roles: map[string]bootdata.RoleSecrets{"web": {Files: bootdata.FilesFor("secret/data/web/tls")}}}
+		Roles:      map[string]bootdata.RoleSecrets{"web": {Files: bootdata.FilesFor("secret/data/web/tls")}},
+		BoundCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 
 	l, _ := deployed(t)
 	l.build("web")
@@ -53,6 +56,9 @@ func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T)
 		look, err := root.Logical().Write("auth/approle/role/drover-web/secret-id-accessor/lookup", map[string]any{"secret_id_accessor": acc})
 		if err != nil || look == nil || look.Data["metadata"].(map[string]any)["instance"] != in.Name {
 			t.Fatalf("the SecretID of %s in Vault: %v, %v", in.ID, look, err)
+		}
+		if got := fmt.Sprint(look.Data["cidr_list"], look.Data["token_bound_cidrs"]); got != "[127.0.0.1/32] [127.0.0.1/32]" {
+			t.Errorf("the SecretID of %s is bound to %s, want 127.0.0.1/32 for both", in.ID, got)
 		}
 		tokens = append(tokens, ud.Vault.WrappedSecretID.Reveal())
 		if strings.Contains(string(l.userData[in.ID]), acc) {

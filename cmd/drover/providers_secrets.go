@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"sync"
 
@@ -68,7 +69,13 @@ func (c *credentials) issuer() (*bootdata.Issuer, error) {
 			c.err = err
 			return
 		}
-		c.iss = &bootdata.Issuer{Broker: b, Addr: instanceVaultAddr(c.fleet, cfg.Address), Roles: c.roles}
+		addr := instanceVaultAddr(c.fleet, cfg.Address)
+		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles}
+		if addr != cfg.Address {
+			// Lab VMs reach this machine's loopback Vault through qemu's user network, whose
+			// connections come from the loopback address itself.
+			c.iss.BoundCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		}
 	})
 	return c.iss, c.err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path"
 	"slices"
 	"sync"
@@ -25,6 +26,11 @@ type Issuer struct {
 	WrapTTL time.Duration
 	// Roles are the roles that get credentials, by name.
 	Roles map[string]RoleSecrets
+	// BoundCIDRs, when not empty, are the networks instances reach Vault from: a SecretID, and the
+	// token it logs in to, work only from there (the role's secret_id_bound_cidrs and
+	// token_bound_cidrs, and each SecretID's own), so a token copied off an instance is useless
+	// elsewhere.
+	BoundCIDRs []netip.Prefix
 
 	mu   sync.Mutex
 	refs map[string]secrets.RoleRef
@@ -72,7 +78,7 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 		return ref, nil
 	}
 	r := i.Roles[role]
-	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL})
+	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL, BoundCIDRs: i.BoundCIDRs})
 	if err != nil {
 		return secrets.RoleRef{}, err
 	}
@@ -98,7 +104,7 @@ func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byt
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
-	w, err := i.Broker.IssueSecretID(ctx, role, map[string]string{"instance": instance, "image": image}, nil, ttl)
+	w, err := i.Broker.IssueSecretID(ctx, role, map[string]string{"instance": instance, "image": image}, i.BoundCIDRs, ttl)
 	if err != nil {
 		return nil, "", fmt.Errorf("bootdata: role %q: %w", role, err)
 	}

@@ -109,6 +109,11 @@ func (m *Monitor) ctxErr(ctx context.Context, err error) error {
 // exec runs one QMP command and returns its "return" value. Events that
 // arrive meanwhile are skipped.
 func (m *Monitor) exec(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	// An ended ctx sends nothing: context.AfterFunc would interrupt the exchange only from another
+	// goroutine, which a quick answer can beat.
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("qemu: monitor of %s: %s: %w", m.id, command, context.Cause(ctx))
+	}
 	defer m.deadline(ctx)()
 	req := map[string]any{"execute": command}
 	if args != nil {

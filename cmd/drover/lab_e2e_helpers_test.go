@@ -124,21 +124,42 @@ func labVMs(t *testing.T, state string) map[string]int {
 }
 
 // requestLoop asks url without keep-alive every interval until stop is called, and reports failed
-// requests and the longest time between two answered requests.
+// requests, the longest time between two answered requests, and when each answer came.
 type requestLoop struct {
-	stop func() (ok, failed int, longestGap time.Duration, bodies map[string]int)
+	stop func() loopResult
+}
+
+type loopResult struct {
+	ok, failed int
+	longestGap time.Duration
+	bodies     map[string]int
+	answered   []time.Time
+}
+
+// gapAround is the time between the last answer before t0 and the first answer after t1: what a
+// client saw of a change made between t0 and t1 (0 when no answer came on one side).
+func (r loopResult) gapAround(t0, t1 time.Time) time.Duration {
+	var before, after time.Time
+	for _, at := range r.answered {
+		if !at.After(t0) {
+			before = at
+		} else if at.After(t1) && after.IsZero() {
+			after = at
+		}
+	}
+	if before.IsZero() || after.IsZero() {
+		return 0
+	}
+	return after.Sub(before)
 }
 
 func startRequestLoop(url string, interval time.Duration) *requestLoop {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
-		mu     sync.Mutex
-		ok     int
-		failed int
-		gap    time.Duration
-		bodies = map[string]int{}
-		wg     sync.WaitGroup
+		mu  sync.Mutex
+		res = loopResult{bodies: map[string]int{}}
+		wg  sync.WaitGroup
 	)
 	wg.Add(1)
 	go func() {
@@ -151,12 +172,13 @@ func startRequestLoop(url string, interval time.Duration) *requestLoop {
 			if err == nil && resp.StatusCode == 200 {
 				var b bytes.Buffer
 				_, _ = b.ReadFrom(resp.Body)
-				ok++
-				bodies[strings.TrimSpace(b.String())]++
-				gap = max(gap, now.Sub(last))
+				res.ok++
+				res.bodies[strings.TrimSpace(b.String())]++
+				res.longestGap = max(res.longestGap, now.Sub(last))
+				res.answered = append(res.answered, now)
 				last = now
 			} else if ctx.Err() == nil {
-				failed++
+				res.failed++
 			}
 			if resp != nil {
 				resp.Body.Close()
@@ -165,12 +187,12 @@ func startRequestLoop(url string, interval time.Duration) *requestLoop {
 			time.Sleep(interval)
 		}
 	}()
-	return &requestLoop{stop: func() (int, int, time.Duration, map[string]int) {
+	return &requestLoop{stop: func() loopResult {
 		cancel()
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		return ok, failed, gap, bodies
+		return res
 	}}
 }
 

@@ -176,11 +176,25 @@ func TestE2ERollout(t *testing.T) {
 		must(t, "rollout", "start", "web")
 		serves(t, "web version 1") // green is ready but takes no traffic before promote
 		loop := startRequestLoop("http://"+addr+"/", 5*time.Millisecond)
-		must(t, "rollout", "promote", "web")
-		ok, failed, gap, bodies := loop.stop()
-		t.Logf("MEASURE cutover under a request loop: %d answered, %d failed, longest gap %s, pages %v", ok, failed, gap.Round(time.Millisecond), sortedKeys(bodies))
-		if ok == 0 || len(bodies) < 2 {
-			t.Errorf("the loop saw pages %v, want both versions", bodies)
+		// The moments drover starts and finishes moving the address, as the events arrive.
+		promote := stream(t, "rollout", "promote", "web")
+		var moveStart, moveEnd time.Time
+		for e := range promote.events {
+			switch {
+			case e.Kind == "transition" && e.State == rollout.CuttingOver:
+				moveStart = time.Now()
+			case e.Kind == "transition" && e.State == rollout.Draining:
+				moveEnd = time.Now()
+			}
+		}
+		if pr := promote.wait(); pr.code != 0 {
+			t.Fatalf("rollout promote: exit %d\n%s%s", pr.code, pr.stdout, pr.stderr)
+		}
+		res := loop.stop()
+		t.Logf("MEASURE cutover under a request loop: %d answered, %d failed, gap across the move %s, longest gap of the whole promote (watch included) %s, pages %v",
+			res.ok, res.failed, res.gapAround(moveStart, moveEnd).Round(time.Millisecond), res.longestGap.Round(time.Millisecond), sortedKeys(res.bodies))
+		if res.ok == 0 || len(res.bodies) < 2 {
+			t.Errorf("the loop saw pages %v, want both versions", res.bodies)
 		}
 		serves(t, "web version 2")
 		if n := len(webInstances(t)); n != 2 {

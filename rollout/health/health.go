@@ -45,13 +45,15 @@ type Registry struct {
 	factories map[string]Factory
 }
 
-// NewRegistry returns a registry with the built-in types: http, https, tcp and postgres.
+// NewRegistry returns a registry with the built-in types: http, https, tcp, postgres, dns and vault.
 func NewRegistry() *Registry {
 	r := &Registry{factories: map[string]Factory{}}
 	r.Register("http", newHTTP(false))
 	r.Register("https", newHTTP(true))
 	r.Register("tcp", newTCP)
 	r.Register("postgres", newPostgres)
+	r.Register("dns", newDNS)
+	r.Register("vault", newVault)
 	return r
 }
 

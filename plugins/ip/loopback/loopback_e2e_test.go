@@ -28,10 +28,11 @@ import (
 
 const bootDeadline = 5 * time.Minute
 
-var failover = netip.MustParseAddr("127.0.0.100")
+// A failover address of the test's own, so it never meets a demo's lab (127.0.0.100) on this machine.
+var failover = netip.MustParseAddr("127.0.0.131")
 
 // TestFailoverE2E boots two real instances whose pages differ by their
-// user-data, moves 127.0.0.100 between them and sees HTTP through it
+// user-data, moves the failover address between them and sees HTTP through it
 // answered by the holder, measuring the longest gap of a request loop
 // during each move. Then it runs the contract suite on the same VMs.
 func TestFailoverE2E(t *testing.T) {

@@ -136,21 +136,17 @@ type loopResult struct {
 	answered   []time.Time
 }
 
-// gapAround is the time between the last answer before t0 and the first answer after t1: what a
-// client saw of a change made between t0 and t1 (0 when no answer came on one side).
+// gapAround is the longest time between two consecutive answers of which the span meets [t0, t1]:
+// what a client saw of a change made between t0 and t1 (0 when no answer came on one side).
 func (r loopResult) gapAround(t0, t1 time.Time) time.Duration {
-	var before, after time.Time
-	for _, at := range r.answered {
-		if !at.After(t0) {
-			before = at
-		} else if at.After(t1) && after.IsZero() {
-			after = at
+	var longest time.Duration
+	for i := 1; i < len(r.answered); i++ {
+		a, b := r.answered[i-1], r.answered[i]
+		if !b.Before(t0) && !a.After(t1) {
+			longest = max(longest, b.Sub(a))
 		}
 	}
-	if before.IsZero() || after.IsZero() {
-		return 0
-	}
-	return after.Sub(before)
+	return longest
 }
 
 func startRequestLoop(url string, interval time.Duration) *requestLoop {

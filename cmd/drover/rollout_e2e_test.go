@@ -191,7 +191,7 @@ func TestE2ERollout(t *testing.T) {
 			t.Fatalf("rollout promote: exit %d\n%s%s", pr.code, pr.stdout, pr.stderr)
 		}
 		res := loop.stop()
-		t.Logf("MEASURE cutover under a request loop: %d answered, %d failed, gap across the move %s, longest gap of the whole promote (watch included) %s, pages %v",
+		t.Logf("MEASURE cutover under a request loop: %d answered, %d failed, longest gap across the move %s, longest gap of the whole promote (watch included) %s, pages %v",
 			res.ok, res.failed, res.gapAround(moveStart, moveEnd).Round(time.Millisecond), res.longestGap.Round(time.Millisecond), sortedKeys(res.bodies))
 		if res.ok == 0 || len(res.bodies) < 2 {
 			t.Errorf("the loop saw pages %v, want both versions", res.bodies)

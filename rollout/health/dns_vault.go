@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -24,16 +23,11 @@ func newDNS(hc fleet.HealthCheck, d Dialer) (Prober, error) {
 		return nil, fmt.Errorf("health: dns check: query %q is not a domain name", hc.Query)
 	}
 	return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
-		c, err := d.DialContext(ctx, "tcp", target.String())
+		c, err := dialTCP(ctx, d, target)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			_ = c.SetDeadline(dl)
-		} else {
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		}
 		m := new(mdns.Msg)
 		m.SetQuestion(name, mdns.TypeA)
 		conn := &mdns.Conn{Conn: c}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"time"
 
@@ -14,22 +15,32 @@ import (
 // sslRequestCode is the PostgreSQL protocol's SSLRequest code (1234 << 16 | 5679).
 const sslRequestCode = 80877103
 
+// dialTCP connects to target with ctx's deadline (5 s without one) on the connection, for checks
+// that speak a protocol over it.
+func dialTCP(ctx context.Context, d Dialer, target netip.AddrPort) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", target.String())
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+	return c, nil
+}
+
 // newPostgres makes a postgres check: the server speaks the PostgreSQL protocol. It sends an
 // SSLRequest, the one message a server answers before authentication, and wants the one-byte answer
 // 'S' or 'N'. A port that merely accepts connections (a proxy with no backend, a server still
 // starting that closes them) fails, which a tcp check would not catch; no credentials are needed.
 func newPostgres(_ fleet.HealthCheck, d Dialer) (Prober, error) {
 	return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
-		c, err := d.DialContext(ctx, "tcp", target.String())
+		c, err := dialTCP(ctx, d, target)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			_ = c.SetDeadline(dl)
-		} else {
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		}
 		var req [8]byte
 		binary.BigEndian.PutUint32(req[0:4], 8)
 		binary.BigEndian.PutUint32(req[4:8], sslRequestCode)

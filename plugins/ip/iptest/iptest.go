@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/ip"
@@ -40,22 +39,13 @@ type Fixture struct {
 	Kill func(t *testing.T, id string)
 }
 
-// Options adapt the suite to a provider.
-type Options struct {
-	// Timeout bounds each subtest; zero means 30 seconds.
-	Timeout time.Duration
-	// Parallel runs subtests in parallel.
-	Parallel bool
-	// Skip names subtests not to run.
-	Skip []string
-}
+// Options adapt the suite to a provider: each subtest's Timeout (zero means 30 seconds), Parallel
+// and the subtests to Skip, as every contract suite takes them.
+type Options = contract.Options
 
 // Run runs the contract suite; newFixture is called once per subtest.
 func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 	t.Helper()
-	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
-	}
 	tests := []struct {
 		name string
 		fn   func(s *suite)
@@ -82,7 +72,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 			tt.fn(&suite{t: t, ctx: ctx, f: f, p: f.Provider})
 		}})
 	}
-	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
+	contract.Run(t, cases, opts)
 }
 
 type suite struct {

@@ -43,15 +43,9 @@ type Fixture struct {
 	Advance func(t *testing.T, d time.Duration)
 }
 
-// Options adapt the suite to a broker.
-type Options struct {
-	// Timeout bounds each subtest; zero means 60 seconds.
-	Timeout time.Duration
-	// Parallel runs subtests in parallel.
-	Parallel bool
-	// Skip names subtests not to run.
-	Skip []string
-}
+// Options adapt the suite to a broker: each subtest's Timeout (zero means 60 seconds), Parallel
+// and the subtests to Skip, as every contract suite takes them.
+type Options = contract.Options
 
 // Run runs the contract suite; newFixture is called once per subtest.
 func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
@@ -88,7 +82,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture, opts Options) {
 			tt.fn(&suite{t: t, ctx: ctx, f: f, b: f.Broker, prefix: "c" + randomHex(4)})
 		}})
 	}
-	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
+	contract.Run(t, cases, opts)
 }
 
 type suite struct {

@@ -106,6 +106,16 @@ func newMachine(t *testing.T, role string, declared ...string) *machine {
 func (m *machine) secretsDir() string { return filepath.Join(m.root, "run/drover/secrets") }
 func (m *machine) statusPath() string { return filepath.Join(m.root, "run/drover/status") }
 
+// renewInBackground runs drover-boot as the unit does (not oneshot: it keeps the token renewed)
+// until cancel; done gets its exit code.
+func (m *machine) renewInBackground() (cancel context.CancelFunc, done <-chan int) {
+	m.cfg.Oneshot = false
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, m.cfg) }()
+	return cancel, exit
+}
+
 // writeFile puts a file into the machine's root, as the image would hold it.
 func (m *machine) writeFile(rel, content string) {
 	m.t.Helper()

@@ -518,11 +518,8 @@ func TestWithVault(t *testing.T) {
 		ud, _ := l.issue("cache", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "db.json"})
 		m := newMachine(t, "cache").withUserData(l.userData(ud))
 		defer collect(m)
-		m.cfg.Oneshot = false
-		ctx, cancel := context.WithCancel(context.Background())
+		cancel, done := m.renewInBackground()
 		defer cancel()
-		done := make(chan int, 1)
-		go func() { done <- run(ctx, m.cfg) }()
 		st := waitStatus(t, m, func(st status) bool { return st.State != "" })
 		if st.State != "ok" || st.Vault != "renewing" || st.TokenExpires == nil {
 			t.Fatalf("status %+v, stderr %q", st, m.stderr.String())
@@ -550,11 +547,8 @@ func TestWithVault(t *testing.T) {
 		ud, _ := l.issue("short", time.Minute, bootdata.SecretFile{Path: "kv/data/web/db", Name: "db.json"})
 		m := newMachine(t, "short").withUserData(l.userData(ud))
 		defer collect(m)
-		m.cfg.Oneshot = false
-		ctx, cancel := context.WithCancel(context.Background())
+		cancel, done := m.renewInBackground()
 		defer cancel()
-		done := make(chan int, 1)
-		go func() { done <- run(ctx, m.cfg) }()
 		st := waitStatus(t, m, func(st status) bool { return st.Vault == "expired" || st.State == "failed" })
 		if st.Vault != "expired" {
 			t.Fatalf("status %+v", st)

@@ -204,15 +204,15 @@ func (c *Controller) imageOf(role string, img Image) (compute.Image, error) {
 // resolveImage finds the image a rollout of role deploys: ref; without one, the image the fleet
 // describes now (CurrentImage), which must be built; without CurrentImage, the role's newest.
 func (c *Controller) resolveImage(role, ref string) (Image, error) {
-	if ref == "" && c.opts.CurrentImage != nil {
+	if ref == "" {
 		id, err := c.currentImage(role)
 		if err != nil {
 			return Image{}, err
 		}
-		ref = id // empty: the newest, below
+		ref = id
 	}
 	if ref == "" {
-		ref = role
+		ref = role // the newest
 	}
 	m, err := c.opts.Catalog.Resolve(ref)
 	if err != nil {
@@ -227,9 +227,13 @@ func (c *Controller) resolveImage(role, ref string) (Image, error) {
 // ErrNotBuilt means the image the fleet describes for a role now is not in the catalog.
 var ErrNotBuilt = errors.New("not built")
 
-// currentImage is the identity of role's image for the fleet as it is now; an error wrapping
-// ErrNotBuilt when the catalog does not have it.
+// currentImage is the identity of role's image for the fleet as it is now ("" without
+// CurrentImage, or when the fleet cannot say); an error wrapping ErrNotBuilt when the catalog does
+// not have it.
 func (c *Controller) currentImage(role string) (string, error) {
+	if c.opts.CurrentImage == nil {
+		return "", nil
+	}
 	id, err := c.opts.CurrentImage(role)
 	if err != nil {
 		return "", fmt.Errorf("rollout: role %q: the image the fleet describes: %w", role, err)

@@ -96,37 +96,38 @@ func (c *Controller) Plan(ctx context.Context, roles []string, opts PlanOptions)
 		if role == nil {
 			return nil, fmt.Errorf("rollout: plan: no role %q in %s", name, c.opts.Fleet.Path)
 		}
-		var img *Image
-		missing := fmt.Sprintf("no image of role %s in the catalog: drover build %s", name, name)
-		if opts.Image != "" {
-			i, err := c.resolveImage(name, opts.Image)
-			if err != nil {
-				return nil, err
-			}
-			img = &i
-		} else if id, err := c.currentImageOrNone(name); err != nil || id != "" {
-			switch {
-			case errors.Is(err, ErrNotBuilt):
-				missing = fmt.Sprintf("the image for the fleet as it is now (%s) is not built: drover build %s", images.ShortID(id), name)
-			case err != nil:
-				missing = err.Error()
-			default:
-				img = &Image{Identity: id, Short: images.ShortID(id)}
-			}
-		} else if m := newest[name]; m != nil {
-			img = &Image{Identity: m.Identity, Short: m.ShortID()}
+		img, missing, err := c.planImage(name, opts.Image, newest[name])
+		if err != nil {
+			return nil, err
 		}
 		p.Roles = append(p.Roles, c.planRole(role, img, missing, byRole[name]))
 	}
 	return p, nil
 }
 
-// currentImageOrNone is currentImage, or "" without CurrentImage.
-func (c *Controller) currentImageOrNone(role string) (string, error) {
-	if c.opts.CurrentImage == nil {
-		return "", nil
+// planImage is the image a rollout of role would deploy: ref; without one, the fleet's current
+// image; without CurrentImage (or for a role the fleet cannot say it of), the newest. Without an
+// image, missing says why.
+func (c *Controller) planImage(role, ref string, newest *images.Manifest) (img *Image, missing string, err error) {
+	if ref != "" {
+		i, err := c.resolveImage(role, ref)
+		if err != nil {
+			return nil, "", err
+		}
+		return &i, "", nil
 	}
-	return c.currentImage(role)
+	id, err := c.currentImage(role)
+	switch {
+	case errors.Is(err, ErrNotBuilt):
+		return nil, fmt.Sprintf("the image for the fleet as it is now (%s) is not built: drover build %s", images.ShortID(id), role), nil
+	case err != nil:
+		return nil, err.Error(), nil
+	case id != "":
+		return &Image{Identity: id, Short: images.ShortID(id)}, "", nil
+	case newest != nil:
+		return &Image{Identity: newest.Identity, Short: newest.ShortID()}, "", nil
+	}
+	return nil, fmt.Sprintf("no image of role %s in the catalog: drover build %s", role, role), nil
 }
 
 // planRole plans one role; missing says why there is no image when img is nil.

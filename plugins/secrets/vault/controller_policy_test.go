@@ -176,11 +176,7 @@ func testControllerPolicy(t *testing.T, mount string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, v := range vals {
-		got = append(got, v.Reveal())
-	}
-	if want := []string{dbPass, tlsCert, tlsKey}; !slices.Equal(got, want) {
+	if got, want := revealed(vals), []string{dbPass, tlsCert, tlsKey}; !slices.Equal(got, want) {
 		t.Errorf("ReadValues: %d values, want %d in path and key order", len(got), len(want))
 	}
 }

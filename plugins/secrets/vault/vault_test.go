@@ -416,12 +416,8 @@ func TestValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, v := range vals {
-		got = append(got, v.Reveal())
-	}
 	// Path order (db before web), key order within a path (cert before key).
-	if want := []string{dbPass, tlsCert, tlsKey}; !slices.Equal(got, want) {
+	if got, want := revealed(vals), []string{dbPass, tlsCert, tlsKey}; !slices.Equal(got, want) {
 		t.Errorf("Values = %d values, want %d in path and key order", len(got), len(want))
 	}
 	if s := fmt.Sprint(vals); strings.Contains(s, "value") {
@@ -448,11 +444,7 @@ func TestValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = got[:0]
-	for _, v := range vals {
-		got = append(got, v.Reveal())
-	}
-	if want := []string{dbPass, "5432", `["a"]`, tlsCert, tlsKey}; !slices.Equal(got, want) {
+	if got, want := revealed(vals), []string{dbPass, "5432", `["a"]`, tlsCert, tlsKey}; !slices.Equal(got, want) {
 		t.Errorf("Values = %q, want %q", got, want)
 	}
 }
@@ -629,4 +621,13 @@ func TestNewAndValidation(t *testing.T) {
 	if j, _ := json.Marshal(cfg); strings.Contains(string(j), "envtoken") || strings.Contains(fmt.Sprintf("%+v", cfg), "envtoken") {
 		t.Error("a printed Config shows the token")
 	}
+}
+
+// revealed is the values in clear, for comparing.
+func revealed(vals []secrets.Secret) []string {
+	out := make([]string, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, v.Reveal())
+	}
+	return out
 }

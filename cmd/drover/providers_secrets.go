@@ -69,13 +69,8 @@ func (c *credentials) issuer() (*bootdata.Issuer, error) {
 			c.err = err
 			return
 		}
-		addr := instanceVaultAddr(c.fleet, cfg.Address)
-		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles}
-		if addr != cfg.Address {
-			// Lab VMs reach this machine's loopback Vault through qemu's user network, whose
-			// connections come from the loopback address itself.
-			c.iss.BoundCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-		}
+		addr, from := instanceVaultRoute(c.fleet, cfg.Address)
+		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles, BoundCIDRs: from}
 	})
 	return c.iss, c.err
 }
@@ -98,24 +93,25 @@ func (c *credentials) Revoke(ctx context.Context, role, accessor string) error {
 	return iss.Revoke(ctx, role, accessor)
 }
 
-// instanceVaultAddr is Vault's address as the instances see it. A lab VM (qemu user networking)
-// reaches this machine's loopback through its gateway, 10.0.2.2.
-func instanceVaultAddr(f *fleet.Fleet, addr string) string {
+// instanceVaultRoute is Vault's address as the instances see it, and, when known, the networks their
+// connections reach Vault from. A lab VM (qemu user networking) reaches this machine's loopback
+// through its gateway, 10.0.2.2, and qemu makes those connections from the loopback address itself.
+func instanceVaultRoute(f *fleet.Fleet, addr string) (string, []netip.Prefix) {
 	u, err := url.Parse(addr)
 	if err != nil {
-		return addr
+		return addr, nil
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil {
-		return addr
+		return addr, nil
 	}
 	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
 		for _, c := range f.Compute {
 			if _, lab := c.Config.(*qemu.Config); lab {
 				u.Host = net.JoinHostPort("10.0.2.2", port)
-				return u.String()
+				return u.String(), []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 			}
 		}
 	}
-	return addr
+	return addr, nil
 }

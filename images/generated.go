@@ -43,3 +43,8 @@ func GeneratedFiles(role *fleet.Role) []fleet.File {
 	}
 	return out
 }
+
+// RoleFiles are every file a role's image gets from the fleet: its own, then GeneratedFiles.
+func RoleFiles(role *fleet.Role) []fleet.File {
+	return append(append([]fleet.File{}, role.Image.Files...), GeneratedFiles(role)...)
+}

@@ -125,7 +125,7 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Disk:     role.Image.Disk,
 		Agent:    agentSHA256,
 	}
-	for _, file := range append(append([]fleet.File{}, role.Image.Files...), GeneratedFiles(role)...) {
+	for _, file := range RoleFiles(role) {
 		sum, err := fileSHA256(file)
 		if err != nil {
 			return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, err)

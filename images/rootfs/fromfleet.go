@@ -141,7 +141,7 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Progress:      opts.Progress,
 	}
 	req.Inputs.BaseTree = req.Base.Key()
-	for _, file := range append(append([]fleet.File{}, role.Image.Files...), images.GeneratedFiles(role)...) {
+	for _, file := range images.RoleFiles(role) {
 		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
 	}
 	if a := role.Image.Ansible; a != nil {

@@ -244,6 +244,10 @@ func (b *boot) run(ctx context.Context) int {
 		return b.fail(err)
 	}
 
+	if err := writeVaultEnv(filepath.Dir(b.c.StatusPath), ud.Vault); err != nil {
+		b.revokeAfterFailure(vc, tok)
+		return b.fail(err)
+	}
 	b.st.State, b.st.Time, b.st.SecretsDir = "ok", b.c.Now().UTC(), b.c.SecretsDir
 	for _, t := range targets {
 		b.st.Secrets = append(b.st.Secrets, t.f.Name)
@@ -324,12 +328,8 @@ func (b *boot) writeStatus() error {
 		return fmt.Errorf("status file: %w", err)
 	}
 	j, _ := json.Marshal(st)
-	tmp := b.c.StatusPath + ".tmp"
-	if err := os.WriteFile(tmp, append(j, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing the status file %s: %w", b.c.StatusPath, err)
-	}
-	if err := os.Rename(tmp, b.c.StatusPath); err != nil {
-		return fmt.Errorf("writing the status file %s: %w", b.c.StatusPath, err)
+	if err := replaceFile(b.c.StatusPath, append(j, '\n')); err != nil {
+		return fmt.Errorf("the status file: %w", err)
 	}
 	return nil
 }

@@ -227,6 +227,11 @@ func TestWithVault(t *testing.T) {
 		if len(m.notified) != 1 || !strings.HasPrefix(m.notified[0], "READY=1\n") {
 			t.Errorf("notified %q", m.notified)
 		}
+		// The role's services learn which Vault it was (a Vault server's transit seal needs it).
+		env, err := os.ReadFile(filepath.Join(filepath.Dir(m.statusPath()), "vault.env"))
+		if err != nil || string(env) != "VAULT_ADDR="+l.srv.Addr+"\n" {
+			t.Errorf("vault.env %q, %v", env, err)
+		}
 	})
 
 	t.Run("replaying the user-data fails", func(t *testing.T) {
@@ -244,6 +249,9 @@ func TestWithVault(t *testing.T) {
 		}
 		if ents, _ := os.ReadDir(m.secretsDir()); len(ents) != 0 {
 			t.Errorf("files written: %v", ents)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(m.statusPath()), "vault.env")); !os.IsNotExist(err) {
+			t.Errorf("vault.env after a failed boot: %v", err)
 		}
 	})
 

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+)
+
+// writeVaultEnv writes vault.env next to the status file: VAULT_ADDR (and VAULT_CACERT when the
+// user-data pins a CA, written beside it as vault-ca.pem) of the Vault this instance logged in to,
+// for the role's own services to use as a systemd EnvironmentFile. A Vault server's transit seal
+// reads both from its environment, so the image names no address: it unseals against the Vault
+// that delivered its secrets. Neither file holds a token or a secret.
+func writeVaultEnv(dir string, v *bootdata.Vault) error {
+	if strings.ContainsAny(v.Addr, "\n\r") {
+		return fmt.Errorf("vault address %q: a line break in it", v.Addr)
+	}
+	env := "VAULT_ADDR=" + v.Addr + "\n"
+	if v.CACert != "" {
+		ca := filepath.Join(dir, "vault-ca.pem")
+		if err := replaceFile(ca, []byte(v.CACert)); err != nil {
+			return err
+		}
+		env += "VAULT_CACERT=" + ca + "\n"
+	}
+	return replaceFile(filepath.Join(dir, "vault.env"), []byte(env))
+}
+
+// replaceFile writes a file others may read (no secret) through a temporary file and a rename, so
+// a reader never sees half of it.
+func replaceFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

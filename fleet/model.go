@@ -101,6 +101,9 @@ type File struct {
 	Content *string     // inline content instead of Source
 	Mode    fs.FileMode // permission bits
 	Owner   string      // "user:group", names or numbers resolved inside the image
+	// MadeBy, when set, names what makes Source ("go tool task vault"): a source that does not exist
+	// yet is then a warning when the fleet loads and an error only when the role is built.
+	MadeBy string
 }
 
 // Ansible runs a playbook against the image tree through Ansible's chroot connection.

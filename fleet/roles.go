@@ -23,7 +23,7 @@ var (
 			{Type: "secret", LabelNames: []string{"name"}},
 		},
 	}
-	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}}}
+	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}
 	ansibleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "playbook", Required: true}, {Name: "extra_vars"}}}
 	diskSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "min_size"}, {Name: "headroom"}, {Name: "formats"}}}
 
@@ -68,7 +68,7 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 		case len(images) > 1:
 			d.errorf(images[1].DefRange, "Duplicate image block", "Role %q has more than one image block.", name)
 		default:
-			role.Image = d.decodeImage(f, images[0], opts)
+			role.Image = d.decodeImage(f, name, images[0], opts)
 		}
 		if len(deploys) > 1 {
 			d.errorf(deploys[1].DefRange, "Duplicate deploy block", "Role %q has more than one deploy block.", name)
@@ -81,7 +81,7 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 	return roles
 }
 
-func (d *decoder) decodeImage(f *Fleet, b *hcl.Block, opts Options) Image {
+func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options) Image {
 	img := Image{Builder: "debian", Disk: Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}
 	c := d.content(b.Body, imageSchema)
 	d.str(c.Attributes, "base", &img.Base)
@@ -134,7 +134,7 @@ func (d *decoder) decodeImage(f *Fleet, b *hcl.Block, opts Options) Image {
 	for _, fb := range c.Blocks {
 		switch fb.Type {
 		case "file":
-			if file, ok := d.decodeFile(f, fb, opts); ok {
+			if file, ok := d.decodeFile(f, name, fb, opts); ok {
 				addFile(file, fb.LabelRanges[0])
 			}
 		case "ansible":
@@ -166,11 +166,7 @@ func (d *decoder) checkSource(opts Options, rng hcl.Range, written, resolved, sh
 	fi, err := opts.stat(resolved)
 	switch {
 	case err != nil:
-		shown := written
-		if !filepath.IsAbs(written) {
-			shown = filepath.Join(shownDir, written)
-		}
-		d.errorf(rng, "Missing file", "The file %q does not exist (looked for %s; paths are relative to the fleet file).", written, shown)
+		d.errorf(rng, "Missing file", "The file %q does not exist (looked for %s; paths are relative to the fleet file).", written, shownPath(written, shownDir))
 		return false
 	case fi.IsDir():
 		d.errorf(rng, "Not a file", "%q is a directory; name a regular file.", written)
@@ -179,7 +175,15 @@ func (d *decoder) checkSource(opts Options, rng hcl.Range, written, resolved, sh
 	return true
 }
 
-func (d *decoder) decodeFile(f *Fleet, b *hcl.Block, opts Options) (File, bool) {
+// shownPath is where a source path the user wrote was looked for, as diagnostics show it.
+func shownPath(written, shownDir string) string {
+	if filepath.IsAbs(written) {
+		return written
+	}
+	return filepath.Join(shownDir, written)
+}
+
+func (d *decoder) decodeFile(f *Fleet, role string, b *hcl.Block, opts Options) (File, bool) {
 	file := File{Dest: b.Labels[0], Mode: 0o644, Owner: "root:root"}
 	c := d.content(b.Body, fileSchema)
 	var src, content string
@@ -197,7 +201,14 @@ func (d *decoder) decodeFile(f *Fleet, b *hcl.Block, opts Options) (File, bool) 
 		return file, false
 	case hasSrc:
 		file.Source = resolvePath(f.Dir, src)
-		if !d.checkSource(opts, c.Attributes["source"].Expr.Range(), src, file.Source, f.shownDir) {
+		if d.str(c.Attributes, "made_by", &file.MadeBy) {
+			// A build artifact (a server binary, say) another command makes: until it exists, only
+			// this role cannot be built, and the rest of the fleet still loads.
+			if _, err := opts.stat(file.Source); err != nil {
+				d.warnf(c.Attributes["source"].Expr.Range(), "File not made yet",
+					"The file %q does not exist yet (looked for %s); %s makes it. Role %q cannot be built until then.", src, shownPath(src, f.shownDir), file.MadeBy, role)
+			}
+		} else if !d.checkSource(opts, c.Attributes["source"].Expr.Range(), src, file.Source, f.shownDir) {
 			return file, false
 		}
 	default:

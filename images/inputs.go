@@ -128,6 +128,9 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 	for _, file := range RoleFiles(role) {
 		sum, err := fileSHA256(file)
 		if err != nil {
+			if file.MadeBy != "" && errors.Is(err, fs.ErrNotExist) {
+				return Inputs{}, fmt.Errorf("images: role %q, file %s: %s is not made yet (%s makes it): %w", role.Name, file.Dest, file.Source, file.MadeBy, err)
+			}
 			return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, err)
 		}
 		in.Files = append(in.Files, FileInput{Dest: file.Dest, SHA256: sum, Mode: file.Mode, Owner: file.Owner})

@@ -3,6 +3,7 @@ package images
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,26 @@ func TestMissingFileIsAnError(t *testing.T) {
 	_ = os.Remove(page)
 	if _, err := ComputeInputs(f, role, "v", "a"); err == nil {
 		t.Fatal("a deleted file gave no error")
+	}
+}
+
+// A file made by another command that is not made yet fails the role's build and says what makes it.
+func TestFileNotMadeYet(t *testing.T) {
+	f, role, _ := testFleet(t)
+	bin := filepath.Join(f.Dir, "bin", "vault")
+	role.Image.Files = append(role.Image.Files, fleet.File{Dest: "/usr/local/bin/vault", Source: bin, Mode: 0o755, MadeBy: "go tool task vault"})
+	_, err := ComputeInputs(f, role, "v", "a")
+	if err == nil || !strings.Contains(err.Error(), `role "web", file /usr/local/bin/vault: `+bin+` is not made yet (go tool task vault makes it)`) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, []byte("server"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ComputeInputs(f, role, "v", "a"); err != nil {
+		t.Fatalf("once made: %v", err)
 	}
 }
 

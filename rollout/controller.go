@@ -139,8 +139,8 @@ func (c *Controller) deployOf(role string) (*fleet.Role, *fleet.Deploy, error) {
 	if r.Deploy == nil {
 		return nil, nil, fmt.Errorf("rollout: role %q has no deploy block: it is built, not rolled out", role)
 	}
-	if r.Deploy.Strategy != "" && r.Deploy.Strategy != "bluegreen" {
-		return nil, nil, fmt.Errorf("rollout: role %q: strategy %q is not implemented yet (only bluegreen)", role, r.Deploy.Strategy)
+	if r.Deploy.Strategy == "ab" {
+		return nil, nil, fmt.Errorf("rollout: role %q: strategy %q is not implemented yet (bluegreen, and raft's first node, are)", role, r.Deploy.Strategy)
 	}
 	return r, r.Deploy, nil
 }

@@ -153,6 +153,9 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 		rp.Active, rp.State = active.ID, active.State
 	}
 	rp.Warnings = c.planWarnings(role.Name, dep)
+	if why := raftLimit(dep, serving(active, live)); why != "" && (active == nil || active.State == Promoted) {
+		rp.Warnings = append(rp.Warnings, why)
+	}
 	switch {
 	case img == nil:
 		rp.Action = ActionBlocked
@@ -182,8 +185,8 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 
 func (c *Controller) planWarnings(role string, dep *fleet.Deploy) []string {
 	var w []string
-	if dep.Strategy != "" && dep.Strategy != "bluegreen" {
-		w = append(w, fmt.Sprintf("strategy %q is not implemented yet (only bluegreen)", dep.Strategy))
+	if dep.Strategy == "ab" {
+		w = append(w, fmt.Sprintf("strategy %q is not implemented yet (bluegreen, and raft's first node, are)", dep.Strategy))
 	}
 	for _, hc := range dep.Health {
 		if !c.health.Supports(hc.Type) {

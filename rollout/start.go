@@ -61,6 +61,9 @@ func (c *Controller) Start(ctx context.Context, role string, opts StartOptions) 
 				return a, fmt.Errorf("%w: role %q: rollout %s of image %s is %s; promote, roll back or abort it before rolling out %s",
 					ErrInProgress, role, a.ID, a.Image.Short, a.State, img.Short)
 			}
+			if why := raftLimit(s.dep, a); why != "" {
+				return a, fmt.Errorf("rollout: role %q: %s", role, why)
+			}
 			note := fmt.Sprintf("superseded by a rollout of image %s before keep_old ended: blue destroyed", img.Short)
 			if err := s.move(ctx, a, Retired, note, nil); err != nil {
 				return a, err
@@ -71,6 +74,9 @@ func (c *Controller) Start(ctx context.Context, role string, opts StartOptions) 
 		}
 		if l := s.live(); l != nil && l.Image.Identity == img.Identity && !opts.Force {
 			return l, fmt.Errorf("%w: role %q already runs image %s (rollout %s)", ErrUpToDate, role, img.Short, l.ID)
+		}
+		if why := raftLimit(s.dep, s.live()); why != "" {
+			return s.live(), fmt.Errorf("rollout: role %q: %s", role, why)
 		}
 		r, err := s.create(ctx, img, KindRollout, auto)
 		if err != nil {

@@ -18,6 +18,18 @@ variable "watch" {
   description = "how long web's checks run through the failover address after a cutover (the demo sets 10s)"
 }
 
+variable "vault_binary" {
+  type        = string
+  default     = "../../bin/vault"
+  description = "the vault server binary baked into the vault role"
+}
+
+variable "vault_operator_key" {
+  type        = string
+  default     = "vault/operator.gpg"
+  description = "the operator's PGP public key (binary, as gpg --export writes it): the vault role's recovery key and root token are encrypted to it"
+}
+
 variable "zone" {
   type    = string
   default = "${var.domain}."
@@ -161,18 +173,52 @@ role "dns" {
 
 role "vault" {
   image {
-    base     = "debian-bookworm"
-    packages = ["ca-certificates"]
+    base = "debian-bookworm"
+    # A stock Vault server binary (HashiCorp's release, or the one go tool task vault builds here).
+    file "/usr/local/bin/vault" {
+      source  = var.vault_binary
+      mode    = "0755"
+      made_by = "go tool task vault"
+    }
     file "/etc/vault.d/vault.hcl" {
       source = "vault/vault.hcl"
-      mode   = "0640"
     }
-    run = ["systemctl enable vault"]
+    # What init hands out is encrypted to this key (see vault/vault-init.sh).
+    file "/etc/vault.d/operator.gpg" {
+      source  = var.vault_operator_key
+      made_by = "gpg --export YOUR-KEY-ID > vault/operator.gpg"
+    }
+    file "/etc/systemd/system/vault.service" {
+      source = "vault/vault.service"
+    }
+    file "/etc/systemd/system/vault-init.service" {
+      source = "vault/vault-init.service"
+    }
+    file "/usr/local/sbin/vault-init" {
+      source = "vault/vault-init.sh"
+      mode   = "0755"
+    }
+    # The transit seal's token, from the lab's Vault at boot: a periodic token that may only
+    # encrypt and decrypt with transit/keys/drover-vault-unseal (vault/README.md sets it up).
+    secret "transit.env" {
+      path     = "kv/data/vault/transit"
+      template = "vault/transit.env.tmpl"
+    }
+    services = ["vault"]
+    run = [
+      "useradd --system --home-dir /var/lib/vault --shell /usr/sbin/nologin vault",
+      "install -d -o vault -g vault -m 0750 /var/lib/vault /var/lib/vault/raft",
+      "systemctl enable vault vault-init",
+    ]
   }
   deploy {
-    compute  = "lab"
-    count    = 3
+    compute = "lab"
+    # The first node of a new cluster: it initializes itself and unseals through the transit seal.
+    # Replacing it one node at a time, and clusters of several nodes, are not built yet: drover
+    # refuses them rather than boot an empty cluster beside the running one.
+    count    = 1
     strategy = "raft"
+    ports    = [8200]
     health "vault" {
       port = 8200
     }

@@ -95,8 +95,6 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 	switch {
 	case role.Image.Builder == "rpi":
 		return Request{}, fmt.Errorf("rootfs: role %q: the Raspberry Pi SD-card builder: %w", role.Name, ErrNotYet)
-	case role.Deploy != nil && role.Deploy.Strategy == "raft":
-		return Request{}, fmt.Errorf("rootfs: role %q: the Vault server image (raft strategy): %w", role.Name, ErrNotYet)
 	}
 	base, err := images.ResolveBase(f, role)
 	if err != nil {

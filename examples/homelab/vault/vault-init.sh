@@ -1,0 +1,25 @@
+#!/bin/sh
+# Initializes the first node of a new cluster, once. With the transit seal Vault unseals itself;
+# what init hands out (a recovery key and the root token) is encrypted to the operator's PGP public
+# key (/etc/vault.d/operator.gpg, binary, as `gpg --export` writes it), so it can go where anyone may
+# read: one line on the console, which the lab keeps in its console log and a cloud shows through
+# its console output. Only the holder of the private key can read it:
+#   grep -o 'drover-vault-init: .*' console.log | cut -d' ' -f2- | jq -r .root_token | base64 -d | gpg -d
+set -eu
+for _ in $(seq 1 180); do
+	# 0: initialized, 2: not initialized, 1: Vault is not answering yet.
+	rc=0
+	vault operator init -status >/dev/null 2>&1 || rc=$?
+	case $rc in
+	0) echo "drover-vault-init: already initialized"; exit 0 ;;
+	2) break ;;
+	esac
+	sleep 1
+done
+if [ "$rc" != 2 ]; then
+	echo "drover-vault-init: vault at $VAULT_ADDR did not answer in 180 s" >&2
+	exit 1
+fi
+out=$(vault operator init -format=json -recovery-shares=1 -recovery-threshold=1 \
+	-recovery-pgp-keys=/etc/vault.d/operator.gpg -root-token-pgp-key=/etc/vault.d/operator.gpg)
+echo "drover-vault-init: $(printf '%s' "$out" | tr -d ' \n')"

@@ -247,6 +247,12 @@ var (
 	vaultMountKV2     = api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}
 	vaultAuthAppRole  = api.EnableAuthOptions{Type: "approle"}
 	vaultTokenRequest = api.TokenCreateRequest{Policies: []string{"drover-controller"}, NoDefaultPolicy: true, TTL: "1h"}
+
+	// The vault role's transit seal: a key, a policy that may only use it, and a periodic token
+	// with it (examples/homelab/vault/README.md).
+	vaultMountTransit       = api.MountInput{Type: "transit"}
+	vaultUnsealPolicy       = `path "transit/encrypt/drover-vault-unseal" { capabilities = ["update"] }` + "\n" + `path "transit/decrypt/drover-vault-unseal" { capabilities = ["update"] }` + "\n"
+	vaultUnsealTokenRequest = api.TokenCreateRequest{Policies: []string{"drover-vault-unseal"}, NoDefaultPolicy: true, NoParent: true, Period: "24h"}
 )
 
 // getOnce asks http://addr/ once, without retrying: "error: ..." when nothing answers.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -10,7 +11,7 @@ var (
 	deploySchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "compute", Required: true}, {Name: "count"}, {Name: "strategy"}, {Name: "ports"},
-			{Name: "keep_old"}, {Name: "auto_promote"}, {Name: "watch"},
+			{Name: "keep_old"}, {Name: "auto_promote"}, {Name: "watch"}, {Name: "aws_iam_role"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "health", LabelNames: []string{"type"}}, {Type: "cutover", LabelNames: []string{"type"}},
@@ -27,6 +28,9 @@ var (
 		"none": {},
 	}
 )
+
+// iamRoleARN is an IAM role's ARN in any partition, with an optional path.
+var iamRoleARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
 
 // Strategies, health check types and cutover types a deploy block accepts.
 var (
@@ -62,6 +66,10 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	d.duration(c.Attributes, "keep_old", &dep.KeepOld)
 	d.boolean(c.Attributes, "auto_promote", &dep.AutoPromote)
 	d.duration(c.Attributes, "watch", &dep.Watch)
+	if d.str(c.Attributes, "aws_iam_role", &dep.AWSIAMRole) && !iamRoleARN.MatchString(dep.AWSIAMRole) {
+		d.errorf(c.Attributes["aws_iam_role"].Expr.Range(), "Invalid IAM role",
+			"\"aws_iam_role\" is the ARN of the IAM role the instances run as, such as \"arn:aws:iam::123456789012:role/web\", got %q.", dep.AWSIAMRole)
+	}
 
 	var cutovers hcl.Blocks
 	for _, blk := range c.Blocks {

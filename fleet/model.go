@@ -130,7 +130,11 @@ type Deploy struct {
 	KeepOld     time.Duration
 	AutoPromote bool
 	Watch       time.Duration
-	Range       hcl.Range
+	// AWSIAMRole, when set, is the ARN of the IAM role the instances run as (their instance
+	// profile's): they log in to Vault with its aws auth method (iam) by that identity, and no
+	// SecretID is issued or delivered.
+	AWSIAMRole string
+	Range      hcl.Range
 }
 
 // HealthCheck is one readiness check run against every new instance, then through the public name.

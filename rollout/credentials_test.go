@@ -90,3 +90,50 @@ func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T)
 		}
 	}
 }
+
+// Instances of a role with an AWS IAM role get user-data that names the role's aws auth role at the
+// mount and carries no credential: nothing is issued, labelled or revoked, and Vault's aws role is
+// bound to the IAM role.
+func TestAWSRoleInstancesAreDeliveredNothing(t *testing.T) {
+	srv := vaulttest.Start(t)
+	iam := vaulttest.NewIAM(t, map[string]string{"web": "AROAEXAMPLEWEBROLE01"})
+	srv.EnableAWS(t, "aws", iam.URL, vaulttest.NewSTS(t).URL, "vault.lab.example")
+	broker, err := vault.New(&vault.Config{Address: srv.Addr, Token: secrets.Secret(srv.RootToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := "arn:aws:iam::" + vaulttest.Account + ":role/web"
+	issuer := &bootdata.Issuer{Broker: broker, Addr: srv.Addr, IAMServerID: "vault.lab.example",
+		Roles: map[string]bootdata.RoleSecrets{"web": {Files: bootdata.FilesFor("secret/data/web/tls"), AWSIAMRole: arn}}}
+
+	l, _ := deployed(t)
+	l.build("web")
+	c := l.controller(func(o *rollout.Options) { o.Credentials = issuer })
+	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
+	mustRecord(t, rec, err, rollout.Ready)
+	for _, in := range l.running("web")[rec.Image.Identity] {
+		if acc := in.Labels[rollout.LabelCredential]; acc != "" {
+			t.Errorf("instance %s has a credential label %q", in.ID, acc)
+		}
+		ud, err := bootdata.Parse(l.userData[in.ID])
+		if err != nil {
+			t.Fatalf("user-data of %s: %v", in.ID, err)
+		}
+		v := ud.Vault
+		if v == nil || v.Auth != bootdata.AuthAWS || v.AWSRole != "drover-web" || v.Mount() != "aws" || v.IAMServerID != "vault.lab.example" ||
+			v.WrappedSecretID != "" || v.RoleID != "" || len(ud.Secrets) != 1 {
+			t.Errorf("user-data of %s: %s", in.ID, l.userData[in.ID])
+		}
+	}
+	root, _ := api.NewClient(&api.Config{Address: srv.Addr})
+	root.SetToken(srv.RootToken)
+	awsRole, err := root.Logical().Read("auth/aws/role/drover-web")
+	if err != nil || awsRole == nil || fmt.Sprint(awsRole.Data["bound_iam_principal_arn"]) != "["+arn+"]" {
+		t.Fatalf("Vault's aws role drover-web: %v %v", awsRole, err)
+	}
+	if s, _ := root.Logical().List("auth/approle/role"); s != nil {
+		t.Errorf("AppRoles were made: %v", s.Data)
+	}
+	rec, err = c.Abort(t.Context(), "web")
+	mustRecord(t, rec, err, rollout.Aborted)
+}

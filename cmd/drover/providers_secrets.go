@@ -34,7 +34,11 @@ func newCredentials(f *fleet.Fleet) *credentials {
 	roles := map[string]bootdata.RoleSecrets{}
 	for _, r := range f.Roles {
 		if files := secretFiles(r); len(files) > 0 {
-			roles[r.Name] = bootdata.RoleSecrets{Files: files}
+			rs := bootdata.RoleSecrets{Files: files}
+			if r.Deploy != nil {
+				rs.AWSIAMRole = r.Deploy.AWSIAMRole
+			}
+			roles[r.Name] = rs
 		}
 	}
 	if len(roles) == 0 || f.Vault == nil {
@@ -70,7 +74,7 @@ func (c *credentials) issuer() (*bootdata.Issuer, error) {
 			return
 		}
 		addr, from := instanceVaultRoute(c.fleet, cfg.Address)
-		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles, BoundCIDRs: from}
+		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles, BoundCIDRs: from, IAMServerID: cfg.AWSIAMServerID}
 	})
 	return c.iss, c.err
 }

@@ -47,6 +47,13 @@ secret paths, for example:
 (or a file holding it as DROVER_SCAN_VAULT_TOKEN_FILE). Without one the build and the scan read the
 values with VAULT_TOKEN, which may not, and say that the values were not checked.
 
+When a role's deploy block names an aws_iam_role, its instances log in with Vault's aws auth
+method (iam) by their instance profile, nothing is delivered to them, and the policy also manages
+the aws roles drover-ROLE; an operator enables and configures that method once:
+   vault auth enable aws                         # -path=MOUNT when aws_mount is another
+   vault write auth/aws/config/client sts_region=us-east-1 iam_server_id_header_value=vault.example
+(the last one, if set, is the vault block's aws_iam_server_id).
+
 The controller token reads no secret, but whoever holds it can issue a SecretID for a drover role
 and log in as it: keep it as secret as the roles' secrets.
 
@@ -76,6 +83,12 @@ func (a *app) vaultPolicy(c *cli.Context) error {
 		return failed(fmt.Errorf("vault block: unexpected config %T", f.Vault.Config), "")
 	}
 	pol := vault.ControllerPolicy(cfg.AuthMount)
+	for _, r := range f.Roles {
+		if r.Deploy != nil && r.Deploy.AWSIAMRole != "" {
+			pol += vault.AWSControllerPolicy(cfg.AWSMount)
+			break
+		}
+	}
 	if a.json() {
 		writeJSON(a.stdout, map[string]string{"name": vault.ControllerPolicyName, "policy": pol})
 		return nil

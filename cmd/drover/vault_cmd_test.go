@@ -74,6 +74,15 @@ func TestVaultPolicy(t *testing.T) {
 		t.Errorf("JSON %v", out)
 	}
 
+	// A role whose instances log in with the aws auth method: the policy manages its aws role too.
+	awsFleet := homelabFleet(t, exampleVaultAddr, exampleVaultAddr+"\n  aws_mount = \"cloud/aws\"",
+		`keep_old = "15m"`, `keep_old = "15m"`+"\n    aws_iam_role = \"arn:aws:iam::123456789012:role/web\"")
+	code, stdout, stderr = drover(t, nil, "--fleet", awsFleet, "vault", "policy")
+	if code != exitOK || stdout != vault.ControllerPolicy("approle")+vault.AWSControllerPolicy("cloud/aws") ||
+		!strings.Contains(stdout, `path "auth/cloud/aws/role/drover-*"`) {
+		t.Errorf("aws roles: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	// No vault block: nothing to print.
 	noVault := homelabFleet(t, "vault {\n  "+exampleVaultAddr+"\n}\n", "", `secrets = ["kv/data/db/postgres"]`, "")
 	code, stdout, stderr = drover(t, nil, "--fleet", noVault, "vault", "policy")

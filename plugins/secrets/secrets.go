@@ -73,14 +73,26 @@ type RoleSpec struct {
 	// BoundCIDRs, when not empty, are the only networks a SecretID login may come from and the
 	// only networks its token may be used from.
 	BoundCIDRs []netip.Prefix
+	// AWSIAMPrincipal, when set, is the ARN of the IAM role the role's instances run as
+	// ("arn:aws:iam::123456789012:role/web"). Instances then log in with Vault's aws auth method
+	// (iam type) by signing a request with that identity's credentials: EnsureRole makes an aws
+	// auth role instead of an AppRole, nothing is delivered, and IssueSecretID is not used.
+	AWSIAMPrincipal string
 }
 
 // RoleRef names what EnsureRole made. None of it is secret: a RoleID alone logs nobody in.
 type RoleRef struct {
-	RoleID string
-	Mount  string // the AppRole auth mount, such as "approle"
+	RoleID string // empty for MethodAWS
+	Mount  string // the auth mount, such as "approle" or "aws"
 	Policy string // the policy name, such as "drover-web"
+	Method string // MethodAppRole, or MethodAWS when the spec had an AWSIAMPrincipal
 }
+
+// Login methods of a RoleRef.
+const (
+	MethodAppRole = "approle"
+	MethodAWS     = "aws"
+)
 
 // Wrapped is a response-wrapped SecretID as issued to one instance.
 type Wrapped struct {

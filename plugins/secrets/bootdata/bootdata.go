@@ -89,7 +89,27 @@ type Vault struct {
 	// CACert, when set, is the PEM of the CA (or CAs) that signs Vault's certificate; it then is the
 	// only CA drover-boot trusts for Vault. Empty means the system's CAs.
 	CACert string `json:"ca_cert,omitempty"`
+	// Auth is how the instance logs in: AuthAppRole (empty means it) with the wrapped SecretID
+	// above, or AuthAWS: Vault's aws auth method, iam type. The instance then signs an
+	// sts:GetCallerIdentity request with its instance profile's credentials, taken from the
+	// metadata service, and Vault logs it in as AWSRole if that identity is the role's IAM
+	// principal: nothing secret is delivered, so RoleID, WrappedSecretID and CreationPath are empty.
+	Auth string `json:"auth,omitempty"`
+	// AWSRole is the role at the aws auth mount (AuthMount, default "aws"): "drover-<role>".
+	AWSRole string `json:"aws_role,omitempty"`
+	// IAMServerID, when set, is sent as the X-Vault-AWS-IAM-Server-ID header of the signed request
+	// (the mount's iam_server_id_header_value), which makes the request good for this Vault only.
+	IAMServerID string `json:"iam_server_id,omitempty"`
 }
+
+// Login methods of Vault.Auth.
+const (
+	AuthAppRole = "approle"
+	AuthAWS     = "aws"
+)
+
+// DefaultAWSMount is the aws auth mount an empty AuthMount means when Auth is AuthAWS.
+const DefaultAWSMount = "aws"
 
 // SecretFile is one secret drover-boot writes.
 type SecretFile struct {
@@ -149,12 +169,24 @@ func (f SecretFile) OwnerOrDefault() string {
 	return f.Owner
 }
 
-// Mount returns AuthMount, DefaultAuthMount when empty.
+// Mount returns AuthMount; when empty, DefaultAuthMount, or DefaultAWSMount for AuthAWS.
 func (v *Vault) Mount() string {
 	if m := strings.Trim(v.AuthMount, "/"); m != "" {
 		return m
 	}
+	if v.Auth == AuthAWS {
+		return DefaultAWSMount
+	}
 	return DefaultAuthMount
+}
+
+// AWSRoleName is the aws auth role of a drover role: "drover-<role>", like its AppRole and policy.
+func AWSRoleName(role string) string { return "drover-" + role }
+
+// NewAWSVault is the Vault section of an instance that logs in with Vault's aws auth method (iam) at
+// mount as role's aws role; serverID and caPEM may be empty.
+func NewAWSVault(addr, mount, role, serverID, caPEM string) *Vault {
+	return &Vault{Addr: addr, Auth: AuthAWS, AuthMount: mount, AWSRole: AWSRoleName(role), IAMServerID: serverID, CACert: caPEM}
 }
 
 // CreationPath is the creation path of a SecretID wrapped for role at the AppRole mount.
@@ -195,6 +227,9 @@ type wireVault struct {
 	CreationPath    string `json:"creation_path"`
 	AuthMount       string `json:"auth_mount,omitempty"`
 	CACert          string `json:"ca_cert,omitempty"`
+	Auth            string `json:"auth,omitempty"`
+	AWSRole         string `json:"aws_role,omitempty"`
+	IAMServerID     string `json:"iam_server_id,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler. It reveals WrappedSecretID, and only it: the JSON is the
@@ -211,6 +246,9 @@ func (u UserData) MarshalJSON() ([]byte, error) {
 			CreationPath:    v.CreationPath,
 			AuthMount:       v.AuthMount,
 			CACert:          v.CACert,
+			Auth:            v.Auth,
+			AWSRole:         v.AWSRole,
+			IAMServerID:     v.IAMServerID,
 		}
 	}
 	return json.Marshal(w)
@@ -221,7 +259,11 @@ func (u UserData) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "user-data v%d role %s", u.Version, u.Role)
 	if v := u.Vault; v != nil {
-		fmt.Fprintf(&sb, " vault %s role_id %s wrapped_secret_id %s creation_path %s", v.Addr, v.RoleID, secrets.Redacted, v.CreationPath)
+		if v.Auth == AuthAWS {
+			fmt.Fprintf(&sb, " vault %s auth aws role %s", v.Addr, v.AWSRole)
+		} else {
+			fmt.Fprintf(&sb, " vault %s role_id %s wrapped_secret_id %s creation_path %s", v.Addr, v.RoleID, secrets.Redacted, v.CreationPath)
+		}
 	}
 	for _, s := range u.Secrets {
 		fmt.Fprintf(&sb, " secret %s", s.Path)
@@ -350,6 +392,34 @@ func (v *Vault) validate(role string) error {
 	if u, err := url.Parse(v.Addr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return fmt.Errorf("bootdata: vault addr %q: want http(s)://host[:port]", v.Addr)
 	}
+	if !mountRE.MatchString(v.Mount()) {
+		return fmt.Errorf("bootdata: vault auth_mount %q: want letters, digits, '-', '_' and '/'", v.AuthMount)
+	}
+	if v.CACert != "" && !strings.Contains(v.CACert, "-----BEGIN CERTIFICATE-----") {
+		return errors.New("bootdata: vault ca_cert holds no PEM certificate")
+	}
+	switch v.Auth {
+	case "", AuthAppRole:
+		return v.validateAppRole(role)
+	case AuthAWS:
+		if v.RoleID != "" || v.WrappedSecretID != "" || v.CreationPath != "" {
+			return errors.New("bootdata: vault auth aws takes no role_id, wrapped_secret_id or creation_path: nothing is delivered")
+		}
+		if want := AWSRoleName(role); v.AWSRole != want {
+			return fmt.Errorf("bootdata: vault aws_role %q: want %q (role %s)", v.AWSRole, want, role)
+		}
+		if strings.ContainsAny(v.IAMServerID, "\r\n") {
+			return errors.New("bootdata: vault iam_server_id contains a line break")
+		}
+		return nil
+	}
+	return fmt.Errorf("bootdata: vault auth %q: want %q or %q", v.Auth, AuthAppRole, AuthAWS)
+}
+
+func (v *Vault) validateAppRole(role string) error {
+	if v.AWSRole != "" || v.IAMServerID != "" {
+		return errors.New("bootdata: vault aws_role and iam_server_id are for auth aws")
+	}
 	if v.RoleID == "" {
 		return errors.New("bootdata: vault role_id is empty")
 	}
@@ -359,14 +429,8 @@ func (v *Vault) validate(role string) error {
 	if strings.ContainsAny(v.WrappedSecretID.Reveal(), " \t\r\n") {
 		return errors.New("bootdata: vault wrapped_secret_id contains white space")
 	}
-	if !mountRE.MatchString(v.Mount()) {
-		return fmt.Errorf("bootdata: vault auth_mount %q: want letters, digits, '-', '_' and '/'", v.AuthMount)
-	}
 	if want := CreationPath(v.Mount(), role); v.CreationPath != want {
 		return fmt.Errorf("bootdata: vault creation_path %q: want %q (role %s, mount %s)", v.CreationPath, want, role, v.Mount())
-	}
-	if v.CACert != "" && !strings.Contains(v.CACert, "-----BEGIN CERTIFICATE-----") {
-		return errors.New("bootdata: vault ca_cert holds no PEM certificate")
 	}
 	return nil
 }

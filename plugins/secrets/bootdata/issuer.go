@@ -31,6 +31,8 @@ type Issuer struct {
 	// token_bound_cidrs, and each SecretID's own), so a token copied off an instance is useless
 	// elsewhere.
 	BoundCIDRs []netip.Prefix
+	// IAMServerID is the aws auth mount's iam_server_id_header_value, for roles with an AWSIAMRole.
+	IAMServerID string
 
 	mu   sync.Mutex
 	refs map[string]secrets.RoleRef
@@ -42,6 +44,9 @@ type RoleSecrets struct {
 	Files       []SecretFile
 	TokenTTL    time.Duration
 	SecretIDTTL time.Duration
+	// AWSIAMRole, when set, is the ARN of the IAM role the instances run as: they log in with
+	// Vault's aws auth method (iam) by their own AWS identity, and no SecretID is issued.
+	AWSIAMRole string
 }
 
 // FilesFor is the files of a role that lists only paths: each path's fields as one JSON file named
@@ -78,7 +83,11 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 		return ref, nil
 	}
 	r := i.Roles[role]
-	ref, err := i.Broker.EnsureRole(ctx, secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL, BoundCIDRs: i.BoundCIDRs})
+	spec := secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL, BoundCIDRs: i.BoundCIDRs, AWSIAMPrincipal: r.AWSIAMRole}
+	if r.AWSIAMRole != "" {
+		spec.BoundCIDRs = nil // an AWS instance's address is not known before it boots
+	}
+	ref, err := i.Broker.EnsureRole(ctx, spec)
 	if err != nil {
 		return secrets.RoleRef{}, err
 	}
@@ -91,7 +100,8 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 
 // Issue issues a wrapped SecretID for one instance and returns its user-data and the SecretID's
 // accessor (what Revoke takes; it cannot log in). The SecretID's metadata names the instance and
-// its image.
+// its image. A role with an AWSIAMRole gets user-data that names its aws auth role and no
+// credential at all, and an empty accessor: there is nothing to revoke.
 func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byte, string, error) {
 	if !i.Wants(role) {
 		return nil, "", fmt.Errorf("bootdata: role %q declares no secrets", role)
@@ -99,6 +109,10 @@ func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byt
 	ref, err := i.ref(ctx, role)
 	if err != nil {
 		return nil, "", fmt.Errorf("bootdata: role %q: %w", role, err)
+	}
+	if ref.Method == secrets.MethodAWS {
+		b, err := Marshal(UserData{Version: Version, Role: role, Vault: NewAWSVault(i.Addr, ref.Mount, role, i.IAMServerID, i.CACert), Secrets: i.Roles[role].Files})
+		return b, "", err
 	}
 	ttl := i.WrapTTL
 	if ttl <= 0 {
@@ -121,7 +135,11 @@ func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byt
 	return b, w.SecretIDAccessor, nil
 }
 
-// Revoke destroys a SecretID by its accessor; nil when it is already gone (used or expired).
+// Revoke destroys a SecretID by its accessor; nil when it is already gone (used or expired), or when
+// there is none (an aws role's instances).
 func (i *Issuer) Revoke(ctx context.Context, role, accessor string) error {
+	if accessor == "" {
+		return nil
+	}
 	return i.Broker.DestroySecretID(ctx, role, accessor)
 }

@@ -129,7 +129,10 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 		b.roles[spec.Role] = r
 	}
 	r.spec, r.paths = spec, paths
-	return secrets.RoleRef{RoleID: r.roleID, Mount: Mount, Policy: secretsName(spec.Role)}, nil
+	if spec.AWSIAMPrincipal != "" {
+		return secrets.RoleRef{Mount: "aws", Policy: secretsName(spec.Role), Method: secrets.MethodAWS}, nil
+	}
+	return secrets.RoleRef{RoleID: r.roleID, Mount: Mount, Policy: secretsName(spec.Role), Method: secrets.MethodAppRole}, nil
 }
 
 // IssueSecretID implements secrets.Broker.
@@ -151,6 +154,9 @@ func (b *Broker) IssueSecretID(ctx context.Context, roleName string, meta map[st
 	r := b.roles[roleName]
 	if r == nil {
 		return secrets.Wrapped{}, fmt.Errorf("secrets/memory: issue secret-id for role %s: approle %s: %w", roleName, secretsName(roleName), secrets.ErrNotFound)
+	}
+	if r.spec.AWSIAMPrincipal != "" {
+		return secrets.Wrapped{}, fmt.Errorf("secrets/memory: issue secret-id for role %s: it logs in with the aws auth method, not a secret-id", roleName)
 	}
 	now := b.now()
 	ttl := r.spec.SecretIDTTL

@@ -4,6 +4,7 @@ package vault
 
 import (
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/plugins/config"
@@ -16,6 +17,12 @@ type Config struct {
 	AuthMount string `hcl:"approle_mount,optional"`
 	WrapTTL   string `hcl:"wrap_ttl,optional"`
 	CACert    string `hcl:"ca_cert,optional"`
+	// AWSMount is Vault's aws auth mount, for roles whose deploy block names an aws_iam_role; an
+	// operator enables and configures it once (vault auth enable aws; auth/aws/config/client).
+	AWSMount string `hcl:"aws_mount,optional"`
+	// AWSIAMServerID is the mount's iam_server_id_header_value, when the operator set one:
+	// instances send it in their signed request, which then logs in to this Vault only.
+	AWSIAMServerID string `hcl:"aws_iam_server_id,optional"`
 	// Token is the controller's token. ControllerPolicy is what it needs: the drover-* policies
 	// (sys/policies/acl/drover-*), the AppRole mount's role/drover-* paths, and a look at sys/auth.
 	// It should not read any role's secret paths: Values and ReadValues with it fail with a
@@ -47,6 +54,12 @@ func (c *Config) Validate() error {
 	}
 	if !validName(c.AuthMount) {
 		return config.Errorf("approle_mount", "must be a mount path of letters, digits, '-', '_' and '/', got %q", c.AuthMount)
+	}
+	if c.AWSMount != "" && !validName(c.AWSMount) {
+		return config.Errorf("aws_mount", "must be a mount path of letters, digits, '-', '_' and '/', got %q", c.AWSMount)
+	}
+	if strings.ContainsAny(c.AWSIAMServerID, "\r\n") {
+		return config.Errorf("aws_iam_server_id", "must be one line, got %q", c.AWSIAMServerID)
 	}
 	return nil
 }

@@ -31,8 +31,9 @@ const NamePrefix = "drover-"
 // Broker is the secrets.Broker over a Vault server's HTTP API. It is safe for concurrent use.
 type Broker struct {
 	c       *api.Client
-	mount   string        // the AppRole auth mount, without slashes: "approle"
-	wrapTTL time.Duration // IssueSecretID's default
+	mount    string        // the AppRole auth mount, without slashes: "approle"
+	awsMount string        // the aws auth mount, without slashes: "aws"
+	wrapTTL  time.Duration // IssueSecretID's default
 }
 
 var _ secrets.Broker = (*Broker)(nil)
@@ -51,6 +52,7 @@ func New(cfg *Config) (*Broker, error) {
 	if c.WrapTTL == "" {
 		c.WrapTTL = "5m"
 	}
+	c.AWSMount = AWSMountOf(&c)
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("secrets/vault: config: %w", err)
 	}
@@ -88,7 +90,7 @@ func New(cfg *Config) (*Broker, error) {
 	client.SetToken(c.Token.Reveal())
 	// Wrap only what IssueSecretID asks to wrap, whatever VAULT_WRAP_TTL says.
 	client.SetWrappingLookupFunc(func(string, string) string { return "" })
-	return &Broker{c: client, mount: c.AuthMount, wrapTTL: wrapTTL}, nil
+	return &Broker{c: client, mount: c.AuthMount, awsMount: c.AWSMount, wrapTTL: wrapTTL}, nil
 }
 
 // EnsureRole implements secrets.Broker. It also enables the AppRole auth method at the configured
@@ -109,6 +111,9 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 	secretIDTTL, err := ttl(spec.SecretIDTTL, DefaultSecretIDTTL, "secret-id ttl")
 	if err != nil {
 		return secrets.RoleRef{}, fmt.Errorf("secrets/vault: role %s: %w", spec.Role, err)
+	}
+	if spec.AWSIAMPrincipal != "" {
+		return b.ensureAWSRole(ctx, spec, paths, tokenTTL)
 	}
 	if err := b.ensureMount(ctx); err != nil {
 		return secrets.RoleRef{}, err
@@ -142,7 +147,7 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 	if roleID == "" {
 		return secrets.RoleRef{}, fmt.Errorf("secrets/vault: role %s: vault returned no role_id", spec.Role)
 	}
-	return secrets.RoleRef{RoleID: roleID, Mount: b.mount, Policy: name}, nil
+	return secrets.RoleRef{RoleID: roleID, Mount: b.mount, Policy: name, Method: secrets.MethodAppRole}, nil
 }
 
 // ensureMount enables AppRole at b.mount when it is missing. A token that may not list auth methods

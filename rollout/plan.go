@@ -153,9 +153,6 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 		rp.Active, rp.State = active.ID, active.State
 	}
 	rp.Warnings = c.planWarnings(role.Name, dep)
-	if why := raftLimit(dep, serving(active, live)); why != "" && (active == nil || active.State == Promoted) {
-		rp.Warnings = append(rp.Warnings, why)
-	}
 	switch {
 	case img == nil:
 		rp.Action = ActionBlocked
@@ -174,6 +171,9 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 		rp.Action = ActionFirstDeploy
 	default:
 		rp.Action = ActionRollout
+	}
+	if why := raftLimit(dep, serving(active, live)); why != "" {
+		rp.Warnings = append(rp.Warnings, why)
 	}
 	if len(rp.Warnings) > 0 {
 		rp.Action = ActionBlocked

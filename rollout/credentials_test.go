@@ -97,7 +97,7 @@ func TestEachInstanceGetsItsOwnCredentialAndLosesItWithTheInstance(t *testing.T)
 func TestAWSRoleInstancesAreDeliveredNothing(t *testing.T) {
 	srv := vaulttest.Start(t)
 	iam := vaulttest.NewIAM(t, map[string]string{"web": "AROAEXAMPLEWEBROLE01"})
-	srv.EnableAWS(t, "aws", iam.URL, vaulttest.NewSTS(t).URL, "vault.lab.example")
+	srv.EnableAWS(t, "aws", iam.URL, vaulttest.NewSTS(t, nil).URL, "vault.lab.example")
 	broker, err := vault.New(&vault.Config{Address: srv.Addr, Token: secrets.Secret(srv.RootToken)})
 	if err != nil {
 		t.Fatal(err)

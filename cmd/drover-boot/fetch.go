@@ -12,12 +12,16 @@ import (
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 )
 
-// login turns the wrapping token into the instance's Vault token: look the token up and refuse it
-// unless the role's own AppRole created it, unwrap it (once: it is single-use), log in with the
-// RoleID and the SecretID. Only the lookup, which spends nothing, is retried, and only while Vault
-// cannot be reached or answers 5xx (sealed, no leader) or 429, for at most Wait.
+// login logs the instance in to Vault. With the aws auth method (loginAWS) nothing was delivered;
+// otherwise it turns the wrapping token into the instance's Vault token: look the token up and
+// refuse it unless the role's own AppRole created it, unwrap it (once: it is single-use), log in
+// with the RoleID and the SecretID. Only the lookup, which spends nothing, is retried, and only
+// while Vault cannot be reached or answers 5xx (sealed, no leader) or 429, for at most Wait.
 func (b *boot) login(ctx context.Context, vc *vaultClient, ud bootdata.UserData) (vaultToken, error) {
 	v := ud.Vault
+	if v.Auth == bootdata.AuthAWS {
+		return b.loginAWS(ctx, vc, v) // nothing delivered: no wrapping token to look up
+	}
 	look, err := b.lookupWrapping(ctx, vc, v)
 	if err != nil {
 		return vaultToken{}, err

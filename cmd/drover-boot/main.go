@@ -7,6 +7,10 @@
 // /run/drover/status. It then keeps the Vault token alive until SIGTERM and revokes it, or with
 // --oneshot revokes it at once.
 //
+// With "auth": "aws" in the Vault section, nothing secret is delivered: drover-boot instead logs in
+// with Vault's aws auth method (iam type), signing an sts:GetCallerIdentity request with the
+// instance profile's credentials from the EC2 metadata service, and goes on as above.
+//
 // The user-data stays in memory: drover-boot makes no copy of it, so there is none to remove.
 //
 // Any failure is one line on stderr and in the status file, and exit status 1, so units that Require

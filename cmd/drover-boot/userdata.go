@@ -51,7 +51,7 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 		}
 		// drover's lab marks its VMs in fw_cfg: there, fw_cfg is the only source. A lab VM must
 		// never ask 169.254.169.254, which its user-mode network would send out of this machine.
-		if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(p)), labMarker)); err == nil {
+		if b.labVM() {
 			return nil, "fw_cfg (lab)", nil
 		}
 	}
@@ -105,6 +105,15 @@ func readLimited(path string) ([]byte, error) {
 
 // labMarker is the fw_cfg entry (next to user-data) that the lab's qemu provider gives every VM.
 const labMarker = "lab"
+
+// labVM reports whether fw_cfg holds the lab's mark: the machine is a VM of drover's lab.
+func (b *boot) labVM() bool {
+	if b.c.FwCfgPath == none {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(b.c.FwCfgPath)), labMarker))
+	return err == nil
+}
 
 // loadFwCfg loads qemu's fw_cfg sysfs driver when its directory is missing (Debian builds it as a
 // module, and nothing may have loaded it yet). On a machine that is not qemu it loads and finds
@@ -161,30 +170,42 @@ func (b *boot) metadataUserData(ctx context.Context, base string, deadline time.
 // with the GET. A service that does not know the PUT (404, 405) is Vultr's, whose /latest/user-data
 // needs no token. 404 for the user-data itself means the instance has none.
 func (b *boot) imds(ctx context.Context, base string) ([]byte, string, error) {
+	tok, code, err := b.imdsToken(ctx, base)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case code == http.StatusOK:
+		return b.getUserData(ctx, base, tok, "ec2-imdsv2")
+	case code == http.StatusNotFound, code == http.StatusMethodNotAllowed:
+		return b.getUserData(ctx, base, "", "vultr")
+	}
+	return nil, "", fmt.Errorf("metadata service %s: PUT /latest/api/token: %d %s", base, code, http.StatusText(code))
+}
+
+// imdsToken is PUT /latest/api/token: an IMDSv2 session token when the service answers 200, and the
+// status it answered either way. The token goes to the scrubber.
+func (b *boot) imdsToken(ctx context.Context, base string) (secrets.Secret, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/latest/api/token", nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("metadata service %s: %w", base, err)
+		return "", 0, fmt.Errorf("metadata service %s: %w", base, err)
 	}
 	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
 	resp, err := metadataClient.Do(req)
 	if err != nil {
-		return nil, "", &transportError{err}
+		return "", 0, &transportError{err}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		tok := secrets.Secret(strings.TrimSpace(string(body)))
-		clear(body)
-		if tok == "" {
-			return nil, "", fmt.Errorf("metadata service %s: PUT /latest/api/token returned no token", base)
-		}
-		b.scrub.add(tok)
-		return b.getUserData(ctx, base, tok, "ec2-imdsv2")
-	case http.StatusNotFound, http.StatusMethodNotAllowed:
-		return b.getUserData(ctx, base, "", "vultr")
+	if resp.StatusCode != http.StatusOK {
+		return "", resp.StatusCode, nil
 	}
-	return nil, "", fmt.Errorf("metadata service %s: PUT /latest/api/token: %s", base, resp.Status)
+	tok := secrets.Secret(strings.TrimSpace(string(body)))
+	clear(body)
+	if tok == "" {
+		return "", 0, fmt.Errorf("metadata service %s: PUT /latest/api/token returned no token", base)
+	}
+	b.scrub.add(tok)
+	return tok, resp.StatusCode, nil
 }
 
 func (b *boot) getUserData(ctx context.Context, base string, tok secrets.Secret, src string) ([]byte, string, error) {

@@ -202,9 +202,13 @@ type authAnswer struct {
 
 // login is POST auth/<mount>/login with the RoleID and the SecretID.
 func (c *vaultClient) login(ctx context.Context, mount, roleID string, secretID secrets.Secret) (vaultToken, error) {
+	return c.loginWith(ctx, mount, map[string]string{"role_id": roleID, "secret_id": secretID.Reveal()})
+}
+
+// loginWith is POST auth/<mount>/login with body, whatever the auth method: the token it answers.
+func (c *vaultClient) loginWith(ctx context.Context, mount string, body map[string]string) (vaultToken, error) {
 	var out authAnswer
 	start := time.Now()
-	body := map[string]string{"role_id": roleID, "secret_id": secretID.Reveal()}
 	if err := c.call(ctx, http.MethodPost, "auth/"+mount+"/login", "", body, &out); err != nil {
 		return vaultToken{}, err
 	}

@@ -2,7 +2,6 @@ package vault_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -21,7 +20,7 @@ const webRoleARN = "arn:aws:iam::" + vaulttest.Account + ":role/drover-web"
 func TestEnsureRoleWithAnAWSPrincipal(t *testing.T) {
 	e := setup(t)
 	iam := vaulttest.NewIAM(t, map[string]string{"drover-web": "AROAEXAMPLEWEBROLE01"})
-	sts := vaulttest.NewSTS(t)
+	sts := vaulttest.NewSTS(t, nil)
 	e.srv.EnableAWS(t, "aws", iam.URL, sts.URL, "")
 	if err := e.root.Sys().PutPolicy(vault.ControllerPolicyName, vault.ControllerPolicy("approle")+vault.AWSControllerPolicy("")); err != nil {
 		t.Fatal(err)
@@ -52,8 +51,8 @@ func TestEnsureRoleWithAnAWSPrincipal(t *testing.T) {
 	if want := "iam [" + webRoleARN + "] [AROAEXAMPLEWEBROLE01] [drover-web]"; got != want {
 		t.Errorf("aws role drover-web: %s, want %s", got, want)
 	}
-	if answered, rejected := sts.Counts(); !slices.Contains(iam.Calls(), "GetRole") || answered == 0 || rejected != 0 {
-		t.Errorf("Vault never resolved the principal: IAM calls %v, STS answered %d, refused %d", iam.Calls(), answered, rejected)
+	if r := iam.Requests(); len(r) == 0 || r[0].Action != "GetRole" || !r[0].Verified || len(sts.Requests()) == 0 || !sts.Requests()[0].Verified {
+		t.Errorf("Vault never resolved the principal: IAM %v, STS %v", r, sts.Requests())
 	}
 	if s, _ := e.root.Logical().Read("auth/approle/role/drover-web"); s != nil {
 		t.Errorf("an AppRole was made too: %v", s.Data)

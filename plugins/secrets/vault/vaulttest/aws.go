@@ -2,107 +2,69 @@ package vaulttest
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// IAM is a fake of the AWS IAM Query API that answers GetRole, the one IAM call Vault's aws auth
-// method makes for drover: when a role binding an IAM role ARN is written, Vault resolves the ARN to
-// the role's unique ID (resolve_aws_unique_ids) with the mount's own credentials, and later compares
-// it with the unique ID STS reports for a login. It listens on 127.0.0.1 only.
-type IAM struct {
-	URL string
+// The fakes of this file stand in for the AWS APIs Vault's aws auth method calls: STS
+// (GetCallerIdentity) and IAM (GetRole). They check SigV4 signatures the way AWS does, by signing
+// the request they got again with the secret key they know, so a request Vault altered on the way,
+// or signed with another key, is refused. They listen on 127.0.0.1 only (httptest's default), which
+// each constructor checks.
 
-	mu    sync.Mutex
-	roles map[string]string // role name -> unique ID (AROA...)
-	calls []string          // the actions asked, in order
-}
-
-// Calls are the actions the fake was asked, in order.
-func (f *IAM) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
-
-// NewIAM starts a fake IAM that knows roles (name -> unique ID), stopped when the test ends.
-func NewIAM(t testing.TB, roles map[string]string) *IAM {
-	t.Helper()
-	f := &IAM{roles: roles}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
-	return f
-}
-
-func (f *IAM) serve(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		http.Error(w, "want a form POST", http.StatusBadRequest)
-		return
-	}
-	action, name := r.PostForm.Get("Action"), r.PostForm.Get("RoleName")
-	f.mu.Lock()
-	f.calls = append(f.calls, action)
-	id, ok := f.roles[name]
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "text/xml")
-	switch {
-	case action != "GetRole":
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, iamError, "InvalidAction", "Sender", "the fake IAM answers GetRole only, not "+action)
-	case r.Header.Get("Authorization") == "":
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprintf(w, iamError, "MissingAuthenticationToken", "Sender", "Request is missing Authentication Token")
-	case !ok:
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, iamError, "NoSuchEntity", "Sender", "The role with name "+name+" cannot be found.")
-	default:
-		fmt.Fprintf(w, getRoleResponse, "/", name, id, "arn:aws:iam::"+Account+":role/"+name)
-	}
-}
-
-// Account is the AWS account of the fakes' principals.
+// Account is the AWS account of every principal the fakes know.
 const Account = "123456789012"
 
-// https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html
-const getRoleResponse = `<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
-  <GetRoleResult>
-    <Role>
-      <Path>%s</Path>
-      <RoleName>%s</RoleName>
-      <RoleId>%s</RoleId>
-      <Arn>%s</Arn>
-      <CreateDate>2026-01-01T00:00:00Z</CreateDate>
-      <AssumeRolePolicyDocument>%%7B%%7D</AssumeRolePolicyDocument>
-      <MaxSessionDuration>3600</MaxSessionDuration>
-    </Role>
-  </GetRoleResult>
-  <ResponseMetadata><RequestId>df37e965-9967-11e1-a4c3-270EXAMPLE04</RequestId></ResponseMetadata>
-</GetRoleResponse>`
-
-const iamError = `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
-  <Error><Code>%s</Code><Type>%s</Type><Message>%s</Message></Error>
-  <RequestId>df37e965-9967-11e1-a4c3-270EXAMPLE04</RequestId>
-</ErrorResponse>`
-
-// The aws mount's own credentials, which the fake STS knows.
+// The aws mount's own IAM user keys (EnableAWS configures them; the fakes know them): Vault calls STS
+// with them to learn its account, and IAM to resolve a role's ARN to its unique ID.
 const (
-	mountAccessKey = "AKIAVAULTMOUNTEXAMPLE"
-	mountSecretKey = "vault-mount-secret-key-example"
+	MountAccessKey = "AKIAEXAMPLEVAULT0001"
+	mountSecretKey = "vault-mount-secret-key-example-0001"
 )
 
+// AWSIdentity is one set of credentials AWS knows, and who they are.
+type AWSIdentity struct {
+	SecretKey    string
+	SessionToken string // the session token temporary credentials must carry; empty for an IAM user's keys
+	Arn          string // what GetCallerIdentity answers
+	UserID       string
+}
+
+var mountIdentity = AWSIdentity{SecretKey: mountSecretKey, Arn: "arn:aws:iam::" + Account + ":user/vault-lab", UserID: "AIDAEXAMPLEVAULTUSER"}
+
+func loopbackOnly(t testing.TB, s *httptest.Server) {
+	t.Helper()
+	if a := s.Listener.Addr().String(); !strings.HasPrefix(a, "127.0.0.1:") {
+		t.Fatalf("vaulttest: a fake listens on %s, not on 127.0.0.1 only", a)
+	}
+}
+
 // EnableAWS enables Vault's aws auth method at mount and configures its client as an operator
-// would: its own (fake) credentials, iamURL and stsURL as the IAM and STS endpoints, and serverID,
-// when not empty, as the iam_server_id_header_value logins must carry.
+// would: its own IAM user keys (MountAccessKey), iamURL and stsURL as the IAM and STS endpoints, and
+// serverID, when not empty, as the iam_server_id_header_value logins must carry.
 func (s *Server) EnableAWS(t testing.TB, mount, iamURL, stsURL, serverID string) {
 	t.Helper()
 	s.root(t, http.MethodPost, "sys/auth/"+mount, map[string]any{"type": "aws"})
 	cfg := map[string]any{
-		"access_key": mountAccessKey, "secret_key": mountSecretKey,
+		"access_key": MountAccessKey, "secret_key": mountSecretKey,
 		"iam_endpoint": iamURL, "sts_endpoint": stsURL, "sts_region": "us-east-1", "max_retries": 0,
 	}
 	if serverID != "" {
@@ -126,8 +88,217 @@ func (s *Server) root(t testing.TB, method, path string, body any) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		var out bytes.Buffer
-		_, _ = out.ReadFrom(resp.Body)
-		t.Fatalf("vaulttest: %s %s: %s: %s", method, path, resp.Status, out.String())
+		out, _ := io.ReadAll(resp.Body)
+		t.Fatalf("vaulttest: %s %s: %s: %s", method, path, resp.Status, out)
 	}
+}
+
+// AWSAPI is a fake of one AWS Query API (STS or IAM): a form POST signed with SigV4 by one of the
+// known identities, answered by handle when the signature holds.
+type AWSAPI struct {
+	*httptest.Server
+	service    string
+	identities map[string]AWSIdentity // access key ID -> identity
+	handle     func(w http.ResponseWriter, id AWSIdentity, form url.Values)
+
+	mu   sync.Mutex
+	seen []AWSRequest
+}
+
+// AWSRequest is what a fake got, for the tests to look at.
+type AWSRequest struct {
+	Host, Path, Action, KeyID string
+	SignedHeaders             []string
+	Header                    http.Header
+	Verified                  bool
+}
+
+// String is s without its headers, which hold credentials: test output is output too.
+func (s AWSRequest) String() string {
+	return fmt.Sprintf("{%s %s%s %s signed %s verified %v}", s.Action, s.Host, s.Path, s.KeyID, strings.Join(s.SignedHeaders, ";"), s.Verified)
+}
+
+func newAWSAPI(t testing.TB, service string, ids map[string]AWSIdentity, handle func(http.ResponseWriter, AWSIdentity, url.Values)) *AWSAPI {
+	t.Helper()
+	a := &AWSAPI{service: service, identities: ids, handle: handle}
+	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.Close)
+	loopbackOnly(t, a.Server)
+	return a
+}
+
+func (a *AWSAPI) Requests() []AWSRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.seen)
+}
+
+var authzRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
+
+func (a *AWSAPI) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	form, err := url.ParseQuery(string(body))
+	if r.Method != http.MethodPost || err != nil {
+		a.fail(w, http.StatusBadRequest, "MalformedQueryString", "want a form POST")
+		return
+	}
+	seen := AWSRequest{Host: r.Host, Path: r.URL.Path, Action: form.Get("Action"), Header: r.Header.Clone()}
+	code, msg, id := a.verify(r, body, &seen)
+	seen.Verified = code == ""
+	a.mu.Lock()
+	a.seen = append(a.seen, seen)
+	a.mu.Unlock()
+	switch {
+	case code == "SignatureDoesNotMatch", code == "IncompleteSignature", code == "InvalidClientTokenId", code == "RequestExpired":
+		a.fail(w, http.StatusForbidden, code, msg)
+	case code != "":
+		a.fail(w, http.StatusBadRequest, code, msg)
+	default:
+		a.handle(w, id, form)
+	}
+}
+
+// verify checks r's SigV4 signature as AWS does: the credential scope, the session token of
+// temporary credentials, the time, and the signature computed again over the request as received,
+// Host and all. Like AWS for every service but S3, it normalizes the path first: Vault sends
+// endpoint + "/" + the signed URL's path, "//".
+func (a *AWSAPI) verify(r *http.Request, body []byte, seen *AWSRequest) (code, msg string, id AWSIdentity) {
+	m := authzRE.FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
+		return "IncompleteSignature", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters", id
+	}
+	keyID, date, region, service, signed := m[1], m[2], m[3], m[4], strings.Split(m[5], ";")
+	seen.KeyID, seen.SignedHeaders = keyID, signed
+	id, ok := a.identities[keyID]
+	if !ok {
+		return "InvalidClientTokenId", "The security token included in the request is invalid.", id
+	}
+	if service != a.service || (a.service == "sts" && region != "us-east-1") {
+		return "SignatureDoesNotMatch", "Credential should be scoped to a valid region and service " + a.service + ".", id
+	}
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil || at.Format("20060102") != date {
+		return "IncompleteSignature", "Date must be in ISO-8601 'basic format'.", id
+	}
+	if d := time.Since(at); d > 15*time.Minute || d < -15*time.Minute {
+		return "RequestExpired", "Request has expired.", id
+	}
+	if id.SessionToken != "" && (r.Header.Get("X-Amz-Security-Token") != id.SessionToken || !slices.Contains(signed, "x-amz-security-token")) {
+		return "InvalidClientTokenId", "The security token included in the request is invalid.", id
+	}
+	again, _ := http.NewRequest(r.Method, "https://"+r.Host+path.Clean("/"+r.URL.Path), bytes.NewReader(body))
+	again.ContentLength = 0
+	for _, h := range signed {
+		switch h {
+		case "host":
+		case "content-length":
+			again.ContentLength = int64(len(body))
+		default:
+			again.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+		}
+	}
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: id.SecretKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hex.EncodeToString(sum[:]), service, region, at); err != nil {
+		return "InternalFailure", err.Error(), id
+	}
+	if again.Header.Get("Authorization") != r.Header.Get("Authorization") {
+		return "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.", id
+	}
+	return "", "", id
+}
+
+// fail answers an AWS Query API error document.
+func (a *AWSAPI) fail(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<ErrorResponse xmlns="https://%s.amazonaws.com/doc/%s/">
+  <Error>
+    <Type>Sender</Type>
+    <Code>%s</Code>
+    <Message>%s</Message>
+  </Error>
+  <RequestId>4fa4e3b1-0f6c-4a5e-9d3c-6b1e2a7f8c90</RequestId>
+</ErrorResponse>
+`, a.service, map[string]string{"sts": "2011-06-15", "iam": "2010-05-08"}[a.service], code, xmlEscape(msg))
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// NewSTS answers GetCallerIdentity (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)
+// with the identity whose credentials signed the request: ids (access key ID -> identity) and the
+// mount's own keys.
+func NewSTS(t testing.TB, ids map[string]AWSIdentity) *AWSAPI {
+	ids = withMount(ids)
+	var a *AWSAPI
+	a = newAWSAPI(t, "sts", ids, func(w http.ResponseWriter, id AWSIdentity, form url.Values) {
+		if form.Get("Action") != "GetCallerIdentity" || form.Get("Version") != "2011-06-15" {
+			a.fail(w, http.StatusBadRequest, "InvalidAction", "Could not find operation "+form.Get("Action")+" for version "+form.Get("Version"))
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>%s</Arn>
+    <UserId>%s</UserId>
+    <Account>%s</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata>
+    <RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId>
+  </ResponseMetadata>
+</GetCallerIdentityResponse>
+`, id.Arn, id.UserID, Account)
+	})
+	return a
+}
+
+// NewIAM answers GetRole (https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html)
+// for the roles it knows (name -> unique ID), to the mount's own keys.
+func NewIAM(t testing.TB, roles map[string]string) *AWSAPI {
+	ids := withMount(nil)
+	var a *AWSAPI
+	a = newAWSAPI(t, "iam", ids, func(w http.ResponseWriter, _ AWSIdentity, form url.Values) {
+		name := form.Get("RoleName")
+		roleID, ok := roles[name]
+		switch {
+		case form.Get("Action") != "GetRole":
+			a.fail(w, http.StatusBadRequest, "InvalidAction", "Could not find operation "+form.Get("Action"))
+			return
+		case !ok:
+			a.fail(w, http.StatusNotFound, "NoSuchEntity", "The role with name "+name+" cannot be found.")
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+  <GetRoleResult>
+    <Role>
+      <Path>/</Path>
+      <RoleName>%s</RoleName>
+      <RoleId>%s</RoleId>
+      <Arn>arn:aws:iam::%s:role/%s</Arn>
+      <CreateDate>2026-01-01T00:00:00Z</CreateDate>
+      <AssumeRolePolicyDocument>%%7B%%22Version%%22%%3A%%222012-10-17%%22%%7D</AssumeRolePolicyDocument>
+      <MaxSessionDuration>3600</MaxSessionDuration>
+    </Role>
+  </GetRoleResult>
+  <ResponseMetadata>
+    <RequestId>df37e965-9967-11e1-a4c3-270EXAMPLE04</RequestId>
+  </ResponseMetadata>
+</GetRoleResponse>
+`, name, roleID, Account, name)
+	})
+	return a
+}
+
+// withMount is ids and the aws mount's own keys.
+func withMount(ids map[string]AWSIdentity) map[string]AWSIdentity {
+	out := map[string]AWSIdentity{MountAccessKey: mountIdentity}
+	for k, v := range ids {
+		out[k] = v
+	}
+	return out
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
 )
 
@@ -34,6 +36,7 @@ const (
 type awsLab struct {
 	*lab
 	sts, iam *vaulttest.AWSAPI
+	issuer   *bootdata.Issuer
 }
 
 func newAWSLab(t *testing.T) *awsLab {
@@ -51,14 +54,18 @@ func newAWSLab(t *testing.T) *awsLab {
 	}
 	l.root(http.MethodPost, "sys/mounts/kv", map[string]any{"type": "kv", "options": map[string]any{"version": "2"}}, nil)
 	l.root(http.MethodPost, "kv/data/web/tls", map[string]any{"data": map[string]any{"key": tlsKey, "cert": tlsCert}}, nil)
-	l.root(http.MethodPut, "sys/policies/acl/drover-web", map[string]any{"policy": `path "kv/data/web/tls" { capabilities = ["read"] }`}, nil)
 	l.srv.EnableAWS(t, "aws", a.iam.URL, a.sts.URL, serverID)
-	l.root(http.MethodPost, "auth/aws/role/drover-web", map[string]any{
-		"auth_type":               "iam",
-		"bound_iam_principal_arn": []string{"arn:aws:iam::" + vaulttest.Account + ":role/drover-web"},
-		"token_policies":          []string{"drover-web"},
-		"token_ttl":               "1h",
-	}, nil)
+	// The controller's side, as a rollout does it: the broker makes the policy and the aws role
+	// drover-web bound to the IAM role, and the issuer gives each instance its user-data.
+	b, err := vault.New(&vault.Config{Address: l.srv.Addr, Token: secrets.Secret(l.srv.RootToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.issuer = &bootdata.Issuer{Broker: b, Addr: l.srv.Addr, IAMServerID: serverID, Roles: map[string]bootdata.RoleSecrets{"web": {
+		AWSIAMRole: "arn:aws:iam::" + vaulttest.Account + ":role/drover-web",
+		Files: []bootdata.SecretFile{{Path: "kv/data/web/tls", Field: "key", Name: "tls.key"},
+			{Path: "kv/data/web/tls", Field: "cert", Name: "tls.crt", Owner: "0:0", Mode: 0o440}}}}}
+	a.userData(serverID) // the first instance: the role is made
 	// Vault resolved the role's ARN to its unique ID, with its own keys, through the fake IAM.
 	var role struct {
 		Data struct {
@@ -75,12 +82,25 @@ func newAWSLab(t *testing.T) *awsLab {
 	return a
 }
 
-// userData is the user-data of a web instance that logs in with the aws auth method.
+// userData is the user-data the controller gives a web instance that logs in with the aws auth
+// method, its iam_server_id replaced when iamServerID differs from the mount's.
 func (a *awsLab) userData(iamServerID string) []byte {
-	return fmt.Appendf(nil, `{"version":1,"role":"web",
-		"vault":{"addr":%q,"auth":"aws","aws_role":"drover-web","iam_server_id":%q},
-		"secrets":[{"path":"kv/data/web/tls","field":"key","name":"tls.key"},
-		           {"path":"kv/data/web/tls","field":"cert","name":"tls.crt","owner":"0:0","mode":"0440"}]}`, a.srv.Addr, iamServerID)
+	a.t.Helper()
+	ud, acc, err := a.issuer.Issue(a.t.Context(), "web", "web-1", "sha256:test")
+	if err != nil || acc != "" {
+		a.t.Fatalf("issuing web's user-data: accessor %q, %v", acc, err)
+	}
+	if iamServerID != serverID {
+		u, err := bootdata.Parse(ud)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		u.Vault.IAMServerID = iamServerID
+		if ud, err = bootdata.Marshal(u); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	return ud
 }
 
 // machine is a web instance with user-data that says auth aws, whose metadata service serves creds

@@ -24,11 +24,11 @@ import (
 // under TCG on a busy machine.
 const httpDeadline = 5 * time.Minute
 
-// TestBootNginx boots two instances of a real image, one of them isolated
+// TestE2EBootNginx boots two instances of a real image, one of them isolated
 // (restrict=on), sees nginx answer on each instance's own loopback address
 // with the user-data it got through fw_cfg, finds them again from a new
 // Provider value and terminates them.
-func TestBootNginx(t *testing.T) {
+func TestE2EBootNginx(t *testing.T) {
 	img := disktest.LabImage(t)
 	state := t.TempDir()
 	killAll(t, state)

@@ -14,10 +14,10 @@ import (
 	"github.com/drover-dev/drover/plugins/config"
 )
 
-// TestContract runs the compute contract suite against real qemu processes.
+// TestE2EContract runs the compute contract suite against real qemu processes.
 // The image is a blank disk under SeaBIOS: the suite needs VMs, not guests,
 // and a firmware that finds nothing to boot costs next to no CPU.
-func TestContract(t *testing.T) {
+func TestE2EContract(t *testing.T) {
 	blank := filepath.Join(t.TempDir(), "blank.raw")
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)

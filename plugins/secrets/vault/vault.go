@@ -30,7 +30,7 @@ const NamePrefix = "drover-"
 
 // Broker is the secrets.Broker over a Vault server's HTTP API. It is safe for concurrent use.
 type Broker struct {
-	c       *api.Client
+	c        *api.Client
 	mount    string        // the AppRole auth mount, without slashes: "approle"
 	awsMount string        // the aws auth mount, without slashes: "aws"
 	wrapTTL  time.Duration // IssueSecretID's default

@@ -21,23 +21,16 @@ type decoder struct {
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
-	r := rng
-	d.diags = append(d.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(format, args...),
-		Subject:  &r,
-	})
+	d.add(hcl.DiagError, rng, summary, fmt.Sprintf(format, args...))
 }
 
+// warnf records a problem that does not make the fleet invalid.
 func (d *decoder) warnf(rng hcl.Range, summary, format string, args ...any) {
-	r := rng
-	d.diags = append(d.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagWarning,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(format, args...),
-		Subject:  &r,
-	})
+	d.add(hcl.DiagWarning, rng, summary, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) add(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, detail string) {
+	d.diags = append(d.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: detail, Subject: &rng})
 }
 
 // content decodes a body against a schema; unknown attributes and blocks become diagnostics.

@@ -30,6 +30,8 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/secrets/vault"
+	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
 )
 
 // webTLS is a self-signed certificate and its key for www.lab.example and the failover address.
@@ -89,6 +91,29 @@ func randomPassword(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return "pw-" + hex.EncodeToString(b)
+}
+
+// startLabVault starts a real Vault dev server as the operator's one-time setup leaves it: KV
+// version 2 at kv/, AppRole enabled, and a controller token with only drover vault policy's policy.
+// It returns the server, a root client and the controller's token.
+func startLabVault(t *testing.T) (*vaulttest.Server, *api.Client, string) {
+	t.Helper()
+	srv := vaulttest.Start(t)
+	root := vaultAs(t, srv.Addr, srv.RootToken)
+	if err := root.Sys().Mount("kv", &vaultMountKV2); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().EnableAuthWithOptions("approle", &vaultAuthAppRole); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy(vault.ControllerPolicyName, vault.ControllerPolicy("approle")); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := root.Auth().Token().Create(&vaultTokenRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, root, ct.Auth.ClientToken
 }
 
 // vaultAs is a Vault client with token.

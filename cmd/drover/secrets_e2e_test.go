@@ -17,7 +17,6 @@ import (
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
-	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
 )
 
 // TestE2ESecrets rolls out a web role whose TLS key, certificate and basic-auth password come from
@@ -31,23 +30,7 @@ func TestE2ESecrets(t *testing.T) {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
 	ctx := context.Background()
-	srv := vaulttest.Start(t)
-	root := vaultAs(t, srv.Addr, srv.RootToken)
-	if err := root.Sys().Mount("kv", &vaultMountKV2); err != nil {
-		t.Fatal(err)
-	}
-	// The operator's one-time setup: the AppRole method, and the controller's token.
-	if err := root.Sys().EnableAuthWithOptions("approle", &vaultAuthAppRole); err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("drover-controller", vault.ControllerPolicy("approle")); err != nil {
-		t.Fatal(err)
-	}
-	ct, err := root.Auth().Token().Create(&vaultTokenRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	controllerToken := ct.Auth.ClientToken
+	srv, root, controllerToken := startLabVault(t)
 
 	addr := "127.0.0.124" // a failover address of this test's own
 	certs := newWebTLS(t, addr)

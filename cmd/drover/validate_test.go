@@ -34,52 +34,72 @@ func TestValidateGolden(t *testing.T) {
 		t.Fatalf("want at least 25 bad inputs, found %d (%v)", len(files), err)
 	}
 	for _, path := range files {
-		name := strings.TrimSuffix(filepath.Base(path), ".hcl")
-		t.Run(name, func(t *testing.T) {
-			code, _, stderr := drover(t, nil, "--fleet", path, "validate")
-			if code != exitUsage {
-				t.Errorf("exit code %d, want %d", code, exitUsage)
-			}
-			golden := strings.TrimSuffix(path, ".hcl") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/drover -run TestValidateGolden -update to create it)", err)
-			}
-			if stderr != string(want) {
-				t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
-			}
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".hcl"), func(t *testing.T) { checkGoldenDiagnostics(t, path, exitUsage, "error") })
+	}
+}
 
-			code, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
-			if code != exitUsage {
-				t.Errorf("json: exit code %d, want %d", code, exitUsage)
-			}
-			var out struct {
-				OK          bool `json:"ok"`
-				Diagnostics []struct {
-					File         string
-					Line, Column int
-				} `json:"diagnostics"`
-			}
-			if err := json.Unmarshal([]byte(stdout), &out); err != nil {
-				t.Fatalf("json output: %v\n%s", err, stdout)
-			}
-			var got []string
-			for _, d := range out.Diagnostics {
-				if d.File != path {
-					t.Errorf("diagnostic in file %q, want %q", d.File, path)
-				}
-				got = append(got, posString(d.Line, d.Column))
-			}
-			sort.Strings(got)
-			if exp := expectedPositions(t, path); strings.Join(got, " ") != strings.Join(exp, " ") {
-				t.Errorf("diagnostics at %v, want %v", got, exp)
-			}
-		})
+// TestValidateWarningsGolden runs drover validate on fleets under testdata/validate/warnings: valid
+// (exit 0) with exactly the golden warnings, at the positions the first line names.
+func TestValidateWarningsGolden(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/validate/warnings/*.hcl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fleets with warnings (%v)", err)
+	}
+	for _, path := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".hcl"), func(t *testing.T) { checkGoldenDiagnostics(t, path, exitOK, "warning") })
+	}
+}
+
+// checkGoldenDiagnostics runs drover validate on path in text and in JSON: the exit code is code,
+// the text is path's .golden file (-update rewrites it), and the JSON's diagnostics are all of
+// severity, in path, at the positions its first line names.
+func checkGoldenDiagnostics(t *testing.T, path string, code int, severity string) {
+	got, _, stderr := drover(t, nil, "--fleet", path, "validate")
+	if got != code {
+		t.Errorf("exit code %d, want %d", got, code)
+	}
+	golden := strings.TrimSuffix(path, ".hcl") + ".golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/drover -run TestValidate -update to create it)", err)
+	}
+	if stderr != string(want) {
+		t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
+	}
+
+	got, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
+	if got != code {
+		t.Errorf("json: exit code %d, want %d", got, code)
+	}
+	var out struct {
+		OK          bool `json:"ok"`
+		Diagnostics []struct {
+			Severity     string
+			File         string
+			Line, Column int
+		} `json:"diagnostics"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("json output: %v\n%s", err, stdout)
+	}
+	if out.OK != (code == exitOK) {
+		t.Errorf("json ok %v with exit %d", out.OK, code)
+	}
+	var at []string
+	for _, d := range out.Diagnostics {
+		if d.File != path || d.Severity != severity {
+			t.Errorf("a diagnostic of severity %q in file %q, want %q in %q", d.Severity, d.File, severity, path)
+		}
+		at = append(at, posString(d.Line, d.Column))
+	}
+	sort.Strings(at)
+	if exp := expectedPositions(t, path); strings.Join(at, " ") != strings.Join(exp, " ") {
+		t.Errorf("diagnostics at %v, want %v", at, exp)
 	}
 }
 
@@ -145,58 +165,5 @@ func TestValidateBrokenExampleCopy(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "drover: "+path+" is not valid: ") || !strings.Contains(stderr, "(hint: ") {
 		t.Errorf("stderr lacks the one-line reason and hint:\n%s", stderr)
-	}
-}
-
-// TestValidateWarningsGolden runs drover validate on fleets under testdata/validate/warnings: valid
-// (exit 0) with exactly the golden warnings, at the positions the first line names.
-func TestValidateWarningsGolden(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/validate/warnings/*.hcl")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fleets with warnings (%v)", err)
-	}
-	for _, path := range files {
-		name := strings.TrimSuffix(filepath.Base(path), ".hcl")
-		t.Run(name, func(t *testing.T) {
-			code, _, stderr := drover(t, nil, "--fleet", path, "validate")
-			if code != exitOK {
-				t.Errorf("exit code %d, want %d\n%s", code, exitOK, stderr)
-			}
-			golden := strings.TrimSuffix(path, ".hcl") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/drover -run TestValidateWarningsGolden -update to create it)", err)
-			}
-			if stderr != string(want) {
-				t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
-			}
-			code, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
-			var out struct {
-				OK          bool `json:"ok"`
-				Diagnostics []struct {
-					Severity     string
-					Line, Column int
-				} `json:"diagnostics"`
-			}
-			if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != exitOK || !out.OK {
-				t.Fatalf("json: exit %d, %v\n%s", code, err, stdout)
-			}
-			var got []string
-			for _, d := range out.Diagnostics {
-				if d.Severity != "warning" {
-					t.Errorf("severity %q", d.Severity)
-				}
-				got = append(got, posString(d.Line, d.Column))
-			}
-			sort.Strings(got)
-			if exp := expectedPositions(t, path); strings.Join(got, " ") != strings.Join(exp, " ") {
-				t.Errorf("warnings at %v, want %v", got, exp)
-			}
-		})
 	}
 }

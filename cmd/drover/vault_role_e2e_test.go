@@ -18,8 +18,6 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
-	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
 )
 
 // TestE2EVaultRole deploys the vault role of examples/homelab on the lab: a Vault server image with
@@ -32,21 +30,7 @@ func TestE2EVaultRole(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
-	srv := vaulttest.Start(t)
-	root := vaultAs(t, srv.Addr, srv.RootToken)
-	if err := root.Sys().Mount("kv", &vaultMountKV2); err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().EnableAuthWithOptions("approle", &vaultAuthAppRole); err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("drover-controller", vault.ControllerPolicy("approle")); err != nil {
-		t.Fatal(err)
-	}
-	ct, err := root.Auth().Token().Create(&vaultTokenRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, root, controllerToken := startLabVault(t)
 	// The operator's one-time transit setup (examples/homelab/vault/README.md): a key, a policy
 	// that may only use it, a periodic token with that policy, kept in KV for the vault role.
 	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {
@@ -88,7 +72,7 @@ func TestE2EVaultRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { terminateAll(t, lab) })
-	env := []string{"VAULT_TOKEN=" + ct.Auth.ClientToken, "DROVER_VAR_vault_binary=" + srv.Bin}
+	env := []string{"VAULT_TOKEN=" + controllerToken, "DROVER_VAR_vault_binary=" + srv.Bin}
 	var outputs []string
 	run := func(args ...string) result {
 		t.Helper()

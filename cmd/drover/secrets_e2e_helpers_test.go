@@ -230,7 +230,9 @@ func grepTree(t *testing.T, dir string, needles map[string]string) []leak {
 	t.Helper()
 	var out []leak
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
+		// A qcow2 image is converted from the raw disk beside it (which is read): it holds nothing
+		// the raw one does not, and reading both doubles the largest part of the grep.
+		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, ".qcow2") && fileExists(strings.TrimSuffix(p, ".qcow2")+".raw") {
 			return nil
 		}
 		b, err := os.ReadFile(p)

@@ -129,7 +129,7 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		sum, err := fileSHA256(file)
 		if err != nil {
 			if file.MadeBy != "" && errors.Is(err, fs.ErrNotExist) {
-				return Inputs{}, fmt.Errorf("images: role %q, file %s: %s is not made yet (%s makes it): %w", role.Name, file.Dest, file.Source, file.MadeBy, err)
+				return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, &NotMadeError{Source: file.Source, MadeBy: file.MadeBy, Err: err})
 			}
 			return Inputs{}, fmt.Errorf("images: role %q, file %s: %w", role.Name, file.Dest, err)
 		}
@@ -154,6 +154,19 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 	}
 	return in, nil
 }
+
+// NotMadeError is a role's file whose source is made by another command (the file block's made_by)
+// and does not exist yet.
+type NotMadeError struct {
+	Source, MadeBy string
+	Err            error
+}
+
+func (e *NotMadeError) Error() string {
+	return fmt.Sprintf("%s is not made yet (%s makes it): %v", e.Source, e.MadeBy, e.Err)
+}
+
+func (e *NotMadeError) Unwrap() error { return e.Err }
 
 // Identity is "sha256:" and the hex sha256 of the inputs' JSON (Go's encoding/json sorts map keys, so
 // the encoding is canonical for this type).

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,7 +83,9 @@ func TestFileNotMadeYet(t *testing.T) {
 	bin := filepath.Join(f.Dir, "bin", "vault")
 	role.Image.Files = append(role.Image.Files, fleet.File{Dest: "/usr/local/bin/vault", Source: bin, Mode: 0o755, MadeBy: "go tool task vault"})
 	_, err := ComputeInputs(f, role, "v", "a")
-	if err == nil || !strings.Contains(err.Error(), `role "web", file /usr/local/bin/vault: `+bin+` is not made yet (go tool task vault makes it)`) {
+	var nm *NotMadeError
+	if err == nil || !strings.Contains(err.Error(), `role "web", file /usr/local/bin/vault: `+bin+` is not made yet (go tool task vault makes it)`) ||
+		!errors.As(err, &nm) || nm.MadeBy != "go tool task vault" {
 		t.Fatalf("err = %v", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {

@@ -240,7 +240,10 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 	if errors.As(first, &se) && se.Log != "" {
 		hint = "the build log is kept at " + se.Log + "; drover build --verbose shows the tools' output as it runs"
 	}
+	var notMade *images.NotMadeError
 	switch {
+	case errors.As(first, &notMade):
+		hint = "make it first: " + notMade.MadeBy
 	case ctx.Err() != nil:
 		hint = "the build was interrupted; nothing was added to the catalog"
 	case strings.Contains(first.Error(), "needs root"):

@@ -255,7 +255,8 @@ func TestE2EBuild(t *testing.T) {
 	t.Run("a role whose made_by file is not made fails at once naming what makes it", func(t *testing.T) {
 		before := catalogIDs()
 		r := drover("build", "vault")
-		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "is not made yet (go tool task vault makes it)") || r.elapsed > 10*time.Second {
+		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "is not made yet (go tool task vault makes it)") ||
+			!strings.Contains(r.stderr, "(hint: make it first: go tool task vault)") || r.elapsed > 10*time.Second {
 			t.Errorf("exit %d in %s:\n%s%s", r.code, r.elapsed, r.stdout, r.stderr)
 		}
 		if after := catalogIDs(); len(after) != len(before) {

@@ -39,7 +39,9 @@ func (s *session) credentialFor(ctx context.Context, r *Record, slot int, spec *
 		return fmt.Errorf("rollout: role %q: issuing the boot credential of slot %d: %w", r.Role, slot, err)
 	}
 	spec.UserData = ud
-	spec.Labels[LabelCredential] = accessor
+	if accessor != "" { // none for a role that logs in by its cloud identity: nothing to revoke
+		spec.Labels[LabelCredential] = accessor
+	}
 	return nil
 }
 

@@ -112,7 +112,7 @@ func TestAWSRoleInstancesAreDeliveredNothing(t *testing.T) {
 	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
 	mustRecord(t, rec, err, rollout.Ready)
 	for _, in := range l.running("web")[rec.Image.Identity] {
-		if acc := in.Labels[rollout.LabelCredential]; acc != "" {
+		if acc, ok := in.Labels[rollout.LabelCredential]; ok {
 			t.Errorf("instance %s has a credential label %q", in.ID, acc)
 		}
 		ud, err := bootdata.Parse(l.userData[in.ID])

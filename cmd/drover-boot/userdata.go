@@ -152,16 +152,8 @@ func (b *boot) metadataUserData(ctx context.Context, base string, deadline time.
 			return data, src, err
 		}
 		b.mdUnreachable = te
-		if ctx.Err() != nil {
-			return nil, "", errInterrupted
-		}
-		if time.Now().Add(time.Second).After(deadline) {
-			return nil, "", nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, "", errInterrupted
-		case <-time.After(time.Second):
+		if again, err := waitRetry(ctx, deadline); !again {
+			return nil, "", err
 		}
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -157,28 +156,17 @@ func (b *boot) fetchCredentials(ctx context.Context, base string) (awsCreds, err
 // metadataGet is GET path of the metadata service with its IMDSv2 session token. 404 means the
 // instance has no instance profile (or no credentials for it yet).
 func metadataGet(ctx context.Context, base, path string, tok secrets.Secret) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	resp, data, err := metadataRead(ctx, base, path, tok, 64<<10)
 	if err != nil {
-		return nil, fmt.Errorf("aws login: metadata service %s: %w", base, err)
+		return nil, err
 	}
-	req.Header.Set("X-aws-ec2-metadata-token", tok.Reveal())
-	resp, err := metadataClient.Do(req)
-	if err != nil {
-		return nil, &transportError{err}
-	}
-	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
+		return data, nil
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("aws login: the metadata service has no instance profile credentials: GET %s: %s (does the instance have an instance profile?)", path, resp.Status)
-	default:
-		return nil, fmt.Errorf("aws login: the metadata service's instance profile credentials: GET %s: %s", path, resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, &transportError{err}
-	}
-	return data, nil
+	return nil, fmt.Errorf("aws login: the metadata service's instance profile credentials: GET %s: %s", path, resp.Status)
 }
 
 // signedCallerIdentity is the login body of Vault's aws auth method, iam type: the role, and an

@@ -201,28 +201,16 @@ func (b *boot) imdsToken(ctx context.Context, base string) (secrets.Secret, int,
 }
 
 func (b *boot) getUserData(ctx context.Context, base string, tok secrets.Secret, src string) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/latest/user-data", nil)
+	resp, data, err := metadataRead(ctx, base, "/latest/user-data", tok, bootdata.MaxSize+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("metadata service %s: %w", base, err)
+		return nil, "", err
 	}
-	if tok != "" {
-		req.Header.Set("X-aws-ec2-metadata-token", tok.Reveal())
-	}
-	resp, err := metadataClient.Do(req)
-	if err != nil {
-		return nil, "", &transportError{err}
-	}
-	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return nil, src, nil
 	default:
 		return nil, "", fmt.Errorf("metadata service %s (%s): GET /latest/user-data: %s", base, src, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, bootdata.MaxSize+1))
-	if err != nil {
-		return nil, "", &transportError{err}
 	}
 	if len(data) > bootdata.MaxSize {
 		return nil, "", fmt.Errorf("metadata service %s (%s): user-data larger than %d bytes", base, src, bootdata.MaxSize)
@@ -231,4 +219,30 @@ func (b *boot) getUserData(ctx context.Context, base string, tok secrets.Secret,
 		return nil, src, nil
 	}
 	return data, src, nil
+}
+
+// metadataRead is GET path of the metadata service at base, with the IMDSv2 session token when
+// there is one: the response (its body closed) and, when it is 200, at most limit bytes of the
+// body. Not reaching the service, or losing it half way, is a *transportError.
+func metadataRead(ctx context.Context, base, path string, tok secrets.Secret, limit int64) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata service %s: %w", base, err)
+	}
+	if tok != "" {
+		req.Header.Set("X-aws-ec2-metadata-token", tok.Reveal())
+	}
+	resp, err := metadataClient.Do(req)
+	if err != nil {
+		return nil, nil, &transportError{err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp, nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, &transportError{err}
+	}
+	return resp, data, nil
 }

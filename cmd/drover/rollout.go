@@ -17,7 +17,6 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
-	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 	"github.com/drover-dev/drover/rollout/health"
 )
@@ -34,7 +33,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, nil, failed(err, "check --state")
 	}
-	st, err := local.New(storeConfig(f, state))
+	st, err := a.openStore(c.Context, f, state)
 	if err != nil {
 		return nil, nil, failed(err, "the state file is damaged or not drover's; move it away or point --state elsewhere")
 	}
@@ -43,14 +42,14 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		st.Close()
 		return nil, nil, usageError(err.Error(), "")
 	}
-	p := newProviders(f, state)
+	p := a.newProviders(f, state)
 	opts := rollout.Options{
 		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
 	}
-	if cr := newCredentials(f); cr != nil {
+	if cr := newCredentials(f, p); cr != nil {
 		opts.Credentials = cr
 	}
 	opts.CurrentImage = a.currentImage(f, state)

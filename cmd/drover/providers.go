@@ -27,21 +27,35 @@ type providers struct {
 	env      config.LookupEnv
 
 	mu     sync.Mutex
-	opened map[string]any // "kind/name" -> the provider
+	opened map[string]*openedBlock // by "kind/name"
+}
+
+// openedBlock is one block's provider, opened once. Each block has its own lock, since opening one
+// may open another (an ip block opens its compute block).
+type openedBlock struct {
+	mu   sync.Mutex
+	prov any // nil until opened; a failed open is tried again by the next caller
 }
 
 func (a *app) newProviders(f *fleet.Fleet, stateDir string) *providers {
-	return &providers{reg: a.registry(), fleet: f, stateDir: stateDir, env: a.env, opened: map[string]any{}}
+	return &providers{reg: a.registry(), fleet: f, stateDir: stateDir, env: a.env, opened: map[string]*openedBlock{}}
 }
 
-// open returns the provider of a block, opening it with make on first use. Opening holds the lock, so
-// a block is never opened twice (a second qemu lab, a second Cloudflare zone lookup).
+// open returns the provider of a block, opening it with make on first use. Opening holds the block's
+// lock, so a block is never opened twice (a second qemu lab, a second Cloudflare zone lookup).
 func open[P any](p *providers, kind, name string, make func(blk *fleet.Provider, env config.Env) (P, error)) (P, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	key := kind + "/" + name
-	if v, ok := p.opened[key]; ok {
-		return v.(P), nil
+	p.mu.Lock()
+	ob, ok := p.opened[key]
+	if !ok {
+		ob = &openedBlock{}
+		p.opened[key] = ob
+	}
+	p.mu.Unlock()
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.prov != nil {
+		return ob.prov.(P), nil
 	}
 	var zero P
 	blk := p.fleet.Provider(kind, name)
@@ -52,7 +66,7 @@ func open[P any](p *providers, kind, name string, make func(blk *fleet.Provider,
 	if err != nil {
 		return zero, err
 	}
-	p.opened[key] = prov
+	ob.prov = prov
 	return prov, nil
 }
 

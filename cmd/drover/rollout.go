@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -84,8 +85,13 @@ func (a *app) currentImage(f *fleet.Fleet, state string) func(role string) (stri
 }
 
 // rolloutEvents prints each transition and step as it happens: a line of text, or a JSON object.
+// The controller calls it from several goroutines at once (one per launching slot, per probe), so
+// writes are serialized: each event is one whole line.
 func (a *app) rolloutEvents() func(rollout.Event) {
+	var mu sync.Mutex
 	return func(e rollout.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if a.json() {
 			writeJSONLine(a.stdout, map[string]any{"event": "rollout", "detail": e})
 			return

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,7 +21,6 @@ import (
 	"github.com/drover-dev/drover/rollout/health"
 )
 
-func isAbs(p string) bool { return filepath.IsAbs(p) }
 
 // controller opens the store and the providers and returns a rollout controller for the fleet.
 func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {

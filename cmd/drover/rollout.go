@@ -21,7 +21,6 @@ import (
 	"github.com/drover-dev/drover/rollout/health"
 )
 
-
 // controller opens the store and the providers and returns a rollout controller for the fleet.
 func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	f, err := a.requireFleet(c)

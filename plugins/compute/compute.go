@@ -3,7 +3,7 @@
 // A Provider is deliberately small: the rollout controller persists its own
 // state machine and reconciles from what Instances reports, so a provider
 // only needs to launch idempotently, list by labels and terminate. Extra
-// capabilities (Stopper, later ImagePublisher and VolumeMover) are separate
+// capabilities (Stopper, Publisher, later VolumeMover) are separate
 // interfaces found by type assertion, so a provider implements only what its
 // platform can do.
 //
@@ -54,6 +54,10 @@ type Image struct {
 	// Path is a local disk file, raw or qcow2, for providers that boot
 	// local files; cloud providers use their own published reference.
 	Path string
+	// Published is the provider's own copy of the image, for providers
+	// that implement Publisher: they launch from it and refuse a Spec
+	// without it. Zero for providers that boot Path.
+	Published PublishedImage
 }
 
 // Spec says what to launch.

@@ -70,6 +70,7 @@ func (c *Catalog) RecordPublished(identity string, ref PublishedRef) error {
 	if ref.Compute == "" || ref.ID == "" {
 		return fmt.Errorf("images: recording a published copy of %s: it needs a compute block and an ID, got %+v", ShortID(identity), ref)
 	}
+	ref.Created = ref.Created.UTC().Round(0) // as it reads back
 	return c.updatePublished(identity, func(refs []PublishedRef) []PublishedRef {
 		refs = slices.DeleteFunc(refs, ref.same)
 		return append(refs, ref)

@@ -164,7 +164,7 @@ func (c *Cloud) Publish(ctx context.Context, src compute.PublishSource, progress
 	if progress != nil {
 		progress(compute.PublishProgress{Phase: compute.PhaseRegister})
 	}
-	up.ref = compute.PublishedImage{Identity: src.Identity, ID: imageID(src.Identity), Region: c.Region, Created: time.Now()}
+	up.ref = compute.PublishedImage{Identity: src.Identity, ID: imageID(src.Identity), Region: c.Region, Created: time.Now().UTC().Round(0)} // as a platform reports it: no monotonic reading
 	c.mu.Lock()
 	delete(c.partial, src.Identity)
 	c.images[src.Identity] = up

@@ -126,7 +126,11 @@ func (a *app) publishImage(ctx context.Context, cat *images.Catalog, m *images.M
 	res, err := cat.PublishTo(ctx, m, to, pr.progress)
 	pr.close()
 	if err != nil {
-		return failed(err, "run the same command again: the provider resumes or restarts an interrupted upload, and never launches from a half-made copy")
+		hint := ""
+		if pr.uploaded() > 0 {
+			hint = "run the same command again: the provider resumes the interrupted upload or starts it over; a half-made copy is never launched from"
+		}
+		return failed(err, hint)
 	}
 	uploaded, elapsed := pr.uploaded(), time.Since(pr.start)
 	if a.json() {

@@ -251,3 +251,48 @@ func TestImagesPruneUnpublishes(t *testing.T) {
 		t.Errorf("the kept image lost its reference: %+v", refs)
 	}
 }
+
+// cancelingPublisher cancels the publish after its first upload progress, as a ^C would.
+type cancelingPublisher struct {
+	*memory.Cloud
+	cancel context.CancelFunc
+}
+
+func (p cancelingPublisher) Publish(ctx context.Context, src compute.PublishSource, progress func(compute.PublishProgress)) (compute.PublishedImage, error) {
+	return p.Cloud.Publish(ctx, src, func(e compute.PublishProgress) {
+		progress(e)
+		p.cancel()
+	})
+}
+
+// An interrupted publish says that running it again resumes; one that never started does not.
+func TestImagesPublishFailureHints(t *testing.T) {
+	state := t.TempDir()
+	m := seedRawImage(t, state, 300<<10, 0)
+	cat := images.OpenCatalog(state)
+	cloud := memory.NewCloud("mem-1")
+	ctx, cancel := context.WithCancel(t.Context())
+	a, _ := testApp(false)
+	err := a.publishImage(ctx, cat, m, images.PublishTarget{Compute: "prod", Type: "memcloud", Publisher: cancelingPublisher{cloud, cancel}})
+	var f *failure
+	if !errors.As(err, &f) || f.code != exitFailure || !strings.Contains(f.hint, "run the same command again: the provider resumes") {
+		t.Fatalf("interrupted publish: %#v, want a failure whose hint says a rerun resumes", err)
+	}
+	a, out := testApp(false)
+	if err := a.publishImage(t.Context(), cat, m, images.PublishTarget{Compute: "prod", Type: "memcloud", Publisher: cloud}); err != nil {
+		t.Fatal(err)
+	}
+	if n, publishes := cloud.Uploaded(); n != 300<<10 || publishes != 2 {
+		t.Errorf("interrupted and rerun: %d bytes in %d publishes, want the disk once in 2\n%s", n, publishes, out)
+	}
+
+	noRaw := seedRawImage(t, state, 4096, time.Hour)
+	if err := os.Remove(filepath.Join(cat.ImageDir(noRaw.Identity), "disk.raw")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = testApp(false)
+	err = a.publishImage(t.Context(), cat, noRaw, images.PublishTarget{Compute: "prod", Type: "memcloud", Publisher: cloud})
+	if !errors.As(err, &f) || !strings.Contains(f.reason, "its raw disk") || f.hint != "" {
+		t.Errorf("publish of an image whose disk is missing: %#v, want the reason and no resume hint", err)
+	}
+}

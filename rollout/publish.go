@@ -92,8 +92,11 @@ func (p *publishReporter) progress(e compute.PublishProgress) {
 		return
 	}
 	msg := e.Phase
-	if e.Total > 0 {
+	switch {
+	case e.Total > 0:
 		msg = fmt.Sprintf("%s: %s of %s (%d%%)%s", e.Phase, bytesText(e.Done), bytesText(e.Total), e.Done*100/e.Total, p.rate(e))
+	case e.Done > 0: // a total the provider cannot know in advance
+		msg = fmt.Sprintf("%s: %s%s", e.Phase, bytesText(e.Done), p.rate(e))
 	}
 	p.s.step(p.rollout, "publish", msg)
 }

@@ -209,7 +209,7 @@ func (p *publishProgress) progress(e compute.PublishProgress) {
 	case p.tty:
 		every = 200 * time.Millisecond
 	}
-	final := e.Total > 0 && e.Done == e.Total
+	final := e.Total > 0 && e.Done == e.Total // the phase's last event is always shown
 	if e.Phase == p.phase && !final && now.Sub(p.last) < every {
 		return
 	}
@@ -221,11 +221,14 @@ func (p *publishProgress) progress(e compute.PublishProgress) {
 		return
 	}
 	line := e.Phase
-	if e.Total > 0 {
+	switch {
+	case e.Total > 0:
 		line = fmt.Sprintf("%-8s %s of %s (%d%%)", e.Phase, humanBytes(e.Done), humanBytes(e.Total), e.Done*100/e.Total)
-		if e.Phase == compute.PhaseUpload && e.Done > p.firstDone { // no rate yet at the first event
-			line += fmt.Sprintf(", %s/s", humanBytes(rate))
-		}
+	case e.Done > 0: // a total the provider cannot know in advance
+		line = fmt.Sprintf("%-8s %s", e.Phase, humanBytes(e.Done))
+	}
+	if e.Phase == compute.PhaseUpload && e.Done > p.firstDone { // no rate yet at the first event
+		line += fmt.Sprintf(", %s/s", humanBytes(rate))
 	}
 	if !p.tty {
 		fmt.Fprintln(p.out, line)

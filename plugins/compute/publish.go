@@ -103,10 +103,13 @@ type PublishProgress struct {
 	// then what the platform does with them (PhaseImport, PhaseRegister);
 	// providers may name others.
 	Phase string
-	// Done and Total are the phase's bytes: sent so far, and to send in all
-	// (which may be less than the disk's size when zero blocks are
-	// skipped). Total is 0 in a phase that moves no bytes; in PhaseUpload
-	// Done only grows, and the last event of the phase has Done == Total.
+	// Done and Total are the phase's bytes, as the provider counts them:
+	// sent so far and to send in all, which may be less than the disk's
+	// size when zero blocks are skipped, or the raw bytes read when the
+	// disk is compressed on its way. Total is 0 in a phase that moves no
+	// bytes, or when it is not known in advance. In PhaseUpload Done only
+	// grows, and with a known Total the phase's last event has
+	// Done == Total.
 	Done, Total int64
 }
 

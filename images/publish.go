@@ -70,7 +70,7 @@ func (c *Catalog) PublishTo(ctx context.Context, m *Manifest, to PublishTarget, 
 		}
 	}
 	res.Image = img
-	res.Ref = PublishedRef{Compute: to.Compute, Type: to.Type, Region: img.Region, ID: img.ID, Created: img.Created}
+	res.Ref = PublishedRef{Compute: to.Compute, Type: to.Type, Region: img.Region, ID: img.ID, Created: img.Created.UTC().Round(0)}
 	if err := c.RecordPublished(m.Identity, res.Ref); err != nil {
 		return res, err
 	}

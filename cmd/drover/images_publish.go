@@ -120,6 +120,7 @@ type publishedEvent struct {
 func (a *app) publishImage(ctx context.Context, cat *images.Catalog, m *images.Manifest, to images.PublishTarget) error {
 	name := m.Role + "@" + m.ShortID()
 	pr := newPublishProgress(a.stdout, a.json())
+	pr.header = fmt.Sprintf("publishing %s to %s (%s)", name, to.Compute, to.Type)
 	if a.json() {
 		writeJSONLine(a.stdout, map[string]any{"event": "publish", "image": m.Identity, "role": m.Role, "compute": to.Compute, "type": to.Type})
 	}
@@ -165,10 +166,11 @@ func rateText(n int64, d time.Duration) string {
 // publishLineEvery and at each phase) or as JSON progress events (at most one a second, and each
 // phase's first and last).
 type publishProgress struct {
-	out   io.Writer
-	json  bool
-	tty   bool
-	start time.Time
+	out    io.Writer
+	json   bool
+	tty    bool
+	start  time.Time
+	header string // printed before the first line of text: nothing is shown when nothing is uploaded
 
 	mu        sync.Mutex
 	phase     string
@@ -229,6 +231,10 @@ func (p *publishProgress) progress(e compute.PublishProgress) {
 	}
 	if e.Phase == compute.PhaseUpload && e.Done > p.firstDone { // no rate yet at the first event
 		line += fmt.Sprintf(", %s/s", humanBytes(rate))
+	}
+	if p.header != "" {
+		fmt.Fprintln(p.out, p.header)
+		p.header = ""
 	}
 	if !p.tty {
 		fmt.Fprintln(p.out, line)

@@ -64,13 +64,13 @@ func TestImagesPublishText(t *testing.T) {
 	if err := a.publishImage(t.Context(), cat, m, to); err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	name := "web@" + m.ShortID()
-	if len(lines) != 4 || lines[0] != "upload   64.0 KiB of 300.0 KiB (21%)" {
-		t.Fatalf("printed %q, want the upload's first chunk, its end, register and the result", lines)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || lines[0] != "publishing "+name+" to prod (memcloud)" || lines[1] != "upload   64.0 KiB of 300.0 KiB (21%)" {
+		t.Fatalf("printed %q, want what is published where, the upload's first chunk, its end, register and the result", lines)
 	}
-	if !strings.HasPrefix(lines[1], "upload   300.0 KiB of 300.0 KiB (100%), ") || !strings.HasSuffix(lines[1], "iB/s") || lines[2] != "register" {
-		t.Errorf("lines %q, want the end of the upload with its rate, then the register phase", lines[1:3])
+	if !strings.HasPrefix(lines[2], "upload   300.0 KiB of 300.0 KiB (100%), ") || !strings.HasSuffix(lines[2], "iB/s") || lines[3] != "register" {
+		t.Errorf("lines %q, want the end of the upload with its rate, then the register phase", lines[2:4])
 	}
 	last := lines[len(lines)-1]
 	if !strings.HasPrefix(last, "published "+name+" on prod (memcloud): img-"+m.ShortID()+" in mem-1; 300.0 KiB uploaded in ") {

@@ -296,3 +296,43 @@ func TestImagesPublishFailureHints(t *testing.T) {
 		t.Errorf("publish of an image whose disk is missing: %#v, want the reason and no resume hint", err)
 	}
 }
+
+// drover images prune keeps an image whose published copy it cannot delete through the fleet, says
+// why and exits 1; the reference stays for the next prune.
+func TestImagesPruneKeepsWhatItCannotUnpublish(t *testing.T) {
+	dir := t.TempDir()
+	fleetFile := filepath.Join(dir, "drover.hcl")
+	if err := os.WriteFile(fleetFile, []byte(qemuFleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	old := seedRawImage(t, state, 4096, time.Hour)
+	seedRawImage(t, state, 4096, 0)
+	cat := images.OpenCatalog(state)
+	for _, tc := range []struct {
+		fleet, block, want string
+	}{
+		{filepath.Join(dir, "missing.hcl"), "prod", `the copy on compute "prod" is deleted through the fleet file, which could not be read`},
+		{fleetFile, "prod", `compute block "prod", which the copy was published on, is no longer in ` + fleetFile},
+		{fleetFile, "lab", `compute "lab" (type qemu) cannot delete published images`},
+	} {
+		if err := cat.RecordPublished(old.Identity, images.PublishedRef{Compute: tc.block, Type: "aws", Region: "us-east-1", ID: "ami-1"}); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := drover(t, nil, "--fleet", tc.fleet, "--state", state, "images", "prune", "--keep", "1")
+		if code != exitFailure || !strings.Contains(stdout, "kept web@"+old.ShortID()+": "+tc.want) || !strings.Contains(stderr, "1 image(s) kept") {
+			t.Errorf("prune with the copy on %q (fleet %s): exit %d\n%s%s", tc.block, tc.fleet, code, stdout, stderr)
+		}
+		if !cat.Has(old.Identity) {
+			t.Fatal("prune removed an image whose copy it could not delete")
+		}
+		if err := cat.ForgetPublished(old.Identity, images.PublishedRef{Compute: tc.block, Region: "us-east-1", ID: "ami-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := drover(t, nil, "--fleet", fleetFile, "--state", state, "--output", "json", "images", "prune", "--keep", "1")
+	var res pruneResult
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || len(res.Removed) != 1 || len(res.Kept) != 0 {
+		t.Errorf("prune without published copies: exit %d, %v\n%s%s", code, err, stdout, stderr)
+	}
+}

@@ -63,11 +63,6 @@ func (a *app) imagesPublish(c *cli.Context) error {
 	if blk == nil {
 		return usageError(fmt.Sprintf("--to %s: %s has no compute block %q", to, f.Path, to), "its compute blocks: "+computeNames(f))
 	}
-	cat := images.OpenCatalog(a.stateDir(c, f))
-	m, err := cat.Resolve(c.Args().First())
-	if err != nil {
-		return failed(err, "drover images list shows the images there are")
-	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prov, err := newProviders(f, a.stateDir(c, f)).Compute(ctx, to)
@@ -78,6 +73,11 @@ func (a *app) imagesPublish(c *cli.Context) error {
 	if !ok {
 		return usageError(fmt.Sprintf("compute %q (type %s) boots the image's local disk file from the catalog: there is nothing to publish to it", to, blk.Type),
 			"rollouts on it use the catalog's disk as it is; publish to a compute block that boots its own copy of an image (a cloud)")
+	}
+	cat := images.OpenCatalog(a.stateDir(c, f))
+	m, err := cat.Resolve(c.Args().First())
+	if err != nil {
+		return failed(err, "drover images list shows the images there are")
 	}
 	return a.publishImage(ctx, cat, m, images.PublishTarget{Compute: to, Type: blk.Type, Publisher: pub})
 }

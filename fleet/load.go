@@ -20,6 +20,11 @@ type ProviderCatalog interface {
 	NewConfig(kind, typ string) (cfg any, known bool, err error)
 	// Types lists the provider types of a kind, sorted.
 	Types(kind string) []string
+	// Available lists the types of a kind that can do their job, sorted. A block of a known type
+	// that is not available (its config decodes, the provider is not built yet) is refused.
+	Available(kind string) []string
+	// IPComputes lists the compute types whose instances an ip type moves its address between.
+	IPComputes(ipType string) []string
 }
 
 // Options are the inputs of Load besides the file.
@@ -102,6 +107,7 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 	f.Store = d.decodeSingleProvider(KindStore, byType["store"], opts)
 	f.Vault = d.decodeSingleProvider(KindSecrets, byType["vault"], opts)
 	f.Roles = d.decodeRoles(f, byType["role"], opts)
+	d.checkIPComputes(f, opts)
 	d.checkReferences(f)
 
 	report.Diags = dropEchoes(d.diags)

@@ -28,6 +28,16 @@ func (testCatalog) NewConfig(kind, typ string) (any, bool, error) {
 }
 
 func (testCatalog) Types(string) []string { return []string{"t"} }
+func (testCatalog) Available(kind string) []string {
+	switch kind {
+	case KindSecrets:
+		return []string{"vault"}
+	case KindStore:
+		return []string{"local", "t"}
+	}
+	return []string{"t"}
+}
+func (testCatalog) IPComputes(string) []string { return []string{"t"} }
 
 func load(t *testing.T, src string, opts Options) (*Fleet, *Diagnostics) {
 	t.Helper()

@@ -169,7 +169,13 @@ type Provider struct {
 	Type   string
 	Name   string
 	Config any
-	Range  hcl.Range
+	// Compute is, for an ip block, the compute block whose instances its address moves between:
+	// its compute attribute, else the one compute block of a type the ip type supports.
+	Compute string
+	Range   hcl.Range
+
+	computeRange *hcl.Range // the compute attribute's value, when written
+	typeRange    hcl.Range
 }
 
 // Role returns the role with the given name, or nil.

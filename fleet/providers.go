@@ -110,12 +110,24 @@ func (d *decoder) decodeProvider(kind, typ, name string, b *hcl.Block, typRange 
 		return nil
 	}
 	if !known {
-		types := opts.Providers.Types(kind)
+		types := opts.Providers.Available(kind)
 		d.errorf(typRange, "Unknown "+b.Type+" provider type",
 			"There is no %s provider of type %q. Available types: %s.%s", b.Type, typ, quoteList(types), didYouMean(typ, types))
 		return nil
 	}
-	diags := gohcl.DecodeBody(b.Body, d.ctx, cfg)
+	p := &Provider{Kind: kind, Type: typ, Name: name, Config: cfg, Range: b.DefRange, typeRange: typRange}
+	if available := opts.Providers.Available(kind); !contains(available, typ) {
+		// Still declared, so that roles using the block are not also told it does not exist.
+		d.errorf(typRange, "Provider not available yet",
+			"The %s provider type %q is not available yet: its settings are read, but it cannot do its job, so a rollout on it would fail. Available %s types: %s.",
+			b.Type, typ, b.Type, quoteList(available))
+		return p
+	}
+	body := b.Body
+	if kind == KindIP {
+		body = d.decodeIPCompute(p, body)
+	}
+	diags := gohcl.DecodeBody(body, d.ctx, cfg)
 	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() {
 		return nil
@@ -126,7 +138,58 @@ func (d *decoder) decodeProvider(kind, typ, name string, b *hcl.Block, typRange 
 			return nil
 		}
 	}
-	return &Provider{Kind: kind, Type: typ, Name: name, Config: cfg, Range: b.DefRange}
+	return p
+}
+
+var ipComputeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "compute"}}}
+
+// decodeIPCompute takes an ip block's compute attribute (every ip type has it) and returns the rest
+// of the body for the provider's own config.
+func (d *decoder) decodeIPCompute(p *Provider, body hcl.Body) hcl.Body {
+	c, rest, diags := body.PartialContent(ipComputeSchema)
+	d.diags = append(d.diags, diags...)
+	if d.str(c.Attributes, "compute", &p.Compute) {
+		rng := c.Attributes["compute"].Expr.Range()
+		p.computeRange = &rng
+	}
+	return rest
+}
+
+// checkIPComputes resolves each ip block's compute block and checks the pair is one the ip type
+// supports: a failover address moves only between instances of a platform that can hold it.
+func (d *decoder) checkIPComputes(f *Fleet, opts Options) {
+	for _, p := range f.IP {
+		supported := opts.Providers.IPComputes(p.Type)
+		if p.Compute == "" {
+			var candidates []string
+			for _, c := range f.Compute {
+				if contains(supported, c.Type) {
+					candidates = append(candidates, c.Name)
+				}
+			}
+			switch len(candidates) {
+			case 1:
+				p.Compute = candidates[0]
+			case 0:
+				d.errorf(p.typeRange, "No compute block for this address",
+					"An ip %q block moves its address between instances of a compute block of type %s; the fleet declares none.",
+					p.Type, quoteList(supported))
+			default:
+				d.errorf(p.Range, "Which compute block?",
+					"ip %q can move between the instances of %s; name one: compute = %q.", p.Name, quoteList(candidates), candidates[0])
+			}
+			continue
+		}
+		c := f.Provider(KindCompute, p.Compute)
+		switch {
+		case c == nil:
+			d.errorf(*p.computeRange, "Reference to undeclared compute",
+				"ip %q refers to compute %q, which is not declared (declared: %s).%s", p.Name, p.Compute, quoteList(names(f.Compute)), didYouMean(p.Compute, names(f.Compute)))
+		case !contains(supported, c.Type):
+			d.errorf(*p.computeRange, "Address cannot move there",
+				"An ip %q address moves between instances of compute types %s; compute %q is of type %q.", p.Type, quoteList(supported), c.Name, c.Type)
+		}
+	}
 }
 
 // providerError reports a provider's Validate error, at the offending attribute when the error names

@@ -49,14 +49,21 @@ func (d *decoder) checkReferences(f *Fleet) {
 		if dep.Compute != "" && f.Provider(KindCompute, dep.Compute) == nil {
 			d.unknownRef(attrRange(body, "deploy", "compute"), "compute", role.Name, dep.Compute, names(f.Compute))
 		}
+		if dep.Cutover.DNS != "" {
+			d.checkVerifiable(f, role, attrRange(body, "deploy", "cutover", "dns"))
+		}
 		switch dep.Cutover.Type {
 		case "dns":
 			if dep.Cutover.DNS != "" && f.Provider(KindDNS, dep.Cutover.DNS) == nil {
 				d.unknownRef(attrRange(body, "deploy", "cutover", "dns"), "dns", role.Name, dep.Cutover.DNS, names(f.DNS))
 			}
 		case "ip":
-			if dep.Cutover.IP != "" && f.Provider(KindIP, dep.Cutover.IP) == nil {
+			if ipb := f.Provider(KindIP, dep.Cutover.IP); dep.Cutover.IP != "" && ipb == nil {
 				d.unknownRef(attrRange(body, "deploy", "cutover", "ip"), "ip", role.Name, dep.Cutover.IP, names(f.IP))
+			} else if ipb != nil && ipb.Compute != "" && dep.Compute != "" && ipb.Compute != dep.Compute {
+				d.errorf(attrRange(body, "deploy", "cutover", "ip"), "Address on another compute block",
+					"Role %q runs on compute %q, but ip %q moves between the instances of compute %q: it could never point at this role's instances.",
+					role.Name, dep.Compute, ipb.Name, ipb.Compute)
 			}
 			if dep.Cutover.DNS != "" && f.Provider(KindDNS, dep.Cutover.DNS) == nil {
 				d.unknownRef(attrRange(body, "deploy", "cutover", "dns"), "dns", role.Name, dep.Cutover.DNS, names(f.DNS))
@@ -65,6 +72,27 @@ func (d *decoder) checkReferences(f *Fleet) {
 		if dep.Strategy == "ab" && role.Image.Builder != "rpi" {
 			d.errorf(attrRange(body, "deploy", "strategy"), "Strategy needs another builder",
 				"The ab strategy writes the other root slot of an SD card; role %q must use builder = \"rpi\".", role.Name)
+		}
+	}
+}
+
+// verifyLimiter is implemented by the configs of dns providers whose records can be set in a way
+// the authoritative servers will never show (Cloudflare's proxied records answer with Cloudflare's
+// addresses): such a cutover could never be verified, so it is refused here.
+type verifyLimiter interface {
+	// VerifyLimit says why a change cannot be verified at the authoritative servers, or "".
+	VerifyLimit() string
+}
+
+func (d *decoder) checkVerifiable(f *Fleet, role *Role, rng hcl.Range) {
+	p := f.Provider(KindDNS, role.Deploy.Cutover.DNS)
+	if p == nil {
+		return
+	}
+	if v, ok := p.Config.(verifyLimiter); ok {
+		if why := v.VerifyLimit(); why != "" {
+			d.errorf(rng, "Cutover cannot be verified",
+				"Role %q publishes its name through dns %q, but %s.", role.Name, p.Name, why)
 		}
 	}
 }

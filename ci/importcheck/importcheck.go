@@ -24,8 +24,10 @@ type Violation struct {
 
 func (v Violation) String() string { return fmt.Sprintf("%s imports %s: %s", v.From, v.To, v.Rule) }
 
-// Check applies the rules to packages of the module whose path is module.
+// Check applies the rules to packages of the module whose path is module. The concrete providers are
+// the packages plugins/all imports below plugins/<kind>/ (its registry is the one list of them).
 func Check(module string, pkgs []Package) []Violation {
+	providers := concreteProviders(module, pkgs)
 	var out []Violation
 	for _, p := range pkgs {
 		from, ok := relative(module, p.ImportPath)
@@ -37,7 +39,11 @@ func Check(module string, pkgs []Package) []Violation {
 			if !ok {
 				continue
 			}
-			if rule := broken(from, to); rule != "" {
+			rule := broken(from, to)
+			if rule == "" {
+				rule = crossesProviders(from, to, providers)
+			}
+			if rule != "" {
 				out = append(out, Violation{From: p.ImportPath, To: imp, Rule: rule})
 			}
 		}
@@ -62,6 +68,46 @@ func broken(from, to string) string {
 		return "images and rollout import only the interface packages plugins/<kind>, never a concrete provider"
 	case under(from, "images") && under(to, "rollout"):
 		return "data flows fleet -> images -> rollout, not back"
+	}
+	return ""
+}
+
+// concreteProviders are the module-relative paths of the provider packages plugins/all registers.
+func concreteProviders(module string, pkgs []Package) []string {
+	var out []string
+	for _, p := range pkgs {
+		if rel, _ := relative(module, p.ImportPath); rel != "plugins/all" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if to, ok := relative(module, imp); ok && strings.HasPrefix(to, "plugins/") && strings.Count(to, "/") >= 2 {
+				out = append(out, to)
+			}
+		}
+	}
+	return out
+}
+
+// crossesProviders returns the rule an import breaks by reaching a concrete provider from where it
+// may not: cmd/ opens providers through plugins/all only, and no provider imports another (they
+// share capabilities through their kind packages, and API helpers through plugins/internal/...).
+func crossesProviders(from, to string, providers []string) string {
+	of := func(p string) string {
+		for _, root := range providers {
+			if p == root || strings.HasPrefix(p, root+"/") {
+				return root
+			}
+		}
+		return ""
+	}
+	toProvider := of(to)
+	switch {
+	case toProvider == "":
+		return ""
+	case from == "cmd" || strings.HasPrefix(from, "cmd/"):
+		return "cmd/ opens providers through the registry plugins/all, never imports a concrete provider"
+	case of(from) != "" && of(from) != toProvider:
+		return "no provider imports another concrete provider"
 	}
 	return ""
 }

@@ -9,15 +9,21 @@ func TestRules(t *testing.T) {
 		{ImportPath: mod + "/rollout", Imports: []string{mod + "/plugins/compute", mod + "/plugins/compute/qemu", mod + "/fleet"}},
 		{ImportPath: mod + "/images", Imports: []string{mod + "/plugins/all", mod + "/rollout", "fmt"}},
 		{ImportPath: mod + "/fleet", Imports: []string{mod + "/plugins/config"}},
-		{ImportPath: mod + "/cmd/drover", Imports: []string{mod + "/plugins/all", mod + "/rollout", mod + "/images"}},
+		{ImportPath: mod + "/cmd/drover", Imports: []string{mod + "/plugins/all", mod + "/rollout", mod + "/images", mod + "/plugins/dns/verify"}},
+		{ImportPath: mod + "/cmd/packer-plugin-drover", Imports: []string{mod + "/plugins/compute/qemu/internal/x"}},
+		{ImportPath: mod + "/plugins/all", Imports: []string{mod + "/plugins/compute/qemu", mod + "/plugins/ip/loopback", mod + "/plugins/compute"}},
+		{ImportPath: mod + "/plugins/ip/loopback", Imports: []string{mod + "/plugins/compute", mod + "/plugins/compute/qemu"}},
+		{ImportPath: mod + "/plugins/ip/loopback/internal/y", Imports: []string{mod + "/plugins/ip/loopback", mod + "/plugins/dns/verify"}},
 	}
 	got := Check(mod, pkgs)
 	want := map[string]bool{
-		mod + "/plugins/compute/qemu imports " + mod + "/fleet":   true,
-		mod + "/rollout imports " + mod + "/plugins/compute/qemu": true,
-		mod + "/images imports " + mod + "/plugins/all":           true,
-		mod + "/images imports " + mod + "/rollout":               true,
-		mod + "/fleet imports " + mod + "/plugins/config":         true,
+		mod + "/plugins/compute/qemu imports " + mod + "/fleet":                               true,
+		mod + "/rollout imports " + mod + "/plugins/compute/qemu":                             true,
+		mod + "/images imports " + mod + "/plugins/all":                                       true,
+		mod + "/images imports " + mod + "/rollout":                                           true,
+		mod + "/fleet imports " + mod + "/plugins/config":                                     true,
+		mod + "/cmd/packer-plugin-drover imports " + mod + "/plugins/compute/qemu/internal/x": true,
+		mod + "/plugins/ip/loopback imports " + mod + "/plugins/compute/qemu":                 true,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d violations, want %d: %v", len(got), len(want), got)

@@ -23,6 +23,17 @@ type app struct {
 	env            config.LookupEnv
 	outputFormat   string
 	log            *slog.Logger
+	// extraProviders are registered beside the built-in ones (tests add a type of their own).
+	extraProviders all.Providers
+	reg            *all.Registry
+}
+
+// registry is the provider registry, made once.
+func (a *app) registry() *all.Registry {
+	if a.reg == nil {
+		a.reg = all.New(a.env, a.extraProviders)
+	}
+	return a.reg
 }
 
 func newApp(stdout, stderr io.Writer, env config.LookupEnv) *app {
@@ -109,7 +120,7 @@ func (a *app) loadFleet(c *cli.Context) (*fleet.Fleet, *fleet.Diagnostics, error
 		vars[name] = value
 	}
 	path := c.String("fleet")
-	f, diags := fleet.Load(path, fleet.Options{Providers: all.New(a.env), Vars: vars, LookupEnv: a.env})
+	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), Vars: vars, LookupEnv: a.env})
 	return f, diags, nil
 }
 

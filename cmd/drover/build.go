@@ -18,7 +18,6 @@ import (
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
 	"github.com/drover-dev/drover/plugins/secrets"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
 )
 
 func buildCommand(a *app) *cli.Command {
@@ -153,8 +152,8 @@ func (a *app) buildSecretValues(ctx context.Context, f *fleet.Fleet, role *fleet
 	values, note, err := a.roleSecretValues(ctx, f, "", role.Name)
 	if err != nil {
 		addr := ""
-		if cfg, ok := f.Vault.Config.(*vault.Config); ok {
-			addr = cfg.Address
+		if ep, ok := f.Vault.Config.(secrets.Endpoint); ok {
+			addr = ep.ServerAddress()
 		}
 		return nil, &secretValuesError{err: err, addr: addr}
 	}

@@ -19,8 +19,6 @@ import (
 	"github.com/drover-dev/drover/images/scan"
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/secrets"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
-	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 )
 
@@ -139,11 +137,7 @@ cannot be deleted is kept, and listed with the reason, so nothing published is e
 // imagesInUse reads the images that live or kept rollouts run (the rollout controller marks them in
 // the state store); prune never removes those.
 func (a *app) imagesInUse(c *cli.Context) (map[string]bool, error) {
-	cfg := storeConfig(nil, a.stateDir(c, nil))
-	if !fileExists(cfg.Path) {
-		return map[string]bool{}, nil
-	}
-	st, err := local.New(cfg)
+	st, err := a.openStore(c.Context, nil, a.stateDir(c, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -446,19 +440,14 @@ func (a *app) roleSecretValues(ctx context.Context, f *fleet.Fleet, fleetNote, r
 		return nil, "", fmt.Errorf("opening vault: %w", err)
 	}
 	var values []secrets.Secret
-	if r, ok := b.(interface {
-		ReadValues(context.Context, []string) ([]secrets.Secret, error)
-	}); ok {
+	if r, ok := b.(secrets.PathReader); ok {
 		values, err = r.ReadValues(ctx, paths)
 	} else {
 		values, err = b.Values(ctx, role)
 	}
-	var denied *vault.DeniedError
+	var denied *secrets.DeniedError
 	if errors.As(err, &denied) {
-		tokenVar := EnvScanToken
-		if cfg, ok := f.Vault.Config.(*vault.Config); ok {
-			_, tokenVar, _ = scanToken(a.env, cfg)
-		}
+		_, tokenVar, _ := scanToken(a.env)
 		return nil, deniedNote(tokenVar, denied.Path), nil
 	}
 	if err != nil {

@@ -142,7 +142,7 @@ func (a *app) fleetPublishers(c *cli.Context) openPublisher {
 		if f == nil && loadErr == nil {
 			f, loadErr = a.requireFleet(c)
 			if loadErr == nil {
-				p = newProviders(f, a.stateDir(c, f))
+				p = a.newProviders(f, a.stateDir(c, f))
 			}
 		}
 		if loadErr != nil {

@@ -65,7 +65,7 @@ func (a *app) imagesPublish(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	prov, err := newProviders(f, a.stateDir(c, f)).Compute(ctx, to)
+	prov, err := a.newProviders(f, a.stateDir(c, f)).Compute(ctx, to)
 	if err != nil {
 		return failed(err, "")
 	}

@@ -17,12 +17,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runWith(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
-	app := newApp(stdout, stderr, env)
+	return runApp(newApp(stdout, stderr, env), args)
+}
+
+// runApp runs one command line on app and returns its exit code.
+func runApp(app *app, args []string) int {
 	err := app.Run(hoistGlobalFlags(args, valueFlags(app.Flags)))
 	if err == nil {
 		return exitOK
 	}
-	return report(err, app.outputFormat, stdout, stderr)
+	return report(err, app.outputFormat, app.stdout, app.stderr)
 }
 
 // report prints a failure as one line with its reason and a hint and returns the exit code. In JSON

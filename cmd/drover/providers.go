@@ -2,114 +2,173 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
-	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/ip"
-	"github.com/drover-dev/drover/plugins/ip/loopback"
-	"github.com/drover-dev/drover/plugins/store/local"
+	"github.com/drover-dev/drover/plugins/secrets"
+	"github.com/drover-dev/drover/plugins/store"
 )
 
-// providers opens the fleet's provider blocks on first use. This is wiring, so it lives in cmd/:
-// the fleet file names the blocks, plugins/all decoded their configs, and here each decoded config
-// becomes a provider. Cloud providers join the switches as they land.
+// providers opens the fleet's provider blocks on first use, each once, through the registry's
+// factories. This is wiring, so it lives in cmd/; nothing here knows a provider type: what one type
+// needs that another does not is an optional interface of its kind package.
 type providers struct {
+	reg      *all.Registry
 	fleet    *fleet.Fleet
 	stateDir string
-	mu       sync.Mutex
-	compute  map[string]compute.Provider
-	// dnsServers are the servers to verify each opened dns provider's changes at.
-	dnsServers map[dns.Provider][]string
+	env      config.LookupEnv
+
+	mu     sync.Mutex
+	opened map[string]*openedBlock // by "kind/name"
 }
 
-func newProviders(f *fleet.Fleet, stateDir string) *providers {
-	return &providers{fleet: f, stateDir: stateDir, compute: map[string]compute.Provider{}, dnsServers: map[dns.Provider][]string{}}
+// openedBlock is one block's provider, opened once. Each block has its own lock, since opening one
+// may open another (an ip block opens its compute block).
+type openedBlock struct {
+	mu   sync.Mutex
+	prov any // nil until opened; a failed open is tried again by the next caller
+}
+
+func (a *app) newProviders(f *fleet.Fleet, stateDir string) *providers {
+	return &providers{reg: a.registry(), fleet: f, stateDir: stateDir, env: a.env, opened: map[string]*openedBlock{}}
+}
+
+// open returns the provider of a block, opening it with make on first use. Opening holds the block's
+// lock, so a block is never opened twice (a second qemu lab, a second Cloudflare zone lookup).
+func open[P any](p *providers, kind, name string, make func(blk *fleet.Provider, env config.Env) (P, error)) (P, error) {
+	key := kind + "/" + name
+	p.mu.Lock()
+	ob, ok := p.opened[key]
+	if !ok {
+		ob = &openedBlock{}
+		p.opened[key] = ob
+	}
+	p.mu.Unlock()
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.prov != nil {
+		return ob.prov.(P), nil
+	}
+	var zero P
+	blk := p.fleet.Provider(kind, name)
+	if blk == nil {
+		return zero, fmt.Errorf("not declared in %s", p.fleet.Path)
+	}
+	prov, err := make(blk, p.blockEnv(name))
+	if err != nil {
+		return zero, err
+	}
+	ob.prov = prov
+	return prov, nil
+}
+
+func (p *providers) blockEnv(name string) config.Env {
+	env := config.Env{Name: name, StateDir: p.stateDir, Lookup: p.env}
+	if p.fleet != nil {
+		env.FleetDir = p.fleet.Dir
+	}
+	return env
+}
+
+// errNotAvailable is what opening a type that validate refuses would say, were it reached.
+func errNotAvailable(kind, typ string) error {
+	return fmt.Errorf("the %s provider type %q is not available yet", kind, typ)
 }
 
 // Compute returns the provider of a compute block.
-func (p *providers) Compute(_ context.Context, name string) (compute.Provider, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.compute[name]; ok {
-		return c, nil
-	}
-	blk := p.fleet.Provider(fleet.KindCompute, name)
-	if blk == nil {
-		return nil, fmt.Errorf("compute %q is not declared in %s", name, p.fleet.Path)
-	}
-	var (
-		c   compute.Provider
-		err error
-	)
-	switch cfg := blk.Config.(type) {
-	case *qemu.Config:
-		c, err = qemu.New(cfg, p.stateDir)
-	default:
-		return nil, fmt.Errorf("compute %q: the %s provider cannot launch instances yet", name, blk.Type)
-	}
-	if err != nil {
-		return nil, err
-	}
-	p.compute[name] = c
-	return c, nil
+func (p *providers) Compute(ctx context.Context, name string) (compute.Provider, error) {
+	return open(p, fleet.KindCompute, name, func(blk *fleet.Provider, env config.Env) (compute.Provider, error) {
+		f, ok := p.reg.Compute(blk.Type)
+		if !ok || !f.Available() {
+			return nil, errNotAvailable(blk.Kind, blk.Type)
+		}
+		return f.Open(ctx, blk.Config, env)
+	})
 }
 
-// IP returns the provider of an ip block and its failover address. The lab's loopback address moves
-// between the instances of the fleet's qemu compute block.
+// IP returns the provider of an ip block and the failover address it moves, opened on the provider
+// of the compute block it names.
 func (p *providers) IP(ctx context.Context, name string) (ip.Provider, netip.Addr, error) {
-	blk := p.fleet.Provider(fleet.KindIP, name)
-	if blk == nil {
-		return nil, netip.Addr{}, fmt.Errorf("ip %q is not declared in %s", name, p.fleet.Path)
-	}
-	switch cfg := blk.Config.(type) {
-	case *loopback.Config:
-		lab, err := p.qemuLab(ctx)
+	prov, err := open(p, fleet.KindIP, name, func(blk *fleet.Provider, env config.Env) (ip.Provider, error) {
+		f, ok := p.reg.IP(blk.Type)
+		if !ok || !f.Available() {
+			return nil, errNotAvailable(blk.Kind, blk.Type)
+		}
+		on, err := p.Compute(ctx, blk.Compute)
 		if err != nil {
-			return nil, netip.Addr{}, fmt.Errorf("ip %q: %w", name, err)
+			return nil, fmt.Errorf("its compute %q: %w", blk.Compute, err)
 		}
-		lp, err := loopback.New(cfg, lab, p.stateDir)
-		if err != nil {
-			return nil, netip.Addr{}, err
-		}
-		return lp, lp.Address(), nil
-	default:
-		return nil, netip.Addr{}, fmt.Errorf("ip %q: the %s provider cannot move addresses yet", name, blk.Type)
-	}
-}
-
-// qemuLab is the fleet's one qemu compute block, which a loopback failover address belongs to.
-func (p *providers) qemuLab(ctx context.Context) (*qemu.Provider, error) {
-	var names []string
-	for _, c := range p.fleet.Compute {
-		if c.Type == "qemu" {
-			names = append(names, c.Name)
-		}
-	}
-	if len(names) != 1 {
-		return nil, fmt.Errorf("a loopback address needs exactly one qemu compute block, the fleet has %d", len(names))
-	}
-	c, err := p.Compute(ctx, names[0])
+		return f.Open(ctx, blk.Config, env, on)
+	})
 	if err != nil {
-		return nil, err
+		return nil, netip.Addr{}, err
 	}
-	return c.(*qemu.Provider), nil
+	a, ok := prov.(ip.Addresser)
+	if !ok {
+		return nil, netip.Addr{}, fmt.Errorf("the %T provider names no address", prov)
+	}
+	return prov, a.Address(), nil
 }
 
-// storeConfig is the local store's file: the store block's path, else state.db in the state directory.
-func storeConfig(f *fleet.Fleet, stateDir string) local.Config {
-	cfg := local.NewDefaultConfig(stateDir)
+// DNS returns the provider of a dns block.
+func (p *providers) DNS(ctx context.Context, name string) (dns.Provider, error) {
+	return open(p, fleet.KindDNS, name, func(blk *fleet.Provider, env config.Env) (dns.Provider, error) {
+		f, ok := p.reg.DNS(blk.Type)
+		if !ok || !f.Available() {
+			return nil, errNotAvailable(blk.Kind, blk.Type)
+		}
+		return f.Open(ctx, blk.Config, env)
+	})
+}
+
+// Secrets returns the broker of the fleet's vault block.
+func (p *providers) Secrets(ctx context.Context) (secrets.Broker, error) {
+	if p.fleet.Vault == nil {
+		return nil, errors.New("the fleet has no vault block")
+	}
+	return open(p, fleet.KindSecrets, p.fleet.Vault.Name, func(blk *fleet.Provider, env config.Env) (secrets.Broker, error) {
+		return p.openSecrets(ctx, blk.Type, blk.Config, env)
+	})
+}
+
+func (p *providers) openSecrets(ctx context.Context, typ string, cfg any, env config.Env) (secrets.Broker, error) {
+	f, ok := p.reg.Secrets(typ)
+	if !ok || !f.Available() {
+		return nil, errNotAvailable(fleet.KindSecrets, typ)
+	}
+	return f.Open(ctx, cfg, env)
+}
+
+// openStore opens the state store: the fleet's store block, else the default store type with its
+// defaults (state.db in the state directory). f may be nil for commands that read only the state
+// directory. The caller closes it.
+func (a *app) openStore(ctx context.Context, f *fleet.Fleet, stateDir string) (store.Store, error) {
+	reg := a.registry()
+	typ, name := reg.DefaultStore(), reg.DefaultStore()
+	var cfg any
 	if f != nil && f.Store != nil {
-		if c, ok := f.Store.Config.(*local.Config); ok && c.Path != "" {
-			cfg.Path = c.Path
-			if !isAbs(cfg.Path) {
-				cfg.Path = f.Dir + "/" + cfg.Path
-			}
+		typ, name, cfg = f.Store.Type, f.Store.Name, f.Store.Config
+	} else {
+		var err error
+		if cfg, _, err = reg.NewConfig(fleet.KindStore, typ); err != nil {
+			return nil, err
 		}
 	}
-	return cfg
+	fac, ok := reg.Store(typ)
+	if !ok || !fac.Available() {
+		return nil, errNotAvailable(fleet.KindStore, typ)
+	}
+	env := config.Env{Name: name, StateDir: stateDir, Lookup: a.env}
+	if f != nil {
+		env.FleetDir = f.Dir
+	}
+	return fac.Open(ctx, cfg, env)
 }

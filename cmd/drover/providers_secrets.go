@@ -10,9 +10,9 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
-	"github.com/drover-dev/drover/plugins/compute/qemu"
+	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/rollout"
 )
 
@@ -21,16 +21,17 @@ import (
 // do neither (status, plan) work without VAULT_TOKEN.
 type credentials struct {
 	fleet *fleet.Fleet
+	provs *providers
 	roles map[string]bootdata.RoleSecrets
-	once  sync.Once
-	iss   *bootdata.Issuer
-	err   error
+
+	mu      sync.Mutex
+	issuers map[string]*bootdata.Issuer // by compute block: instances of each reach Vault their own way
 }
 
 var _ rollout.Credentials = (*credentials)(nil)
 
 // newCredentials returns nil when no role declares secrets.
-func newCredentials(f *fleet.Fleet) *credentials {
+func newCredentials(f *fleet.Fleet, provs *providers) *credentials {
 	roles := map[string]bootdata.RoleSecrets{}
 	for _, r := range f.Roles {
 		if files := secretFiles(r); len(files) > 0 {
@@ -44,7 +45,7 @@ func newCredentials(f *fleet.Fleet) *credentials {
 	if len(roles) == 0 || f.Vault == nil {
 		return nil
 	}
-	return &credentials{fleet: f, roles: roles}
+	return &credentials{fleet: f, provs: provs, roles: roles, issuers: map[string]*bootdata.Issuer{}}
 }
 
 // secretFiles are the files drover-boot writes for a role: one JSON file per path of its secrets
@@ -61,28 +62,39 @@ func secretFiles(r *fleet.Role) []bootdata.SecretFile {
 	return out
 }
 
-func (c *credentials) issuer() (*bootdata.Issuer, error) {
-	c.once.Do(func() {
-		cfg, ok := c.fleet.Vault.Config.(*vault.Config)
-		if !ok {
-			c.err = fmt.Errorf("vault block: unexpected config %T", c.fleet.Vault.Config)
-			return
-		}
-		b, err := vault.New(cfg)
-		if err != nil {
-			c.err = err
-			return
-		}
-		addr, from := instanceVaultRoute(c.fleet, cfg.Address)
-		c.iss = &bootdata.Issuer{Broker: b, Addr: addr, Roles: c.roles, BoundCIDRs: from, IAMServerID: cfg.AWSIAMServerID}
-	})
-	return c.iss, c.err
+// issuer is the issuer for the instances of role's compute block.
+func (c *credentials) issuer(ctx context.Context, role string) (*bootdata.Issuer, error) {
+	r := c.fleet.Role(role)
+	if r == nil || r.Deploy == nil {
+		return nil, fmt.Errorf("role %q is not deployed", role)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if iss, ok := c.issuers[r.Deploy.Compute]; ok {
+		return iss, nil
+	}
+	broker, err := c.provs.Secrets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ep, ok := c.fleet.Vault.Config.(secrets.Endpoint)
+	if !ok {
+		return nil, fmt.Errorf("the %s block does not say where instances log in", c.fleet.Vault.Type)
+	}
+	comp, err := c.provs.Compute(ctx, r.Deploy.Compute)
+	if err != nil {
+		return nil, err
+	}
+	addr, from := instanceRoute(ep.ServerAddress(), comp)
+	iss := &bootdata.Issuer{Broker: broker, Addr: addr, Roles: c.roles, BoundCIDRs: from, IAMServerID: ep.IAMServerID()}
+	c.issuers[r.Deploy.Compute] = iss
+	return iss, nil
 }
 
 func (c *credentials) Wants(role string) bool { _, ok := c.roles[role]; return ok }
 
 func (c *credentials) Issue(ctx context.Context, role, instance, image string) ([]byte, string, error) {
-	iss, err := c.issuer()
+	iss, err := c.issuer(ctx, role)
 	if err != nil {
 		return nil, "", err
 	}
@@ -90,17 +102,21 @@ func (c *credentials) Issue(ctx context.Context, role, instance, image string) (
 }
 
 func (c *credentials) Revoke(ctx context.Context, role, accessor string) error {
-	iss, err := c.issuer()
+	iss, err := c.issuer(ctx, role)
 	if err != nil {
 		return err
 	}
 	return iss.Revoke(ctx, role, accessor)
 }
 
-// instanceVaultRoute is Vault's address as the instances see it, and, when known, the networks their
-// connections reach Vault from. A lab VM (qemu user networking) reaches this machine's loopback
-// through its gateway, 10.0.2.2, and qemu makes those connections from the loopback address itself.
-func instanceVaultRoute(f *fleet.Fleet, addr string) (string, []netip.Prefix) {
+// instanceRoute is Vault's address as the instances of comp see it, and, when known, the networks
+// their connections reach Vault from: a Vault on this machine's loopback is reached another way from
+// inside a VM of the lab (compute.HostRouter).
+func instanceRoute(addr string, comp compute.Provider) (string, []netip.Prefix) {
+	router, ok := comp.(compute.HostRouter)
+	if !ok {
+		return addr, nil
+	}
 	u, err := url.Parse(addr)
 	if err != nil {
 		return addr, nil
@@ -109,13 +125,17 @@ func instanceVaultRoute(f *fleet.Fleet, addr string) (string, []netip.Prefix) {
 	if err != nil {
 		return addr, nil
 	}
-	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-		for _, c := range f.Compute {
-			if _, lab := c.Config.(*qemu.Config); lab {
-				u.Host = net.JoinHostPort("10.0.2.2", port)
-				return u.String(), []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-			}
-		}
+	ip, err := netip.ParseAddr(host)
+	if host == "localhost" {
+		ip, err = netip.MustParseAddr("127.0.0.1"), nil
 	}
-	return addr, nil
+	if err != nil {
+		return addr, nil
+	}
+	guest, from, ok := router.RouteToHost(ip)
+	if !ok {
+		return addr, nil
+	}
+	u.Host = net.JoinHostPort(guest.String(), port)
+	return u.String(), from
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -17,12 +17,10 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
-	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/rollout"
 	"github.com/drover-dev/drover/rollout/health"
 )
 
-func isAbs(p string) bool { return filepath.IsAbs(p) }
 
 // controller opens the store and the providers and returns a rollout controller for the fleet.
 func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
@@ -34,7 +32,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, nil, failed(err, "check --state")
 	}
-	st, err := local.New(storeConfig(f, state))
+	st, err := a.openStore(c.Context, f, state)
 	if err != nil {
 		return nil, nil, failed(err, "the state file is damaged or not drover's; move it away or point --state elsewhere")
 	}
@@ -43,14 +41,14 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		st.Close()
 		return nil, nil, usageError(err.Error(), "")
 	}
-	p := newProviders(f, state)
+	p := a.newProviders(f, state)
 	opts := rollout.Options{
 		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
 	}
-	if cr := newCredentials(f); cr != nil {
+	if cr := newCredentials(f, p); cr != nil {
 		opts.Credentials = cr
 	}
 	opts.CurrentImage = a.currentImage(f, state)
@@ -85,8 +83,13 @@ func (a *app) currentImage(f *fleet.Fleet, state string) func(role string) (stri
 }
 
 // rolloutEvents prints each transition and step as it happens: a line of text, or a JSON object.
+// The controller calls it from several goroutines at once (one per launching slot, per probe), so
+// writes are serialized: each event is one whole line.
 func (a *app) rolloutEvents() func(rollout.Event) {
+	var mu sync.Mutex
 	return func(e rollout.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if a.json() {
 			writeJSONLine(a.stdout, map[string]any{"event": "rollout", "detail": e})
 			return

@@ -8,9 +8,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/secrets"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
 )
 
 // EnvScanToken names the Vault token drover build and drover images scan read a role's secret values
@@ -78,19 +78,17 @@ func (a *app) vaultPolicy(c *cli.Context) error {
 		return usageError(fmt.Sprintf("%s has no vault block: drover needs no Vault token", f.Path),
 			`a role that declares secrets needs one: vault { address = "https://vault.example:8200" }`)
 	}
-	cfg, ok := f.Vault.Config.(*vault.Config)
+	cp, ok := f.Vault.Config.(secrets.ControllerPolicy)
 	if !ok {
-		return failed(fmt.Errorf("vault block: unexpected config %T", f.Vault.Config), "")
+		return failed(fmt.Errorf("the %s block cannot say what the controller's token needs", f.Vault.Type), "")
 	}
-	pol := vault.ControllerPolicy(cfg.AuthMount)
+	cloudLogin := false
 	for _, r := range f.Roles {
-		if r.Deploy != nil && r.Deploy.AWSIAMRole != "" {
-			pol += vault.AWSControllerPolicy(cfg.AWSMount)
-			break
-		}
+		cloudLogin = cloudLogin || (r.Deploy != nil && r.Deploy.AWSIAMRole != "")
 	}
+	name, pol := cp.ControllerPolicy(cloudLogin)
 	if a.json() {
-		writeJSON(a.stdout, map[string]string{"name": vault.ControllerPolicyName, "policy": pol})
+		writeJSON(a.stdout, map[string]string{"name": name, "policy": pol})
 		return nil
 	}
 	_, err = fmt.Fprint(a.stdout, pol)
@@ -104,25 +102,32 @@ var errNoScanToken = errors.New("no Vault token to read the role's secret values
 
 // openScanVault opens the fleet's vault block with the scan token: the block's address and TLS
 // settings, DROVER_SCAN_VAULT_TOKEN(_FILE) when set, else the block's own token (VAULT_TOKEN).
-func openScanVault(_ context.Context, f *fleet.Fleet, env config.LookupEnv) (secrets.Broker, error) {
-	cfg, ok := f.Vault.Config.(*vault.Config)
+func openScanVault(ctx context.Context, f *fleet.Fleet, env config.LookupEnv) (secrets.Broker, error) {
+	rk, ok := f.Vault.Config.(secrets.Rekeyer)
 	if !ok {
-		return nil, fmt.Errorf("vault block: unexpected config %T", f.Vault.Config)
+		return nil, fmt.Errorf("the %s block cannot read values with another token", f.Vault.Type)
 	}
-	tok, _, err := scanToken(env, cfg)
+	tok, _, err := scanToken(env)
 	if err != nil {
 		return nil, err
 	}
-	if tok == "" {
+	cfg := f.Vault.Config
+	switch {
+	case tok != "":
+		cfg = rk.WithToken(tok)
+	case !rk.HasToken():
 		return nil, errNoScanToken
 	}
-	c := *cfg
-	c.Token = tok
-	return vault.New(&c)
+	fac, ok := all.New(env).Secrets(f.Vault.Type)
+	if !ok || !fac.Available() {
+		return nil, errNotAvailable(fleet.KindSecrets, f.Vault.Type)
+	}
+	return fac.Open(ctx, cfg, config.Env{Name: f.Vault.Name, FleetDir: f.Dir, Lookup: env})
 }
 
-// scanToken is the token the values are read with and the variable it came from.
-func scanToken(env config.LookupEnv, cfg *vault.Config) (secrets.Secret, string, error) {
+// scanToken is the token the values are read with, when one of its own is set, and the variable it
+// came from; without one, the block's own token is used, from VAULT_TOKEN or VAULT_TOKEN_FILE.
+func scanToken(env config.LookupEnv) (secrets.Secret, string, error) {
 	tok, err := config.Secret(env, EnvScanToken)
 	if err != nil {
 		return "", "", err
@@ -134,9 +139,9 @@ func scanToken(env config.LookupEnv, cfg *vault.Config) (secrets.Secret, string,
 		return secrets.Secret(tok), EnvScanToken + "_FILE", nil
 	}
 	if v, ok := env("VAULT_TOKEN"); ok && v != "" {
-		return cfg.Token, "VAULT_TOKEN", nil
+		return "", "VAULT_TOKEN", nil
 	}
-	return cfg.Token, "VAULT_TOKEN_FILE", nil
+	return "", "VAULT_TOKEN_FILE", nil
 }
 
 // deniedNote says that the values were not looked for because the scan token may not read a path,

@@ -1,5 +1,5 @@
-# The homelab fleet: a Vault server, a web server, PostgreSQL, an authoritative name server and a
-# Raspberry Pi, all on the local lab (qemu VMs on this machine, a loopback failover IP, a local Knot for
+# The homelab fleet: a Vault server, a web server, PostgreSQL and an authoritative name server, all on
+# the local lab (qemu VMs on this machine, a loopback failover IP, a local Knot for
 # DNS cutover and a local Vault). `drover validate` checks it; `go tool task demo` rolls out "web".
 
 drover {
@@ -39,13 +39,6 @@ base "debian-bookworm" {
   suite  = "bookworm"
   mirror = "http://deb.debian.org/debian"
   arch   = "amd64"
-}
-
-base "raspios-bookworm" {
-  suite      = "bookworm"
-  mirror     = "http://deb.debian.org/debian"
-  arch       = "arm64"
-  components = ["main", "non-free-firmware"]
 }
 
 compute "qemu" "lab" {
@@ -226,23 +219,6 @@ role "vault" {
       dns  = "home"
       name = "vault"
       ttl  = 60
-    }
-  }
-}
-
-role "pi" {
-  image {
-    base     = "raspios-bookworm"
-    builder  = "rpi"
-    packages = ["raspi-firmware", "linux-image-arm64", "nginx"]
-    files    = { "/var/www/html/index.html" = "pi/index.html" }
-    run      = ["systemctl enable nginx"]
-  }
-  deploy {
-    compute  = "lab"
-    strategy = "ab"
-    health "http" {
-      port = 80
     }
   }
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/config"
 )
 
 // Case is one subtest: fn gets the subtest and a context that ends at the suite's timeout.
@@ -41,5 +43,37 @@ func Run(t *testing.T, cases []Case, opts Options) {
 			defer cancel()
 			c.Fn(t, ctx)
 		})
+	}
+}
+
+// FromFactory returns a suite's provider constructor that opens providers the way drover does:
+// through the type's factory, with its default config from env.Lookup, changed by configure (nil
+// leaves the defaults), then Open. So a suite runs from a factory, as restic's suites do, and tests
+// the factory's wiring too. env.StateDir, when empty, is a fresh directory per provider.
+func FromFactory[P any](f config.Factory[P], configure func(cfg any), env config.Env) func(t *testing.T) P {
+	return func(t *testing.T) P {
+		t.Helper()
+		if env.Lookup == nil {
+			env.Lookup = func(string) (string, bool) { return "", false }
+		}
+		e := env
+		if e.StateDir == "" {
+			e.StateDir = t.TempDir()
+		}
+		if !f.Available() {
+			t.Fatalf("the %s factory cannot open providers (not available yet)", f.Type)
+		}
+		cfg, err := f.NewConfig(e.Lookup)
+		if err != nil {
+			t.Fatalf("%s: NewConfig: %v", f.Type, err)
+		}
+		if configure != nil {
+			configure(cfg)
+		}
+		p, err := f.Open(t.Context(), cfg, e)
+		if err != nil {
+			t.Fatalf("%s: Open: %v", f.Type, err)
+		}
+		return p
 	}
 }

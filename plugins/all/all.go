@@ -1,79 +1,200 @@
-// Package all is the one explicit registry of drover's providers. Nothing registers itself: adding a
-// provider means adding a line here, and only cmd/ imports this package.
+// Package all is the one explicit registry of drover's providers. Nothing registers itself: each
+// provider package exports a Factory function, and Builtin lists them, so adding a provider is its
+// folder plus one line here. Only cmd/ imports this package.
 package all
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 
+	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/aws"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/compute/vultr"
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/dns/cloudflare"
 	"github.com/drover-dev/drover/plugins/dns/rfc2136"
 	"github.com/drover-dev/drover/plugins/dns/route53"
 	"github.com/drover-dev/drover/plugins/dns/zonefile"
+	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/ip/awseip"
 	"github.com/drover-dev/drover/plugins/ip/loopback"
+	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
+	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/plugins/store/local"
 )
 
-// Entry is one provider type of one kind.
+// Provider kinds, the first word of a provider block (the fleet's vault block is kind secrets).
+const (
+	KindCompute = "compute"
+	KindDNS     = "dns"
+	KindIP      = "ip"
+	KindStore   = "store"
+	KindSecrets = "secrets"
+)
+
+// Providers is a set of provider factories by kind.
+type Providers struct {
+	Compute []compute.Factory
+	DNS     []dns.Factory
+	IP      []ip.Factory
+	Store   []store.Factory // the first is the store of a fleet without a store block
+	Secrets []secrets.Factory
+}
+
+// Builtin lists every provider drover ships.
+func Builtin() Providers {
+	return Providers{
+		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory()},
+		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory()},
+		IP:      []ip.Factory{loopback.Factory(), awseip.Factory()},
+		Store:   []store.Factory{local.Factory()},
+		Secrets: []secrets.Factory{vault.Factory()},
+	}
+}
+
+// Entry describes one provider type, for lists and tests.
 type Entry struct {
-	Kind    string // compute, dns, ip, store, secrets
-	Type    string // the first label of its block, such as "qemu"
-	Summary string
-	// NewConfig returns the provider's Config with defaults and environment applied.
-	NewConfig func(env config.LookupEnv) (any, error)
+	Kind      string
+	Type      string
+	Summary   string
+	Available bool // false: the config decodes, but validate refuses blocks of this type
+	newConfig func(config.LookupEnv) (any, error)
 }
 
-// Registry lists the providers drover knows. It implements fleet.ProviderCatalog.
+// Registry is a set of factories with the environment their configs read. It implements
+// fleet.ProviderCatalog. It is read-only once made, so safe for concurrent use.
 type Registry struct {
-	entries []Entry
+	p       Providers
 	env     config.LookupEnv
+	entries []Entry
 }
 
-// New returns the registry of every provider, reading provider environment variables through env.
-func New(env config.LookupEnv) *Registry {
-	ok := func(v any) (any, error) { return v, nil }
-	return &Registry{env: env, entries: []Entry{
-		{"compute", "qemu", "VMs on this machine (the local lab)", func(e config.LookupEnv) (any, error) { return ok(qemu.NewDefaultConfig(e)) }},
-		{"compute", "aws", "Amazon EC2", func(e config.LookupEnv) (any, error) { return ok(aws.NewDefaultConfig(e)) }},
-		{"compute", "vultr", "Vultr cloud compute", func(e config.LookupEnv) (any, error) { return vultr.NewDefaultConfig(e) }},
-		{"dns", "rfc2136", "RFC 2136 dynamic updates with TSIG (Knot, BIND, PowerDNS)", func(e config.LookupEnv) (any, error) { return rfc2136.NewDefaultConfig(e) }},
-		{"dns", "cloudflare", "Cloudflare DNS", func(e config.LookupEnv) (any, error) { return cloudflare.NewDefaultConfig(e) }},
-		{"dns", "route53", "Amazon Route 53", func(e config.LookupEnv) (any, error) { return ok(route53.NewDefaultConfig(e)) }},
-		{"dns", "zonefile", "a zone file and a reload command (NSD)", func(e config.LookupEnv) (any, error) { return ok(zonefile.NewDefaultConfig(e)) }},
-		{"ip", "loopback", "a loopback failover address (the local lab)", func(e config.LookupEnv) (any, error) { return ok(loopback.NewDefaultConfig(e)) }},
-		{"ip", "awseip", "an AWS Elastic IP", func(e config.LookupEnv) (any, error) { return ok(awseip.NewDefaultConfig(e)) }},
-		{"store", "local", "a bbolt file under the state directory", func(e config.LookupEnv) (any, error) { return &local.Config{}, nil }},
-		{"secrets", "vault", "HashiCorp Vault", func(e config.LookupEnv) (any, error) { return vault.NewDefaultConfig(e) }},
-	}}
+// New returns the registry of the built-in providers and those of extra (tests add a type of their
+// own this way), reading provider environment variables through env. A type registered twice in one
+// kind is a programming error: New panics, naming it.
+func New(env config.LookupEnv, extra ...Providers) *Registry {
+	p := Builtin()
+	for _, x := range extra {
+		p.Compute = append(p.Compute, x.Compute...)
+		p.DNS = append(p.DNS, x.DNS...)
+		p.IP = append(p.IP, x.IP...)
+		p.Store = append(p.Store, x.Store...)
+		p.Secrets = append(p.Secrets, x.Secrets...)
+	}
+	r := &Registry{p: p, env: env}
+	for _, f := range p.Compute {
+		r.add(KindCompute, f.Type, f.Summary, f.Available(), f.NewConfig)
+	}
+	for _, f := range p.DNS {
+		r.add(KindDNS, f.Type, f.Summary, f.Available(), f.NewConfig)
+	}
+	for _, f := range p.IP {
+		r.add(KindIP, f.Type, f.Summary, f.Available(), f.NewConfig)
+	}
+	for _, f := range p.Store {
+		r.add(KindStore, f.Type, f.Summary, f.Available(), f.NewConfig)
+	}
+	for _, f := range p.Secrets {
+		r.add(KindSecrets, f.Type, f.Summary, f.Available(), f.NewConfig)
+	}
+	return r
 }
 
-// Entries lists every provider, in registry order.
-func (r *Registry) Entries() []Entry { return append([]Entry(nil), r.entries...) }
+func (r *Registry) add(kind, typ, summary string, available bool, newConfig func(config.LookupEnv) (any, error)) {
+	if typ == "" || newConfig == nil {
+		panic(fmt.Sprintf("plugins/all: a %s factory without a type or a NewConfig (%q)", kind, typ))
+	}
+	if _, dup := r.entry(kind, typ); dup {
+		panic(fmt.Sprintf("plugins/all: %s provider type %q is registered twice", kind, typ))
+	}
+	r.entries = append(r.entries, Entry{Kind: kind, Type: typ, Summary: summary, Available: available, newConfig: newConfig})
+}
+
+func (r *Registry) entry(kind, typ string) (Entry, bool) {
+	for _, e := range r.entries {
+		if e.Kind == kind && e.Type == typ {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Entries lists every provider type, in registry order.
+func (r *Registry) Entries() []Entry { return slices.Clone(r.entries) }
 
 // NewConfig implements fleet.ProviderCatalog.
 func (r *Registry) NewConfig(kind, typ string) (any, bool, error) {
-	for _, e := range r.entries {
-		if e.Kind == kind && e.Type == typ {
-			cfg, err := e.NewConfig(r.env)
-			return cfg, true, err
-		}
+	e, ok := r.entry(kind, typ)
+	if !ok {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	cfg, err := e.newConfig(r.env)
+	return cfg, true, err
 }
 
-// Types implements fleet.ProviderCatalog.
+// Types implements fleet.ProviderCatalog: every type of a kind, sorted.
 func (r *Registry) Types(kind string) []string {
+	return r.types(kind, func(Entry) bool { return true })
+}
+
+// Available implements fleet.ProviderCatalog: the types of a kind that can do their job, sorted.
+func (r *Registry) Available(kind string) []string {
+	return r.types(kind, func(e Entry) bool { return e.Available })
+}
+
+func (r *Registry) types(kind string, keep func(Entry) bool) []string {
 	var out []string
 	for _, e := range r.entries {
-		if e.Kind == kind {
+		if e.Kind == kind && keep(e) {
 			out = append(out, e.Type)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// IPComputes implements fleet.ProviderCatalog: the compute types an ip type moves addresses
+// between.
+func (r *Registry) IPComputes(ipType string) []string {
+	f, ok := r.IP(ipType)
+	if !ok {
+		return nil
+	}
+	return slices.Clone(f.Computes)
+}
+
+// DefaultStore is the store type of a fleet without a store block.
+func (r *Registry) DefaultStore() string { return r.p.Store[0].Type }
+
+// Compute returns the factory of a compute type.
+func (r *Registry) Compute(typ string) (compute.Factory, bool) { return find(r.p.Compute, typ) }
+
+// DNS returns the factory of a dns type.
+func (r *Registry) DNS(typ string) (dns.Factory, bool) { return find(r.p.DNS, typ) }
+
+// IP returns the factory of an ip type.
+func (r *Registry) IP(typ string) (ip.Factory, bool) {
+	i := slices.IndexFunc(r.p.IP, func(f ip.Factory) bool { return f.Type == typ })
+	if i < 0 {
+		return ip.Factory{}, false
+	}
+	return r.p.IP[i], true
+}
+
+// Store returns the factory of a store type.
+func (r *Registry) Store(typ string) (store.Factory, bool) { return find(r.p.Store, typ) }
+
+// Secrets returns the factory of a secrets type.
+func (r *Registry) Secrets(typ string) (secrets.Factory, bool) { return find(r.p.Secrets, typ) }
+
+func find[P any](fs []config.Factory[P], typ string) (config.Factory[P], bool) {
+	i := slices.IndexFunc(fs, func(f config.Factory[P]) bool { return f.Type == typ })
+	if i < 0 {
+		return config.Factory[P]{}, false
+	}
+	return fs[i], true
 }

@@ -3,9 +3,10 @@
 // A Provider is deliberately small: the rollout controller persists its own
 // state machine and reconciles from what Instances reports, so a provider
 // only needs to launch idempotently, list by labels and terminate. Extra
-// capabilities (Stopper, Publisher, later VolumeMover) are separate
-// interfaces found by type assertion, so a provider implements only what its
-// platform can do.
+// capabilities (Stopper; Publisher for platforms that boot their own copy of
+// an image; PortForwarder and HostRouter for the lab) are separate interfaces
+// found by type assertion, so a provider implements only what its platform
+// can do, and nothing outside it switches on its type.
 //
 // Every implementation passes the contract suite in package computetest.
 package compute

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/drover-dev/drover/plugins/config"
 )
 
 // ErrConflict means a ReplaceSet's precondition failed: the set was not what the caller said it was
@@ -97,4 +99,16 @@ type Provider interface {
 	// Cloudflare API) a failure part way leaves a mix of old and new records of that one set, which
 	// Set shows and a retry of the same ReplaceSet repairs.
 	ReplaceSet(ctx context.Context, want RecordSet, prev *RecordSet) error
+}
+
+// Factory makes dns providers of one type; plugins/all lists one per type.
+type Factory = config.Factory[Provider]
+
+// Verified is implemented by providers whose changes are verified at servers the block names rather
+// than at the zone's NS records (a primary on this machine, a hidden master). The rollout waits until
+// each of them serves a change.
+type Verified interface {
+	// VerifyAt returns the servers (host:port) to verify changes at; empty means the zone's NS
+	// records, looked up through this machine's resolver.
+	VerifyAt() []string
 }

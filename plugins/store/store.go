@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/config"
 )
 
 // Sentinel errors. Implementations wrap them with the key, lease name and
@@ -172,3 +174,6 @@ func roundDuration(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Second)
 }
+
+// Factory makes stores of one type; plugins/all lists one per type.
+type Factory = config.Factory[Store]

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/contract"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/computetest"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
@@ -22,17 +23,16 @@ func TestE2EContract(t *testing.T) {
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	computetest.Run(t, func(t *testing.T) compute.Provider {
-		cfg := qemu.NewDefaultConfig(config.OS())
+	configure := func(c any) {
+		cfg := c.(*qemu.Config)
 		cfg.Firmware, cfg.Memory, cfg.Accel = "bios", 128, "tcg"
 		cfg.Network = "127.0.11.0/24"
+	}
+	computetest.Run(t, func(t *testing.T) compute.Provider {
 		dir := t.TempDir()
 		killAll(t, dir)
-		p, err := qemu.New(cfg, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		// Opened as drover opens a qemu block: through the type's factory.
+		return contract.FromFactory(qemu.Factory(), configure, config.Env{Lookup: config.OS(), StateDir: dir})(t)
 	}, computetest.Options{
 		Image:       compute.Image{Identity: "blank", Path: blank},
 		Ports:       []int{8080, 8443},

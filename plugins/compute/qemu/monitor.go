@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/compute"
 )
 
 // monitorTimeout bounds one monitor command when ctx has no deadline.
@@ -166,12 +168,7 @@ func (m *Monitor) HMP(ctx context.Context, command string) (string, error) {
 
 // Forward is a TCP host forward of an instance's user-mode network:
 // connections to Host reach the guest's GuestPort.
-type Forward struct {
-	Host      netip.AddrPort
-	GuestPort int
-}
-
-func (f Forward) String() string { return fmt.Sprintf("tcp:%s-:%d", f.Host, f.GuestPort) }
+type Forward = compute.Forward
 
 // Forwards lists the instance's TCP host forwards ("info usernet").
 func (m *Monitor) Forwards(ctx context.Context) ([]Forward, error) {

@@ -59,3 +59,13 @@ func (c Config) String() string {
 
 // GoString keeps %#v from printing the token too.
 func (c Config) GoString() string { return "cloudflare.Config{" + c.String() + "}" }
+
+// VerifyLimit refuses proxied records for a cutover: a proxied name answers with Cloudflare's own
+// addresses, never green's, so drover could not see at the authoritative servers that the cutover
+// happened (the fleet decoder asks this of a dns block that a role's cutover uses).
+func (c *Config) VerifyLimit() string {
+	if c.Proxied != nil && *c.Proxied {
+		return "its records are proxied (proxied = true): Cloudflare's servers answer with Cloudflare's addresses, never green's, so the cutover could not be verified; set proxied = false for the names drover manages"
+	}
+	return ""
+}

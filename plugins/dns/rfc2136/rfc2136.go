@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ type Provider struct {
 	keyName string
 	alg     string
 	secret  string
+	// verifyAt are the servers a change is verified at (VerifyAt).
+	verifyAt []string
 }
 
 // New returns a provider for cfg. It checks cfg, including that a TSIG key name and secret are
@@ -54,14 +57,23 @@ func New(cfg *Config) (*Provider, error) {
 	if _, err := base64.StdEncoding.DecodeString(cfg.Secret); err != nil {
 		return nil, fmt.Errorf("dns/rfc2136: the secret of TSIG key %q is not base64 (as keymgr -t and tsig-keygen print it): %w", cfg.KeyName, err)
 	}
+	verifyAt := slices.Clone(cfg.Nameservers)
+	if len(verifyAt) == 0 {
+		// Without a list, the primary that takes the updates is the one server drover knows.
+		verifyAt = []string{cfg.Server}
+	}
 	return &Provider{
-		server:  cfg.Server,
-		zone:    dns.Fqdn(strings.ToLower(cfg.Zone)),
-		keyName: mdns.CanonicalName(cfg.KeyName),
-		alg:     mdns.Fqdn(cfg.Algorithm),
-		secret:  cfg.Secret,
+		server:   cfg.Server,
+		zone:     dns.Fqdn(strings.ToLower(cfg.Zone)),
+		keyName:  mdns.CanonicalName(cfg.KeyName),
+		alg:      mdns.Fqdn(cfg.Algorithm),
+		secret:   cfg.Secret,
+		verifyAt: verifyAt,
 	}, nil
 }
+
+// VerifyAt implements dns.Verified: the block's nameservers, else the primary.
+func (p *Provider) VerifyAt() []string { return slices.Clone(p.verifyAt) }
 
 // Zone returns the zone's apex, fully qualified and lower case.
 func (p *Provider) Zone() string { return p.zone }

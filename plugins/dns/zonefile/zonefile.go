@@ -50,6 +50,8 @@ type Provider struct {
 	path   string
 	lock   string
 	reload []string
+	// verifyAt are the block's nameservers (VerifyAt).
+	verifyAt []string
 }
 
 // New returns a provider for cfg; a relative cfg.Path is relative to dir (the fleet file's
@@ -70,12 +72,16 @@ func New(cfg *Config, dir string) (*Provider, error) {
 		return nil, fmt.Errorf("dns/zonefile: zone file %q: %w", cfg.Path, err)
 	}
 	return &Provider{
-		zone:   dns.Fqdn(strings.ToLower(cfg.Zone)),
-		path:   path,
-		lock:   path + ".lock",
-		reload: slices.Clone(cfg.Reload),
+		zone:     dns.Fqdn(strings.ToLower(cfg.Zone)),
+		path:     path,
+		lock:     path + ".lock",
+		reload:   slices.Clone(cfg.Reload),
+		verifyAt: slices.Clone(cfg.Nameservers),
 	}, nil
 }
+
+// VerifyAt implements dns.Verified: the block's nameservers; none means the zone's NS records.
+func (p *Provider) VerifyAt() []string { return slices.Clone(p.verifyAt) }
 
 // Zone returns the zone's apex, fully qualified and lower case.
 func (p *Provider) Zone() string { return p.zone }

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/drover-dev/drover/plugins/compute"
-	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/ip"
 )
 
@@ -33,14 +32,20 @@ type Provider struct {
 	dir string
 }
 
-// New returns the failover IP provider of the qemu lab p, keeping its files
-// under stateDir/lab/ip (the same stateDir as the lab's). It manages any
-// IPv4 loopback address; cfg.Address is the one the fleet file names.
-func New(cfg *Config, p *qemu.Provider, stateDir string) (*Provider, error) {
-	if p == nil {
-		return nil, errors.New("loopback: nil qemu provider")
+// New returns the failover IP provider that moves addresses between the
+// instances of on, a compute provider whose instances are reached through
+// host port forwards (compute.PortForwarder: the lab's qemu), keeping its
+// files under stateDir/lab/ip (the same stateDir as the lab's). It manages
+// any IPv4 loopback address; cfg.Address is the one the fleet file names.
+func New(cfg *Config, on compute.Provider, stateDir string) (*Provider, error) {
+	if on == nil {
+		return nil, errors.New("loopback: no compute provider to move the address between")
 	}
-	return newProvider(cfg, qemuLab{p}, stateDir)
+	l, ok := on.(lab)
+	if !ok {
+		return nil, fmt.Errorf("loopback: compute provider %T has no port forwards to move (the lab's qemu has)", on)
+	}
+	return newProvider(cfg, l, stateDir)
 }
 
 func newProvider(cfg *Config, l lab, stateDir string) (*Provider, error) {
@@ -110,9 +115,9 @@ func (p *Provider) instances(ctx context.Context, runningOnly bool) (map[string]
 }
 
 // holdsAll reports whether fws forward every port to the same guest port.
-func holdsAll(fws []qemu.Forward, ports []int) bool {
+func holdsAll(fws []compute.Forward, ports []int) bool {
 	for _, port := range ports {
-		if !slices.ContainsFunc(fws, func(f qemu.Forward) bool { return int(f.Host.Port()) == port && f.GuestPort == port }) {
+		if !slices.ContainsFunc(fws, func(f compute.Forward) bool { return int(f.Host.Port()) == port && f.GuestPort == port }) {
 			return false
 		}
 	}
@@ -123,8 +128,8 @@ func holdsAll(fws []qemu.Forward, ports []int) bool {
 // its forwards of that address.
 type holder struct {
 	id  string
-	m   monitor
-	fws []qemu.Forward
+	m   compute.ForwardSession
+	fws []compute.Forward
 }
 
 // find returns the running instance that forwards addr (its monitor left
@@ -155,7 +160,7 @@ func (p *Provider) find(ctx context.Context, addr netip.Addr, ins map[string]com
 
 // forwardsOf opens id's monitor and reads its forwards of addr.
 func (p *Provider) forwardsOf(ctx context.Context, id string, addr netip.Addr) (holder, error) {
-	m, err := p.lab.Monitor(ctx, id)
+	m, err := p.lab.PortForwards(ctx, id)
 	if err != nil {
 		return holder{}, fmt.Errorf("loopback: %w", err)
 	}
@@ -241,13 +246,13 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 // move makes to forward addr:port for every port (and nothing else on
 // addr), taking the forwards from "from" when it has them.
 func move(ctx context.Context, addr netip.Addr, from, to holder, ports []int) error {
-	has := func(fws []qemu.Forward, port int) (qemu.Forward, bool) {
+	has := func(fws []compute.Forward, port int) (compute.Forward, bool) {
 		for _, f := range fws {
 			if int(f.Host.Port()) == port {
 				return f, true
 			}
 		}
-		return qemu.Forward{}, false
+		return compute.Forward{}, false
 	}
 	var all []int
 	for _, f := range from.fws {
@@ -260,7 +265,7 @@ func move(ctx context.Context, addr netip.Addr, from, to holder, ports []int) er
 	slices.Sort(all)
 	all = slices.Compact(all)
 
-	var moved []qemu.Forward // taken from "from", to give back on failure
+	var moved []compute.Forward // taken from "from", to give back on failure
 	var added []netip.AddrPort
 	for _, port := range all {
 		host := netip.AddrPortFrom(addr, uint16(port))
@@ -281,7 +286,7 @@ func move(ctx context.Context, addr netip.Addr, from, to holder, ports []int) er
 			}
 			fallthrough
 		case want && !toHas:
-			if err := to.m.AddForward(ctx, qemu.Forward{Host: host, GuestPort: port}); err != nil {
+			if err := to.m.AddForward(ctx, compute.Forward{Host: host, GuestPort: port}); err != nil {
 				return errors.Join(fmt.Errorf("loopback: moving %s to %s: %w", addr, to.id, err),
 					giveBack(ctx, addr, from, to, moved, added))
 			}
@@ -298,7 +303,7 @@ func move(ctx context.Context, addr netip.Addr, from, to holder, ports []int) er
 // giveBack undoes a failed move: the ports added to the new holder are
 // removed and those taken from the old holder are put back. It runs even
 // when ctx is done, because leaving the address with no one is worse.
-func giveBack(ctx context.Context, addr netip.Addr, from, to holder, moved []qemu.Forward, added []netip.AddrPort) error {
+func giveBack(ctx context.Context, addr netip.Addr, from, to holder, moved []compute.Forward, added []netip.AddrPort) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	for _, host := range added {

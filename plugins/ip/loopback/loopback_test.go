@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/drover-dev/drover/plugins/compute"
-	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/ip/iptest"
 )
@@ -20,14 +19,14 @@ import (
 type fakeLab struct {
 	mu      sync.Mutex
 	ins     map[string]*compute.Instance
-	fws     map[string][]qemu.Forward
+	fws     map[string][]compute.Forward
 	bound   map[netip.AddrPort]string
 	failAdd map[string]bool // "instance host:port"
 	log     []string
 }
 
 func newFakeLab(ports []int, ids ...string) *fakeLab {
-	l := &fakeLab{ins: map[string]*compute.Instance{}, fws: map[string][]qemu.Forward{},
+	l := &fakeLab{ins: map[string]*compute.Instance{}, fws: map[string][]compute.Forward{},
 		bound: map[netip.AddrPort]string{}, failAdd: map[string]bool{}}
 	for _, id := range ids {
 		l.ins[id] = &compute.Instance{ID: id, State: compute.Running, Ports: ports}
@@ -48,7 +47,7 @@ func (l *fakeLab) Instances(ctx context.Context, sel compute.Selector) ([]comput
 	return out, nil
 }
 
-func (l *fakeLab) Monitor(ctx context.Context, id string) (monitor, error) {
+func (l *fakeLab) PortForwards(ctx context.Context, id string) (compute.ForwardSession, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if in, ok := l.ins[id]; !ok || in.State != compute.Running {
@@ -79,13 +78,13 @@ type fakeMonitor struct {
 	id string
 }
 
-func (m *fakeMonitor) Forwards(ctx context.Context) ([]qemu.Forward, error) {
+func (m *fakeMonitor) Forwards(ctx context.Context) ([]compute.Forward, error) {
 	m.l.mu.Lock()
 	defer m.l.mu.Unlock()
 	return slices.Clone(m.l.fws[m.id]), nil
 }
 
-func (m *fakeMonitor) AddForward(ctx context.Context, f qemu.Forward) error {
+func (m *fakeMonitor) AddForward(ctx context.Context, f compute.Forward) error {
 	m.l.mu.Lock()
 	defer m.l.mu.Unlock()
 	if owner, ok := m.l.bound[f.Host]; ok || m.l.failAdd[m.id+" "+f.Host.String()] {
@@ -101,7 +100,7 @@ func (m *fakeMonitor) RemoveForward(ctx context.Context, host netip.AddrPort) er
 	m.l.mu.Lock()
 	defer m.l.mu.Unlock()
 	fws := m.l.fws[m.id]
-	i := slices.IndexFunc(fws, func(f qemu.Forward) bool { return f.Host == host })
+	i := slices.IndexFunc(fws, func(f compute.Forward) bool { return f.Host == host })
 	if i < 0 {
 		return nil
 	}
@@ -211,10 +210,10 @@ func TestHolderBelievesMonitors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A move that died after its monitor commands, before the state file.
-	m, _ := l.Monitor(ctx, "vm-a")
+	m, _ := l.PortForwards(ctx, "vm-a")
 	m.RemoveForward(ctx, netip.AddrPortFrom(addr100, 80))
-	m, _ = l.Monitor(ctx, "vm-c")
-	m.AddForward(ctx, qemu.Forward{Host: netip.AddrPortFrom(addr100, 80), GuestPort: 80})
+	m, _ = l.PortForwards(ctx, "vm-c")
+	m.AddForward(ctx, compute.Forward{Host: netip.AddrPortFrom(addr100, 80), GuestPort: 80})
 	if h, err := p.Holder(ctx, addr100); err != nil || h != "vm-c" {
 		t.Fatalf("Holder = %q, %v; want vm-c, which forwards the address", h, err)
 	}

@@ -352,7 +352,7 @@ func (b *Broker) readValues(ctx context.Context, paths []string) ([]secrets.Secr
 		if err != nil {
 			var re *api.ResponseError
 			if errors.As(err, &re) && re.StatusCode == http.StatusForbidden && !isInvalidToken(re) {
-				return nil, &DeniedError{Path: p, Err: &vaultError{re}}
+				return nil, &DeniedError{Path: p, Err: &vaultError{re}, Why: "a token with only the " + ControllerPolicyName + " policy may not, by design"}
 			}
 			return nil, describe(err, "reading %s", p)
 		}
@@ -376,16 +376,7 @@ func (b *Broker) readValues(ctx context.Context, paths []string) ([]secrets.Secr
 // token's policies grant no read there. The controller's token gets it by design, since
 // ControllerPolicy grants nothing under a secrets engine: reading a role's values (for the image
 // scan) takes another token.
-type DeniedError struct {
-	Path string
-	Err  error // Vault's answer; errors.As finds the *api.ResponseError in it
-}
-
-func (e *DeniedError) Error() string {
-	return fmt.Sprintf("the token may not read the secrets at %s (a token with only the %s policy may not, by design): %v", e.Path, ControllerPolicyName, e.Err)
-}
-
-func (e *DeniedError) Unwrap() error { return e.Err }
+type DeniedError = secrets.DeniedError
 
 func (b *Broker) rolePath(role string) string {
 	return "auth/" + b.mount + "/role/" + NamePrefix + role

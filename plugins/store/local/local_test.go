@@ -15,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/drover-dev/drover/internal/contract"
+	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/plugins/store/local"
 	"github.com/drover-dev/drover/plugins/store/storetest"
@@ -34,6 +36,12 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return newStore(t, filepath.Join(t.TempDir(), "state", "state.db"))
 	})
+}
+
+// TestContractFromFactory runs the suite on stores opened as drover opens them: through the local
+// type's factory, with its defaults (state.db in the state directory).
+func TestContractFromFactory(t *testing.T) {
+	storetest.Run(t, contract.FromFactory(local.Factory(), nil, config.Env{}))
 }
 
 func TestPersistsAcrossStores(t *testing.T) {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/plugins/all"
+	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/dns"
+)
+
+// everyTypeFleet has one block of every provider type that is available; the test fails when a
+// type is registered that it does not open, so a new provider is opened here from its first day.
+const everyTypeFleet = `
+compute "qemu" "lab" {}
+dns "rfc2136" "knot" {
+  server   = "127.0.0.1:5353"
+  zone     = "lab.example."
+  key_name = "drover"
+}
+dns "cloudflare" "cf" {
+  zone    = "example.com"
+  api_url = "CLOUDFLARE_URL"
+}
+dns "route53" "r53" {
+  zone           = "example.org."
+  hosted_zone_id = "Z0123456789ABCDEFGHIJ"
+}
+dns "zonefile" "nsd" {
+  zone        = "home.example."
+  path        = "home.example.zone"
+  nameservers = ["127.0.0.1:5354"]
+}
+ip "loopback" "front" {
+  address = "127.0.0.100"
+}
+store "local" {
+  path = "state/team.db"
+}
+vault {
+  address = "http://127.0.0.1:8200"
+}
+`
+
+// TestEveryProviderTypeOpens opens one block of every available registered type through the
+// registry, the way commands do, so the wiring itself (factories, configs, what each provider is
+// opened with) is tested without a platform behind it.
+func TestEveryProviderTypeOpens(t *testing.T) {
+	cf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/zones" || r.URL.Query().Get("name") != "example.com" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"success":true,"errors":[],"messages":[],"result":[{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"example.com","status":"active"}],"result_info":{"page":1,"per_page":50,"count":1,"total_count":1,"total_pages":1}}`))
+	}))
+	defer cf.Close()
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drover.hcl")
+	if err := os.WriteFile(path, []byte(strings.Replace(everyTypeFleet, "CLOUDFLARE_URL", cf.URL+"/", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
+		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+	var out bytes.Buffer
+	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	reg := a.registry()
+	f, diags := fleet.Load(path, fleet.Options{Providers: reg, LookupEnv: a.env})
+	if diags.HasErrors() {
+		var b bytes.Buffer
+		diags.WriteText(&b)
+		t.Fatalf("the fleet is not valid:\n%s", b.String())
+	}
+	state := filepath.Join(dir, ".drover")
+	p := a.newProviders(f, state)
+	ctx := context.Background()
+
+	opened := map[string]any{}
+	for _, blk := range f.Compute {
+		c, err := p.Compute(ctx, blk.Name)
+		opened[blk.Kind+"/"+blk.Type], _ = c, check(t, blk, err)
+	}
+	for _, blk := range f.DNS {
+		d, err := p.DNS(ctx, blk.Name)
+		opened[blk.Kind+"/"+blk.Type], _ = d, check(t, blk, err)
+	}
+	for _, blk := range f.IP {
+		i, addr, err := p.IP(ctx, blk.Name)
+		opened[blk.Kind+"/"+blk.Type], _ = i, check(t, blk, err)
+		if addr.String() != "127.0.0.100" {
+			t.Errorf("ip %q: address %s", blk.Name, addr)
+		}
+	}
+	b, err := p.Secrets(ctx)
+	opened[fleet.KindSecrets+"/"+f.Vault.Type], _ = b, check(t, f.Vault, err)
+	st, err := a.openStore(ctx, f, state)
+	opened[fleet.KindStore+"/"+f.Store.Type], _ = st, check(t, f.Store, err)
+	if st != nil {
+		st.Close()
+		if _, err := os.Stat(filepath.Join(dir, "state", "team.db")); err != nil {
+			t.Errorf("the store block's relative path is not relative to the fleet file: %v", err)
+		}
+	}
+
+	for _, e := range reg.Entries() {
+		v, ok := opened[e.Kind+"/"+e.Type]
+		switch {
+		case !e.Available:
+			if ok {
+				t.Errorf("%s %q is not available, yet it opened", e.Kind, e.Type)
+			}
+		case !ok || v == nil:
+			t.Errorf("%s %q is registered and available, but the test fleet has no block of it: add one", e.Kind, e.Type)
+		}
+	}
+
+	// What used to be special cases in cmd are capabilities the providers declare.
+	if _, ok := opened["compute/qemu"].(compute.PortForwarder); !ok {
+		t.Error("qemu does not offer port forwards to the loopback address")
+	}
+	if v, ok := opened["dns/rfc2136"].(dns.Verified); !ok || strings.Join(v.VerifyAt(), ",") != "127.0.0.1:5353" {
+		t.Error("rfc2136 is not verified at its primary")
+	}
+	if v, ok := opened["dns/zonefile"].(dns.Verified); !ok || strings.Join(v.VerifyAt(), ",") != "127.0.0.1:5354" {
+		t.Error("zonefile is not verified at its nameservers")
+	}
+	if _, ok := opened["dns/cloudflare"].(dns.Verified); ok {
+		t.Error("cloudflare claims servers of its own to verify at; its zone's NS records are the truth")
+	}
+	again, _ := p.Compute(ctx, "lab")
+	if again != opened["compute/qemu"] {
+		t.Error("a block was opened twice")
+	}
+	if addr, from := instanceRoute("http://127.0.0.1:8200", again); addr != "http://10.0.2.2:8200" || len(from) != 1 || from[0].String() != "127.0.0.1/32" {
+		t.Errorf("a lab VM reaches the host's Vault at %s from %v", addr, from)
+	}
+}
+
+func check(t *testing.T, blk *fleet.Provider, err error) error {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s %q %q: %v", blk.Kind, blk.Type, blk.Name, err)
+	}
+	return err
+}
+
+// TestRegistryRefusesDuplicates: one type registered twice in a kind is a startup panic.
+func TestRegistryRefusesDuplicates(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), `"qemu" is registered twice`) {
+			t.Errorf("recovered %v, want a panic naming the duplicate", r)
+		}
+	}()
+	qemuAgain := all.Builtin().Compute[0]
+	all.New(func(string) (string, bool) { return "", false }, all.Providers{Compute: []compute.Factory{qemuAgain}})
+}

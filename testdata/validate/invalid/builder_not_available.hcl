@@ -1,0 +1,7 @@
+# expect: 5:15
+role "pi" {
+  image {
+    base    = "debian-bookworm"
+    builder = "rpi"
+  }
+}

@@ -48,8 +48,10 @@ role "web" {
     base = "debian-bookworm"
   }
   deploy {
-    compute = "cloud"
-    count   = 1
+    compute  = "cloud"
+    count    = 1
+    keep_old = "0s"
+    watch    = "0s"
   }
 }
 `
@@ -115,5 +117,46 @@ func TestImagesPublishThroughTheFleet(t *testing.T) {
 		if _, ok, _ := cloud.Published(t.Context(), m.Identity); ok != want {
 			t.Errorf("after prune, copy of %s on the cloud: %v, want %v", m.ShortID(), ok, want)
 		}
+	}
+}
+
+// drover rollout start on a compute that boots its own copy publishes the image first, then
+// launches from the copy; a second rollout of the image uploads nothing.
+func TestRolloutPublishesThroughTheFleet(t *testing.T) {
+	dir := t.TempDir()
+	fleetFile := filepath.Join(dir, "drover.hcl")
+	if err := os.WriteFile(fleetFile, []byte(memcloudFleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	m := seedRawImage(t, state, 200<<10, 0)
+	cloud := memory.NewCloud("mem-1")
+	cli := func(args ...string) (int, string, string) {
+		return droverWith(t, memcloudFactory(cloud), append([]string{"--fleet", fleetFile, "--state", state}, args...)...)
+	}
+	code, stdout, stderr := cli("rollout", "start", "--image", m.Identity, "web")
+	if code != exitOK || !strings.Contains(stdout, ": publish: published image "+m.ShortID()+" on cloud as img-"+m.ShortID()+" in mem-1 in ") {
+		t.Fatalf("rollout start: exit %d\n%s%s", code, stdout, stderr)
+	}
+	ins, err := cloud.Instances(t.Context(), nil)
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("instances %v, %v; want 1", ins, err)
+	}
+	if img, _ := cloud.LaunchedImage(ins[0].ID); img.Published.ID != "img-"+m.ShortID() {
+		t.Errorf("launched from %+v, want the published copy", img)
+	}
+	code, stdout, _ = cli("images", "show", "web")
+	if code != exitOK || !strings.Contains(stdout, "\npublished  cloud (memcloud) img-"+m.ShortID()+" in mem-1, made ") {
+		t.Errorf("images show after the rollout: exit %d\n%s", code, stdout)
+	}
+	if code, stdout, stderr := cli("rollout", "promote", "web"); code != exitOK {
+		t.Fatalf("rollout promote: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = cli("rollout", "start", "--force", "--image", m.Identity, "web")
+	if code != exitOK || !strings.Contains(stdout, ": publish: image "+m.ShortID()+" is published on cloud as img-"+m.ShortID()) {
+		t.Fatalf("second rollout start: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if bytes, publishes := cloud.Uploaded(); bytes != 200<<10 || publishes != 1 {
+		t.Errorf("two rollouts uploaded %d bytes in %d publishes, want the image once", bytes, publishes)
 	}
 }

@@ -249,17 +249,12 @@ func (c *Catalog) Remove(identity string) error {
 // Prune keeps the newest keep images of each role and removes the others, except those inUse says a
 // live or kept rollout still needs. It returns what it removed.
 func (c *Catalog) Prune(keep int, inUse func(identity string) bool) ([]*Manifest, error) {
-	all, err := c.List()
+	prunable, err := c.Prunable(keep, inUse)
 	if err != nil {
 		return nil, err
 	}
 	var removed []*Manifest
-	perRole := map[string]int{}
-	for _, m := range all {
-		perRole[m.Role]++
-		if perRole[m.Role] <= keep || (inUse != nil && inUse(m.Identity)) {
-			continue
-		}
+	for _, m := range prunable {
 		if err := c.Remove(m.Identity); err != nil {
 			return removed, err
 		}

@@ -186,7 +186,8 @@ func (c *Controller) computeOf(ctx context.Context, role string, dep *fleet.Depl
 	return p, nil
 }
 
-// imagePath is the disk a provider boots: the qcow2 artifact if there is one, else the raw disk.
+// imageOf is the image's local disk: the qcow2 artifact if there is one, else the raw disk. Providers
+// that boot their own copy get it from bootImage (publish.go).
 func (c *Controller) imageOf(role string, img Image) (compute.Image, error) {
 	m, err := c.opts.Catalog.Get(img.Identity)
 	if err != nil {

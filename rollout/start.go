@@ -137,7 +137,7 @@ func isEnd(err error) bool { var e *endError; return errors.As(err, &e) }
 // boot launches every slot (Launch by token: a slot launched before is returned as it is), waits
 // until they run, then moves to checking.
 func (s *session) boot(ctx context.Context, r *Record) error {
-	img, err := s.c.imageOf(r.Role, r.Image)
+	img, err := s.bootImage(ctx, r)
 	if err != nil {
 		return err
 	}

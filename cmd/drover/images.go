@@ -25,7 +25,7 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the local image catalog: list, show, diff, scan, prune",
+		Usage: "the local image catalog: list, show, diff, scan, publish, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
@@ -41,18 +41,26 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 					if err != nil {
 						return failed(err, "")
 					}
+					published := make([][]images.PublishedRef, len(all))
+					for i, m := range all {
+						if published[i], err = cat.Published(m.Identity); err != nil {
+							return failed(err, "")
+						}
+					}
 					if a.json() {
 						out := []map[string]any{}
-						for _, m := range all {
-							out = append(out, imageSummary(m))
+						for i, m := range all {
+							s := imageSummary(m)
+							s["published"] = nonNil(published[i])
+							out = append(out, s)
 						}
 						writeJSON(a.stdout, out)
 						return nil
 					}
 					tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ROLE\tIMAGE\tCREATED\tPACKAGES\tARTIFACTS")
-					for _, m := range all {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", m.Role, m.ShortID(), m.Created.Local().Format(time.DateTime), len(m.Packages), artifactSizes(m))
+					fmt.Fprintln(tw, "ROLE\tIMAGE\tCREATED\tPACKAGES\tARTIFACTS\tPUBLISHED")
+					for i, m := range all {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Role, m.ShortID(), m.Created.Local().Format(time.DateTime), len(m.Packages), artifactSizes(m), publishedBlocks(published[i]))
 					}
 					return tw.Flush()
 				},
@@ -67,11 +75,18 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 					if err != nil {
 						return err
 					}
+					published, err := cat.Published(m.Identity)
+					if err != nil {
+						return failed(err, "")
+					}
 					if a.json() {
-						writeJSON(a.stdout, m)
+						writeJSON(a.stdout, struct {
+							*images.Manifest
+							Published []images.PublishedRef `json:"published"`
+						}{m, nonNil(published)})
 						return nil
 					}
-					printManifest(a, cat, m, c.Bool("packages"))
+					printManifest(a, cat, m, published, c.Bool("packages"))
 					return nil
 				},
 			},
@@ -104,40 +119,16 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 				},
 			},
 			imagesScanCommand(a),
+			imagesPublishCommand(a),
 			{
 				Name:  "prune",
-				Usage: "remove old images, keeping the newest N per role and every image a rollout still uses",
-				Flags: []cli.Flag{&cli.IntFlag{Name: "keep", Value: 3, Usage: "images to keep per role"}},
-				Action: func(c *cli.Context) error {
-					if c.Int("keep") < 1 {
-						return usageError("--keep must be at least 1", "")
-					}
-					cat, err := a.catalog(c)
-					if err != nil {
-						return err
-					}
-					inUse, err := a.imagesInUse(c)
-					if err != nil {
-						return failed(err, "the state store could not be read; nothing was removed")
-					}
-					removed, err := cat.Prune(c.Int("keep"), func(id string) bool { return inUse[id] })
-					if err != nil {
-						return failed(err, "")
-					}
-					if a.json() {
-						out := []map[string]any{}
-						for _, m := range removed {
-							out = append(out, imageSummary(m))
-						}
-						writeJSON(a.stdout, map[string]any{"removed": out})
-						return nil
-					}
-					for _, m := range removed {
-						fmt.Fprintf(a.stdout, "removed %s@%s\n", m.Role, m.ShortID())
-					}
-					fmt.Fprintf(a.stdout, "%d image(s) removed\n", len(removed))
-					return nil
-				},
+				Usage: "remove old images and their published copies, keeping the newest N per role and every image a rollout still uses",
+				Description: `An image beyond the newest --keep of its role is removed from the catalog, unless a live or kept
+rollout still uses it. Its published copies (drover images show lists them) are deleted first,
+through the compute blocks they were published on, which needs the fleet file; an image whose copy
+cannot be deleted is kept, and listed with the reason, so nothing published is ever forgotten.`,
+				Flags:  []cli.Flag{&cli.IntFlag{Name: "keep", Value: 3, Usage: "images to keep per role"}},
+				Action: func(c *cli.Context) error { return a.imagesPrune(c) },
 			},
 		},
 	}
@@ -187,7 +178,7 @@ func imageSummary(m *images.Manifest) map[string]any {
 		"created": m.Created, "arch": m.Arch, "artifacts": m.Artifacts, "packages": len(m.Packages)}
 }
 
-func printManifest(a *app, cat *images.Catalog, m *images.Manifest, packages bool) {
+func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []images.PublishedRef, packages bool) {
 	w := a.stdout
 	fmt.Fprintf(w, "image      %s\nrole       %s (%s)\ncreated    %s\nartifact   sha256:%s\nkernel     %s\ncmdline    %s\ndirectory  %s\n",
 		m.Identity, m.Role, m.Arch, m.Created.Local().Format(time.RFC3339), m.ArtifactSHA256, m.Kernel, m.Cmdline, cat.ImageDir(m.Identity))
@@ -207,6 +198,12 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, packages boo
 		steps = append(steps, fmt.Sprintf("%s %.1fs", s.Name, s.Seconds))
 	}
 	fmt.Fprintf(w, "steps      %s\nbuild log  %s\n", strings.Join(steps, ", "), cat.ImageDir(m.Identity)+"/"+m.BuildLog)
+	for _, r := range published {
+		fmt.Fprintf(w, "published  %s (%s) %s%s, made %s\n", r.Compute, r.Type, r.ID, inRegionText(r.Region), r.Created.Local().Format(time.DateTime))
+	}
+	if len(published) == 0 {
+		fmt.Fprintln(w, "published  nowhere (clouds get a copy at their first rollout, or from drover images publish)")
+	}
 	if packages {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, p := range m.Packages {

@@ -3,9 +3,10 @@
 // A Provider is deliberately small: the rollout controller persists its own
 // state machine and reconciles from what Instances reports, so a provider
 // only needs to launch idempotently, list by labels and terminate. Extra
-// capabilities (Stopper; PortForwarder and HostRouter for the lab) are
-// separate interfaces found by type assertion, so a provider implements only
-// what its platform can do, and nothing outside it switches on its type.
+// capabilities (Stopper; Publisher for platforms that boot their own copy of
+// an image; PortForwarder and HostRouter for the lab) are separate interfaces
+// found by type assertion, so a provider implements only what its platform
+// can do, and nothing outside it switches on its type.
 //
 // Every implementation passes the contract suite in package computetest.
 package compute
@@ -54,6 +55,10 @@ type Image struct {
 	// Path is a local disk file, raw or qcow2, for providers that boot
 	// local files; cloud providers use their own published reference.
 	Path string
+	// Published is the provider's own copy of the image, for providers
+	// that implement Publisher: they launch from it and refuse a Spec
+	// without it. Zero for providers that boot Path.
+	Published PublishedImage
 }
 
 // Spec says what to launch.

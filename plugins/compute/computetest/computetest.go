@@ -8,6 +8,9 @@
 // slow provider (qemu) passes a cheap Image, longer timeouts and a lower
 // Concurrency, or skips subtests by name. Every instance a subtest launches
 // carries a label unique to the run and is terminated in t.Cleanup.
+//
+// Providers that implement compute.Publisher also pass RunPublisher, which
+// publishes, looks up, interrupts and unpublishes images of its own.
 package computetest
 
 import (

@@ -36,7 +36,7 @@ func (c *Config) Validate() error {
 	if err := apicfg.CheckZone(c.Zone); err != nil {
 		return err
 	}
-	return apicfg.CheckURL("api_url", c.APIURL, "https://api.digitalocean.com/", "the token comes from DIGITALOCEAN_TOKEN")
+	return apicfg.CheckURL("api_url", c.APIURL, "https://api.digitalocean.com/", "the token comes from DIGITALOCEAN_TOKEN or DIGITALOCEAN_TOKEN_FILE")
 }
 
 // String describes the block without its token.

@@ -167,7 +167,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait = backoff.Jittered(t.retry.Base, t.retry.Max, attempt)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			c.note = fmt.Sprintf("the next try (in %s) would come after the call's deadline", wait.Round(time.Millisecond))
+			c.note = fmt.Sprintf("the next try (in %s) would come after the deadline", wait.Round(time.Millisecond))
 			return res, err
 		}
 		if res != nil {

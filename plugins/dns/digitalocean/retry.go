@@ -201,8 +201,13 @@ func (t *transport) retryable(res *http.Response, err error) (time.Duration, boo
 	return 0, false
 }
 
-// noteQuota remembers RateLimit-Reset when the answer says no requests remain.
+// noteQuota remembers RateLimit-Reset when the answer says no requests remain. An answer with
+// Retry-After (the burst limit's 429) says itself when to come back: its RateLimit-Reset, the
+// expiry of the hour's oldest request, can be much later.
 func (t *transport) noteQuota(h http.Header) {
+	if h.Get("Retry-After") != "" {
+		return
+	}
 	if reset, ok := exhausted(h); ok {
 		t.mu.Lock()
 		if reset.After(t.notBefore) {

@@ -45,6 +45,24 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// The burst limit's 429 says when to come back (Retry-After); the hourly quota's RateLimit-Reset
+// in the same answer, much later, does not hold the retry.
+func TestRetryAfterWinsOverRateLimitReset(t *testing.T) {
+	s := newFake(t)
+	p := newProvider(t, s)
+	s.Fail(dofake.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1", RateLimitReset: time.Now().Add(time.Hour), Times: 1})
+	start := time.Now()
+	if _, err := p.Set(t.Context(), "www.lab.example.", "A"); err != nil {
+		t.Fatalf("Set after a burst 429: %v", err)
+	}
+	if d := time.Since(start); d < time.Second || d > 3*time.Second {
+		t.Fatalf("Set took %v, want about the 1 s of Retry-After", d)
+	}
+	if _, err := p.Set(t.Context(), "www.lab.example.", "A"); err != nil {
+		t.Fatalf("the next call: %v", err)
+	}
+}
+
 // A 429 without Retry-After (as the API answered before 2023) waits for RateLimit-Reset.
 func TestRateLimitResetHonoured(t *testing.T) {
 	s := newFake(t)

@@ -107,8 +107,15 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	if _, _, err := p.domains.Get(ctx, p.domain); err != nil {
 		err = apiError(op, err, c)
 		var ae *APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-			return nil, fmt.Errorf("dns/digitalocean: %w (the account of the token has no such domain; add it under Networking > Domains)", err)
+		if errors.As(err, &ae) {
+			switch ae.Status {
+			case http.StatusNotFound:
+				return nil, fmt.Errorf("dns/digitalocean: %w (the account of the token has no such domain; add it under Networking > Domains)", err)
+			case http.StatusUnauthorized:
+				return nil, fmt.Errorf("dns/digitalocean: %w (the token from DIGITALOCEAN_TOKEN or DIGITALOCEAN_TOKEN_FILE was refused: expired, revoked or mistyped)", err)
+			case http.StatusForbidden:
+				return nil, fmt.Errorf("dns/digitalocean: %w (the token may not read the domain: give it the domain scopes)", err)
+			}
 		}
 		return nil, fmt.Errorf("dns/digitalocean: %w", err)
 	}

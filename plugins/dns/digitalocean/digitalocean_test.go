@@ -315,7 +315,7 @@ func TestNewErrors(t *testing.T) {
 	cfg = newConfig(s)
 	cfg.Token = "dop_v1_wrong0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijkl"
 	_, err = digitalocean.New(t.Context(), cfg, digitalocean.WithRetry(fastRetry()))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401 unauthorized: Unable to authenticate you") {
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401 unauthorized: Unable to authenticate you") || !strings.Contains(err.Error(), "DIGITALOCEAN_TOKEN") {
 		t.Fatalf("New with a bad token: %v, want HTTP 401 unauthorized", err)
 	}
 	if strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, err), cfg.Token) {

@@ -91,7 +91,8 @@ func TestContract(t *testing.T) {
 func TestContractOnePerPage(t *testing.T) {
 	dnstest.Run(t, func(t *testing.T) dnstest.Fixture {
 		s := newFake(t)
-		return dnstest.Fixture{Provider: newProvider(t, s, digitalocean.WithPageSize(1)), Outside: outside(s)}
+		open := func(t *testing.T) dns.Provider { return newProvider(t, s, digitalocean.WithPageSize(1)) }
+		return dnstest.Fixture{Provider: open(t), Reopen: open, Outside: outside(s)}
 	}, dnstest.Options{Parallel: true})
 }
 

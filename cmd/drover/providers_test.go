@@ -33,6 +33,10 @@ dns "route53" "r53" {
   zone           = "example.org."
   hosted_zone_id = "Z0123456789ABCDEFGHIJ"
 }
+dns "digitalocean" "do" {
+  zone    = "example.net"
+  api_url = "DIGITALOCEAN_URL"
+}
 dns "zonefile" "nsd" {
   zone        = "home.example."
   path        = "home.example.zone"
@@ -62,13 +66,22 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 		w.Write([]byte(`{"success":true,"errors":[],"messages":[],"result":[{"id":"023e105f4ecef8ad9ca31a8372d0c353","name":"example.com","status":"active"}],"result_info":{"page":1,"per_page":50,"count":1,"total_count":1,"total_pages":1}}`))
 	}))
 	defer cf.Close()
+	do := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/domains/example.net" || r.Header.Get("Authorization") != "Bearer test-token" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"domain":{"name":"example.net","ttl":1800,"zone_file":""}}`))
+	}))
+	defer do.Close()
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.hcl")
-	if err := os.WriteFile(path, []byte(strings.Replace(everyTypeFleet, "CLOUDFLARE_URL", cf.URL+"/", 1)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/").Replace(everyTypeFleet)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
+	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
 		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
 	var out bytes.Buffer
 	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -134,6 +147,9 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	}
 	if _, ok := opened["dns/cloudflare"].(dns.Verified); ok {
 		t.Error("cloudflare claims servers of its own to verify at; its zone's NS records are the truth")
+	}
+	if _, ok := opened["dns/digitalocean"].(dns.Verified); ok {
+		t.Error("digitalocean claims servers of its own to verify at; its zone's NS records are the truth")
 	}
 	again, _ := p.Compute(ctx, "lab")
 	if again != opened["compute/qemu"] {

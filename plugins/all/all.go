@@ -15,6 +15,7 @@ import (
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/dns/cloudflare"
+	"github.com/drover-dev/drover/plugins/dns/digitalocean"
 	"github.com/drover-dev/drover/plugins/dns/rfc2136"
 	"github.com/drover-dev/drover/plugins/dns/route53"
 	"github.com/drover-dev/drover/plugins/dns/zonefile"
@@ -49,7 +50,7 @@ type Providers struct {
 func Builtin() Providers {
 	return Providers{
 		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory()},
-		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory()},
+		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory(), digitalocean.Factory()},
 		IP:      []ip.Factory{loopback.Factory(), awseip.Factory()},
 		Store:   []store.Factory{local.Factory()},
 		Secrets: []secrets.Factory{vault.Factory()},

@@ -88,11 +88,11 @@ func probeAccel(ctx context.Context, qemu, accel string, timeout time.Duration) 
 
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(pctx, qemu,
-		"-machine", "pc", "-accel", accel,
+	args := append([]string{"-machine", "pc", "-accel", accel}, CPUArgs(accel)...)
+	cmd := exec.CommandContext(pctx, qemu, append(args,
 		"-display", "none", "-nodefaults", "-no-reboot", "-m", "16",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-		"-drive", "file="+img.Name()+",format=raw,if=ide")
+		"-drive", "file="+img.Name()+",format=raw,if=ide")...)
 	stderr := &capBuffer{max: 1024}
 	cmd.Stderr = stderr
 	// Own process group, so a hung qemu and anything it spawned are killed
@@ -118,6 +118,16 @@ func probeAccel(ctx context.Context, qemu, accel string, timeout time.Duration) 
 		perr.ExitCode = cmd.ProcessState.ExitCode()
 	}
 	return perr
+}
+
+// CPUArgs are the -cpu arguments drover's VMs get under accel, and so the probe's: a probe that
+// passes with another CPU model proves nothing (on nested hosts, KVM runs qemu's default CPU but
+// aborts on -cpu host, failing to set MSR 0x10a).
+func CPUArgs(accel string) []string {
+	if accel == "kvm" {
+		return []string{"-cpu", "host"}
+	}
+	return nil
 }
 
 // capBuffer keeps the first max bytes written to it, so a chatty qemu

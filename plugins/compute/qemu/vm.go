@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/drover-dev/drover/internal/hostcheck"
 )
 
 // errForward is how start reports that qemu could not bind a host forward,
@@ -90,9 +92,7 @@ func (p *Provider) args(r *record, dir, accel string) []string {
 		"-pidfile", filepath.Join(dir, pidFile),
 		"-daemonize",
 	}
-	if accel == "kvm" {
-		a = append(a, "-cpu", "host")
-	}
+	a = append(a, hostcheck.CPUArgs(accel)...)
 	if p.cfg.Firmware == "uefi" {
 		a = append(a, "-bios", p.cfg.OVMF)
 	}

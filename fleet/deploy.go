@@ -32,22 +32,31 @@ var (
 // iamRoleARN is an IAM role's ARN in any partition, with an optional path.
 var iamRoleARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
 
-// Strategies, health check types and cutover types a deploy block accepts.
-var (
-	Strategies   = []string{"bluegreen", "ab", "raft"}
-	HealthTypes  = []string{"http", "https", "tcp", "dns", "vault", "postgres"}
-	CutoverTypes = []string{"dns", "ip", "none"}
-)
+// cutoverAnySchema decodes a cutover type the catalog knows and cutoverSchemas does not: every
+// attribute of Cutover, none required.
+var cutoverAnySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "dns"}, {Name: "name"}, {Name: "ttl"}, {Name: "ip"}, {Name: "drain"},
+}}
+
+// types lists the names of a kind the deploy catalog knows (fleet.DeployStrategy, ...).
+func (d *decoder) types(kind string) []string {
+	if d.deploy == nil {
+		return nil
+	}
+	return d.deploy.Types(kind)
+}
 
 func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	dep := &Deploy{Count: 1, Strategy: "bluegreen", KeepOld: 15 * time.Minute, Watch: 2 * time.Minute,
 		Cutover: Cutover{Type: "none"}, Range: b.DefRange}
+	if d.deploy == nil {
+		d.errorf(b.DefRange, "No deploy catalog", "drover was built without a deploy catalog; this is a bug.")
+		return dep
+	}
 	c := d.content(b.Body, deploySchema)
 	d.str(c.Attributes, "compute", &dep.Compute)
 	d.integer(c.Attributes, "count", 1, 1000, &dep.Count)
-	if d.str(c.Attributes, "strategy", &dep.Strategy) {
-		d.oneOf(c.Attributes, "strategy", dep.Strategy, Strategies...)
-	}
+	d.str(c.Attributes, "strategy", &dep.Strategy) // checked with the whole role (checkStrategy)
 	if attr, ok := c.Attributes["ports"]; ok {
 		var ports []int
 		if v, ok := d.value(attr, listOfNumbers, "a list of port numbers"); ok {
@@ -95,9 +104,9 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 	hc := HealthCheck{Type: b.Labels[0], Path: "/", Expect: 200, Interval: 2 * time.Second, Timeout: 2 * time.Second,
 		Healthy: 2, Deadline: 5 * time.Minute}
-	if !contains(HealthTypes, hc.Type) {
+	if types := d.types(DeployHealth); !contains(types, hc.Type) {
 		d.errorf(b.LabelRanges[0], "Unknown health check type", "Health check type must be one of %s, got %q.%s",
-			quoteList(HealthTypes), hc.Type, didYouMean(hc.Type, HealthTypes))
+			quoteList(types), hc.Type, didYouMean(hc.Type, types))
 		return hc, false
 	}
 	c := d.content(b.Body, healthSchema)
@@ -121,11 +130,14 @@ func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 
 func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {
 	co.Type = b.Labels[0]
-	schema, known := cutoverSchemas[co.Type]
-	if !known {
+	if types := d.types(DeployCutover); !contains(types, co.Type) {
 		d.errorf(b.LabelRanges[0], "Unknown cutover type", "Cutover type must be one of %s, got %q.%s",
-			quoteList(CutoverTypes), co.Type, didYouMean(co.Type, CutoverTypes))
+			quoteList(types), co.Type, didYouMean(co.Type, types))
 		return
+	}
+	schema, ok := cutoverSchemas[co.Type]
+	if !ok {
+		schema = cutoverAnySchema
 	}
 	c := d.content(b.Body, schema)
 	co.TTL = 60

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/drover-dev/drover/fleet"
 )
@@ -29,7 +30,7 @@ func (raft) Name() string { return "raft" }
 // Validate refuses a cluster of several nodes at the deploy block's count.
 func (raft) Validate(role *fleet.Role) []fleet.Refusal {
 	if why := raftCount(role.Deploy); why != "" {
-		return []fleet.Refusal{{Attribute: "count", Summary: "Strategy cannot deploy this count", Detail: why + "."}}
+		return []fleet.Refusal{{Attribute: "count", Summary: "Strategy cannot deploy this count", Detail: strings.ToUpper(why[:1]) + why[1:] + "."}}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/rollout"
 )
 
 // app is the CLI: urfave/cli plus the few things every command shares (output format, fleet loading).
@@ -109,7 +110,7 @@ func (a *app) loadFleet(c *cli.Context) (*fleet.Fleet, *fleet.Diagnostics, error
 		vars[name] = value
 	}
 	path := c.String("fleet")
-	f, diags := fleet.Load(path, fleet.Options{Providers: all.New(a.env), Vars: vars, LookupEnv: a.env})
+	f, diags := fleet.Load(path, fleet.Options{Providers: all.New(a.env), Deploy: rollout.NewCatalog(nil, nil), Vars: vars, LookupEnv: a.env})
 	return f, diags, nil
 }
 

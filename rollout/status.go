@@ -16,7 +16,7 @@ import (
 // text (WriteText) and to JSON (encoding/json) with the same facts.
 type Status struct {
 	Role      string           `json:"role"`
-	Strategy  string           `json:"strategy"` // the deploy block's
+	Strategy  string           `json:"strategy"`         // the deploy block's
 	Active    *Record          `json:"active,omitempty"` // the rollout in flight
 	Live      *Record          `json:"live,omitempty"`   // the newest retired rollout
 	Latest    *Record          `json:"latest,omitempty"` // the newest rollout, whatever its state

@@ -20,6 +20,7 @@ var (
 	healthSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "port", Required: true}, {Name: "path"}, {Name: "expect"}, {Name: "query"}, {Name: "interval"},
 		{Name: "timeout"}, {Name: "healthy_threshold"}, {Name: "deadline"}, {Name: "tls_skip_verify"},
+		{Name: "scheme"}, {Name: "ca_file"},
 	}}
 	cutoverSchemas = map[string]*hcl.BodySchema{
 		"dns": {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
@@ -46,7 +47,7 @@ func (d *decoder) types(kind string) []string {
 	return d.deploy.Types(kind)
 }
 
-func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
+func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 	dep := &Deploy{Count: 1, Strategy: "bluegreen", KeepOld: 15 * time.Minute, Watch: 2 * time.Minute,
 		Cutover: Cutover{Type: "none"}, Range: b.DefRange}
 	if d.deploy == nil {
@@ -84,7 +85,7 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	for _, blk := range c.Blocks {
 		switch blk.Type {
 		case "health":
-			if hc, ok := d.decodeHealth(blk); ok {
+			if hc, ok := d.decodeHealth(f, blk, opts); ok {
 				dep.Health = append(dep.Health, hc)
 			}
 		case "cutover":
@@ -101,7 +102,7 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	return dep
 }
 
-func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
+func (d *decoder) decodeHealth(f *Fleet, b *hcl.Block, opts Options) (HealthCheck, bool) {
 	hc := HealthCheck{Type: b.Labels[0], Path: "/", Expect: 200, Interval: 2 * time.Second, Timeout: 2 * time.Second,
 		Healthy: 2, Deadline: 5 * time.Minute}
 	if types := d.types(DeployHealth); !contains(types, hc.Type) {
@@ -119,6 +120,7 @@ func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 	d.integer(c.Attributes, "healthy_threshold", 1, 100, &hc.Healthy)
 	d.duration(c.Attributes, "deadline", &hc.Deadline)
 	d.boolean(c.Attributes, "tls_skip_verify", &hc.TLSSkipVerify)
+	d.decodeHealthTLS(f, c, &hc, opts)
 	if hc.Type == "dns" && hc.Query == "" {
 		d.errorf(b.Body.MissingItemRange(), "Missing required argument", "A dns health check needs \"query\", the name to ask the instance.")
 	}
@@ -126,6 +128,30 @@ func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 		d.errorf(attr.Expr.Range(), "Invalid health check timing", "\"timeout\" (%s) must not exceed \"interval\" (%s).", hc.Timeout, hc.Interval)
 	}
 	return hc, ok
+}
+
+// decodeHealthTLS reads how a check speaks TLS: scheme (a vault check's http or https) and ca_file
+// (the PEM file of the certificate authority an https endpoint is verified with, relative to the
+// fleet file).
+func (d *decoder) decodeHealthTLS(f *Fleet, c *hcl.BodyContent, hc *HealthCheck, opts Options) {
+	if attr, ok := c.Attributes["scheme"]; ok && d.str(c.Attributes, "scheme", &hc.Scheme) {
+		if hc.Type != "vault" {
+			d.errorf(attr.Expr.Range(), "Unsupported argument", "\"scheme\" is for vault checks; the scheme of a health \"%s\" check is its type (health \"https\" for TLS).", hc.Type)
+		} else {
+			d.oneOf(c.Attributes, "scheme", hc.Scheme, "http", "https")
+		}
+	}
+	var ca string
+	if !d.str(c.Attributes, "ca_file", &ca) {
+		return
+	}
+	rng := c.Attributes["ca_file"].Expr.Range()
+	if !hc.TLS() {
+		d.errorf(rng, "Unsupported argument", "\"ca_file\" verifies an https endpoint: use it on health \"https\", or on health \"vault\" with scheme = \"https\".")
+		return
+	}
+	hc.CAFile = resolvePath(f.Dir, ca)
+	d.checkSource(opts, rng, ca, hc.CAFile, f.shownDir)
 }
 
 func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {

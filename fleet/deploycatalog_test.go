@@ -17,7 +17,7 @@ func (testDeployCatalog) Types(kind string) []string {
 	case DeployStrategy:
 		return []string{"bluegreen", "solo"}
 	case DeployHealth:
-		return []string{"http", "tcp", "dns"}
+		return []string{"http", "https", "tcp", "dns", "vault"}
 	case DeployCutover:
 		return []string{"dns", "ip", "none", "weights"}
 	}
@@ -62,7 +62,7 @@ func TestDeployCatalogDecidesNames(t *testing.T) {
 		{"strategy refuses count", "    strategy = \"solo\"\n    count    = 3", `9:16 Too many: solo deploys one, not 3.`},
 		{"strategy not built", `    strategy = "later"`, `8:16 Strategy not available yet: later is not built.`},
 		{"unknown strategy", `    strategy = "sola"`, `8:16 Invalid value: "strategy" must be one of "bluegreen", "solo", got "sola". Did you mean "solo"?`},
-		{"unknown health type", "    health \"htp\" { port = 80 }", `8:12 Unknown health check type: Health check type must be one of "http", "tcp", "dns", got "htp". Did you mean "http"?`},
+		{"unknown health type", "    health \"htp\" { port = 80 }", `8:12 Unknown health check type: Health check type must be one of "http", "https", "tcp", "dns", "vault", got "htp". Did you mean "http"?`},
 		{"cutover the catalog adds", "    cutover \"weights\" { drain = \"5s\" }", ""},
 		{"unknown cutover type", `    cutover "bgp" {}`, `8:13 Unknown cutover type: Cutover type must be one of "dns", "ip", "none", "weights", got "bgp". Did you mean "ip"?`},
 	} {

@@ -5,14 +5,16 @@ import (
 	"fmt"
 )
 
-// Rollback undoes the role's newest rollout:
+// Rollback undoes the role's newest rollout. One in flight is undone by the strategy that drives it
+// (Strategy.Rollback); for bluegreen (and raft's first node):
 //
 //   - cut over and blue still kept (cutting-over, draining, promoted within keep_old): the cutover
 //     goes back to blue at once, without health gates (blue was serving a moment ago), then green is
 //     destroyed; the rollout ends rolled-back;
 //   - not cut over yet: the same as Abort;
 //   - retired (keep_old passed, blue destroyed): the previous image is redeployed as a new rollout of
-//     kind rollback, with boot, health gate, cutover and watch, promoted at once.
+//     kind rollback, with boot, health gate, cutover and watch, promoted at once, if the deploy's
+//     strategy admits it (raft refuses: a new node would start an empty cluster).
 //
 // Rollback is idempotent: when the newest rollout is already rolled back or aborted, or is itself a
 // finished rollback, it changes nothing and returns it; a rollback rollout in flight (a killed
@@ -23,17 +25,15 @@ import (
 func (c *Controller) Rollback(ctx context.Context, role string) (*Record, error) {
 	return c.withRole(ctx, "rollback", role, func(ctx context.Context, s *session) (*Record, error) {
 		if a := s.active(); a != nil {
-			switch {
-			case a.Kind == KindRollback:
+			if a.Kind == KindRollback {
 				s.step(a.ID, "resume", fmt.Sprintf("resuming rollback rollout %s from %s", a.ID, a.State))
 				return s.drive(ctx, a, Promoted)
-			default:
-				st, err := s.strategyFor(a)
-				if err != nil {
-					return a, fmt.Errorf("rollout: role %q: rollout %s: %w", role, a.ID, err)
-				}
-				return a, st.Rollback(ctx, s, a)
 			}
+			st, err := s.strategyFor(a)
+			if err != nil {
+				return a, fmt.Errorf("rollout: role %q: rollout %s: %w", role, a.ID, err)
+			}
+			return a, st.Rollback(ctx, s, a)
 		}
 		l := s.latest()
 		switch {

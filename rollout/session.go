@@ -141,8 +141,9 @@ func ownedOf(recs []*Record) map[string]*Record {
 	return out
 }
 
-// create persists a new rollout of the deploy's strategy, with the progress its Admit gave, in state planned. Nothing has happened yet; a crash right after
-// leaves a record that the next Start resumes (or Abort ends).
+// create persists a new rollout of the deploy's strategy, with the progress its Admit gave, in
+// state planned. Nothing has happened yet; a crash right after leaves a record that the next Start
+// resumes (or Abort ends).
 func (s *session) create(ctx context.Context, img Image, kind string, autoPromote bool, progress Progress) (*Record, error) {
 	seq := 1
 	if l := s.latest(); l != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/rollout"
@@ -25,6 +26,17 @@ func TestRecordNamesItsStrategy(t *testing.T) {
 	b, _ := json.Marshal(r)
 	if !strings.Contains(string(b), `"progress":{"raft":{"bootstrap":true,"nodes":1}}`) {
 		t.Errorf("record JSON: %s", b)
+	}
+	st, err := l.controller().Status(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := st.WriteText(&text, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st.Strategy != "raft" || !strings.Contains(text.String(), "(strategy raft)") || !strings.Contains(text.String(), r.ID+"  retired") {
+		t.Errorf("status: strategy %q\n%s", st.Strategy, text.String())
 	}
 
 	l, _ = deployed(t)

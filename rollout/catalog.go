@@ -51,7 +51,7 @@ func (cat *Catalog) Types(kind string) []string {
 func (cat *Catalog) Admit(role *fleet.Role) (known bool, refusals []fleet.Refusal) {
 	name := role.Deploy.Strategy
 	if name == "" {
-		name = "bluegreen"
+		name = defaultStrategy
 	}
 	if st, ok := cat.strategies[name]; ok {
 		return true, st.Validate(role)

@@ -45,6 +45,9 @@ type Progress struct {
 	Raft *RaftProgress `json:"raft,omitempty"`
 }
 
+// defaultStrategy is the strategy of a deploy block that names none (fleet's default too).
+const defaultStrategy = "bluegreen"
+
 // builtinStrategies are the strategies a controller drives, by name: a new strategy is its file
 // plus its line here.
 func builtinStrategies() map[string]Strategy {
@@ -60,7 +63,7 @@ func upcomingStrategies() map[string]string {
 	return map[string]string{"ab": "writes the other root slot of an SD card and reboots into it"}
 }
 
-// strategyNames lists the strategies of m, bluegreen first (it is the default), then by name.
+// strategyNames lists the strategies of m, the default first, then by name.
 func strategyNames(m map[string]Strategy) []string {
 	names := make([]string, 0, len(m))
 	for n := range m {
@@ -70,9 +73,9 @@ func strategyNames(m map[string]Strategy) []string {
 		switch {
 		case a == b:
 			return 0
-		case a == "bluegreen":
+		case a == defaultStrategy:
 			return -1
-		case b == "bluegreen":
+		case b == defaultStrategy:
 			return 1
 		}
 		return strings.Compare(a, b)
@@ -93,7 +96,7 @@ func (s *session) strategyFor(r *Record) (Strategy, error) {
 
 func lookupStrategy(m map[string]Strategy, name string) (Strategy, error) {
 	if name == "" {
-		name = "bluegreen"
+		name = defaultStrategy
 	}
 	if st, ok := m[name]; ok {
 		return st, nil

@@ -16,8 +16,9 @@ import (
 // decoder evaluates attributes into Go values and collects every diagnostic instead of stopping at the
 // first, so a user sees all problems of a fleet file in one run.
 type decoder struct {
-	ctx   *hcl.EvalContext
-	diags hcl.Diagnostics
+	ctx    *hcl.EvalContext
+	diags  hcl.Diagnostics
+	deploy DeployCatalog // Options.Deploy
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {

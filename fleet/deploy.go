@@ -20,6 +20,7 @@ var (
 	healthSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "port", Required: true}, {Name: "path"}, {Name: "expect"}, {Name: "query"}, {Name: "interval"},
 		{Name: "timeout"}, {Name: "healthy_threshold"}, {Name: "deadline"}, {Name: "tls_skip_verify"},
+		{Name: "scheme"}, {Name: "ca_file"},
 	}}
 	cutoverSchemas = map[string]*hcl.BodySchema{
 		"dns": {Attributes: []hcl.AttributeSchema{{Name: "dns", Required: true}, {Name: "name", Required: true}, {Name: "ttl"}, {Name: "drain"}}},
@@ -32,22 +33,31 @@ var (
 // iamRoleARN is an IAM role's ARN in any partition, with an optional path.
 var iamRoleARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
 
-// Strategies, health check types and cutover types a deploy block accepts.
-var (
-	Strategies   = []string{"bluegreen", "ab", "raft"}
-	HealthTypes  = []string{"http", "https", "tcp", "dns", "vault", "postgres"}
-	CutoverTypes = []string{"dns", "ip", "none"}
-)
+// cutoverAnySchema decodes a cutover type the catalog knows and cutoverSchemas does not: every
+// attribute of Cutover, none required.
+var cutoverAnySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "dns"}, {Name: "name"}, {Name: "ttl"}, {Name: "ip"}, {Name: "drain"},
+}}
 
-func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
+// types lists the names of a kind the deploy catalog knows (fleet.DeployStrategy, ...).
+func (d *decoder) types(kind string) []string {
+	if d.deploy == nil {
+		return nil
+	}
+	return d.deploy.Types(kind)
+}
+
+func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 	dep := &Deploy{Count: 1, Strategy: "bluegreen", KeepOld: 15 * time.Minute, Watch: 2 * time.Minute,
 		Cutover: Cutover{Type: "none"}, Range: b.DefRange}
+	if d.deploy == nil {
+		d.errorf(b.DefRange, "No deploy catalog", "drover was built without a deploy catalog; this is a bug.")
+		return dep
+	}
 	c := d.content(b.Body, deploySchema)
 	d.str(c.Attributes, "compute", &dep.Compute)
 	d.integer(c.Attributes, "count", 1, 1000, &dep.Count)
-	if d.str(c.Attributes, "strategy", &dep.Strategy) {
-		d.oneOf(c.Attributes, "strategy", dep.Strategy, Strategies...)
-	}
+	d.str(c.Attributes, "strategy", &dep.Strategy) // checked with the whole role (checkStrategy)
 	if attr, ok := c.Attributes["ports"]; ok {
 		var ports []int
 		if v, ok := d.value(attr, listOfNumbers, "a list of port numbers"); ok {
@@ -75,7 +85,7 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	for _, blk := range c.Blocks {
 		switch blk.Type {
 		case "health":
-			if hc, ok := d.decodeHealth(blk); ok {
+			if hc, ok := d.decodeHealth(f, blk, opts); ok {
 				dep.Health = append(dep.Health, hc)
 			}
 		case "cutover":
@@ -92,12 +102,12 @@ func (d *decoder) decodeDeploy(b *hcl.Block) *Deploy {
 	return dep
 }
 
-func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
+func (d *decoder) decodeHealth(f *Fleet, b *hcl.Block, opts Options) (HealthCheck, bool) {
 	hc := HealthCheck{Type: b.Labels[0], Path: "/", Expect: 200, Interval: 2 * time.Second, Timeout: 2 * time.Second,
 		Healthy: 2, Deadline: 5 * time.Minute}
-	if !contains(HealthTypes, hc.Type) {
+	if types := d.types(DeployHealth); !contains(types, hc.Type) {
 		d.errorf(b.LabelRanges[0], "Unknown health check type", "Health check type must be one of %s, got %q.%s",
-			quoteList(HealthTypes), hc.Type, didYouMean(hc.Type, HealthTypes))
+			quoteList(types), hc.Type, didYouMean(hc.Type, types))
 		return hc, false
 	}
 	c := d.content(b.Body, healthSchema)
@@ -110,6 +120,7 @@ func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 	d.integer(c.Attributes, "healthy_threshold", 1, 100, &hc.Healthy)
 	d.duration(c.Attributes, "deadline", &hc.Deadline)
 	d.boolean(c.Attributes, "tls_skip_verify", &hc.TLSSkipVerify)
+	d.decodeHealthTLS(f, c, &hc, opts)
 	if hc.Type == "dns" && hc.Query == "" {
 		d.errorf(b.Body.MissingItemRange(), "Missing required argument", "A dns health check needs \"query\", the name to ask the instance.")
 	}
@@ -119,13 +130,40 @@ func (d *decoder) decodeHealth(b *hcl.Block) (HealthCheck, bool) {
 	return hc, ok
 }
 
+// decodeHealthTLS reads how a check speaks TLS: scheme (a vault check's http or https) and ca_file
+// (the PEM file of the certificate authority an https endpoint is verified with, relative to the
+// fleet file).
+func (d *decoder) decodeHealthTLS(f *Fleet, c *hcl.BodyContent, hc *HealthCheck, opts Options) {
+	if attr, ok := c.Attributes["scheme"]; ok && d.str(c.Attributes, "scheme", &hc.Scheme) {
+		if hc.Type != "vault" {
+			d.errorf(attr.Expr.Range(), "Unsupported argument", "\"scheme\" is for vault checks; the scheme of a health \"%s\" check is its type (health \"https\" for TLS).", hc.Type)
+		} else {
+			d.oneOf(c.Attributes, "scheme", hc.Scheme, "http", "https")
+		}
+	}
+	var ca string
+	if !d.str(c.Attributes, "ca_file", &ca) {
+		return
+	}
+	rng := c.Attributes["ca_file"].Expr.Range()
+	if !hc.TLS() {
+		d.errorf(rng, "Unsupported argument", "\"ca_file\" verifies an https endpoint: use it on health \"https\", or on health \"vault\" with scheme = \"https\".")
+		return
+	}
+	hc.CAFile = resolvePath(f.Dir, ca)
+	d.checkSource(opts, rng, ca, hc.CAFile, f.shownDir)
+}
+
 func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {
 	co.Type = b.Labels[0]
-	schema, known := cutoverSchemas[co.Type]
-	if !known {
+	if types := d.types(DeployCutover); !contains(types, co.Type) {
 		d.errorf(b.LabelRanges[0], "Unknown cutover type", "Cutover type must be one of %s, got %q.%s",
-			quoteList(CutoverTypes), co.Type, didYouMean(co.Type, CutoverTypes))
+			quoteList(types), co.Type, didYouMean(co.Type, types))
 		return
+	}
+	schema, ok := cutoverSchemas[co.Type]
+	if !ok {
+		schema = cutoverAnySchema
 	}
 	c := d.content(b.Body, schema)
 	co.TTL = 60

@@ -30,6 +30,9 @@ type ProviderCatalog interface {
 // Options are the inputs of Load besides the file.
 type Options struct {
 	Providers ProviderCatalog
+	// Deploy names the strategies, health check and cutover types deploy blocks may use, and what
+	// each strategy admits (cmd passes rollout's registries).
+	Deploy    DeployCatalog
 	Vars      map[string]string                 // --var NAME=VALUE
 	LookupEnv func(string) (string, bool)       // defaults to os.LookupEnv
 	Stat      func(string) (os.FileInfo, error) // defaults to os.Stat
@@ -88,7 +91,7 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 	}
 
 	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), shownDir: filepath.Dir(path)}
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy}
 	d.diags = diags
 	root := d.content(file.Body, rootSchema)
 	byType := map[string]hcl.Blocks{}

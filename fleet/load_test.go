@@ -50,6 +50,9 @@ func load(t *testing.T, src string, opts Options) (*Fleet, *Diagnostics) {
 		t.Fatal(err)
 	}
 	opts.Providers = testCatalog{}
+	if opts.Deploy == nil {
+		opts.Deploy = testDeployCatalog{}
+	}
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = func(string) (string, bool) { return "", false }
 	}

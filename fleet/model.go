@@ -123,7 +123,7 @@ type Disk struct {
 type Deploy struct {
 	Compute     string // name of a compute block
 	Count       int
-	Strategy    string // "bluegreen", "ab" or "raft"
+	Strategy    string // a strategy of rollout's registry: "bluegreen" or "raft"
 	Ports       []int
 	Health      []HealthCheck
 	Cutover     Cutover
@@ -139,7 +139,7 @@ type Deploy struct {
 
 // HealthCheck is one readiness check run against every new instance, then through the public name.
 type HealthCheck struct {
-	Type          string // http, https, tcp, dns, vault, postgres
+	Type          string // a type of rollout's health registry: http, https, tcp, dns, vault, postgres
 	Port          int
 	Path          string // http(s)
 	Expect        int    // http(s) status code
@@ -149,11 +149,18 @@ type HealthCheck struct {
 	Healthy       int // consecutive successes needed
 	Deadline      time.Duration
 	TLSSkipVerify bool
+	Scheme        string // vault: "http" (the default) or "https"
+	CAFile        string // https, and vault over https: the PEM CA the endpoint is verified with (absolute)
+}
+
+// TLS reports whether the check speaks HTTPS: type https, or vault with scheme "https".
+func (hc HealthCheck) TLS() bool {
+	return hc.Type == "https" || (hc.Type == "vault" && hc.Scheme == "https")
 }
 
 // Cutover says how traffic moves from blue to green.
 type Cutover struct {
-	Type  string // "dns", "ip" or "none"
+	Type  string // a cutover type of rollout's registry: "dns", "ip" or "none"
 	DNS   string // dns block name (type dns; type ip: where the failover address is published)
 	Name  string // record name relative to the zone, or "@" (type dns; type ip: the published name)
 	TTL   int    // seconds (type dns, and a published name)

@@ -12,8 +12,8 @@ import (
 var listOfNumbers = cty.List(cty.Number)
 
 // checkReferences resolves every name a role uses (its base, compute, dns and ip blocks) and the
-// cross-block rules that need the whole file: secrets need a vault block, a strategy needs a builder
-// that supports it.
+// cross-block rules that need the whole file: secrets need a vault block, a strategy admits the
+// deploy block (DeployCatalog.Admit).
 func (d *decoder) checkReferences(f *Fleet) {
 	baseNames := []string{}
 	for _, b := range f.Bases {
@@ -69,10 +69,26 @@ func (d *decoder) checkReferences(f *Fleet) {
 				d.unknownRef(attrRange(body, "deploy", "cutover", "dns"), "dns", role.Name, dep.Cutover.DNS, names(f.DNS))
 			}
 		}
-		if dep.Strategy == "ab" && role.Image.Builder != "rpi" {
-			d.errorf(attrRange(body, "deploy", "strategy"), "Strategy needs another builder",
-				"The ab strategy writes the other root slot of an SD card; role %q must use builder = \"rpi\".", role.Name)
-		}
+		d.checkStrategy(role)
+	}
+}
+
+// checkStrategy asks the deploy catalog whether role's strategy exists and admits its deploy block,
+// and reports each refusal at the attribute it names.
+func (d *decoder) checkStrategy(role *Role) {
+	if d.deploy == nil {
+		return // decodeDeploy reported it
+	}
+	body := role.syntax
+	known, refusals := d.deploy.Admit(role)
+	if !known {
+		types := d.types(DeployStrategy)
+		d.errorf(attrRange(body, "deploy", "strategy"), "Invalid value",
+			"%q must be one of %s, got %q.%s", "strategy", quoteList(types), role.Deploy.Strategy, didYouMean(role.Deploy.Strategy, types))
+		return
+	}
+	for _, r := range refusals {
+		d.errorf(attrRange(body, "deploy", r.Attribute), r.Summary, "%s", r.Detail)
 	}
 }
 

@@ -80,7 +80,7 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 			d.errorf(deploys[1].DefRange, "Duplicate deploy block", "Role %q has more than one deploy block.", name)
 		}
 		if len(deploys) > 0 {
-			role.Deploy = d.decodeDeploy(deploys[0])
+			role.Deploy = d.decodeDeploy(f, deploys[0], opts)
 		}
 		roles = append(roles, role)
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/fleet"
@@ -38,7 +40,7 @@ type Options struct {
 	// DNSWait bounds how long a dns cutover waits for every authoritative server; zero means 2m.
 	DNSWait time.Duration
 	// Cutovers adds or replaces cutover types; ip, dns and none are built in.
-	Cutovers map[string]CutoverFactory
+	Cutovers map[string]CutoverType
 	// Health is the registry of health check types; nil means health.NewRegistry() (http, https, tcp).
 	Health *health.Registry
 	// Dialer is what health probes dial through; nil means a net.Dialer.
@@ -80,12 +82,13 @@ type Options struct {
 // reads the role's records and what the providers report, repairs what a killed earlier command left
 // behind, then does its work. Running a command again after it was killed converges.
 type Controller struct {
-	opts     Options
-	owner    string
-	log      *slog.Logger
-	now      func() time.Time
-	health   *health.Registry
-	cutovers map[string]CutoverFactory
+	opts       Options
+	owner      string
+	log        *slog.Logger
+	now        func() time.Time
+	health     *health.Registry
+	cutovers   map[string]CutoverType
+	strategies map[string]Strategy
 }
 
 // New checks opts and returns a Controller.
@@ -120,10 +123,11 @@ func New(opts Options) (*Controller, error) {
 	if c.opts.LockTTL <= 0 {
 		c.opts.LockTTL = 30 * time.Second
 	}
-	c.cutovers = map[string]CutoverFactory{"ip": c.ipCutover, "dns": c.dnsCutover, "none": noneCutover}
-	for k, f := range opts.Cutovers {
-		c.cutovers[k] = f
+	c.cutovers = builtinCutovers(c)
+	for k, t := range opts.Cutovers {
+		c.cutovers[k] = t
 	}
+	c.strategies = builtinStrategies()
 	return c, nil
 }
 
@@ -139,8 +143,9 @@ func (c *Controller) deployOf(role string) (*fleet.Role, *fleet.Deploy, error) {
 	if r.Deploy == nil {
 		return nil, nil, fmt.Errorf("rollout: role %q has no deploy block: it is built, not rolled out", role)
 	}
-	if r.Deploy.Strategy == "ab" {
-		return nil, nil, fmt.Errorf("rollout: role %q: strategy %q is not implemented yet (bluegreen, and raft's first node, are)", role, r.Deploy.Strategy)
+	// drover validate refuses a strategy that is not built; a fleet built another way is refused here.
+	if _, err := c.strategyOf(r.Deploy); err != nil {
+		return nil, nil, fmt.Errorf("rollout: role %q: %w", role, err)
 	}
 	return r, r.Deploy, nil
 }
@@ -164,11 +169,11 @@ func (c *Controller) cutoverOf(ctx context.Context, role string, dep *fleet.Depl
 	if typ == "" {
 		typ = "none"
 	}
-	f, ok := c.cutovers[typ]
+	t, ok := c.cutovers[typ]
 	if !ok {
-		return nil, fmt.Errorf("rollout: role %q: cutover %q is not available yet (use \"ip\" or \"none\")", role, typ)
+		return nil, fmt.Errorf("rollout: role %q: cutover %q is not available (available: %s)", role, typ, strings.Join(sortedKeys(c.cutovers), ", "))
 	}
-	cut, err := f(ctx, role, dep.Cutover)
+	cut, err := t.Open(ctx, role, dep.Cutover)
 	if err != nil {
 		return nil, fmt.Errorf("rollout: role %q: cutover %q: %w", role, typ, err)
 	}
@@ -244,4 +249,13 @@ func (c *Controller) currentImage(role string) (string, error) {
 			role, images.ShortID(id), ErrNotBuilt, role)
 	}
 	return id, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

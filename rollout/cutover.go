@@ -14,10 +14,10 @@ import (
 )
 
 // Cutover moves a role's traffic from one set of instances to another. The bluegreen strategy uses
-// it for the cutover, for the watch after it and for rollbacks; types other than ip and none (dns)
-// plug in through Options.Cutovers.
+// it for the cutover, for the watch after it and for rollbacks. Its type (CutoverType) opens it;
+// types other than the built-in ip, dns and none plug in through Options.Cutovers.
 type Cutover interface {
-	// Type is the fleet file's cutover type: "ip", "none", later "dns".
+	// Type is the fleet file's cutover type: "ip", "dns", "none".
 	Type() string
 	// Target names what moves, for humans and records: `ip "front" 127.0.0.100`.
 	Target() string
@@ -34,8 +34,57 @@ type Cutover interface {
 	WatchTargets() []health.Target
 }
 
-// CutoverFactory builds a role's Cutover from its cutover block.
-type CutoverFactory func(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error)
+// CutoverType is a kind of cutover block: it opens the Cutover of a role (which asks its providers)
+// and describes what that cutover would do without opening anything, for Plan, which never asks a
+// provider. Implementations are safe for concurrent use.
+type CutoverType interface {
+	// Open builds a role's Cutover from its cutover block.
+	Open(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error)
+	// Describe says, for people, what the cutover of spec does to a rollout of count instances.
+	Describe(spec fleet.Cutover, count int) CutoverPlan
+}
+
+// CutoverPlan is a cutover's own part of a plan.
+type CutoverPlan struct {
+	Target string // what moves: `ip "front"`
+	Step   string // the cutover step
+	Watch  string // where the post-cutover watch probes: "through the failover IP"
+}
+
+// builtinCutovers are the cutover types every controller has. c opens providers and may be nil
+// for a catalog that only names and describes them.
+func builtinCutovers(c *Controller) map[string]CutoverType {
+	return map[string]CutoverType{"ip": ipType{c}, "dns": dnsType{c}, "none": noneType{}}
+}
+
+// ipType is cutover "ip": a failover IP moved to the first instance.
+type ipType struct{ c *Controller }
+
+func (t ipType) Open(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error) {
+	return t.c.ipCutover(ctx, role, spec)
+}
+
+func (ipType) Describe(spec fleet.Cutover, count int) CutoverPlan {
+	step := fmt.Sprintf("move failover IP %q to the first green", spec.IP)
+	if count > 1 {
+		step += fmt.Sprintf(" (it points at one instance; the other %d take no traffic through it)", count-1)
+	}
+	if spec.DNS != "" {
+		step += fmt.Sprintf("; keep %s in dns %q pointing at the failover address (ttl %ds)", spec.Name, spec.DNS, spec.TTL)
+	}
+	return CutoverPlan{Target: fmt.Sprintf("ip %q", spec.IP), Step: step, Watch: "through the failover IP"}
+}
+
+// noneType is cutover "none": traffic is moved by hand.
+type noneType struct{}
+
+func (noneType) Open(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error) {
+	return noneCutover(ctx, role, spec)
+}
+
+func (noneType) Describe(fleet.Cutover, int) CutoverPlan {
+	return CutoverPlan{Target: "none", Step: "cutover none: move traffic by hand; promote only records it", Watch: "on the green instances"}
+}
 
 // ipCutover moves a failover IP (ip.Provider) to the first instance.
 type ipCutover struct {

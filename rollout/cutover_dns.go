@@ -75,6 +75,30 @@ func (c *Controller) dnsCutover(ctx context.Context, role string, spec fleet.Cut
 	return x, nil
 }
 
+// dnsType is cutover "dns": a name's A and AAAA sets moved to the greens' addresses.
+type dnsType struct{ c *Controller }
+
+func (t dnsType) Open(ctx context.Context, role string, spec fleet.Cutover) (Cutover, error) {
+	return t.c.dnsCutover(ctx, role, spec)
+}
+
+func (dnsType) Describe(spec fleet.Cutover, _ int) CutoverPlan {
+	return CutoverPlan{
+		Target: fmt.Sprintf("dns %q name %q", spec.DNS, spec.Name),
+		Step: fmt.Sprintf("set %s A/AAAA in dns %q to the greens' addresses (ttl %ds), keeping the old sets in the record; wait until every authoritative server serves them",
+			orApex(spec.Name), spec.DNS, spec.TTL),
+		// Clients may use blue's cached answers for the old TTL: blue must outlive them.
+		Watch: "on the green instances (at least as long as the old records' TTL, so blue outlives cached answers)",
+	}
+}
+
+func orApex(name string) string {
+	if name == "" {
+		return "@"
+	}
+	return name
+}
+
 // dnsName opens the dns block of spec for its name: the part a dns cutover and an ip cutover's
 // published name share.
 func (c *Controller) dnsName(ctx context.Context, spec fleet.Cutover) (*dnsCutover, error) {

@@ -20,6 +20,16 @@
 // instances of rollouts that own none, update in-use image marks). So a drover killed at any point
 // and run again with the same command converges to where it would have ended.
 //
+// # Strategies
+//
+// How a rollout replaces what serves is its Strategy (strategy.go): bluegreen.go (the default: boot
+// every green beside blue, cut over at once, keep blue for keep_old) and raft.go (a Vault cluster's
+// first node), one file each, listed once in builtinStrategies. The record names its strategy and
+// keeps the strategy's own progress (Record.Progress). Plan asks the strategy for its steps and each
+// cutover type for its own (CutoverType.Describe). Catalog hands the names of strategies, health
+// check and cutover types, and each strategy's rules (Strategy.Validate), to the fleet decoder, so
+// drover validate refuses what a rollout would.
+//
 // # Locks
 //
 // One command works on a role at a time, holding the lease locks/role/<role> (renewed while it

@@ -10,7 +10,6 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
-	"github.com/drover-dev/drover/rollout/health"
 )
 
 // Plan actions: what a rollout of a role would do.
@@ -138,7 +137,9 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 		rp.Action = ActionNotDeployed
 		return rp
 	}
-	rp.Compute, rp.Count, rp.Cutover = dep.Compute, max(dep.Count, 1), cutoverText(dep.Cutover)
+	rp.Compute, rp.Count = dep.Compute, max(dep.Count, 1)
+	cut, cutErr := c.describeCutover(dep)
+	rp.Cutover = cut.Target
 	live := liveOf(recs)
 	if live != nil {
 		rp.Live, rp.Current = live.ID, &live.Image
@@ -152,7 +153,8 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 	if active != nil {
 		rp.Active, rp.State = active.ID, active.State
 	}
-	rp.Warnings = c.planWarnings(role.Name, dep)
+	rp.Warnings = c.planWarnings(dep, cutErr)
+	strat, stratErr := c.strategyOf(dep)
 	switch {
 	case img == nil:
 		rp.Action = ActionBlocked
@@ -172,119 +174,73 @@ func (c *Controller) planRole(role *fleet.Role, img *Image, missing string, recs
 	default:
 		rp.Action = ActionRollout
 	}
-	if why := raftLimit(dep, serving(active, live)); why != "" {
-		rp.Warnings = append(rp.Warnings, why)
+	if stratErr == nil {
+		if _, err := strat.Admit(dep, serving(active, live)); err != nil {
+			rp.Warnings = append(rp.Warnings, err.Error())
+		}
 	}
 	if len(rp.Warnings) > 0 {
 		rp.Action = ActionBlocked
 		return rp
 	}
-	rp.Steps = c.planSteps(role.Name, dep, *img, live, active)
+	p := &planner{role: role.Name, dep: dep, count: rp.Count, img: *img, live: live, active: active, cut: cut}
+	p.add("lock", false, "lock role %s (lease %s)", role.Name, lockName(role.Name))
+	if active != nil && active.Image.Identity != img.Identity {
+		p.add("retire", false, "retire promoted rollout %s early: its kept blue is destroyed", active.ID)
+	}
+	strat.Plan(p)
+	rp.Steps = p.steps
 	return rp
 }
 
-func (c *Controller) planWarnings(role string, dep *fleet.Deploy) []string {
+// planner collects the steps of one role's plan; a strategy's Plan adds its own.
+type planner struct {
+	role         string
+	dep          *fleet.Deploy
+	count        int
+	img          Image
+	live, active *Record
+	cut          CutoverPlan // how the deploy's cutover describes itself
+	steps        []PlanStep
+}
+
+func (p *planner) add(kind string, done bool, format string, args ...any) {
+	p.steps = append(p.steps, PlanStep{N: len(p.steps) + 1, Kind: kind, Text: fmt.Sprintf(format, args...), Done: done})
+}
+
+// done reports whether a resumed rollout of the planned image is already past s.
+func (p *planner) done(s State) bool {
+	return p.active != nil && p.active.Image.Identity == p.img.Identity && p.active.State.rank() > s.rank()
+}
+
+// describeCutover is the deploy's cutover as its type describes it; an unknown type is named by
+// itself, with the error saying which are available.
+func (c *Controller) describeCutover(dep *fleet.Deploy) (CutoverPlan, error) {
+	typ := dep.Cutover.Type
+	if typ == "" {
+		typ = "none"
+	}
+	t, ok := c.cutovers[typ]
+	if !ok {
+		return CutoverPlan{Target: typ}, fmt.Errorf("cutover %q is not available (available: %s)", typ, strings.Join(sortedKeys(c.cutovers), ", "))
+	}
+	return t.Describe(dep.Cutover, max(dep.Count, 1)), nil
+}
+
+func (c *Controller) planWarnings(dep *fleet.Deploy, cutErr error) []string {
 	var w []string
-	if dep.Strategy == "ab" {
-		w = append(w, fmt.Sprintf("strategy %q is not implemented yet (bluegreen, and raft's first node, are)", dep.Strategy))
+	if _, err := c.strategyOf(dep); err != nil {
+		w = append(w, err.Error())
 	}
 	for _, hc := range dep.Health {
 		if !c.health.Supports(hc.Type) {
 			w = append(w, fmt.Sprintf("health check type %q is not supported yet (supported: %s)", hc.Type, strings.Join(c.health.Types(), ", ")))
 		}
 	}
-	typ := dep.Cutover.Type
-	if typ == "" {
-		typ = "none"
-	}
-	if _, ok := c.cutovers[typ]; !ok {
-		w = append(w, fmt.Sprintf("cutover %q is not available yet (use \"ip\" or \"none\")", typ))
+	if cutErr != nil {
+		w = append(w, cutErr.Error())
 	}
 	return w
-}
-
-func (c *Controller) planSteps(role string, dep *fleet.Deploy, img Image, live, active *Record) []PlanStep {
-	var steps []PlanStep
-	add := func(kind string, done bool, format string, args ...any) {
-		steps = append(steps, PlanStep{N: len(steps) + 1, Kind: kind, Text: fmt.Sprintf(format, args...), Done: done})
-	}
-	done := func(s State) bool {
-		return active != nil && active.Image.Identity == img.Identity && active.State.rank() > s.rank()
-	}
-	count := max(dep.Count, 1)
-	add("lock", false, "lock role %s (lease %s)", role, lockName(role))
-	if active != nil && active.Image.Identity != img.Identity {
-		add("retire", false, "retire promoted rollout %s early: its kept blue is destroyed", active.ID)
-	}
-	add("boot", done(Booting), "boot %d green instance(s) of image %s on compute %q (ports %s)", count, img.Short, dep.Compute, portsText(dep.Ports))
-	if len(dep.Health) == 0 {
-		add("health", done(Checking), "no health checks declared: green is ready once it runs")
-	}
-	for _, hc := range dep.Health {
-		add("health", done(Checking), "check each green: %s (every %s, timeout %s, %d in a row, within %s)",
-			health.Describe(hc), hc.Interval, hc.Timeout, hc.Healthy, hc.Deadline)
-	}
-	if dep.AutoPromote {
-		add("promote", false, "promote at once (auto_promote)")
-	} else {
-		add("promote", false, "stop at ready; promote with: drover rollout promote %s", role)
-	}
-	switch dep.Cutover.Type {
-	case "ip":
-		text := fmt.Sprintf("move failover IP %q to the first green", dep.Cutover.IP)
-		if count > 1 {
-			text += fmt.Sprintf(" (it points at one instance; the other %d take no traffic through it)", count-1)
-		}
-		if dep.Cutover.DNS != "" {
-			text += fmt.Sprintf("; keep %s in dns %q pointing at the failover address (ttl %ds)", dep.Cutover.Name, dep.Cutover.DNS, dep.Cutover.TTL)
-		}
-		add("cutover", done(CuttingOver), "%s", text)
-	case "dns":
-		add("cutover", done(CuttingOver), "set %s A/AAAA in dns %q to the greens' addresses (ttl %ds), keeping the old sets in the record; wait until every authoritative server serves them",
-			orApex(dep.Cutover.Name), dep.Cutover.DNS, dep.Cutover.TTL)
-	default:
-		add("cutover", done(CuttingOver), "cutover none: move traffic by hand; promote only records it")
-	}
-	watch := max(dep.Watch, dep.Cutover.Drain)
-	through := "through the failover IP"
-	if dep.Cutover.Type != "ip" {
-		through = "on the green instances"
-	}
-	if dep.Cutover.Type == "dns" {
-		through += " (at least as long as the old records' TTL, so blue outlives cached answers)"
-	}
-	if live == nil {
-		add("watch", done(Draining), "watch %s: the same checks %s; a failure fails the rollout (first deploy: no blue)", watch, through)
-		add("keep", false, "first deploy: no blue to keep")
-		return steps
-	}
-	add("watch", done(Draining), "watch %s: the same checks %s; a failure rolls back to blue by itself", watch, through)
-	blue := fmt.Sprintf("blue (rollout %s, image %s, %d instance(s))", live.ID, live.Image.Short, len(live.Green))
-	if dep.KeepOld > 0 {
-		add("keep", false, "keep %s for %s for an instant rollback, then destroy it", blue, dep.KeepOld)
-	} else {
-		add("keep", false, "destroy %s at once (keep_old is 0)", blue)
-	}
-	return steps
-}
-
-func orApex(name string) string {
-	if name == "" {
-		return "@"
-	}
-	return name
-}
-
-func cutoverText(co fleet.Cutover) string {
-	switch co.Type {
-	case "ip":
-		return fmt.Sprintf("ip %q", co.IP)
-	case "dns":
-		return fmt.Sprintf("dns %q name %q", co.DNS, co.Name)
-	case "":
-		return "none"
-	}
-	return co.Type
 }
 
 func portsText(ports []int) string {

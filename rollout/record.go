@@ -43,8 +43,8 @@ type Record struct {
 	Seq      int    `json:"seq"`
 	Kind     string `json:"kind"`
 	State    State  `json:"state"`
-	Strategy string `json:"strategy"`
-	Compute  string `json:"compute"` // the compute block
+	Strategy string `json:"strategy"` // the strategy that drives it (Strategy.Name)
+	Compute  string `json:"compute"`  // the compute block
 	Count    int    `json:"count"`
 	Owner    string `json:"owner"` // who started it: user@host pid N
 
@@ -58,6 +58,8 @@ type Record struct {
 
 	Blue  []InstanceRef `json:"blue,omitempty"`  // the previous rollout's instances when this one was planned
 	Green []InstanceRef `json:"green,omitempty"` // this rollout's instances
+
+	Progress Progress `json:"progress,omitzero"` // the strategy's own state
 
 	Cutover     CutoverRecord `json:"cutover"`
 	AutoPromote bool          `json:"auto_promote"`

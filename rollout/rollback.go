@@ -3,17 +3,18 @@ package rollout
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
-// Rollback undoes the role's newest rollout:
+// Rollback undoes the role's newest rollout. One in flight is undone by the strategy that drives it
+// (Strategy.Rollback); for bluegreen (and raft's first node):
 //
 //   - cut over and blue still kept (cutting-over, draining, promoted within keep_old): the cutover
 //     goes back to blue at once, without health gates (blue was serving a moment ago), then green is
 //     destroyed; the rollout ends rolled-back;
 //   - not cut over yet: the same as Abort;
 //   - retired (keep_old passed, blue destroyed): the previous image is redeployed as a new rollout of
-//     kind rollback, with boot, health gate, cutover and watch, promoted at once.
+//     kind rollback, with boot, health gate, cutover and watch, promoted at once, if the deploy's
+//     strategy admits it (raft refuses: a new node would start an empty cluster).
 //
 // Rollback is idempotent: when the newest rollout is already rolled back or aborted, or is itself a
 // finished rollback, it changes nothing and returns it; a rollback rollout in flight (a killed
@@ -24,15 +25,15 @@ import (
 func (c *Controller) Rollback(ctx context.Context, role string) (*Record, error) {
 	return c.withRole(ctx, "rollback", role, func(ctx context.Context, s *session) (*Record, error) {
 		if a := s.active(); a != nil {
-			switch {
-			case a.Kind == KindRollback:
+			if a.Kind == KindRollback {
 				s.step(a.ID, "resume", fmt.Sprintf("resuming rollback rollout %s from %s", a.ID, a.State))
 				return s.drive(ctx, a, Promoted)
-			case !a.State.CutOver():
-				return a, s.abort(ctx, a, "rolled back before any cutover")
-			default:
-				return a, s.cutBack(ctx, a)
 			}
+			st, err := s.strategyFor(a)
+			if err != nil {
+				return a, fmt.Errorf("rollout: role %q: rollout %s: %w", role, a.ID, err)
+			}
+			return a, st.Rollback(ctx, s, a)
 		}
 		l := s.latest()
 		switch {
@@ -52,38 +53,16 @@ func (c *Controller) Rollback(ctx context.Context, role string) (*Record, error)
 		if _, err := c.imageOf(role, prev); err != nil {
 			return l, err
 		}
-		r, err := s.create(ctx, prev, KindRollback, true)
+		progress, err := s.strat.Admit(s.dep, s.live())
+		if err != nil {
+			return l, fmt.Errorf("rollout: role %q: %w", role, err)
+		}
+		r, err := s.create(ctx, prev, KindRollback, true, progress)
 		if err != nil {
 			return r, err
 		}
 		return s.drive(ctx, r, Promoted)
 	})
-}
-
-// cutBack moves the cutover back to blue and destroys green: persisted first (rolled-back), then the
-// cleanup does the side effects in order: cutover to blue, green destroyed, marks.
-func (s *session) cutBack(ctx context.Context, a *Record) error {
-	if a.Previous == "" {
-		return fmt.Errorf("%w: role %q: rollout %s is the first deploy; there is no blue to go back to (abort is not possible after cutover either)",
-			ErrNothingToDo, a.Role, a.ID)
-	}
-	blue, err := s.instancesOf(ctx, s.byIDOrEmpty(a.Previous), true)
-	if err != nil {
-		return err
-	}
-	if len(blue) == 0 {
-		return fmt.Errorf("rollout: role %q: blue rollout %s has no running instance left to go back to; start an earlier image instead", a.Role, a.Previous)
-	}
-	start := time.Now()
-	note := fmt.Sprintf("rolled back by hand: %s back to blue (rollout %s, %s)", s.cut.Target(), a.Previous, blue[0].ID)
-	if err := s.move(ctx, a, RolledBack, note, nil); err != nil {
-		return err
-	}
-	if err := s.cleanup(ctx); err != nil {
-		return err
-	}
-	s.step(a.ID, "rollback", fmt.Sprintf("traffic back on blue and green destroyed in %s", human(time.Since(start))))
-	return nil
 }
 
 func (s *session) byIDOrEmpty(id string) *Record {

@@ -34,6 +34,7 @@ type session struct {
 	started time.Time
 	comp    compute.Provider
 	cut     Cutover
+	strat   Strategy // the deploy block's: it admits new rollouts (each record names its own)
 	checks  []health.Check
 	recs    []*Record // oldest first
 }
@@ -47,6 +48,9 @@ func (c *Controller) withRole(ctx context.Context, cmd, role string, fn func(con
 		return nil, err
 	}
 	s := &session{c: c, cmd: cmd, role: r, dep: dep, started: time.Now()}
+	if s.strat, err = c.strategyOf(dep); err != nil {
+		return nil, fmt.Errorf("rollout: role %q: %w", role, err)
+	}
 	if s.checks, err = c.checksOf(role, dep); err != nil {
 		return nil, err
 	}
@@ -137,9 +141,10 @@ func ownedOf(recs []*Record) map[string]*Record {
 	return out
 }
 
-// create persists a new rollout in state planned. Nothing has happened yet; a crash right after
-// leaves a record that the next Start resumes (or Abort ends).
-func (s *session) create(ctx context.Context, img Image, kind string, autoPromote bool) (*Record, error) {
+// create persists a new rollout of the deploy's strategy, with the progress its Admit gave, in
+// state planned. Nothing has happened yet; a crash right after leaves a record that the next Start
+// resumes (or Abort ends).
+func (s *session) create(ctx context.Context, img Image, kind string, autoPromote bool, progress Progress) (*Record, error) {
 	seq := 1
 	if l := s.latest(); l != nil {
 		seq = l.Seq + 1
@@ -149,7 +154,7 @@ func (s *session) create(ctx context.Context, img Image, kind string, autoPromot
 	now := s.c.now()
 	r := &Record{
 		ID: fmt.Sprintf("%s-%d-%s", s.role.Name, seq, hex.EncodeToString(rnd[:])), Role: s.role.Name, Seq: seq,
-		Kind: kind, State: Planned, Strategy: "bluegreen", Compute: s.dep.Compute, Count: max(s.dep.Count, 1),
+		Kind: kind, State: Planned, Strategy: s.strat.Name(), Progress: progress, Compute: s.dep.Compute, Count: max(s.dep.Count, 1),
 		Owner: s.c.owner, Image: img, Created: now, Updated: now,
 		Cutover:     CutoverRecord{Type: s.cut.Type(), Target: s.cut.Target()},
 		AutoPromote: autoPromote, KeepOld: Duration(s.dep.KeepOld), Watch: Duration(s.dep.Watch),

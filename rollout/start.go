@@ -61,8 +61,8 @@ func (c *Controller) Start(ctx context.Context, role string, opts StartOptions) 
 				return a, fmt.Errorf("%w: role %q: rollout %s of image %s is %s; promote, roll back or abort it before rolling out %s",
 					ErrInProgress, role, a.ID, a.Image.Short, a.State, img.Short)
 			}
-			if why := raftLimit(s.dep, a); why != "" {
-				return a, fmt.Errorf("rollout: role %q: %s", role, why)
+			if _, err := s.strat.Admit(s.dep, a); err != nil {
+				return a, fmt.Errorf("rollout: role %q: %w", role, err)
 			}
 			note := fmt.Sprintf("superseded by a rollout of image %s before keep_old ended: blue destroyed", img.Short)
 			if err := s.move(ctx, a, Retired, note, nil); err != nil {
@@ -75,10 +75,11 @@ func (c *Controller) Start(ctx context.Context, role string, opts StartOptions) 
 		if l := s.live(); l != nil && l.Image.Identity == img.Identity && !opts.Force {
 			return l, fmt.Errorf("%w: role %q already runs image %s (rollout %s)", ErrUpToDate, role, img.Short, l.ID)
 		}
-		if why := raftLimit(s.dep, s.live()); why != "" {
-			return s.live(), fmt.Errorf("rollout: role %q: %s", role, why)
+		progress, err := s.strat.Admit(s.dep, s.live())
+		if err != nil {
+			return s.live(), fmt.Errorf("rollout: role %q: %w", role, err)
 		}
-		r, err := s.create(ctx, img, KindRollout, auto)
+		r, err := s.create(ctx, img, KindRollout, auto, progress)
 		if err != nil {
 			return r, err
 		}
@@ -93,25 +94,18 @@ func goalOf(r *Record) State {
 	return Ready
 }
 
-// drive moves r forward from whatever state it is in until it reaches goal or an end. Each step
-// persists its transition before its side effects, and each side effect is idempotent, so drive can
-// be run again on a record a killed command left behind.
+// drive moves r forward with its strategy from whatever state it is in until it reaches goal or an
+// end. Each step persists its transition before its side effects, and each side effect is
+// idempotent, so drive can be run again on a record a killed command left behind.
 func (s *session) drive(ctx context.Context, r *Record, goal State) (*Record, error) {
-	for !r.State.Terminal() && r.State.rank() < goal.rank() {
-		var err error
-		switch r.State {
-		case Planned:
-			err = s.move(ctx, r, Booting, fmt.Sprintf("launching %d green instance(s) on %s", r.Count, r.Compute), nil)
-		case Booting:
-			err = s.boot(ctx, r)
-		case Checking:
-			err = s.check(ctx, r)
-		case Ready:
-			err = s.beginCutover(ctx, r)
-		case CuttingOver:
-			err = s.cutover(ctx, r)
-		case Draining:
-			err = s.watch(ctx, r)
+	st, err := s.strategyFor(r)
+	if err != nil {
+		return r, fmt.Errorf("rollout: role %q: rollout %s: %w", r.Role, r.ID, err)
+	}
+	for {
+		done, err := st.Advance(ctx, s, r, goal)
+		if done {
+			return r, err
 		}
 		if err != nil {
 			if !errors.Is(err, ErrCrashed) && ctx.Err() == nil && !isEnd(err) {
@@ -120,10 +114,6 @@ func (s *session) drive(ctx context.Context, r *Record, goal State) (*Record, er
 			return r, err
 		}
 	}
-	if r.State == Promoted {
-		return r, s.finishPromoted(ctx, r)
-	}
-	return r, nil
 }
 
 // endError is returned when a rollout reached failed or rolled-back on its own.

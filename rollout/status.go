@@ -12,9 +12,11 @@ import (
 )
 
 // Status is where a role stands: its rollout in flight, what serves, its instances as the provider
-// reports them, where the cutover points, and who holds its lock. It is read-only.
+// reports them, where the cutover points, and who holds its lock. It is read-only. It renders to
+// text (WriteText) and to JSON (encoding/json) with the same facts.
 type Status struct {
 	Role      string           `json:"role"`
+	Strategy  string           `json:"strategy"`         // the deploy block's
 	Active    *Record          `json:"active,omitempty"` // the rollout in flight
 	Live      *Record          `json:"live,omitempty"`   // the newest retired rollout
 	Latest    *Record          `json:"latest,omitempty"` // the newest rollout, whatever its state
@@ -63,7 +65,11 @@ func (c *Controller) Status(ctx context.Context, role string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Role: role, Live: liveOf(recs), Instances: []InstanceStatus{}}
+	strat, err := c.strategyOf(dep)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: role %q: %w", role, err)
+	}
+	st := &Status{Role: role, Strategy: strat.Name(), Live: liveOf(recs), Instances: []InstanceStatus{}}
 	if len(recs) > 0 {
 		st.Latest = recs[len(recs)-1]
 	}

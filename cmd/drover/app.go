@@ -14,6 +14,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/rollout"
 )
 
 // app is the CLI: urfave/cli plus the few things every command shares (output format, fleet loading).
@@ -120,7 +121,7 @@ func (a *app) loadFleet(c *cli.Context) (*fleet.Fleet, *fleet.Diagnostics, error
 		vars[name] = value
 	}
 	path := c.String("fleet")
-	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), Vars: vars, LookupEnv: a.env})
+	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), Deploy: rollout.NewCatalog(nil, nil), Vars: vars, LookupEnv: a.env})
 	return f, diags, nil
 }
 

@@ -174,8 +174,7 @@ holder of the role's lock.`,
 						writeJSON(a.stdout, st)
 						return nil
 					}
-					printStatus(a, st)
-					return nil
+					return st.WriteText(a.stdout, time.Now())
 				},
 			},
 			{
@@ -240,29 +239,6 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 	return nil
 }
 
-func printStatus(a *app, st *rollout.Status) {
-	w := a.stdout
-	fmt.Fprintf(w, "role      %s\n", st.Role)
-	for _, r := range []struct {
-		name string
-		rec  *rollout.Record
-	}{{"active", st.Active}, {"live", st.Live}, {"latest", st.Latest}} {
-		if r.rec != nil {
-			fmt.Fprintf(w, "%-9s %s %s image %s\n", r.name, r.rec.ID, r.rec.State, images.ShortID(r.rec.Image.Identity))
-		}
-	}
-	fmt.Fprintf(w, "cutover   %+v\n", st.Cutover)
-	if st.Lock != nil {
-		fmt.Fprintf(w, "lock      %+v\n", *st.Lock)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tROLLOUT\tSLOT\tSTATE\tADDRESS\tOWNED")
-	for _, i := range st.Instances {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", i.ID, i.Rollout, i.Slot, i.State, i.Address, i.Owned)
-	}
-	_ = tw.Flush()
-}
-
 func planCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
@@ -315,10 +291,10 @@ func gcCommand(a *app) *cli.Command {
 				fmt.Fprintf(a.stdout, "%s instance %s (%s, role %s): %s\n", verb, i.ID, i.Compute, i.Role, i.Reason)
 			}
 			for _, l := range rep.Leases {
-				fmt.Fprintf(a.stdout, "%s lease %+v\n", verb, l)
+				fmt.Fprintf(a.stdout, "%s lease %s (held by %s, expired %s)\n", verb, l.Name, l.Owner, l.Expired.Local().Format(time.DateTime))
 			}
 			for _, m := range rep.Marks {
-				fmt.Fprintf(a.stdout, "%s in-use mark %+v\n", verb, m)
+				fmt.Fprintf(a.stdout, "%s in-use mark of image %s (role %s): %s\n", verb, images.ShortID(m.Identity), m.Role, m.Reason)
 			}
 			fmt.Fprintf(a.stdout, "%d instance(s), %d lease(s), %d mark(s)", len(rep.Instances), len(rep.Leases), len(rep.Marks))
 			if !rep.Applied {

@@ -54,11 +54,21 @@ func newDNS(hc fleet.HealthCheck, d Dialer) (Prober, error) {
 
 // newVault makes a vault check: GET /v1/sys/health, which answers without a token. Healthy is
 // initialized and unsealed: active (200), standby (429) or performance standby (473); sealed (503),
-// not initialized (501) and in recovery mode (503) fail, with Vault's own words for it.
+// not initialized (501) and in recovery mode (503) fail, with Vault's own words for it. With scheme
+// "https" it speaks TLS, verified against ca_file (or the system's CAs) unless tls_skip_verify.
 func newVault(hc fleet.HealthCheck, d Dialer) (Prober, error) {
-	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, Proxy: nil}}
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, Proxy: nil}
+	scheme := "http"
+	if hc.TLS() {
+		cfg, err := tlsConfig(hc)
+		if err != nil {
+			return nil, err
+		}
+		scheme, tr.TLSClientConfig = "https", cfg
+	}
+	client := &http.Client{Transport: tr}
 	return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
-		url := fmt.Sprintf("http://%s/v1/sys/health", target)
+		url := fmt.Sprintf("%s://%s/v1/sys/health", scheme, target)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err

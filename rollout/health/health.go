@@ -110,6 +110,11 @@ func Describe(hc fleet.HealthCheck) string {
 		return fmt.Sprintf("%s :%d GET %s expect %d", hc.Type, hc.Port, hc.Path, hc.Expect)
 	case "dns":
 		return fmt.Sprintf("dns :%d query %s", hc.Port, hc.Query)
+	case "vault":
+		if hc.TLS() {
+			return fmt.Sprintf("vault https :%d", hc.Port)
+		}
+		return fmt.Sprintf("vault :%d", hc.Port)
 	default:
 		return fmt.Sprintf("%s :%d", hc.Type, hc.Port)
 	}

@@ -3,10 +3,12 @@ package health
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 
 	"github.com/drover-dev/drover/fleet"
 )
@@ -25,7 +27,11 @@ func newHTTP(useTLS bool) Factory {
 		tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, Proxy: nil}
 		if useTLS {
 			scheme = "https"
-			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: hc.TLSSkipVerify} //nolint:gosec // the fleet file asks for it
+			cfg, err := tlsConfig(hc)
+			if err != nil {
+				return nil, err
+			}
+			tr.TLSClientConfig = cfg
 		}
 		client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
@@ -47,6 +53,24 @@ func newHTTP(useTLS bool) Factory {
 			return nil
 		}), nil
 	}
+}
+
+// tlsConfig is how a check verifies an https endpoint: against hc.CAFile's certificates when
+// set, else the system's; not at all with tls_skip_verify.
+func tlsConfig(hc fleet.HealthCheck) (*tls.Config, error) {
+	cfg := &tls.Config{InsecureSkipVerify: hc.TLSSkipVerify} //nolint:gosec // the fleet file asks for it
+	if hc.CAFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(hc.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("health: %s check: ca_file: %w", hc.Type, err)
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("health: %s check: ca_file %s holds no PEM certificate", hc.Type, hc.CAFile)
+	}
+	return cfg, nil
 }
 
 // newTCP makes a tcp check: the port accepts a connection.

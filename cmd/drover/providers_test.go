@@ -50,8 +50,8 @@ vault {
 `
 
 // otherStoreFleets are fleets with a store block of each store type but everyTypeFleet's. Opening
-// an etcd store does not contact the cluster (its first operation does), so nothing listens at its
-// endpoint here.
+// an etcd store without a password does not contact the cluster (its first operation does), so
+// nothing listens at its endpoint here.
 var otherStoreFleets = map[string]string{
 	"etcd": `
 store "etcd" {

@@ -53,10 +53,11 @@ type Store struct {
 	now     func() time.Time // the clock leases are stamped with; tests move it
 }
 
-// New returns a Store for cfg. It does not contact the cluster: the first operation does, so a
-// command that opens the store and then fails for another reason never waits for etcd. Relative
-// TLS paths are relative to the process's directory (the factory makes them relative to the fleet
-// file).
+// New returns a Store for cfg. Without a password it does not contact the cluster: the first
+// operation does, so a command that opens the store and then fails for another reason never waits
+// for etcd. With a user and password it logs in at once (etcd's client does), within dial_timeout,
+// so wrong credentials fail here. Relative TLS paths are relative to the process's directory (the
+// factory makes them relative to the fleet file).
 func New(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store: etcd: %w", err)
@@ -88,6 +89,9 @@ func New(cfg Config) (*Store, error) {
 		DialKeepAliveTimeout: 10 * time.Second,
 	})
 	if err != nil {
+		if cfg.Username != "" {
+			return nil, fmt.Errorf("store: etcd %s: logging in as %q with ETCD_PASSWORD: %w", where, cfg.Username, err)
+		}
 		return nil, fmt.Errorf("store: etcd %s: %w", where, err)
 	}
 	return &Store{cli: cli, prefix: cfg.Prefix, where: where, timeout: timeout, now: time.Now}, nil

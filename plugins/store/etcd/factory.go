@@ -8,8 +8,8 @@ import (
 )
 
 // Factory is the etcd store type: state a team and its CI runners share. Open does not contact the
-// cluster (the first operation does), so opening a block never waits for etcd; the tls block's
-// relative paths are relative to the fleet file.
+// cluster unless it must log in with a password (see New); the tls block's relative paths are
+// relative to the fleet file.
 func Factory() store.Factory {
 	return store.Factory{
 		Type:      "etcd",

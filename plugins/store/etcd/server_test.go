@@ -61,9 +61,16 @@ func (s *syncBuffer) String() string {
 // the client URL.
 func startEtcd(tb testing.TB) string {
 	tb.Helper()
+	return startEtcdWith(tb, "http", http.DefaultClient)
+}
+
+// startEtcdWith starts etcd with its client URL of scheme (https needs TLS flags in extra) and
+// asks its health through hc.
+func startEtcdWith(tb testing.TB, scheme string, hc *http.Client, extra ...string) string {
+	tb.Helper()
 	bin := etcdBinary(tb)
 	dir := tb.TempDir()
-	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
+	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(tb))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
 	cmd := exec.Command(bin,
 		"--name", "drover-test",
@@ -73,6 +80,7 @@ func startEtcd(tb testing.TB) string {
 		"--initial-cluster", "drover-test="+peer, "--initial-cluster-state", "new",
 		"--initial-cluster-token", filepath.Base(dir),
 		"--logger", "zap", "--log-level", "warn")
+	cmd.Args = append(cmd.Args, extra...)
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -96,7 +104,7 @@ func startEtcd(tb testing.TB) string {
 			tb.Fatalf("etcd exited before it answered: %v\n%s", err, log.String())
 		default:
 		}
-		if healthy(client) {
+		if healthy(hc, client) {
 			return client
 		}
 		if time.Now().After(deadline) {
@@ -107,11 +115,11 @@ func startEtcd(tb testing.TB) string {
 }
 
 // healthy asks etcd's /health endpoint whether the member serves requests.
-func healthy(url string) bool {
+func healthy(hc *http.Client, url string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}

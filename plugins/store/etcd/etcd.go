@@ -20,7 +20,19 @@
 // of the machine that made it, so machines sharing a cluster should keep their clocks in sync (etcd
 // itself cannot expire a lease sooner than in whole seconds, at least its minimum TTL).
 //
-// The store is safe for concurrent use by goroutines, processes and machines.
+// The store is safe for concurrent use by goroutines, processes and machines. Put is not
+// idempotent (a retried Put may conflict with its own success; Get settles it), Delete of a missing
+// key is ErrNotFound, and Renew, Release and an Acquire by the holder are idempotent.
+//
+// Partial failure: every change is one transaction, so it took effect whole or not at all; when its
+// answer is lost (a timeout, a connection broken after the commit) the outcome is unknown and a read
+// (Get, Lease) settles it. The only effects outside a transaction are on etcd leases: a grant whose
+// transaction did not commit is revoked, and one whose outcome is unknown, or whose revoke failed,
+// is left to run out after its TTL, holding nothing that matters.
+//
+// The cluster keeps every revision until it is compacted, and each lease renewal writes one: run
+// etcd with --auto-compaction-retention (an hour is plenty; drover never reads old revisions). A
+// value is at most etcd's --max-request-bytes (1.5 MiB by default).
 package etcd
 
 import (

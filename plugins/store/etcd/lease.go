@@ -95,7 +95,9 @@ func (s *Store) etcdLease(ctx, c context.Context, st leaseState, ttl time.Durati
 
 // commit writes rec for name if the record is still at the revision st saw, with a new holder key
 // on etcd lease id if fresh. It reports false, having revoked the fresh etcd lease, if someone else
-// changed the record meanwhile. A holder key moved to a fresh etcd lease frees the old one.
+// changed the record meanwhile. A holder key moved to a fresh etcd lease frees the old one. When
+// the transaction's outcome is unknown (an error), the fresh etcd lease is left alone: the holder
+// key may be on it, and if not it runs out by itself.
 func (s *Store) commit(ctx, c context.Context, name string, st leaseState, rec core.Record, id clientv3.LeaseID, granted int64, fresh bool) (bool, error) {
 	recJSON, err := json.Marshal(rec)
 	if err != nil {
@@ -111,9 +113,6 @@ func (s *Store) commit(ctx, c context.Context, name string, st leaseState, rec c
 	}
 	resp, err := s.cli.Txn(c).If(clientv3.Compare(clientv3.ModRevision(s.recordKey(name)), "=", st.recRev)).Then(ops...).Commit()
 	if err != nil {
-		if fresh {
-			s.revoke(c, id)
-		}
 		return false, s.fail(ctx, fmt.Sprintf("lease %q", name), err)
 	}
 	switch {

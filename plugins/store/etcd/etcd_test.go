@@ -68,6 +68,7 @@ func TestCrashedHolderExpires(t *testing.T) {
 	ctx := t.Context()
 	crashed := open(t, url, prefix)
 	const ttl = 2 * time.Second
+	acquiredBy := time.Now()
 	a, err := crashed.Acquire(ctx, "role/web", "runner-a pid 1", ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +107,9 @@ func TestCrashedHolderExpires(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	gone := time.Since(crashedAt)
-	t.Logf("the crashed holder's etcd lease ran out %s after the crash (lease ttl %s)", gone.Round(time.Millisecond), ttl)
-	if gone < ttl-500*time.Millisecond {
-		t.Errorf("the etcd lease ran out after %s, before the lease's ttl %s", gone, ttl)
+	t.Logf("the crashed holder's etcd lease ran out %s after the crash (lease ttl %s)", time.Since(crashedAt).Round(time.Millisecond), ttl)
+	if d := time.Since(acquiredBy); d < ttl {
+		t.Errorf("the etcd lease ran out %s after the Acquire began, before the lease's ttl %s", d, ttl)
 	}
 	if resp, err := raw.Get(ctx, hk); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("holder key %s after its etcd lease ran out = %v, %v; want it gone", hk, resp, err)

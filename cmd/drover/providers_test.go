@@ -53,6 +53,19 @@ vault {
 }
 `
 
+// otherStoreFleets are fleets with a store block of each store type but everyTypeFleet's. Opening
+// an etcd store without a password does not contact the cluster (its first operation does), so
+// nothing listens at its endpoint here.
+var otherStoreFleets = map[string]string{
+	"etcd": `
+store "etcd" {
+  endpoints    = ["http://127.0.0.1:2379"]
+  prefix       = "team/"
+  dial_timeout = "2s"
+}
+`,
+}
+
 // TestEveryProviderTypeOpens opens one block of every available registered type through the
 // registry, the way commands do, so the wiring itself (factories, configs, what each provider is
 // opened with) is tested without a platform behind it.
@@ -120,6 +133,25 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 		st.Close()
 		if _, err := os.Stat(filepath.Join(dir, "state", "team.db")); err != nil {
 			t.Errorf("the store block's relative path is not relative to the fleet file: %v", err)
+		}
+	}
+
+	// A fleet has one store block: the other store types open from fleets of their own.
+	for typ, fleetText := range otherStoreFleets {
+		other := filepath.Join(dir, typ+".hcl")
+		if err := os.WriteFile(other, []byte(fleetText), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		of, diags := fleet.Load(other, fleet.Options{Providers: reg, LookupEnv: a.env})
+		if diags.HasErrors() || of.Store == nil || of.Store.Type != typ {
+			var b bytes.Buffer
+			diags.WriteText(&b)
+			t.Fatalf("the store %q fleet is not valid:\n%s", typ, b.String())
+		}
+		st, err := a.openStore(ctx, of, state)
+		opened[fleet.KindStore+"/"+typ], _ = st, check(t, of.Store, err)
+		if st != nil {
+			st.Close()
 		}
 	}
 

@@ -25,6 +25,7 @@ import (
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/plugins/store"
+	"github.com/drover-dev/drover/plugins/store/etcd"
 	"github.com/drover-dev/drover/plugins/store/local"
 )
 
@@ -52,7 +53,7 @@ func Builtin() Providers {
 		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory()},
 		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory(), digitalocean.Factory()},
 		IP:      []ip.Factory{loopback.Factory(), awseip.Factory()},
-		Store:   []store.Factory{local.Factory()},
+		Store:   []store.Factory{local.Factory(), etcd.Factory()},
 		Secrets: []secrets.Factory{vault.Factory()},
 	}
 }

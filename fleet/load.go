@@ -67,7 +67,7 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 	if err != nil {
 		abs = path
 	}
-	src, err := os.ReadFile(path)
+	src, err := readRegularFile(path, MaxFleetFileSize)
 	if err != nil {
 		report.Diags = hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -76,14 +76,20 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 		}}
 		return nil, report
 	}
+	if diags := checkShape(src, path); diags.HasErrors() {
+		// Not parsed: the parser would recurse too deep. The source is kept for the diagnostics.
+		parser.Files()[path] = &hcl.File{Bytes: src}
+		report.Diags = diags
+		return nil, report
+	}
 	file, diags := parser.ParseHCL(src, path)
 	if diags.HasErrors() {
-		report.Diags = diags
+		report.Diags = pointAtOpenings(src, path, diags)
 		return nil, report
 	}
 
 	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), shownDir: filepath.Dir(path)}
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, declaredBroken: map[string]bool{}}
 	d.diags = diags
 	root := d.content(file.Body, rootSchema)
 	byType := map[string]hcl.Blocks{}

@@ -70,6 +70,9 @@ func (d *decoder) checkReferences(f *Fleet) {
 }
 
 func (d *decoder) unknownRef(rng hcl.Range, kind, role, name string, declared []string) {
+	if d.declaredBroken[kind+"/"+name] {
+		return
+	}
 	list := "none"
 	if len(declared) > 0 {
 		list = quoteList(declared)

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -85,7 +86,23 @@ func (d *decoder) decodeVariables(blocks hcl.Blocks, opts Options) map[string]ct
 	for _, name := range order {
 		visit(name, nil)
 	}
+	for _, name := range sortedKeys(opts.Vars) {
+		if decls[name] == nil {
+			d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+				Detail: fmt.Sprintf("--var %s sets a variable the fleet does not declare (declared: %s).%s Declare it with a variable %q block, or drop the --var.",
+					name, declaredList(order), didYouMean(name, order), name)})
+		}
+	}
 	return values
+}
+
+func declaredList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return quoteList(sorted)
 }
 
 func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, opts Options) cty.Value {

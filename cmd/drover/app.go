@@ -73,6 +73,17 @@ Start with:  drover doctor        (is this machine ready?)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // exit codes are decided by run, not by urfave/cli
 	}
+	guardCommands(a.Commands, a.OnUsageError, "")
+	a.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usageError(fmt.Sprintf("unknown command %q", c.Args().First()), "see drover --help for the commands")
+		}
+		if c.NumFlags() > 0 {
+			// Flags and no command: a flag's value may have swallowed the command name.
+			return usageError("no command given", "see drover --help for the commands")
+		}
+		return cli.ShowAppHelp(c)
+	}
 	a.After = func(c *cli.Context) error {
 		if name, ok := c.App.Metadata["notFound"].(string); ok {
 			return usageError(fmt.Sprintf("unknown command %q", name), "see drover --help for the commands")

@@ -30,11 +30,19 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if strings.Contains(c.Command.ArgsUsage, "ROLE") {
+		if err := checkRoles(f, c.Args().Slice()); err != nil {
+			return nil, nil, err
+		}
+	}
 	state := a.stateDir(c, f)
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, nil, failed(err, "check --state")
 	}
 	st, err := local.New(storeConfig(f, state))
+	if errors.Is(err, local.ErrBusy) {
+		return nil, nil, failed(err, "another process holds the state file's lock; wait for it, or stop the process named")
+	}
 	if err != nil {
 		return nil, nil, failed(err, "the state file is damaged or not drover's; move it away or point --state elsewhere")
 	}

@@ -70,6 +70,8 @@ Start with:  drover doctor        (is this machine ready?)
 			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),
+			completionCommand(a),
+			manCommand(a),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // exit codes are decided by run, not by urfave/cli
 	}
@@ -94,7 +96,9 @@ Start with:  drover doctor        (is this machine ready?)
 }
 
 func (a *app) before(c *cli.Context) error {
-	a.outputFormat = c.String("output")
+	if c.IsSet("output") {
+		a.outputFormat = c.String("output")
+	}
 	if a.outputFormat != "text" && a.outputFormat != "json" {
 		bad := a.outputFormat
 		a.outputFormat = "text"

@@ -235,6 +235,9 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 			fmt.Fprintln(a.stderr, hf.Report())
 		}
 		return failed(err, "green was destroyed and blue keeps serving; fix the image and build again")
+	case err != nil && (rec == nil || rec.State.Terminal()):
+		// Nothing in progress was recorded: a rerun starts afresh, it does not resume.
+		return failed(err, "nothing is left in progress; fix the cause and run the command again")
 	case err != nil:
 		return failed(err, "drover rollout status "+role+" shows where it stands; running the same command again resumes it")
 	}

@@ -76,6 +76,11 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 		}}
 		return nil, report
 	}
+	return loadSource(parser, report, src, path, abs, opts)
+}
+
+// loadSource decodes the fleet file's content src, read from path (abs is its absolute form).
+func loadSource(parser *hclparse.Parser, report *Diagnostics, src []byte, path, abs string, opts Options) (*Fleet, *Diagnostics) {
 	if diags := checkShape(src, path); diags.HasErrors() {
 		// Not parsed: the parser would recurse too deep. The source is kept for the diagnostics.
 		parser.Files()[path] = &hcl.File{Bytes: src}

@@ -1,0 +1,55 @@
+package bootdata_test
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/drover-dev/drover/plugins/secrets/bootdata"
+)
+
+// FuzzParse feeds the user-data parser arbitrary bytes: it accepts what Validate accepts and what
+// Marshal reproduces, and neither its errors nor the accepted value's String ever show the token.
+func FuzzParse(f *testing.F) {
+	good, err := bootdata.Marshal(sample())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(bytes.Replace(good, []byte(`"mode":"0440"`), []byte(`"mode":"0777"`), 1))
+	f.Add(bytes.Replace(good, []byte(`"tls.key"`), []byte(`"../tls.key"`), 1))
+	f.Add(append(append([]byte{}, good...), good...))
+	f.Add([]byte(`{"version":1,"role":"web","secrets":[null]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := bootdata.Parse(b)
+		if err != nil {
+			if bytes.Contains(b, []byte(token)) && strings.Contains(err.Error(), token) {
+				t.Fatalf("the error quotes the token: %v", err)
+			}
+			return
+		}
+		if err := u.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate refuses: %v", err)
+		}
+		if u.Vault != nil && len(u.Vault.WrappedSecretID.Reveal()) >= 8 && strings.Contains(u.String(), u.Vault.WrappedSecretID.Reveal()) {
+			t.Fatalf("String shows the token: %s", u.String())
+		}
+		for _, s := range u.Secrets {
+			if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\x00") {
+				t.Fatalf("accepted a secret file name that is not a plain name: %q", s.Name)
+			}
+		}
+		again, err := bootdata.Marshal(u)
+		if err != nil {
+			t.Fatalf("an accepted user-data does not marshal: %v", err)
+		}
+		u2, err := bootdata.Parse(again)
+		if err != nil {
+			t.Fatalf("user-data drover wrote is refused: %v", err)
+		}
+		if !reflect.DeepEqual(u, u2) {
+			t.Fatalf("round trip changed the user-data:\n%#v\n%#v", u, u2)
+		}
+	})
+}

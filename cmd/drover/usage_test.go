@@ -139,7 +139,7 @@ func TestIntersperse(t *testing.T) {
 	global := valueFlags(a.Flags)
 	for in, want := range map[string]string{
 		"drover rollout start web --image X --force": "drover rollout start --image X --force web",
-		"drover --fleet f.hcl plan web db --image=X":  "drover --fleet f.hcl plan --image=X web db",
+		"drover --fleet f.hcl plan web db --image=X": "drover --fleet f.hcl plan --image=X web db",
 		"drover plan web -- --image":                 "drover plan web -- --image",
 		"drover frobnicate web --image X":            "drover frobnicate web --image X",
 	} {

@@ -40,6 +40,17 @@ func (d *decoder) add(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, detail
 func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema) *hcl.BodyContent {
 	c, diags := body.Content(schema)
 	d.diags = append(d.diags, diags...)
+	for _, a := range schema.Attributes {
+		attr := c.Attributes[a.Name]
+		if !a.Required || attr == nil {
+			continue
+		}
+		// null reads as "not set" everywhere else; for a required attribute it would silently drop
+		// what the attribute belongs to. Evaluation problems are reported where the value is read.
+		if v, diags := attr.Expr.Value(d.ctx); !diags.HasErrors() && v.IsNull() {
+			d.errorf(attr.Expr.Range(), "Null value", "%q is required and must not be null.", a.Name)
+		}
+	}
 	return c
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -45,7 +47,7 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 				"\"suite\" is a Debian suite or codename such as \"bookworm\" or \"bookworm-backports\", got %q.", base.Suite)
 		}
 		if d.str(c.Attributes, "mirror", &base.Mirror) {
-			if u, err := url.Parse(base.Mirror); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
+			if u, err := url.Parse(base.Mirror); err != nil || strings.ContainsFunc(base.Mirror, unicode.IsSpace) || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
 				d.errorf(c.Attributes["mirror"].Expr.Range(), "Invalid mirror",
 					"\"mirror\" must be an http://, https:// or file:// URL of a Debian archive, got %q.", base.Mirror)
 			}

@@ -77,6 +77,15 @@ Start with:  drover doctor        (is this machine ready?)
 	}
 	guardCommands(a.Commands, a.OnUsageError, "")
 	a.Action = func(c *cli.Context) error {
+		if c.Args().First() == "help" { // drover help [COMMAND], as drover [COMMAND] --help
+			if c.NArg() > 1 {
+				if findCommand(a.Commands, c.Args().Get(1)) == nil {
+					return usageError(fmt.Sprintf("unknown command %q", c.Args().Get(1)), "see drover --help for the commands")
+				}
+				return cli.ShowCommandHelp(c, c.Args().Get(1))
+			}
+			return cli.ShowAppHelp(c)
+		}
 		if c.NArg() > 0 {
 			return usageError(fmt.Sprintf("unknown command %q", c.Args().First()), "see drover --help for the commands")
 		}

@@ -134,6 +134,19 @@ func TestFlagsAfterTheRole(t *testing.T) {
 	}
 }
 
+// TestHelpCommand: drover help [COMMAND] is drover [COMMAND] --help.
+func TestHelpCommand(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "rollout"}, {"rollout", "--help"}} {
+		code, stdout, _ := drover(t, nil, args...)
+		if code != exitOK || !strings.Contains(stdout, "USAGE:") {
+			t.Errorf("drover %v: exit %d\n%s", args, code, stdout)
+		}
+	}
+	if code, _, _ := drover(t, nil, "help", "nope"); code != exitUsage {
+		t.Errorf("drover help nope: exit %d, want 2", code)
+	}
+}
+
 func TestIntersperse(t *testing.T) {
 	a := newApp(nil, nil, nil)
 	global := valueFlags(a.Flags)

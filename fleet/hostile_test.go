@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,4 +120,28 @@ func TestUnknownVarIsAnError(t *testing.T) {
 func TestHugeFormatWidthIsRefused(t *testing.T) {
 	diags := loadWithin(t, image(`base = format("%999999999d", 1)`))
 	wantDiagnostic(t, diags, "Invalid function argument", "widths and precisions")
+}
+
+// TestNumbersCannotGrowWithoutBound: variables that square each other, and long products, are
+// refused before any number grows too large to print.
+func TestNumbersCannotGrowWithoutBound(t *testing.T) {
+	src := "variable \"a\" { default = 1e300 }\n"
+	prev := "a"
+	for i := range 30 {
+		name := fmt.Sprintf("v%d", i)
+		src += fmt.Sprintf("variable %q { default = var.%s * var.%s }\n", name, prev, prev)
+		prev = name
+	}
+	src += image(fmt.Sprintf("base = \"${var.%s}\"", prev))
+	wantDiagnostic(t, loadWithin(t, src), "Number too large", "beyond about 1e300")
+
+	long := "base = 1e300" + strings.Repeat(" * 1e300", 40)
+	wantDiagnostic(t, loadWithin(t, image(long)), "Expression too long", "at most 32 times")
+}
+
+// TestHugeVarValueIsRefused: a --var of a number variable too large to print is refused.
+func TestHugeVarValueIsRefused(t *testing.T) {
+	src := "variable \"n\" {\n  type = number\n}\n" + image(`base = "${var.n}"`)
+	_, diags := load(t, src, Options{Vars: map[string]string{"n": "1e99999999"}})
+	wantDiagnostic(t, diags, "Invalid value for variable", "between about -1e300 and 1e300")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Bounds on what a fleet file may make drover read or compute. They are far above any real fleet
@@ -29,6 +30,8 @@ const (
 	// (about 10^±300, a float64's range): turning a number of 10^1000000000 into text takes forever.
 	maxNumberLiteral  = 256
 	maxBinaryExponent = 1024
+	// maxProducts bounds the multiplications and divisions of one attribute.
+	maxProducts = 32
 	// maxSuggest bounds the strings didYouMean compares: the edit distance is quadratic.
 	maxSuggest = 128
 )
@@ -101,7 +104,7 @@ func describeNumber(bf *big.Float) string {
 // Scanning tokens is iterative, so it is safe on any input.
 func checkShape(src []byte, filename string) hcl.Diagnostics {
 	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth, unary, ternary := 0, 0, 0
+	depth, unary, ternary, products := 0, 0, 0, 0
 	var diags hcl.Diagnostics
 	tooDeep := func(tok hclsyntax.Token) hcl.Diagnostics {
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Nesting too deep",
@@ -119,7 +122,17 @@ func checkShape(src []byte, filename string) hcl.Diagnostics {
 				depth--
 			}
 		case hclsyntax.TokenNewline:
-			ternary = 0
+			if depth == 0 {
+				ternary, products = 0, 0
+			}
+		case hclsyntax.TokenStar, hclsyntax.TokenSlash:
+			// Each product can square a number's size: 1e300 multiplied a thousand times has
+			// 300000 digits, which turning into text (a string attribute) takes minutes.
+			if products++; products == maxProducts+1 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expression too long",
+					Detail:  fmt.Sprintf("An attribute multiplies or divides at most %d times.", maxProducts),
+					Subject: tok.Range.Ptr()})
+			}
 		}
 		switch tok.Type {
 		case hclsyntax.TokenMinus, hclsyntax.TokenBang:
@@ -185,4 +198,27 @@ func pointAtOpenings(src []byte, filename string, diags hcl.Diagnostics) hcl.Dia
 		}
 	}
 	return diags
+}
+
+// hugeNumberInside reports whether a value is or holds a number beyond maxBinaryExponent: a
+// variable computed from others (var.b = var.a * var.a, and so on) could otherwise double a
+// number's size at each step.
+func hugeNumberInside(v cty.Value) bool {
+	if v.IsNull() || !v.IsKnown() {
+		return false
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.Number:
+		bf := v.AsBigFloat()
+		exp := bf.MantExp(nil)
+		return bf.IsInf() || (bf.Sign() != 0 && (exp > maxBinaryExponent || exp < -maxBinaryExponent))
+	case ty.IsListType() || ty.IsSetType() || ty.IsMapType() || ty.IsTupleType() || ty.IsObjectType():
+		for it := v.ElementIterator(); it.Next(); {
+			if _, e := it.Element(); hugeNumberInside(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -114,8 +115,11 @@ func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, 
 	}
 	if fromOutside {
 		v, err := convert.Convert(cty.StringVal(raw), decl.ty)
+		if err == nil && hugeNumberInside(v) {
+			err = errors.New("numbers lie between about -1e300 and 1e300")
+		}
 		if err != nil {
-			d.errorf(decl.block.DefRange, "Invalid value for variable", "The value of %s (%q) is not a valid %s: %s.", src, raw, decl.ty.FriendlyName(), err)
+			d.errorf(decl.block.DefRange, "Invalid value for variable", "The value of %s (%.100q) is not a valid %s: %s.", src, raw, decl.ty.FriendlyName(), err)
 			return cty.DynamicVal
 		}
 		return v
@@ -130,6 +134,10 @@ func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, 
 	v, diags := decl.deflt.Value(ctx)
 	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() {
+		return cty.DynamicVal
+	}
+	if hugeNumberInside(v) {
+		d.errorf(decl.deflt.Range(), "Number too large", "The default of %q holds a number beyond about 1e300.", decl.name)
 		return cty.DynamicVal
 	}
 	cv, err := convert.Convert(v, decl.ty)

@@ -92,11 +92,13 @@ func (a *app) currentImage(f *fleet.Fleet, state string) func(role string) (stri
 	}
 }
 
-// rolloutEvents prints each transition and step as it happens: a line of text, or a JSON object.
+// rolloutEvents prints each transition and step as it happens: a line of text on stdout, or with
+// --output json a JSON object a line on stderr, so that stdout holds exactly one JSON object, the
+// command's result.
 func (a *app) rolloutEvents() func(rollout.Event) {
 	return func(e rollout.Event) {
 		if a.json() {
-			writeJSONLine(a.stdout, map[string]any{"event": "rollout", "detail": e})
+			writeJSONLine(a.stderr, map[string]any{"event": "rollout", "detail": e})
 			return
 		}
 		fmt.Fprintln(a.stdout, e.String())

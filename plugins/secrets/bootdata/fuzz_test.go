@@ -2,6 +2,7 @@ package bootdata_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,8 +25,19 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := bootdata.Parse(b)
 		if err != nil {
-			if bytes.Contains(b, []byte(token)) && strings.Contains(err.Error(), token) {
-				t.Fatalf("the error quotes the token: %v", err)
+			// The token is the wrapped_secret_id (matched as encoding/json matches keys, ignoring
+			// case); other fields (an addr, a path) are not secret and may be quoted, even when
+			// they happen to hold the same text (testdata/fuzz/FuzzParse/b196aa146df41e63).
+			var lenient struct {
+				Vault *struct {
+					WrappedSecretID string `json:"wrapped_secret_id"`
+				} `json:"vault"`
+			}
+			if json.Unmarshal(b, &lenient) == nil && lenient.Vault != nil {
+				tok := lenient.Vault.WrappedSecretID
+				if len(tok) >= 8 && bytes.Count(b, []byte(tok)) == 1 && strings.Contains(err.Error(), tok) {
+					t.Fatalf("the error quotes the token: %v", err)
+				}
 			}
 			return
 		}

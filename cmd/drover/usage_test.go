@@ -254,3 +254,34 @@ func TestCompletionAndMan(t *testing.T) {
 		t.Errorf("man: exit %d\n%.300s", code, stdout)
 	}
 }
+
+// TestRolloutJSONIsOneObject: a rollout command with --output json prints one object on stdout
+// (its result) and its events as JSON lines on stderr, even when there is nothing to do.
+func TestRolloutJSONIsOneObject(t *testing.T) {
+	dir := t.TempDir()
+	fleetFile := filepath.Join(dir, "drover.hcl")
+	src := "compute \"qemu\" \"lab\" {}\nrole \"web\" {\n  image {\n    base = \"debian-bookworm\"\n  }\n  deploy {\n    compute = \"lab\"\n  }\n}\n"
+	if err := os.WriteFile(fleetFile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := drover(t, nil, "--fleet", fleetFile, "--output", "json", "rollout", "promote", "web")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	var out struct {
+		OK      bool   `json:"ok"`
+		Message string `json:"message"`
+	}
+	if err := dec.Decode(&out); err != nil || dec.More() || !out.OK || !strings.Contains(out.Message, "nothing to do") {
+		t.Errorf("stdout is not one result object (%v):\n%s", err, stdout)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var ev struct {
+			Event string `json:"event"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.Event != "rollout" {
+			t.Errorf("stderr line is not a rollout event: %q", line)
+		}
+	}
+}

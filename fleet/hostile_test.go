@@ -145,3 +145,28 @@ func TestHugeVarValueIsRefused(t *testing.T) {
 	_, diags := load(t, src, Options{Vars: map[string]string{"n": "1e99999999"}})
 	wantDiagnostic(t, diags, "Invalid value for variable", "between about -1e300 and 1e300")
 }
+
+// TestManyProblemsPrintQuickly: thousands of diagnostics and megabyte-long lines print in bounded
+// time and size: the first MaxShownDiagnostics in full, a window of each long line, then a count.
+func TestManyProblemsPrintQuickly(t *testing.T) {
+	var src strings.Builder
+	src.WriteString(image(`base = "` + strings.Repeat("a", 1<<20) + `"`)) // shown first, in a window
+	for i := range 5000 {
+		fmt.Fprintf(&src, "role \"r%d\" {\n  image {\n    base = \"nope%d\"\n  }\n}\n", i, i)
+	}
+	diags := loadWithin(t, src.String())
+	start := time.Now()
+	var out strings.Builder
+	if err := diags.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("printing %d diagnostics took %v", len(diags.Diags), d)
+	}
+	if n := strings.Count(out.String(), "\nError: ") + 1; n != MaxShownDiagnostics || !strings.Contains(out.String(), "and 4901 more problem(s) not shown") {
+		t.Errorf("%d diagnostics printed in full, want %d and a count of the rest", n, MaxShownDiagnostics)
+	}
+	if out.Len() > 200<<10 {
+		t.Errorf("the report is %d bytes", out.Len())
+	}
+}

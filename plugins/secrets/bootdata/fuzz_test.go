@@ -34,9 +34,15 @@ func FuzzParse(f *testing.F) {
 				} `json:"vault"`
 			}
 			if json.Unmarshal(b, &lenient) == nil && lenient.Vault != nil {
+				// The message may hold the token's text by coincidence ("secret-id" is in fixed
+				// text, testdata/fuzz/FuzzParse/fe14574cc99a41b4): it leaks only when the same
+				// input with another token gives a message without it.
 				tok := lenient.Vault.WrappedSecretID
 				if len(tok) >= 8 && bytes.Count(b, []byte(tok)) == 1 && strings.Contains(err.Error(), tok) {
-					t.Fatalf("the error quotes the token: %v", err)
+					other := bytes.Replace(b, []byte(tok), bytes.Repeat([]byte("Z"), len(tok)), 1)
+					if _, err2 := bootdata.Parse(other); err2 == nil || !strings.Contains(err2.Error(), tok) {
+						t.Fatalf("the error quotes the token: %v", err)
+					}
 				}
 			}
 			return

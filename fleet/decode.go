@@ -19,6 +19,9 @@ type decoder struct {
 	ctx    *hcl.EvalContext
 	diags  hcl.Diagnostics
 	deploy DeployCatalog // Options.Deploy
+	// declaredBroken holds "kind/name" of provider blocks that are declared but failed to decode:
+	// a reference to one is not "undeclared", and its own diagnostic says what is wrong.
+	declaredBroken map[string]bool
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
@@ -38,6 +41,17 @@ func (d *decoder) add(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, detail
 func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema) *hcl.BodyContent {
 	c, diags := body.Content(schema)
 	d.diags = append(d.diags, diags...)
+	for _, a := range schema.Attributes {
+		attr := c.Attributes[a.Name]
+		if !a.Required || attr == nil {
+			continue
+		}
+		// null reads as "not set" everywhere else; for a required attribute it would silently drop
+		// what the attribute belongs to. Evaluation problems are reported where the value is read.
+		if v, diags := attr.Expr.Value(d.ctx); !diags.HasErrors() && v.IsNull() {
+			d.errorf(attr.Expr.Range(), "Null value", "%q is required and must not be null.", a.Name)
+		}
+	}
 	return c
 }
 
@@ -63,6 +77,10 @@ func (d *decoder) value(attr *hcl.Attribute, ty cty.Type, what string) (cty.Valu
 	}
 	if !cv.IsWhollyKnown() {
 		d.errorf(attr.Expr.Range(), "Unknown value", "The value of %q must be known when the fleet file is read.", attr.Name)
+		return cty.NilVal, false
+	}
+	if nullInside(cv) {
+		d.errorf(attr.Expr.Range(), "Null in a value", "%q must be %s, with no null in it.", attr.Name, what)
 		return cty.NilVal, false
 	}
 	return cv, true
@@ -93,12 +111,12 @@ func (d *decoder) integer(attrs hcl.Attributes, name string, lo, hi int, dst *in
 	}
 	bf := v.AsBigFloat()
 	if !bf.IsInt() {
-		d.errorf(attr.Expr.Range(), "Invalid number", "%q must be a whole number, got %s.", name, bf.Text('g', -1))
+		d.errorf(attr.Expr.Range(), "Invalid number", "%q must be a whole number, got %s.", name, describeNumber(bf))
 		return false
 	}
 	i, acc := bf.Int64()
 	if acc != big.Exact || i < int64(lo) || i > int64(hi) {
-		d.errorf(attr.Expr.Range(), "Value out of range", "%q must be between %d and %d, got %s.", name, lo, hi, bf.Text('g', -1))
+		d.errorf(attr.Expr.Range(), "Value out of range", "%q must be between %d and %d, got %s.", name, lo, hi, describeNumber(bf))
 		return false
 	}
 	*dst = int(i)
@@ -113,10 +131,6 @@ func (d *decoder) strings(attrs hcl.Attributes, name string, dst *[]string) bool
 	out := make([]string, 0, v.LengthInt())
 	for it := v.ElementIterator(); it.Next(); {
 		_, e := it.Element()
-		if e.IsNull() {
-			d.errorf(attrs[name].Expr.Range(), "Invalid list element", "%q must not contain null.", name)
-			return false
-		}
 		out = append(out, e.AsString())
 	}
 	*dst = out
@@ -130,10 +144,6 @@ func (d *decoder) stringMap(attrs hcl.Attributes, name string, dst *map[string]s
 	}
 	out := map[string]string{}
 	for k, e := range v.AsValueMap() {
-		if e.IsNull() {
-			d.errorf(attrs[name].Expr.Range(), "Invalid map element", "%q must not contain null (key %q).", name, k)
-			return false
-		}
 		out[k] = e.AsString()
 	}
 	*dst = out
@@ -178,6 +188,9 @@ func quoteList(items []string) string {
 
 // didYouMean suggests the closest candidate, the way HCL does for attribute names.
 func didYouMean(got string, candidates []string) string {
+	if len(got) > maxSuggest {
+		return "" // nothing that long is a typo of a name, and comparing it costs quadratic time
+	}
 	best, bestDist := "", 3
 	sorted := append([]string(nil), candidates...)
 	sort.Strings(sorted)
@@ -190,4 +203,24 @@ func didYouMean(got string, candidates []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// nullInside reports whether a value is null or holds a null at any depth. A null element would
+// panic where a string or number is read out of the collection.
+func nullInside(v cty.Value) bool {
+	if v.IsNull() {
+		return true
+	}
+	if !v.IsKnown() {
+		return false
+	}
+	ty := v.Type()
+	if ty.IsListType() || ty.IsSetType() || ty.IsMapType() || ty.IsTupleType() || ty.IsObjectType() {
+		for it := v.ElementIterator(); it.Next(); {
+			if _, e := it.Element(); nullInside(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -55,7 +55,9 @@ func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 		return dep
 	}
 	c := d.content(b.Body, deploySchema)
-	d.str(c.Attributes, "compute", &dep.Compute)
+	if d.str(c.Attributes, "compute", &dep.Compute) {
+		d.nonEmpty(c.Attributes, "compute", dep.Compute, "the compute block the role runs on")
+	}
 	d.integer(c.Attributes, "count", 1, 1000, &dep.Count)
 	d.str(c.Attributes, "strategy", &dep.Strategy) // checked with the whole role (checkStrategy)
 	if attr, ok := c.Attributes["ports"]; ok {
@@ -65,7 +67,7 @@ func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 				_, e := it.Element()
 				p, acc := e.AsBigFloat().Int64()
 				if !e.AsBigFloat().IsInt() || acc != 0 || p < 1 || p > 65535 {
-					d.errorf(attr.Expr.Range(), "Value out of range", "\"ports\" must hold port numbers between 1 and 65535, got %s.", e.AsBigFloat().Text('g', -1))
+					d.errorf(attr.Expr.Range(), "Value out of range", "\"ports\" must hold port numbers between 1 and 65535, got %s.", describeNumber(e.AsBigFloat()))
 					continue
 				}
 				ports = append(ports, int(p))
@@ -112,16 +114,26 @@ func (d *decoder) decodeHealth(f *Fleet, b *hcl.Block, opts Options) (HealthChec
 	}
 	c := d.content(b.Body, healthSchema)
 	ok := d.integer(c.Attributes, "port", 1, 65535, &hc.Port)
-	d.str(c.Attributes, "path", &hc.Path)
+	if d.str(c.Attributes, "path", &hc.Path) {
+		if problem := healthPathProblem(hc.Path); problem != "" {
+			d.errorf(c.Attributes["path"].Expr.Range(), "Invalid health check path", "%s; got %q.", problem, hc.Path)
+			ok = false
+		}
+	}
 	d.integer(c.Attributes, "expect", 100, 599, &hc.Expect)
-	d.str(c.Attributes, "query", &hc.Query)
+	if d.str(c.Attributes, "query", &hc.Query) {
+		if problem := dnsNameProblem(hc.Query); problem != "" {
+			d.errorf(c.Attributes["query"].Expr.Range(), "Invalid name", "\"query\" is the name asked: %s; got %q.", problem, hc.Query)
+			ok = false
+		}
+	}
 	d.duration(c.Attributes, "interval", &hc.Interval)
 	d.duration(c.Attributes, "timeout", &hc.Timeout)
 	d.integer(c.Attributes, "healthy_threshold", 1, 100, &hc.Healthy)
 	d.duration(c.Attributes, "deadline", &hc.Deadline)
 	d.boolean(c.Attributes, "tls_skip_verify", &hc.TLSSkipVerify)
 	d.decodeHealthTLS(f, c, &hc, opts)
-	if hc.Type == "dns" && hc.Query == "" {
+	if _, set := c.Attributes["query"]; hc.Type == "dns" && !set {
 		d.errorf(b.Body.MissingItemRange(), "Missing required argument", "A dns health check needs \"query\", the name to ask the instance.")
 	}
 	if attr, set := c.Attributes["timeout"]; set && hc.Timeout > hc.Interval {
@@ -167,10 +179,18 @@ func (d *decoder) decodeCutover(b *hcl.Block, co *Cutover) {
 	}
 	c := d.content(b.Body, schema)
 	co.TTL = 60
-	d.str(c.Attributes, "dns", &co.DNS)
-	d.str(c.Attributes, "name", &co.Name)
+	if d.str(c.Attributes, "dns", &co.DNS) {
+		d.nonEmpty(c.Attributes, "dns", co.DNS, "the dns block whose record moves")
+	}
+	if d.str(c.Attributes, "name", &co.Name) {
+		if problem := dnsNameProblem(co.Name); problem != "" {
+			d.errorf(c.Attributes["name"].Expr.Range(), "Invalid record name", "\"name\" is the record's name in the zone: %s; got %q.", problem, co.Name)
+		}
+	}
 	d.integer(c.Attributes, "ttl", 1, 604800, &co.TTL)
-	d.str(c.Attributes, "ip", &co.IP)
+	if d.str(c.Attributes, "ip", &co.IP) {
+		d.nonEmpty(c.Attributes, "ip", co.IP, "the ip block whose address moves")
+	}
 	d.duration(c.Attributes, "drain", &co.Drain)
 	if co.Type == "ip" {
 		_, hasDNS := c.Attributes["dns"]

@@ -48,16 +48,33 @@ func (d *Diagnostics) Error() string {
 
 // WriteText prints every diagnostic the way Terraform does, with file:line:col, the source line and
 // a caret under the part at fault.
+//
+// At most MaxShownDiagnostics are printed in full, then a count of the rest: a file with thousands
+// of problems is not a report anyone reads, and each source excerpt costs time (--output json
+// carries them all).
 func (d *Diagnostics) WriteText(w io.Writer) error {
 	var buf bytes.Buffer
-	for _, diag := range d.Diags {
-		d.writeOne(&buf, diag)
+	lines := map[string][][]byte{} // each file split into lines once, not once per diagnostic
+	for i, diag := range d.Diags {
+		if i == MaxShownDiagnostics {
+			fmt.Fprintf(&buf, "... and %d more problem(s) not shown; drover --output json validate lists them all.\n\n", len(d.Diags)-i)
+			break
+		}
+		d.writeOne(&buf, diag, lines)
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
 }
 
-func (d *Diagnostics) writeOne(buf *bytes.Buffer, diag *hcl.Diagnostic) {
+// MaxShownDiagnostics is how many diagnostics WriteText prints in full, and maxShownLine how
+// much of a source line it shows.
+const (
+	MaxShownDiagnostics = 100
+	maxShownLine        = 200
+	maxShownDetail      = 1000
+)
+
+func (d *Diagnostics) writeOne(buf *bytes.Buffer, diag *hcl.Diagnostic, lines map[string][][]byte) {
 	severity := "Error"
 	if diag.Severity == hcl.DiagWarning {
 		severity = "Warning"
@@ -75,32 +92,49 @@ func (d *Diagnostics) writeOne(buf *bytes.Buffer, diag *hcl.Diagnostic) {
 		}
 		buf.WriteString(":\n")
 		if file != nil {
-			writeSource(buf, file.Bytes, *s)
+			if _, ok := lines[s.Filename]; !ok {
+				lines[s.Filename] = bytes.Split(file.Bytes, []byte("\n"))
+			}
+			writeSource(buf, lines[s.Filename], *s)
 		}
 	}
-	if diag.Detail != "" {
-		fmt.Fprintf(buf, "\n%s\n", diag.Detail)
+	if detail := diag.Detail; detail != "" {
+		if len(detail) > maxShownDetail { // it quotes a huge value: the caret above shows where
+			detail = strings.ToValidUTF8(detail[:maxShownDetail], "") + "..."
+		}
+		fmt.Fprintf(buf, "\n%s\n", detail)
 	}
 	buf.WriteString("\n")
 }
 
 // writeSource prints the subject's first line with carets under the subject (up to the line's end).
-func writeSource(buf *bytes.Buffer, src []byte, rng hcl.Range) {
-	lines := bytes.Split(src, []byte("\n"))
+func writeSource(buf *bytes.Buffer, lines [][]byte, rng hcl.Range) {
 	if rng.Start.Line < 1 || rng.Start.Line > len(lines) {
 		return
 	}
 	line := strings.TrimRight(string(lines[rng.Start.Line-1]), "\r")
-	gutter := fmt.Sprintf("%5d: ", rng.Start.Line)
-	fmt.Fprintf(buf, "%s%s\n", gutter, line)
-	start := rng.Start.Column - 1
-	if start > len(line) {
-		start = len(line)
-	}
+	start := min(max(rng.Start.Column-1, 0), len(line))
 	end := len(line)
 	if rng.End.Line == rng.Start.Line && rng.End.Column-1 <= len(line) {
-		end = rng.End.Column - 1
+		end = max(rng.End.Column-1, start)
 	}
+	if len(line) > maxShownLine {
+		// A window of the line around the subject: a megabyte-long line is not shown whole.
+		from := max(0, start-maxShownLine/4)
+		to := min(len(line), from+maxShownLine)
+		prefix, suffix := "", ""
+		if from > 0 {
+			prefix = "..."
+		}
+		if to < len(line) {
+			suffix = "..."
+		}
+		line = prefix + line[from:to] + suffix
+		start = start - from + len(prefix)
+		end = min(end, to) - from + len(prefix)
+	}
+	gutter := fmt.Sprintf("%5d: ", rng.Start.Line)
+	fmt.Fprintf(buf, "%s%s\n", gutter, line)
 	pad := make([]byte, 0, start)
 	for _, c := range []byte(line[:start]) {
 		if c == '\t' {

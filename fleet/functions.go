@@ -1,9 +1,10 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -20,7 +21,7 @@ func functions(dir string, lookupEnv func(string) (string, bool)) map[string]fun
 		"upper":      stdlib.UpperFunc,
 		"lower":      stdlib.LowerFunc,
 		"trimspace":  stdlib.TrimSpaceFunc,
-		"format":     stdlib.FormatFunc,
+		"format":     boundedFormat,
 		"join":       stdlib.JoinFunc,
 		"split":      stdlib.SplitFunc,
 		"concat":     stdlib.ConcatFunc,
@@ -39,18 +40,17 @@ func envFunc(lookupEnv func(string) (string, bool)) function.Function {
 		VarParam: &function.Parameter{Name: "default", Type: cty.String},
 		Type:     function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 2 {
+				return cty.NilVal, fmt.Errorf("env takes a name and at most one default, got %d arguments", len(args))
+			}
 			name := args[0].AsString()
 			if v, ok := lookupEnv(name); ok {
 				return cty.StringVal(v), nil
 			}
-			switch len(args) {
-			case 1:
+			if len(args) == 1 {
 				return cty.NilVal, fmt.Errorf("environment variable %s is not set; export it or give a default: env(%q, \"...\")", name, name)
-			case 2:
-				return args[1], nil
-			default:
-				return cty.NilVal, fmt.Errorf("env takes a name and at most one default, got %d arguments", len(args))
 			}
+			return args[1], nil
 		},
 	})
 }
@@ -65,7 +65,10 @@ func fileFunc(dir string) function.Function {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			b, err := os.ReadFile(p)
+			b, err := readRegularFile(p, MaxReadFileSize)
+			if errors.Is(err, errNotRegular) {
+				return cty.NilVal, fmt.Errorf("cannot read %s: file() reads regular files only: %w", args[0].AsString(), err)
+			}
 			if err != nil {
 				return cty.NilVal, fmt.Errorf("cannot read %s (paths are relative to the fleet file's directory): %w", p, err)
 			}
@@ -73,3 +76,20 @@ func fileFunc(dir string) function.Function {
 		},
 	})
 }
+
+// widePattern finds a format verb's width or precision of five digits or more.
+var widePattern = regexp.MustCompile(`%[-+# 0]*(\d{5,}|\d*\.\d{5,})`)
+
+// boundedFormat is stdlib's format without widths or precisions of 10000 and more, which would make
+// one call allocate gigabytes.
+var boundedFormat = function.New(&function.Spec{
+	Params:   stdlib.FormatFunc.Params(),
+	VarParam: stdlib.FormatFunc.VarParam(),
+	Type:     function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if f := args[0]; f.IsKnown() && !f.IsNull() && widePattern.MatchString(f.AsString()) {
+			return cty.NilVal, function.NewArgErrorf(0, "widths and precisions in a format are below 10000")
+		}
+		return stdlib.FormatFunc.Call(args)
+	},
+})

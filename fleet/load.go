@@ -75,7 +75,7 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 	if err != nil {
 		abs = path
 	}
-	src, err := os.ReadFile(path)
+	src, err := readRegularFile(path, MaxFleetFileSize)
 	if err != nil {
 		report.Diags = hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -84,14 +84,25 @@ func Load(path string, opts Options) (*Fleet, *Diagnostics) {
 		}}
 		return nil, report
 	}
+	return loadSource(parser, report, src, path, abs, opts)
+}
+
+// loadSource decodes the fleet file's content src, read from path (abs is its absolute form).
+func loadSource(parser *hclparse.Parser, report *Diagnostics, src []byte, path, abs string, opts Options) (*Fleet, *Diagnostics) {
+	if diags := checkShape(src, path); diags.HasErrors() {
+		// Not parsed: the parser would recurse too deep. The source is kept for the diagnostics.
+		parser.Files()[path] = &hcl.File{Bytes: src}
+		report.Diags = diags
+		return nil, report
+	}
 	file, diags := parser.ParseHCL(src, path)
 	if diags.HasErrors() {
-		report.Diags = diags
+		report.Diags = pointAtOpenings(src, path, diags)
 		return nil, report
 	}
 
 	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), shownDir: filepath.Dir(path)}
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy, declaredBroken: map[string]bool{}}
 	d.diags = diags
 	root := d.content(file.Body, rootSchema)
 	byType := map[string]hcl.Blocks{}

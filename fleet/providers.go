@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -40,9 +42,12 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 		c := d.content(b.Body, baseSchema)
 		base := DefaultBase()
 		base.Name, base.Range = name, b.DefRange
-		d.str(c.Attributes, "suite", &base.Suite)
+		if d.str(c.Attributes, "suite", &base.Suite) && !debianSuite.MatchString(base.Suite) {
+			d.errorf(c.Attributes["suite"].Expr.Range(), "Invalid suite",
+				"\"suite\" is a Debian suite or codename such as \"bookworm\" or \"bookworm-backports\", got %q.", base.Suite)
+		}
 		if d.str(c.Attributes, "mirror", &base.Mirror) {
-			if u, err := url.Parse(base.Mirror); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
+			if u, err := url.Parse(base.Mirror); err != nil || strings.ContainsFunc(base.Mirror, unicode.IsSpace) || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Host == "" && u.Scheme != "file") {
 				d.errorf(c.Attributes["mirror"].Expr.Range(), "Invalid mirror",
 					"\"mirror\" must be an http://, https:// or file:// URL of a Debian archive, got %q.", base.Mirror)
 			}
@@ -54,8 +59,12 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 		if d.str(c.Attributes, "arch", &base.Arch) {
 			d.oneOf(c.Attributes, "arch", base.Arch, Architectures...)
 		}
-		d.strings(c.Attributes, "components", &base.Components)
-		d.strings(c.Attributes, "packages", &base.Packages)
+		if d.strings(c.Attributes, "components", &base.Components) {
+			d.checkNames(c.Attributes, "components", base.Components, debianComponent, "archive area")
+		}
+		if d.strings(c.Attributes, "packages", &base.Packages) {
+			d.checkNames(c.Attributes, "packages", base.Packages, debianPackage, "package")
+		}
 		bases = append(bases, base)
 	}
 	return bases
@@ -78,6 +87,8 @@ func (d *decoder) decodeProviders(kind string, blocks hcl.Blocks, opts Options) 
 		}
 		if p := d.decodeProvider(kind, typ, name, b, b.LabelRanges[0], opts); p != nil {
 			out = append(out, p)
+		} else {
+			d.declaredBroken[kind+"/"+name] = true // reported once here, not again at each use
 		}
 	}
 	return out

@@ -114,6 +114,9 @@ func (d *decoder) checkVerifiable(f *Fleet, role *Role, rng hcl.Range) {
 }
 
 func (d *decoder) unknownRef(rng hcl.Range, kind, role, name string, declared []string) {
+	if d.declaredBroken[kind+"/"+name] {
+		return
+	}
 	list := "none"
 	if len(declared) > 0 {
 		list = quoteList(declared)

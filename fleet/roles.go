@@ -90,7 +90,9 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options) Image {
 	img := Image{Builder: "debian", Disk: Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}
 	c := d.content(b.Body, imageSchema)
-	d.str(c.Attributes, "base", &img.Base)
+	if d.str(c.Attributes, "base", &img.Base) {
+		d.nonEmpty(c.Attributes, "base", img.Base, "the base the image starts from")
+	}
 	if d.str(c.Attributes, "arch", &img.Arch) {
 		d.oneOf(c.Attributes, "arch", img.Arch, Architectures...)
 	}
@@ -102,7 +104,9 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 			d.oneOf(c.Attributes, "builder", img.Builder, Builders...)
 		}
 	}
-	d.strings(c.Attributes, "packages", &img.Packages)
+	if d.strings(c.Attributes, "packages", &img.Packages) {
+		d.checkNames(c.Attributes, "packages", img.Packages, debianPackage, "package")
+	}
 	d.strings(c.Attributes, "run", &img.Run)
 	d.strings(c.Attributes, "secrets", &img.Secrets)
 	if d.strings(c.Attributes, "services", &img.Services) {
@@ -120,8 +124,8 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 
 	dests := map[string]hcl.Range{}
 	addFile := func(file File, rng hcl.Range) {
-		if !path.IsAbs(file.Dest) {
-			d.errorf(rng, "Invalid file destination", "File destinations are absolute paths inside the image, got %q.", file.Dest)
+		if problem := fileDestProblem(file.Dest); problem != "" {
+			d.errorf(rng, "Invalid file destination", "%s, got %q.", problem, file.Dest)
 			return
 		}
 		file.Dest = path.Clean(file.Dest)
@@ -134,8 +138,8 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 	}
 	var shorthand map[string]string
 	if d.stringMap(c.Attributes, "files", &shorthand) {
-		rng := c.Attributes["files"].Expr.Range()
 		for _, dest := range sortedKeys(shorthand) {
+			rng := d.mapEntryRange(c.Attributes["files"].Expr, dest)
 			src := resolvePath(f.Dir, shorthand[dest])
 			if d.checkSource(opts, rng, shorthand[dest], src, f.shownDir) {
 				addFile(File{Dest: dest, Source: src, Mode: 0o644, Owner: "root:root"}, rng)
@@ -179,8 +183,8 @@ func (d *decoder) checkSource(opts Options, rng hcl.Range, written, resolved, sh
 	case err != nil:
 		d.errorf(rng, "Missing file", "The file %q does not exist (looked for %s; paths are relative to the fleet file).", written, shownPath(written, shownDir))
 		return false
-	case fi.IsDir():
-		d.errorf(rng, "Not a file", "%q is a directory; name a regular file.", written)
+	case !fi.Mode().IsRegular():
+		d.errorf(rng, "Not a file", "%q is %s; name a regular file.", written, describeFileType(fi.Mode()))
 		return false
 	}
 	return true
@@ -245,7 +249,7 @@ func (d *decoder) decodeAnsible(f *Fleet, b *hcl.Block, opts Options) *Ansible {
 	a := &Ansible{}
 	c := d.content(b.Body, ansibleSchema)
 	var playbook string
-	if d.str(c.Attributes, "playbook", &playbook) {
+	if d.str(c.Attributes, "playbook", &playbook) && d.nonEmpty(c.Attributes, "playbook", playbook, "the playbook to run") {
 		a.Playbook = resolvePath(f.Dir, playbook)
 		d.checkSource(opts, c.Attributes["playbook"].Expr.Range(), playbook, a.Playbook, f.shownDir)
 	}
@@ -265,6 +269,9 @@ func (d *decoder) decodeDisk(b *hcl.Block, disk *Disk) {
 	}
 	d.integer(c.Attributes, "headroom", 0, 400, &disk.Headroom)
 	if d.strings(c.Attributes, "formats", &disk.Formats) {
+		if len(disk.Formats) == 0 {
+			d.errorf(c.Attributes["formats"].Expr.Range(), "No disk format", "\"formats\" names at least one of %s; leave it out for both.", quoteList(DiskFormats))
+		}
 		for _, fm := range disk.Formats {
 			d.oneOf(c.Attributes, "formats", fm, DiskFormats...)
 		}

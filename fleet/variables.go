@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -85,7 +87,23 @@ func (d *decoder) decodeVariables(blocks hcl.Blocks, opts Options) map[string]ct
 	for _, name := range order {
 		visit(name, nil)
 	}
+	for _, name := range sortedKeys(opts.Vars) {
+		if decls[name] == nil {
+			d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
+				Detail: fmt.Sprintf("--var %s sets a variable the fleet does not declare (declared: %s).%s Declare it with a variable %q block, or drop the --var.",
+					name, declaredList(order), didYouMean(name, order), name)})
+		}
+	}
 	return values
+}
+
+func declaredList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return quoteList(sorted)
 }
 
 func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, opts Options) cty.Value {
@@ -97,8 +115,11 @@ func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, 
 	}
 	if fromOutside {
 		v, err := convert.Convert(cty.StringVal(raw), decl.ty)
+		if err == nil && hugeNumberInside(v) {
+			err = errors.New("numbers lie between about -1e300 and 1e300")
+		}
 		if err != nil {
-			d.errorf(decl.block.DefRange, "Invalid value for variable", "The value of %s (%q) is not a valid %s: %s.", src, raw, decl.ty.FriendlyName(), err)
+			d.errorf(decl.block.DefRange, "Invalid value for variable", "The value of %s (%.100q) is not a valid %s: %s.", src, raw, decl.ty.FriendlyName(), err)
 			return cty.DynamicVal
 		}
 		return v
@@ -113,6 +134,10 @@ func (d *decoder) variableValue(decl *variableDecl, known map[string]cty.Value, 
 	v, diags := decl.deflt.Value(ctx)
 	d.diags = append(d.diags, diags...)
 	if diags.HasErrors() {
+		return cty.DynamicVal
+	}
+	if hugeNumberInside(v) {
+		d.errorf(decl.deflt.Range(), "Number too large", "The default of %q holds a number beyond about 1e300.", decl.name)
 		return cty.DynamicVal
 	}
 	cv, err := convert.Convert(v, decl.ty)

@@ -53,6 +53,18 @@ type dnsCutover struct {
 	role   string
 	verify DNSVerifier
 	wait   time.Duration
+	// call bounds each provider call (a read, a change): an API that accepts the connection and
+	// never answers fails the step instead of stalling the rollout, with the lock renewed, forever.
+	call time.Duration
+}
+
+// maxDNSCall is the longest a single dns provider call may take (a Route 53 change waits for
+// INSYNC, about a minute); shorter when the whole wait for the servers (Options.DNSWait) is.
+const maxDNSCall = 2 * time.Minute
+
+// callCtx is ctx bounded for one provider call.
+func (x *dnsCutover) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, x.call)
 }
 
 // dnsTypes are the record types a dns cutover manages.
@@ -105,7 +117,14 @@ func (c *Controller) dnsName(ctx context.Context, spec fleet.Cutover) (*dnsCutov
 	if c.opts.DNS == nil {
 		return nil, errors.New("no dns providers configured")
 	}
-	p, err := c.opts.DNS(ctx, spec.DNS)
+	wait := c.opts.DNSWait
+	if wait <= 0 {
+		wait = 2 * time.Minute
+	}
+	call := min(wait, maxDNSCall)
+	octx, cancel := context.WithTimeout(ctx, call) // opening may ask the API (the zone's ID)
+	defer cancel()
+	p, err := c.opts.DNS(octx, spec.DNS)
 	if err != nil {
 		return nil, fmt.Errorf("dns %q: %w", spec.DNS, err)
 	}
@@ -124,11 +143,7 @@ func (c *Controller) dnsName(ctx context.Context, spec fleet.Cutover) (*dnsCutov
 	if verify == nil {
 		verify = readBack
 	}
-	wait := c.opts.DNSWait
-	if wait <= 0 {
-		wait = 2 * time.Minute
-	}
-	return &dnsCutover{block: spec.DNS, p: p, name: strings.ToLower(name), ttl: uint32(ttl), verify: verify, wait: wait}, nil
+	return &dnsCutover{block: spec.DNS, p: p, name: strings.ToLower(name), ttl: uint32(ttl), verify: verify, wait: wait, call: call}, nil
 }
 
 // readBack is the verifier without direct server checks: the provider's own view, polled.
@@ -156,7 +171,9 @@ func (x *dnsCutover) Target() string {
 func (x *dnsCutover) sets(ctx context.Context) ([]dns.RecordSet, error) {
 	out := make([]dns.RecordSet, 0, len(dnsTypes))
 	for _, t := range dnsTypes {
-		s, err := x.p.Set(ctx, x.name, t)
+		cctx, cancel := x.callCtx(ctx)
+		s, err := x.p.Set(cctx, x.name, t)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("reading %s %s: %w", x.name, t, err)
 		}
@@ -236,7 +253,10 @@ func (x *dnsCutover) apply(ctx context.Context, want []dns.RecordSet) (string, e
 		if cur[i].Equal(w) || (cur[i].Empty() && w.Empty()) {
 			continue
 		}
-		if err := x.p.ReplaceSet(ctx, w, &cur[i]); err != nil {
+		cctx, cancel := x.callCtx(ctx)
+		err := x.p.ReplaceSet(cctx, w, &cur[i])
+		cancel()
+		if err != nil {
 			return "", fmt.Errorf("setting %v: %w", w, err)
 		}
 		changed = append(changed, w.String())

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/template"
 
 	"github.com/drover-dev/drover/plugins/secrets"
@@ -19,7 +21,7 @@ const maxTemplate = 64 << 10
 // anything is fetched: a missing or broken template fails the boot without spending the token.
 func loadTemplate(root, name, inImage string) (*template.Template, error) {
 	p := filepath.Join(root, filepath.FromSlash(inImage))
-	b, err := os.ReadFile(p)
+	b, err := readTemplateFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: its template: %w", name, err)
 	}
@@ -52,4 +54,23 @@ func renderTemplate(t *template.Template, fields map[string]secrets.Secret, path
 	}
 	clear(data)
 	return secrets.Secret(buf.String()), vals, nil
+}
+
+// readTemplateFile reads at most maxTemplate+1 bytes of a regular file: user-data naming a device
+// (/dev/zero) or a FIFO as a template must fail the boot, not fill memory or block it. The open does
+// not block on a FIFO; the type is checked on what was opened.
+func readTemplateFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", p, fi.Mode().Type())
+	}
+	return io.ReadAll(io.LimitReader(f, maxTemplate+1))
 }

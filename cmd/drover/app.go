@@ -82,8 +82,30 @@ Start with:  drover doctor        (is this machine ready?)
 			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),
+			completionCommand(a),
+			manCommand(a),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // exit codes are decided by run, not by urfave/cli
+	}
+	guardCommands(a.Commands, a.OnUsageError, "")
+	a.Action = func(c *cli.Context) error {
+		if c.Args().First() == "help" { // drover help [COMMAND], as drover [COMMAND] --help
+			if c.NArg() > 1 {
+				if findCommand(a.Commands, c.Args().Get(1)) == nil {
+					return usageError(fmt.Sprintf("unknown command %q", c.Args().Get(1)), "see drover --help for the commands")
+				}
+				return cli.ShowCommandHelp(c, c.Args().Get(1))
+			}
+			return cli.ShowAppHelp(c)
+		}
+		if c.NArg() > 0 {
+			return usageError(fmt.Sprintf("unknown command %q", c.Args().First()), "see drover --help for the commands")
+		}
+		if c.NumFlags() > 0 {
+			// Flags and no command: a flag's value may have swallowed the command name.
+			return usageError("no command given", "see drover --help for the commands")
+		}
+		return cli.ShowAppHelp(c)
 	}
 	a.After = func(c *cli.Context) error {
 		if name, ok := c.App.Metadata["notFound"].(string); ok {
@@ -95,7 +117,9 @@ Start with:  drover doctor        (is this machine ready?)
 }
 
 func (a *app) before(c *cli.Context) error {
-	a.outputFormat = c.String("output")
+	if c.IsSet("output") {
+		a.outputFormat = c.String("output")
+	}
 	if a.outputFormat != "text" && a.outputFormat != "json" {
 		bad := a.outputFormat
 		a.outputFormat = "text"

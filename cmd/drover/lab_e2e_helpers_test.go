@@ -34,12 +34,14 @@ func droverStream(t *testing.T, env []string, args ...string) *streamed {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "drover"), append([]string{"--output", "json"}, args...)...)
 	cmd.Env = append(append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), sharedCache()...), env...)
-	out, err := cmd.StdoutPipe()
+	// --output json streams the rollout's events as JSON lines on stderr; stdout gets the one
+	// result object.
+	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,7 +53,7 @@ func droverStream(t *testing.T, env []string, args ...string) *streamed {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			all.WriteString(sc.Text() + "\n")
-			// --output json prints each rollout event as {"event": "rollout", "detail": EVENT}.
+			// --output json prints each rollout event on stderr as {"event": "rollout", "detail": EVENT}.
 			var line struct {
 				Event  string        `json:"event"`
 				Detail rollout.Event `json:"detail"`
@@ -62,7 +64,7 @@ func droverStream(t *testing.T, env []string, args ...string) *streamed {
 		}
 		close(s.events)
 		err := cmd.Wait()
-		r := result{stdout: all.String(), stderr: stderr.String(), elapsed: time.Since(start), maxRSS: maxRSSOf(cmd)}
+		r := result{stdout: stdout.String(), stderr: all.String(), elapsed: time.Since(start), maxRSS: maxRSSOf(cmd)}
 		if exit, ok := err.(*exec.ExitError); ok {
 			r.code = exit.ExitCode()
 			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

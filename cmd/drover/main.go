@@ -2,9 +2,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/drover-dev/drover/fleet"
 )
 
 func main() {
@@ -22,7 +25,12 @@ func runWith(args []string, stdout, stderr io.Writer, env func(string) (string, 
 
 // runApp runs one command line on app and returns its exit code.
 func runApp(app *app, args []string) int {
-	err := app.Run(hoistGlobalFlags(args, valueFlags(app.Flags)))
+	app.outputFormat = outputFromArgs(args, app.env) // before parsing: a parse error is reported in it
+	global := valueFlags(app.Flags)
+	if err := checkFlagValues(args, commandValueFlags(app.Commands, valueFlags(app.Flags))); err != nil {
+		return report(err, app.outputFormat, app.stdout, app.stderr)
+	}
+	err := app.Run(intersperse(app.Commands, global, hoistGlobalFlags(args, global)))
 	if err == nil {
 		return exitOK
 	}
@@ -33,11 +41,17 @@ func runApp(app *app, args []string) int {
 // mode the same goes to stdout as an object, so scripts parse one stream.
 func report(err error, format string, stdout, stderr io.Writer) int {
 	f := classify(err)
+	f.reason = dedupePrefixes(f.reason)
 	if format == "json" {
 		if f.printedJSON {
 			return f.code
 		}
-		writeJSON(stdout, map[string]any{"ok": false, "error": f.reason, "hint": f.hint, "exit_code": f.code})
+		out := map[string]any{"ok": false, "error": f.reason, "hint": f.hint, "exit_code": f.code}
+		var diags *fleet.Diagnostics
+		if errors.As(err, &diags) {
+			out["diagnostics"] = diags.JSON() // with their file:line:col, as validate gives them
+		}
+		writeJSON(stdout, out)
 		return f.code
 	}
 	line := "drover: " + f.reason

@@ -17,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
+	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/rollout"
 	"github.com/drover-dev/drover/rollout/health"
 )
@@ -27,11 +28,19 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if strings.Contains(c.Command.ArgsUsage, "ROLE") {
+		if err := checkRoles(f, c.Args().Slice()); err != nil {
+			return nil, nil, err
+		}
+	}
 	state := a.stateDir(c, f)
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, nil, failed(err, "check --state")
 	}
 	st, err := a.openStore(c.Context, f, state)
+	if errors.Is(err, store.ErrBusy) {
+		return nil, nil, failed(err, "another process holds the state file's lock; wait for it, or stop the process named")
+	}
 	if err != nil {
 		return nil, nil, failed(err, "the state file is damaged or not drover's; move it away or point --state elsewhere")
 	}
@@ -81,7 +90,9 @@ func (a *app) currentImage(f *fleet.Fleet, state string) func(role string) (stri
 	}
 }
 
-// rolloutEvents prints each transition and step as it happens: a line of text, or a JSON object.
+// rolloutEvents prints each transition and step as it happens: a line of text on stdout, or with
+// --output json a JSON object a line on stderr, so that stdout holds exactly one JSON object, the
+// command's result.
 // The controller calls it from several goroutines at once (one per launching slot, per probe), so
 // writes are serialized: each event is one whole line.
 func (a *app) rolloutEvents() func(rollout.Event) {
@@ -90,7 +101,7 @@ func (a *app) rolloutEvents() func(rollout.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if a.json() {
-			writeJSONLine(a.stdout, map[string]any{"event": "rollout", "detail": e})
+			writeJSONLine(a.stderr, map[string]any{"event": "rollout", "detail": e})
 			return
 		}
 		fmt.Fprintln(a.stdout, e.String())
@@ -228,6 +239,9 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 			fmt.Fprintln(a.stderr, hf.Report())
 		}
 		return failed(err, "green was destroyed and blue keeps serving; fix the image and build again")
+	case err != nil && (rec == nil || rec.State.Terminal()):
+		// Nothing in progress was recorded: a rerun starts afresh, it does not resume.
+		return failed(err, "nothing is left in progress; fix the cause and run the command again")
 	case err != nil:
 		return failed(err, "drover rollout status "+role+" shows where it stands; running the same command again resumes it")
 	}

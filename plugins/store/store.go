@@ -175,5 +175,9 @@ func roundDuration(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
+// ErrBusy is wrapped by the error of a call that gave up waiting for the store while another
+// process held it (the local store's file lock); the error names the holder where it can.
+var ErrBusy = errors.New("the state store stayed locked by another process")
+
 // Factory makes stores of one type; plugins/all lists one per type.
 type Factory = config.Factory[Store]

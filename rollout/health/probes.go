@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/drover-dev/drover/fleet"
 )
@@ -23,6 +25,13 @@ func newHTTP(useTLS bool) Factory {
 		if expect == 0 {
 			expect = http.StatusOK
 		}
+		// The URL is built from parts, never by concatenation: a path such as
+		// "@169.254.169.254/latest" would otherwise turn the instance's address into user
+		// information and probe another host (validate refuses it too).
+		ref, err := url.Parse(path)
+		if err != nil || ref.Scheme != "" || ref.Host != "" || ref.User != nil || !strings.HasPrefix(ref.Path, "/") || strings.HasPrefix(ref.Path, "//") {
+			return nil, fmt.Errorf("health: %s check path %q is not a URL path such as \"/healthz\"", hc.Type, path)
+		}
 		scheme := "http"
 		tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, Proxy: nil}
 		if useTLS {
@@ -35,7 +44,8 @@ func newHTTP(useTLS bool) Factory {
 		}
 		client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
-			url := fmt.Sprintf("%s://%s%s", scheme, target, path)
+			u := &url.URL{Scheme: scheme, Host: target.String(), Path: ref.Path, RawPath: ref.RawPath, RawQuery: ref.RawQuery}
+			url := u.String()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	cfdns "github.com/cloudflare/cloudflare-go/v6/dns"
 	"github.com/cloudflare/cloudflare-go/v6/option"
@@ -51,7 +52,17 @@ type options struct {
 	retry   Retry
 	perPage int
 	client  *http.Client
+	timeout time.Duration
 }
+
+// DefaultRequestTimeout bounds each API request (connect, send, the whole answer) of the default
+// HTTP client: an API that accepts the connection and never answers fails the call, and the retry
+// policy decides what next.
+const DefaultRequestTimeout = 30 * time.Second
+
+// WithRequestTimeout replaces DefaultRequestTimeout (for the default client; a client given with
+// WithHTTPClient keeps its own Timeout).
+func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // WithRetry replaces the retry policy (DefaultRetry).
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
@@ -59,7 +70,8 @@ func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 // WithPageSize sets how many records one list request asks for (default 100).
 func WithPageSize(n int) Option { return func(o *options) { o.perPage = n } }
 
-// WithHTTPClient sets the HTTP client of the API requests (default: a new http.Client).
+// WithHTTPClient sets the HTTP client of the API requests (default: an http.Client whose Timeout
+// is the request timeout).
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
 // New finds the zone cfg.Zone with the token cfg.Token (GET /zones?name=) and returns its
@@ -75,7 +87,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("dns/cloudflare: no API token: set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE")
 	}
-	o := options{retry: DefaultRetry(), perPage: 100}
+	o := options{retry: DefaultRetry(), perPage: 100, timeout: DefaultRequestTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -85,8 +97,11 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	if o.perPage < 1 {
 		return nil, fmt.Errorf("dns/cloudflare: page size %d: want at least 1", o.perPage)
 	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("dns/cloudflare: request timeout %s: want more than 0", o.timeout)
+	}
 	if o.client == nil {
-		o.client = &http.Client{}
+		o.client = &http.Client{Timeout: o.timeout}
 	}
 	base := []option.RequestOption{
 		option.WithEnvironmentProduction(),

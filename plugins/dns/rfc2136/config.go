@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/dns/internal/apicfg"
 )
 
 // Config is the dns "rfc2136" block. The TSIG secret comes from DROVER_TSIG_SECRET or
@@ -36,7 +37,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return config.Errorf("server", "must be host:port such as \"127.0.0.1:5353\", got %q", c.Server)
 	}
-	if c.Zone == "" || c.Zone[len(c.Zone)-1] != '.' {
+	if !apicfg.ValidZone(c.Zone) || c.Zone[len(c.Zone)-1] != '.' {
 		return config.Errorf("zone", "must be a fully qualified zone ending in a dot, such as \"lab.example.\", got %q", c.Zone)
 	}
 	if _, ok := dns.IsDomainName(c.KeyName); c.KeyName != "" && !ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
@@ -62,11 +63,21 @@ func (r Retry) backoff(attempt int) time.Duration { return backoff.Jittered(r.Ba
 type Option func(*options)
 
 type options struct {
-	creds  aws.CredentialsProvider
-	poll   time.Duration
-	retry  Retry
-	client *http.Client
+	creds   aws.CredentialsProvider
+	poll    time.Duration
+	retry   Retry
+	client  *http.Client
+	timeout time.Duration
 }
+
+// DefaultRequestTimeout bounds each API request (connect, send, the whole answer) of the default
+// HTTP client: an API that accepts the connection and never answers fails the call, and the retry
+// policy decides what next. A ReplaceSet's wait for INSYNC is many requests, bounded by its ctx.
+const DefaultRequestTimeout = 30 * time.Second
+
+// WithRequestTimeout replaces DefaultRequestTimeout (for the default client; a client given with
+// WithHTTPClient keeps its own Timeout).
+func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // WithCredentials uses creds (such as credentials.NewStaticCredentialsProvider) instead of the
 // SDK's default chain; the region is then us-east-1, Route 53's signing region.
@@ -93,9 +104,12 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dns/route53: %w", err)
 	}
-	o := options{poll: 5 * time.Second, retry: DefaultRetry()}
+	o := options{poll: 5 * time.Second, retry: DefaultRetry(), timeout: DefaultRequestTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("dns/route53: request timeout %s: want more than 0", o.timeout)
 	}
 	if o.poll <= 0 {
 		return nil, fmt.Errorf("dns/route53: poll interval %s: want more than 0", o.poll)
@@ -133,6 +147,8 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 		}
 		if o.client != nil {
 			ro.HTTPClient = o.client
+		} else {
+			ro.HTTPClient = awshttp.NewBuildableClient().WithTimeout(o.timeout)
 		}
 	})
 	p := &Provider{zone: dns.Fqdn(strings.ToLower(cfg.Zone)), client: client, poll: o.poll}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/drover-dev/drover/plugins/config"
+	"github.com/drover-dev/drover/plugins/dns/internal/apicfg"
 )
 
 // Config is the dns "zonefile" block. Path is relative to the fleet file's directory unless absolute.
@@ -25,7 +26,7 @@ func NewDefaultConfig(config.LookupEnv) *Config { return &Config{} }
 
 // Validate checks the values a block can get wrong.
 func (c *Config) Validate() error {
-	if c.Zone == "" || c.Zone[len(c.Zone)-1] != '.' {
+	if !apicfg.ValidZone(c.Zone) || c.Zone[len(c.Zone)-1] != '.' {
 		return config.Errorf("zone", "must be a fully qualified zone ending in a dot, got %q", c.Zone)
 	}
 	if strings.TrimSpace(c.Path) == "" {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -134,6 +135,10 @@ func (s *Store) do(ctx context.Context, write bool, fn func(*bolt.Tx) error) (er
 			err = fmt.Errorf("store: close %s: %w", s.path, cerr)
 		}
 	}()
+	if write {
+		writeHolder(s.path)
+		defer removeHolder(s.path) // before Close releases the lock
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: %s: %w", s.path, err)
 	}
@@ -180,7 +185,7 @@ func (s *Store) open(ctx context.Context, readOnly bool, file **os.File) (*bolt.
 		select {
 		case <-time.After(lockPoll):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("store: waiting for the lock on %s: %w", s.path, ctx.Err())
+			return nil, fmt.Errorf("store: %s is locked by %s: %w (%w)", s.path, describeHolder(s.path), ErrBusy, ctx.Err())
 		}
 	}
 }
@@ -188,7 +193,9 @@ func (s *Store) open(ctx context.Context, readOnly bool, file **os.File) (*bolt.
 // openFile opens the existing file name and refuses what cannot be a
 // database, before bbolt would initialise an empty file.
 func (s *Store) openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	// O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer appears; the
+	// type check below then refuses it. It changes nothing for a regular file.
+	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, perm)
 	if err != nil {
 		return nil, fmt.Errorf("store: open state file: %w", err)
 	}

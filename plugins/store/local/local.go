@@ -47,8 +47,10 @@ func NewDefaultConfig(stateDir string) Config {
 }
 
 // newTimeout bounds how long New waits for other processes to let go of
-// the file when it checks it.
-const newTimeout = time.Minute
+// the file when it checks it. Other drovers hold the lock for one
+// transaction at a time (milliseconds); a lock held this long is a stuck
+// or foreign process, which the error then names.
+const newTimeout = 10 * time.Second
 
 // Store is a store.Store in a bbolt file. It is safe for concurrent use by
 // goroutines and by processes.

@@ -1,4 +1,4 @@
-# expect: 5:13
+# expect: 5:41
 role "web" {
   image {
     base  = "debian-bookworm"

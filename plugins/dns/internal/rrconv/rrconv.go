@@ -32,8 +32,8 @@ type Key struct {
 // providers change (A, AAAA, CNAME, TXT). Errors start with component ("dns/rfc2136").
 func Check(component, zone, name, typ string) (Key, error) {
 	n := dns.Fqdn(strings.ToLower(name))
-	if _, ok := mdns.IsDomainName(n); !ok {
-		return Key{}, fmt.Errorf("%s: %q is not a domain name", component, name)
+	if _, ok := mdns.IsDomainName(n); !ok || !plainName(n) {
+		return Key{}, fmt.Errorf("%s: %q is not a domain name (letters, digits, '-' and '_' in labels, a leading \"*\" label for a wildcard)", component, name)
 	}
 	if !InZone(zone, n) {
 		return Key{}, fmt.Errorf("%s: name %q is outside zone %q", component, name, zone)
@@ -44,6 +44,30 @@ func Check(component, zone, name, typ string) (Key, error) {
 		return Key{}, fmt.Errorf("%s: type %q (want A, AAAA, CNAME or TXT): %w", component, typ, dns.ErrUnsupportedType)
 	}
 	return Key{Name: n, Type: t, RRType: rt}, nil
+}
+
+// plainName reports whether a fully qualified name needs no escape in presentation format: its
+// labels hold letters, digits, '-' and '_' only (the first may be "*"). A name with a quote, a
+// space or a backslash is written escaped ("\\'") and read back as another string than the one
+// asked for, so a set of it could never be found again.
+func plainName(n string) bool {
+	if n == "." {
+		return true
+	}
+	for i, label := range strings.Split(strings.TrimSuffix(n, "."), ".") {
+		if label == "*" && i == 0 {
+			continue
+		}
+		if label == "" {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // InZone reports whether the lower-case fully qualified name is the apex or below it.

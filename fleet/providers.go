@@ -13,6 +13,7 @@ import (
 
 var baseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "suite"}, {Name: "mirror"}, {Name: "snapshot"}, {Name: "arch"}, {Name: "components"}, {Name: "packages"},
+	{Name: "security_mirror"}, {Name: "updates"}, {Name: "updates_off_reason"},
 }}
 
 // Architectures that images can be built for.
@@ -56,6 +57,7 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 		}
 		d.strings(c.Attributes, "components", &base.Components)
 		d.strings(c.Attributes, "packages", &base.Packages)
+		d.decodeBaseUpdates(c, base)
 		bases = append(bases, base)
 	}
 	return bases

@@ -145,6 +145,21 @@ func TestPackerPrepare(t *testing.T) {
 	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"state_dir": state, "agent_dir": dir}); err == nil {
 		t.Error("a config without role prepared")
 	}
+	if n := len(b.req.Base.Sources()); n != 3 || b.req.Base.NoUpdates {
+		t.Errorf("a Packer source gets %d apt sources, want the suite, -updates and -security", n)
+	}
+	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir, "updates": false}); err == nil ||
+		!strings.Contains(err.Error(), "updates = false needs updates_off_reason") {
+		t.Errorf("updates = false without a reason: %v", err)
+	}
+	on, off := &Builder{}, &Builder{}
+	if _, _, err := on.Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := off.Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir, "updates": false,
+		"updates_off_reason": "frozen"}); err != nil || !off.req.Base.NoUpdates || off.req.Identity() == on.req.Identity() {
+		t.Errorf("updates off with a reason: %v, spec %+v", err, off.req.Base)
+	}
 }
 
 func TestIdentifierMatchesTheBuildRequest(t *testing.T) {

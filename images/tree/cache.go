@@ -113,6 +113,13 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	return final, false, nil
 }
 
+// Beside is the path of a file kept next to spec's cached tree, named by suffix (such as
+// "files.gz"): for what users derive from the tree and want to compute once. Write it to a
+// temporary file and rename it into place, since builds share it.
+func (c *Cache) Beside(spec BaseSpec, suffix string) string {
+	return filepath.Join(c.Dir, "trees", spec.Key()+"."+suffix)
+}
+
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()

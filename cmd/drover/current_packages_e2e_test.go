@@ -100,9 +100,9 @@ func TestE2ECurrentPackages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("images diff: %v", err)
 	}
-	text := drover("images", "diff", "web@"+stale.ShortID(), "web@"+current.ShortID())
-	if text.code != 0 {
-		t.Fatalf("drover images diff: exit %d", text.code)
+	diffOut := drover("images", "diff", "web@"+stale.ShortID(), "web@"+current.ShortID())
+	if diffOut.code != 0 {
+		t.Fatalf("drover images diff: exit %d", diffOut.code)
 	}
 	changed := map[string]images.PackageChange{}
 	for _, c := range d.Changed {
@@ -127,7 +127,7 @@ func TestE2ECurrentPackages(t *testing.T) {
 		if from.name != to.name {
 			line = fmt.Sprintf("+ package %s %s\n", to.name, to.version)
 		}
-		if from != to && !strings.Contains(text.stdout, line) {
+		if from != to && !strings.Contains(diffOut.stdout, line) {
 			t.Errorf("drover images diff does not print %q", line)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 
 // stepSBOM records the installed packages (the SBOM) and an index of every file, for images diff.
 // The file index takes the hashes of files unchanged since the work tree was copied from the base
-// tree's index, made once per base tree and kept beside it in the tree cache: a rebuild rereads
+// tree's index, made once per base tree and kept beside it (trees/<key>.files.gz): a rebuild rereads
 // only what the role's steps changed.
 type stepSBOM struct{}
 
@@ -33,8 +33,8 @@ func (s *stepSBOM) Run(_ context.Context, state multistep.StateBag) multistep.St
 	state.Put(keyPackages, out)
 	var reuse *images.IndexReuse
 	if copied, ok := state.GetOk(keyCopied); ok {
-		req := request(state)
-		base, err := baseFileIndex(req.Cache.Beside(req.Base, "files.gz"), state.Get(keyBase).(string))
+		baseDir := state.Get(keyBase).(string)
+		base, err := baseFileIndex(baseDir+".files.gz", baseDir)
 		if err != nil {
 			// Only a cost: every file is hashed.
 			fmt.Fprintf(logWriter(state), "sbom: the base tree's file index: %v\n", err)

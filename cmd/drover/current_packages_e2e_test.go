@@ -64,6 +64,9 @@ func TestE2ECurrentPackages(t *testing.T) {
 	if !slices.Equal(current.Inputs.Base.Sources, wantSources) {
 		t.Errorf("manifest sources %v, want %v", current.Inputs.Base.Sources, wantSources)
 	}
+	if !strings.HasPrefix(current.BaseTreeEntry, current.Inputs.BaseTree+"-") {
+		t.Errorf("manifest base tree entry %q does not name the archive state of base %s", current.BaseTreeEntry, current.Inputs.BaseTree)
+	}
 	newest := checkNewest(t, "with updates", current, all)
 
 	// The same base with updates off, for a reason: bookworm's own versions, and a diff that shows

@@ -22,6 +22,10 @@ func (s *stepWorkTree) Run(ctx context.Context, state multistep.StateBag) multis
 		return fail(state, err)
 	}
 	state.Put(keyTree, s.dir)
+	// Clamped now, most copied files keep the ctime of the copy through hygiene's own clamping.
+	if err := tree.ClampTimes(s.dir, request(state).Epoch); err != nil {
+		return fail(state, err)
+	}
 	// The change time of a file written now, on the work tree's filesystem and by its clock: every
 	// file of the copy is older, every later change is not (stepSBOM reuses the hashes of the rest).
 	marker := stagingPath(state, ".copied")

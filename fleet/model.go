@@ -39,7 +39,14 @@ type Base struct {
 	Arch       string
 	Components []string
 	Packages   []string
-	Range      hcl.Range
+	// SecurityMirror is the security archive's URL; empty for the default (deb.debian.org's
+	// debian-security, or snapshot.debian.org's with a snapshot).
+	SecurityMirror string
+	// UpdatesOff leaves SUITE-updates and SUITE-security out of the base, for the reason in
+	// UpdatesOffReason; the zero value installs from them, so a Base made in code gets updates.
+	UpdatesOff       bool
+	UpdatesOffReason string
+	Range            hcl.Range
 }
 
 // Role is one kind of server: how its image is baked and how it is deployed.

@@ -15,6 +15,7 @@ import (
 
 var baseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "suite"}, {Name: "mirror"}, {Name: "snapshot"}, {Name: "arch"}, {Name: "components"}, {Name: "packages"},
+	{Name: "security_mirror"}, {Name: "updates"}, {Name: "updates_off_reason"},
 }}
 
 // Architectures that images can be built for.
@@ -65,6 +66,7 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 		if d.strings(c.Attributes, "packages", &base.Packages) {
 			d.checkNames(c.Attributes, "packages", base.Packages, debianPackage, "package")
 		}
+		d.decodeBaseUpdates(c, base)
 		bases = append(bases, base)
 	}
 	return bases

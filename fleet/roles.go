@@ -88,7 +88,10 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 }
 
 func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options) Image {
-	img := Image{Builder: "debian", Disk: Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}
+	// Raw only by default: every target reads it (the qemu provider boots it through an overlay of its
+	// own, the clouds import it), and a qcow2 copy cost seconds and gigabytes on every rebuild. A
+	// role that hands out qcow2 files asks for them with disk { formats = ["raw", "qcow2"] }.
+	img := Image{Builder: "debian", Disk: Disk{Headroom: 25, Formats: []string{"raw"}}}
 	c := d.content(b.Body, imageSchema)
 	if d.str(c.Attributes, "base", &img.Base) {
 		d.nonEmpty(c.Attributes, "base", img.Base, "the base the image starts from")

@@ -65,6 +65,19 @@ type BaseInputs struct {
 	Arch       string   `json:"arch"`
 	Components []string `json:"components"`
 	Packages   []string `json:"packages"`
+	// SecurityMirror is the fleet's security_mirror (empty for the default).
+	SecurityMirror string `json:"security_mirror,omitempty"`
+	// UpdatesOffReason is set when the base leaves SUITE-updates and SUITE-security out.
+	UpdatesOffReason string `json:"updates_off_reason,omitempty"`
+	// Sources are the apt sources (archive URL and suite) the tree's packages came from, as the
+	// builder resolves the base's defaults; the manifest shows them and the identity covers them.
+	Sources []Source `json:"sources,omitempty"`
+}
+
+// Source is one apt source an image's packages came from.
+type Source struct {
+	URL   string `json:"url"`
+	Suite string `json:"suite"`
 }
 
 // FileInput is a file by content, not by where it sits on the build host.
@@ -118,12 +131,18 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Role:           role.Name,
 		Builder:        role.Image.Builder,
 		Base: BaseInputs{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
-			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages)},
+			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages), SecurityMirror: base.SecurityMirror},
 		Packages: sortedSet(role.Image.Packages),
 		Run:      append([]string{}, role.Image.Run...),
 		Secrets:  sortedSet(role.Image.SecretPaths()),
 		Disk:     role.Image.Disk,
 		Agent:    agentSHA256,
+	}
+	if base.UpdatesOff {
+		in.Base.UpdatesOffReason = base.UpdatesOffReason
+		if in.Base.UpdatesOffReason == "" {
+			in.Base.UpdatesOffReason = "updates = false"
+		}
 	}
 	for _, file := range RoleFiles(role) {
 		sum, err := fileSHA256(file)

@@ -18,13 +18,16 @@ type Manifest struct {
 	ArtifactSHA256 string     `json:"artifact_sha256"` // sha256 of the raw disk
 	Artifacts      []Artifact `json:"artifacts"`
 	Packages       []Package  `json:"packages"` // the SBOM: every installed Debian package
-	Sizes          Sizes      `json:"sizes"`
-	Kernel         string     `json:"kernel,omitempty"`
-	Cmdline        string     `json:"cmdline,omitempty"`
-	Steps          []StepTime `json:"steps"`
-	Scan           *ScanStats `json:"scan,omitempty"` // the secret scan of the tree (nil in images built before it)
-	BuildLog       string     `json:"build_log"`      // file name within the image directory
-	Files          string     `json:"files"`          // file name of the tree's file index, for images diff
+	// BaseTreeEntry is the cached base tree the image was made from: the base's key (Inputs'
+	// BaseTree) and, for a live mirror, "-" and the state of its suites' package indexes then.
+	BaseTreeEntry string     `json:"base_tree_entry,omitempty"`
+	Sizes         Sizes      `json:"sizes"`
+	Kernel        string     `json:"kernel,omitempty"`
+	Cmdline       string     `json:"cmdline,omitempty"`
+	Steps         []StepTime `json:"steps"`
+	Scan          *ScanStats `json:"scan,omitempty"` // the secret scan of the tree (nil in images built before it)
+	BuildLog      string     `json:"build_log"`      // file name within the image directory
+	Files         string     `json:"files"`          // file name of the tree's file index, for images diff
 }
 
 // Artifact is one file of an image: a disk in some format.

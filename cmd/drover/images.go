@@ -189,6 +189,12 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	}
 	in := m.Inputs
 	fmt.Fprintf(w, "base       %s %s %s%s\n", in.Base.Suite, in.Base.Arch, in.Base.Mirror, map[bool]string{true: " snapshot " + in.Base.Snapshot}[in.Base.Snapshot != ""])
+	for _, src := range in.Base.Sources {
+		fmt.Fprintf(w, "source     %s %s\n", src.URL, src.Suite)
+	}
+	if in.Base.UpdatesOffReason != "" {
+		fmt.Fprintf(w, "updates    off: %s\n", in.Base.UpdatesOffReason)
+	}
 	fmt.Fprintf(w, "packages   %d installed; role asks for %s\n", len(m.Packages), strings.Join(in.Packages, " "))
 	for _, f := range in.Files {
 		fmt.Fprintf(w, "file       %s %s %s sha256:%s\n", f.Dest, f.Mode, f.Owner, f.SHA256[:12])

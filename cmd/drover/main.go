@@ -8,9 +8,16 @@ import (
 	"os"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/internal/fds"
 )
 
 func main() {
+	// Before anything runs a tool: descriptors inherited from the caller (Packer leaves 3-5 open)
+	// must not reach mmdebstrap, whose shell scripts break on them. Without /proc the tools still
+	// run, so a failure is only a warning.
+	if err := fds.CloseInheritedOnExec(); err != nil {
+		fmt.Fprintf(os.Stderr, "drover: warning: %v\n", err)
+	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 

@@ -18,6 +18,7 @@ const (
 	keyRequest  = "request"
 	keyStaging  = "staging"   // *images.Staging
 	keyTree     = "tree"      // string: the work tree being customized
+	keyCopied   = "copied"    // time.Time: a change time the work tree's copied files are older than
 	keyBase     = "base_tree" // string: the cached base tree
 	keyLog      = "log"       // io.Writer: the build log (and progress output)
 	keyDisk     = "disk"      // disk.Result

@@ -127,7 +127,8 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Role:   role.Name,
 		Inputs: in,
 		Base: tree.BaseSpec{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
-			Components: base.Components, Packages: append(append(images.BootPackages(base.Arch), base.Packages...), role.Image.Packages...)},
+			Components: base.Components, Packages: append(append(images.BootPackages(base.Arch), base.Packages...), role.Image.Packages...),
+			SecurityMirror: base.SecurityMirror, NoUpdates: base.UpdatesOff},
 		Run:           role.Image.Run,
 		Disk:          Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},
 		Agent:         agent,
@@ -139,6 +140,9 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Progress:      opts.Progress,
 	}
 	req.Inputs.BaseTree = req.Base.Key()
+	for _, src := range req.Base.Sources() {
+		req.Inputs.Base.Sources = append(req.Inputs.Base.Sources, images.Source{URL: src.URL, Suite: src.Suite})
+	}
 	for _, file := range images.RoleFiles(role) {
 		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
 	}

@@ -84,6 +84,14 @@ func (c *Config) fleet() (*fleet.Fleet, *fleet.Role, error) {
 	if len(c.Components) > 0 {
 		base.Components = c.Components
 	}
+	base.SecurityMirror = c.SecurityMirror
+	base.UpdatesOff, base.UpdatesOffReason = c.Updates != nil && !*c.Updates, strings.TrimSpace(c.UpdatesOffReason)
+	switch {
+	case base.UpdatesOff && base.UpdatesOffReason == "":
+		errs = append(errs, errors.New("rootfs: updates = false needs updates_off_reason: the image gets no security updates"))
+	case !base.UpdatesOff && base.UpdatesOffReason != "":
+		errs = append(errs, errors.New("rootfs: updates_off_reason is set but updates is not false"))
+	}
 	img := fleet.Image{Base: base.Name, Arch: base.Arch, Builder: "debian", Packages: c.Packages, Run: c.Run,
 		Disk: fleet.Disk{Headroom: 25, Formats: []string{"raw", "qcow2"}}}
 	if c.Headroom > 0 {

@@ -21,6 +21,12 @@ type Config struct {
 	Snapshot   string   `mapstructure:"snapshot"`
 	Arch       string   `mapstructure:"arch"`
 	Components []string `mapstructure:"components"`
+	// SecurityMirror is the security archive (default deb.debian.org/debian-security); Updates =
+	// false, with UpdatesOffReason saying why, leaves SUITE-updates and SUITE-security out, as in a
+	// fleet file's base block.
+	SecurityMirror   string `mapstructure:"security_mirror"`
+	Updates          *bool  `mapstructure:"updates"`
+	UpdatesOffReason string `mapstructure:"updates_off_reason"`
 	// Packages are installed on top of the boot packages.
 	Packages []string `mapstructure:"packages"`
 	// File blocks copy files into the image.

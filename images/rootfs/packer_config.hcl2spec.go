@@ -24,6 +24,9 @@ type FlatConfig struct {
 	Snapshot            *string           `mapstructure:"snapshot" cty:"snapshot" hcl:"snapshot"`
 	Arch                *string           `mapstructure:"arch" cty:"arch" hcl:"arch"`
 	Components          []string          `mapstructure:"components" cty:"components" hcl:"components"`
+	SecurityMirror      *string           `mapstructure:"security_mirror" cty:"security_mirror" hcl:"security_mirror"`
+	Updates             *bool             `mapstructure:"updates" cty:"updates" hcl:"updates"`
+	UpdatesOffReason    *string           `mapstructure:"updates_off_reason" cty:"updates_off_reason" hcl:"updates_off_reason"`
 	Packages            []string          `mapstructure:"packages" cty:"packages" hcl:"packages"`
 	Files               []FlatFileConfig  `mapstructure:"file" cty:"file" hcl:"file"`
 	Run                 []string          `mapstructure:"run" cty:"run" hcl:"run"`
@@ -61,6 +64,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"snapshot":                   &hcldec.AttrSpec{Name: "snapshot", Type: cty.String, Required: false},
 		"arch":                       &hcldec.AttrSpec{Name: "arch", Type: cty.String, Required: false},
 		"components":                 &hcldec.AttrSpec{Name: "components", Type: cty.List(cty.String), Required: false},
+		"security_mirror":            &hcldec.AttrSpec{Name: "security_mirror", Type: cty.String, Required: false},
+		"updates":                    &hcldec.AttrSpec{Name: "updates", Type: cty.Bool, Required: false},
+		"updates_off_reason":         &hcldec.AttrSpec{Name: "updates_off_reason", Type: cty.String, Required: false},
 		"packages":                   &hcldec.AttrSpec{Name: "packages", Type: cty.List(cty.String), Required: false},
 		"file":                       &hcldec.BlockListSpec{TypeName: "file", Nested: hcldec.ObjectSpec((*FlatFileConfig)(nil).HCL2Spec())},
 		"run":                        &hcldec.AttrSpec{Name: "run", Type: cty.List(cty.String), Required: false},

@@ -145,6 +145,21 @@ func TestPackerPrepare(t *testing.T) {
 	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"state_dir": state, "agent_dir": dir}); err == nil {
 		t.Error("a config without role prepared")
 	}
+	if n := len(b.req.Base.Sources()); n != 3 || b.req.Base.NoUpdates {
+		t.Errorf("a Packer source gets %d apt sources, want the suite, -updates and -security", n)
+	}
+	if _, _, err := (&Builder{}).Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir, "updates": false}); err == nil ||
+		!strings.Contains(err.Error(), "updates = false needs updates_off_reason") {
+		t.Errorf("updates = false without a reason: %v", err)
+	}
+	on, off := &Builder{}, &Builder{}
+	if _, _, err := on.Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := off.Prepare(map[string]interface{}{"role": "web", "state_dir": state, "agent_dir": dir, "updates": false,
+		"updates_off_reason": "frozen"}); err != nil || !off.req.Base.NoUpdates || off.req.Identity() == on.req.Identity() {
+		t.Errorf("updates off with a reason: %v, spec %+v", err, off.req.Base)
+	}
 }
 
 func TestIdentifierMatchesTheBuildRequest(t *testing.T) {
@@ -202,5 +217,40 @@ func TestArm64RoleRequest(t *testing.T) {
 	}
 	if amdReq.Base.Key() == req.Base.Key() || amdReq.Identity() == req.Identity() {
 		t.Error("the arm64 role shares the amd64 role's base tree key or identity")
+	}
+}
+
+// TestRequestSources: a role's base installs from the suite, SUITE-updates and SUITE-security by
+// default; the inputs (so the identity and the manifest) name them, and turning updates off or
+// moving the security archive makes another image.
+func TestRequestSources(t *testing.T) {
+	f, role := webFleet()
+	opts := Options{StateDir: t.TempDir(), DroverVersion: "v1", AgentDir: agentDir(t)}
+	req, err := NewRequest(f, role, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []images.Source{{URL: "http://deb.debian.org/debian", Suite: "bookworm"}, {URL: "http://deb.debian.org/debian", Suite: "bookworm-updates"},
+		{URL: "http://deb.debian.org/debian-security", Suite: "bookworm-security"}}
+	if !slices.Equal(req.Inputs.Base.Sources, want) {
+		t.Errorf("sources %v, want %v", req.Inputs.Base.Sources, want)
+	}
+	base := fleet.DefaultBase()
+	base.SecurityMirror = "http://security.lan/debian-security"
+	f.Bases = []*fleet.Base{base}
+	moved, err := NewRequest(f, role, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Identity() == req.Identity() || moved.Inputs.Base.Sources[2].URL != base.SecurityMirror || moved.Base.Key() == req.Base.Key() {
+		t.Errorf("another security archive: identity %s, sources %v", moved.Identity(), moved.Inputs.Base.Sources)
+	}
+	base.SecurityMirror, base.UpdatesOff, base.UpdatesOffReason = "", true, "frozen for the demo"
+	off, err := NewRequest(f, role, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Identity() == req.Identity() || len(off.Inputs.Base.Sources) != 1 || off.Inputs.Base.UpdatesOffReason != "frozen for the demo" || !off.Base.NoUpdates {
+		t.Errorf("updates off: identity %s, inputs %+v", off.Identity(), off.Inputs.Base)
 	}
 }

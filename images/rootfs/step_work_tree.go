@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
+	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/tree"
 )
 
@@ -21,6 +22,26 @@ func (s *stepWorkTree) Run(ctx context.Context, state multistep.StateBag) multis
 		return fail(state, err)
 	}
 	state.Put(keyTree, s.dir)
+	// Clamped now, most copied files keep the ctime of the copy through hygiene's own clamping.
+	if err := tree.ClampTimes(s.dir, request(state).Epoch); err != nil {
+		return fail(state, err)
+	}
+	// The change time of a file written now, on the work tree's filesystem and by its clock: every
+	// file of the copy is older, every later change is not (stepSBOM reuses the hashes of the rest).
+	marker := stagingPath(state, ".copied")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return fail(state, err)
+	}
+	fi, err := os.Stat(marker)
+	if err != nil {
+		return fail(state, err)
+	}
+	if ct := images.ChangeTime(fi); !ct.IsZero() {
+		state.Put(keyCopied, ct)
+	}
+	if err := os.Remove(marker); err != nil {
+		return fail(state, err)
+	}
 	return multistep.ActionContinue
 }
 

@@ -28,8 +28,8 @@ func TestE2EBaseCache(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("cache hit took %s", d)
 	}
-	if dir != filepath.Join(c.Dir, "trees", spec.Key()) {
-		t.Errorf("tree at %s, want trees/<key>", dir)
+	if filepath.Dir(dir) != filepath.Join(c.Dir, "trees") || !strings.HasPrefix(filepath.Base(dir), spec.Key()) {
+		t.Errorf("tree at %s, want trees/<key>[-<archive state>]", dir)
 	}
 	// The cached tree carries nothing of the build host.
 	for _, p := range []string{"etc/resolv.conf", "etc/hostname"} {
@@ -47,7 +47,7 @@ func TestE2EBaseCache(t *testing.T) {
 	if len(debs) == 0 {
 		t.Error("no downloaded packages kept")
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(c.Dir, "trees", spec.Key()+".tmp-*")); len(tmp) != 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(c.Dir, "trees", spec.Key()+"*.tmp-*")); len(tmp) != 0 {
 		t.Errorf("temporary build dirs left: %v", tmp)
 	}
 	assertNothingMounted(t, dir)

@@ -40,7 +40,7 @@ func (b build) run(ctx context.Context) error {
 	if err := ensureEmulation(ctx, b.spec.Arch, b.log); err != nil {
 		return err
 	}
-	if err := checkMirror(ctx, b.spec.MirrorURL(), b.spec.Suite); err != nil {
+	if err := checkSources(ctx, b.spec); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(b.debsOut, 0o755); err != nil {
@@ -112,7 +112,8 @@ func (b build) simulateArgs() []string {
 		"--architectures=" + b.spec.Arch,
 		"--components=" + strings.Join(b.spec.Components, ",")}
 	args = append(args, b.aptOpts()...)
-	return append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null", b.spec.MirrorURL())
+	args = append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null")
+	return append(args, b.spec.sourceLines()...)
 }
 
 // args is mmdebstrap's command line. The apt variant is Essential: yes
@@ -148,7 +149,8 @@ func (b build) args() ([]string, error) {
 	if len(b.spec.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(b.spec.Packages, ","))
 	}
-	return append(args, b.spec.Suite, b.root, b.spec.MirrorURL()), nil
+	args = append(args, b.spec.Suite, b.root)
+	return append(args, b.spec.sourceLines()...), nil
 }
 
 // foreignInitramfsModules are the modules the initramfs of a tree built for another architecture
@@ -227,6 +229,22 @@ func unknownPackages(tail []string) []string {
 		}
 	}
 	return out
+}
+
+// checkSources checks every source of the spec with checkMirror. A mirror without the updates or
+// security suite (a local partial mirror, say) is an error rather than a silent omission: the fix
+// is to point at an archive that has it or to turn updates off for the base, with a reason.
+func checkSources(ctx context.Context, spec BaseSpec) error {
+	for i, src := range spec.Sources() {
+		if err := checkMirror(ctx, src.URL, src.Suite); err != nil {
+			if i > 0 {
+				return fmt.Errorf("%w; a base gets %s-updates and %s by default (security_mirror names the security archive; updates = false with updates_off_reason turns them off)",
+					err, spec.normalized().Suite, securitySuite(spec.normalized().Suite))
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // checkMirror makes sure the mirror serves the suite before mmdebstrap

@@ -32,9 +32,16 @@ func TestBuildArgs(t *testing.T) {
 			t.Errorf("args lack %q: %q", want, args)
 		}
 	}
-	tail := args[len(args)-3:]
-	if tail[0] != "bookworm" || tail[1] != b.root || tail[2] != "http://snapshot.debian.org/archive/debian/20261101T000000Z/" {
-		t.Errorf("suite, target, mirror = %q", tail)
+	tail := args[len(args)-5:]
+	wantTail := []string{"bookworm", b.root,
+		"deb http://snapshot.debian.org/archive/debian/20261101T000000Z/ bookworm main non-free-firmware",
+		"deb http://snapshot.debian.org/archive/debian/20261101T000000Z/ bookworm-updates main non-free-firmware",
+		"deb http://snapshot.debian.org/archive/debian-security/20261101T000000Z/ bookworm-security main non-free-firmware"}
+	if !slices.Equal(tail, wantTail) {
+		t.Errorf("suite, target, sources = %q, want %q", tail, wantTail)
+	}
+	if sim := b.simulateArgs(); !slices.Equal(sim[len(sim)-3:], wantTail[2:]) {
+		t.Errorf("simulated build's sources = %q, want %q", sim[len(sim)-3:], wantTail[2:])
 	}
 	env, _ := b.env()
 	if !slices.Contains(env, "SOURCE_DATE_EPOCH=1793491200") {
@@ -79,6 +86,32 @@ func TestCheckMirror(t *testing.T) {
 	}
 	if err := checkMirror(ctx, "file://"+dir, "trixie"); err == nil {
 		t.Error("file mirror without the suite passed")
+	}
+}
+
+// TestCheckSources: a mirror without the updates suites fails before mmdebstrap runs, naming the
+// missing suite and the two ways out; with updates off the same mirror passes.
+func TestCheckSources(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "dists/bookworm/Release"), "x")
+	spec := BaseSpec{Arch: "amd64", Mirror: "file://" + dir, SecurityMirror: "file://" + dir + "-security"}
+	err := checkSources(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), `has no suite "bookworm-updates"`) || !strings.Contains(err.Error(), "updates = false with updates_off_reason") {
+		t.Errorf("mirror without bookworm-updates: %v", err)
+	}
+	writeTestFile(t, filepath.Join(dir, "dists/bookworm-updates/Release"), "x")
+	if err := checkSources(ctx, spec); err == nil || !strings.Contains(err.Error(), `has no suite "bookworm-security"`) {
+		t.Errorf("security archive without bookworm-security: %v", err)
+	}
+	writeTestFile(t, filepath.Join(dir+"-security", "dists/bookworm-security/InRelease"), "x")
+	if err := checkSources(ctx, spec); err != nil {
+		t.Errorf("all three suites: %v", err)
+	}
+	os.RemoveAll(filepath.Join(dir, "dists/bookworm-updates"))
+	spec.NoUpdates = true
+	if err := checkSources(ctx, spec); err != nil {
+		t.Errorf("updates off: %v", err)
 	}
 }
 

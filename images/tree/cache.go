@@ -19,8 +19,12 @@ const lockPoll = 250 * time.Millisecond
 
 // Cache keeps base trees and downloaded packages in Dir:
 //
-//	Dir/trees/<key>/         a finished base tree (the root directory)
+//	Dir/trees/<key>/         a finished base tree (the root directory); key is the
+//	                         spec's Key, and for a live mirror "-" and the archive's
+//	                         state (treeKey), so an update in the archive makes a new tree
 //	Dir/trees/<key>.spec     what it was built from, for people
+//	Dir/trees/<key>.files.gz its file index, written by its users (rootfs) once
+//	Dir/trees/<spec key>.latest  the newest tree of a spec, for builds offline
 //	Dir/trees/<key>.tmp-*/   a build in progress (or killed), never used
 //	Dir/debs/<suite>-<arch>/ downloaded .debs, reused by every build
 //	Dir/locks/<key>.lock     flock'ed while a build of <key> runs
@@ -55,13 +59,16 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	if err != nil {
 		return "", false, err
 	}
-	key := n.Key()
 	trees := filepath.Join(cacheDir, "trees")
 	debs := filepath.Join(cacheDir, "debs", n.Suite+"-"+n.Arch)
 	for _, d := range []string{trees, debs, filepath.Join(cacheDir, "locks")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return "", false, fmt.Errorf("cache directory: %w", err)
 		}
+	}
+	key, err := treeKey(ctx, n, trees, log)
+	if err != nil {
+		return "", false, err
 	}
 	final := filepath.Join(trees, key)
 	if isDir(final) {
@@ -102,7 +109,7 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	if err := b.run(ctx); err != nil {
 		return "", false, err
 	}
-	note := fmt.Sprintf("key=%s\nspec=%s\nbuilt=%s\ntook=%s\n", key, n, time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	note := fmt.Sprintf("key=%s\nspec=%s\nspec_key=%s\nbuilt=%s\ntook=%s\n", key, n, n.Key(), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(trees, key+".spec"), []byte(note), 0o644); err != nil {
 		return "", false, fmt.Errorf("cache directory: %w", err)
 	}
@@ -110,7 +117,49 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 		return "", false, fmt.Errorf("move the finished tree into the cache: %w", err)
 	}
 	fmt.Fprintf(log, "tree: base %s built in %s\n", key[:12], time.Since(start).Round(time.Second))
+	if key != n.Key() {
+		writeLatest(trees, n, key, log)
+	}
 	return final, false, nil
+}
+
+// treeKey is the cache entry of spec's tree as the archive is now: the spec's Key, and for a live
+// mirror "-" and the first 16 hex digits of archiveState, so that an update in any of the suites
+// makes a new tree while a re-signed Release file does not. When the archive cannot be asked, the
+// newest tree built for the spec (trees/<spec key>.latest) is used, with a warning in the log; with
+// none, the spec's Key alone, and the build's own mirror checks report the problem.
+func treeKey(ctx context.Context, n BaseSpec, trees string, log io.Writer) (string, error) {
+	state, err := archiveState(ctx, n)
+	switch {
+	case err == nil && state == "":
+		return n.Key(), nil
+	case err == nil:
+		return n.Key() + "-" + state[:16], nil
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	}
+	if b, rerr := os.ReadFile(filepath.Join(trees, n.Key()+".latest")); rerr == nil {
+		latest := strings.TrimSpace(string(b))
+		if strings.HasPrefix(latest, n.Key()) && !strings.ContainsAny(latest, "/.") && isDir(filepath.Join(trees, latest)) {
+			fmt.Fprintf(log, "tree: warning: cannot tell whether the archive changed (%v); using base %s, the newest built\n", err, latest[:12])
+			return latest, nil
+		}
+	}
+	return n.Key(), nil
+}
+
+// writeLatest records key as the newest tree of spec. A failure costs only the offline fallback.
+func writeLatest(trees string, n BaseSpec, key string, log io.Writer) {
+	p := filepath.Join(trees, n.Key()+".latest")
+	tmp := fmt.Sprintf("%s.tmp-%d", p, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o644); err == nil {
+		err = os.Rename(tmp, p)
+		if err == nil {
+			return
+		}
+	}
+	_ = os.Remove(tmp)
+	fmt.Fprintf(log, "tree: warning: could not record the newest base of %s\n", n.Key()[:12])
 }
 
 func isDir(p string) bool {

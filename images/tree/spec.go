@@ -23,16 +23,23 @@ const (
 	// http, because apt inside the finished image has no CA certificates
 	// unless the role installs them, and apt checks signatures anyway.
 	DefaultSnapshotMirror = "http://snapshot.debian.org/archive/debian"
+	// DefaultSecurityMirror is the archive of security updates (SUITE-security) used without a
+	// snapshot date; with one, the security archive is the snapshot mirror's debian-security
+	// sibling (snapshot.debian.org keeps both).
+	DefaultSecurityMirror = "http://deb.debian.org/debian-security"
 	// snapshotLayout is the snapshot.debian.org timestamp format.
 	snapshotLayout = "20060102T150405Z"
 	// keyVersion changes whenever the way a base tree is built changes,
 	// so that trees cached by an older recipe are not reused.
-	keyVersion = "drover-tree/2"
+	keyVersion = "drover-tree/3"
 )
 
 // BaseSpec describes a base tree. Zero fields take defaults: Suite
 // DefaultSuite, Arch the build host's architecture, Components ["main"],
-// Mirror DefaultMirror (or DefaultSnapshotMirror with a Snapshot).
+// Mirror DefaultMirror (or DefaultSnapshotMirror with a Snapshot),
+// SecurityMirror DefaultSecurityMirror (or the snapshot mirror's
+// debian-security sibling). Packages come from the suite, SUITE-updates
+// and SUITE-security unless NoUpdates is set.
 type BaseSpec struct {
 	Suite string
 	// Mirror is the Debian archive URL (http, https or file). With a
@@ -52,6 +59,61 @@ type BaseSpec struct {
 	// systemd-sysv, udev, initramfs-tools, openssh-server for a tree that
 	// boots. A name may carry :arch, =version or /release.
 	Packages []string
+	// SecurityMirror is the security archive's URL (it is not on the
+	// ordinary mirrors); with a Snapshot, the base of a snapshot service
+	// for it, like Mirror.
+	SecurityMirror string
+	// NoUpdates leaves out SUITE-updates and SUITE-security: the tree gets
+	// the point release's packages only. The zero value is the safe one.
+	NoUpdates bool
+}
+
+// Source is one apt source of a tree: an archive URL and a suite (with the spec's components).
+type Source struct {
+	URL   string `json:"url"`
+	Suite string `json:"suite"`
+}
+
+// Sources are the apt sources the tree is built from, in sources.list order: the suite, then
+// SUITE-updates from the same mirror and the security suite from the security archive unless
+// NoUpdates. apt takes the newest version any of them offers (they share the default priority).
+func (s BaseSpec) Sources() []Source {
+	n := s.normalized()
+	out := []Source{{URL: n.MirrorURL(), Suite: n.Suite}}
+	if n.NoUpdates {
+		return out
+	}
+	return append(out, Source{URL: n.MirrorURL(), Suite: n.Suite + "-updates"},
+		Source{URL: n.securityURL(), Suite: securitySuite(n.Suite)})
+}
+
+// securitySuite is the security archive's suite for a release: SUITE-security since bullseye,
+// SUITE/updates before.
+func securitySuite(suite string) string {
+	switch suite {
+	case "jessie", "stretch", "buster":
+		return suite + "/updates"
+	}
+	return suite + "-security"
+}
+
+// securityURL is the security archive apt uses, like MirrorURL for the main one.
+func (s BaseSpec) securityURL() string {
+	n := s.normalized()
+	if n.Snapshot == "" {
+		return n.SecurityMirror
+	}
+	return n.SecurityMirror + "/" + n.Snapshot + "/"
+}
+
+// sourceLines are the sources as sources.list lines, which is how mmdebstrap takes them.
+func (s BaseSpec) sourceLines() []string {
+	n := s.normalized()
+	var out []string
+	for _, src := range n.Sources() {
+		out = append(out, "deb "+src.URL+" "+src.Suite+" "+strings.Join(n.Components, " "))
+	}
+	return out
 }
 
 // qemuName maps the Debian architectures a base may have to the name of
@@ -82,10 +144,12 @@ func hostArch() string {
 // validate; Normalize does.
 func (s BaseSpec) normalized() BaseSpec {
 	n := BaseSpec{
-		Suite:    strings.TrimSpace(s.Suite),
-		Mirror:   strings.TrimRight(strings.TrimSpace(s.Mirror), "/"),
-		Snapshot: strings.TrimSpace(s.Snapshot),
-		Arch:     strings.TrimSpace(s.Arch),
+		Suite:          strings.TrimSpace(s.Suite),
+		Mirror:         strings.TrimRight(strings.TrimSpace(s.Mirror), "/"),
+		Snapshot:       strings.TrimSpace(s.Snapshot),
+		Arch:           strings.TrimSpace(s.Arch),
+		SecurityMirror: strings.TrimRight(strings.TrimSpace(s.SecurityMirror), "/"),
+		NoUpdates:      s.NoUpdates,
 	}
 	if n.Suite == "" {
 		n.Suite = DefaultSuite
@@ -97,6 +161,14 @@ func (s BaseSpec) normalized() BaseSpec {
 		n.Mirror = DefaultMirror
 		if n.Snapshot != "" {
 			n.Mirror = DefaultSnapshotMirror
+		}
+	}
+	if n.SecurityMirror == "" {
+		n.SecurityMirror = DefaultSecurityMirror
+		if n.Snapshot != "" {
+			// snapshot.debian.org/archive/debian has snapshot.debian.org/archive/debian-security
+			// beside it; Normalize rejects a snapshot mirror without that shape.
+			n.SecurityMirror = strings.TrimSuffix(n.Mirror, "/debian") + "/debian-security"
 		}
 	}
 	n.Components = sortedSet(s.Components)
@@ -142,6 +214,14 @@ func (s BaseSpec) Normalize() (BaseSpec, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
 		return n, fmt.Errorf("invalid mirror %q (want an http, https or file URL)", n.Mirror)
 	}
+	if !n.NoUpdates {
+		if n.Snapshot != "" && strings.TrimSpace(s.SecurityMirror) == "" && !strings.HasSuffix(n.Mirror, "/debian") {
+			return n, fmt.Errorf("snapshot mirror %q does not end in /debian, so its debian-security sibling is unknown: name the security archive's snapshot service", n.Mirror)
+		}
+		if u, err := url.Parse(n.SecurityMirror); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
+			return n, fmt.Errorf("invalid security mirror %q (want an http, https or file URL)", n.SecurityMirror)
+		}
+	}
 	for _, c := range n.Components {
 		if !componentRe.MatchString(c) {
 			return n, fmt.Errorf("invalid component %q", c)
@@ -186,6 +266,7 @@ func (s BaseSpec) Key() string {
 		"suite=" + n.Suite,
 		"arch=" + n.Arch,
 		"mirror=" + n.MirrorURL(),
+		"sources=" + strings.Join(n.sourceLines(), "|"),
 		"snapshot=" + n.Snapshot,
 		"components=" + strings.Join(n.Components, ","),
 		"packages=" + strings.Join(n.Packages, ","),
@@ -202,6 +283,11 @@ func (s BaseSpec) Key() string {
 func (s BaseSpec) String() string {
 	n := s.normalized()
 	desc := fmt.Sprintf("%s/%s from %s", n.Suite, n.Arch, n.MirrorURL())
+	if n.NoUpdates {
+		desc += " without updates"
+	} else {
+		desc += " with " + n.Suite + "-updates and " + securitySuite(n.Suite) + " from " + n.securityURL()
+	}
 	if len(n.Packages) > 0 {
 		desc += " with " + strings.Join(n.Packages, ",")
 	}

@@ -22,6 +22,8 @@ func TestKeyNormalizes(t *testing.T) {
 		"snapshot":   {Arch: "amd64", Snapshot: "20261101T000000Z", Packages: a.Packages},
 		"components": {Arch: "amd64", Components: []string{"main", "contrib"}, Packages: a.Packages},
 		"packages":   {Arch: "amd64", Packages: []string{"udev"}},
+		"no updates": {Arch: "amd64", Packages: a.Packages, NoUpdates: true},
+		"security":   {Arch: "amd64", Packages: a.Packages, SecurityMirror: "http://security.example/debian-security"},
 	} {
 		if other.Key() == a.Key() {
 			t.Errorf("changing %s does not change the key", name)
@@ -95,5 +97,50 @@ func TestNormalizeRejects(t *testing.T) {
 		if _, err := (BaseSpec{Packages: []string{ok}}).Normalize(); err != nil {
 			t.Errorf("%s rejected: %v", ok, err)
 		}
+	}
+}
+
+func TestSources(t *testing.T) {
+	for name, tc := range map[string]struct {
+		spec BaseSpec
+		want []Source
+	}{
+		"default": {BaseSpec{}, []Source{{DefaultMirror, "bookworm"}, {DefaultMirror, "bookworm-updates"}, {DefaultSecurityMirror, "bookworm-security"}}},
+		"mirrors": {BaseSpec{Suite: "trixie", Mirror: "http://m.example/debian/", SecurityMirror: "https://s.example/sec/"},
+			[]Source{{"http://m.example/debian", "trixie"}, {"http://m.example/debian", "trixie-updates"}, {"https://s.example/sec", "trixie-security"}}},
+		"buster": {BaseSpec{Suite: "buster"}, []Source{{DefaultMirror, "buster"}, {DefaultMirror, "buster-updates"}, {DefaultSecurityMirror, "buster/updates"}}},
+		"snapshot": {BaseSpec{Snapshot: "20261101T000000Z"}, []Source{
+			{"http://snapshot.debian.org/archive/debian/20261101T000000Z/", "bookworm"},
+			{"http://snapshot.debian.org/archive/debian/20261101T000000Z/", "bookworm-updates"},
+			{"http://snapshot.debian.org/archive/debian-security/20261101T000000Z/", "bookworm-security"}}},
+		"no updates": {BaseSpec{NoUpdates: true, SecurityMirror: "http://ignored.example/"}, []Source{{DefaultMirror, "bookworm"}}},
+	} {
+		got := tc.spec.Sources()
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: sources %v, want %v", name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: sources %v, want %v", name, got, tc.want)
+				break
+			}
+		}
+	}
+	if (BaseSpec{NoUpdates: true, SecurityMirror: "http://a.example/"}).Key() != (BaseSpec{NoUpdates: true}).Key() {
+		t.Error("an unused security mirror changes the key")
+	}
+}
+
+func TestNormalizeSecurityMirror(t *testing.T) {
+	if _, err := (BaseSpec{Snapshot: "20261101T000000Z", Mirror: "http://snap.example/archive/main"}).Normalize(); err == nil ||
+		!strings.Contains(err.Error(), `snapshot mirror "http://snap.example/archive/main" does not end in /debian`) {
+		t.Errorf("snapshot mirror of unknown shape: %v", err)
+	}
+	if _, err := (BaseSpec{Snapshot: "20261101T000000Z", Mirror: "http://snap.example/archive/main", NoUpdates: true}).Normalize(); err != nil {
+		t.Errorf("updates off needs no security archive: %v", err)
+	}
+	if _, err := (BaseSpec{SecurityMirror: "ftp://x/"}).Normalize(); err == nil || !strings.Contains(err.Error(), `invalid security mirror "ftp://x"`) {
+		t.Errorf("ftp security mirror: %v", err)
 	}
 }

@@ -17,6 +17,15 @@ const (
 	atSymlinkNofollow = 0x100         // change a symlink itself, not its target
 )
 
+// ClampTimes is Hygiene's clamping of file times alone, for a tree to be clamped early: clamping
+// the copy of a base tree before the role's steps run changes the files' ctimes once, before a
+// reader that reuses hashes by ctime (the file index) takes its mark, rather than at the end.
+// Hygiene clamps again; a second pass changes only what was touched in between. Errors are
+// StepErrors of step "hygiene".
+func ClampTimes(root string, epoch time.Time) error {
+	return stepErr("hygiene", clampTimes(root, epoch))
+}
+
 // clampTimes sets every access and modification time in the tree that is
 // later than epoch to epoch, without following symlinks (a link's own
 // time is set, never its target's, which might be outside the tree).

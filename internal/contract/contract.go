@@ -51,12 +51,12 @@ func Run(t *testing.T, cases []Case, opts Options) {
 // leaves the defaults), then Open. So a suite runs from a factory, as restic's suites do, and tests
 // the factory's wiring too. env.StateDir, when empty, is a fresh directory per provider.
 func FromFactory[P any](f config.Factory[P], configure func(cfg any), env config.Env) func(t *testing.T) P {
+	if env.Lookup == nil {
+		env.Lookup = func(string) (string, bool) { return "", false }
+	}
 	return func(t *testing.T) P {
 		t.Helper()
-		if env.Lookup == nil {
-			env.Lookup = func(string) (string, bool) { return "", false }
-		}
-		e := env
+		e := env // the suite may call this from parallel subtests: env is only read
 		if e.StateDir == "" {
 			e.StateDir = t.TempDir()
 		}

@@ -1,0 +1,5 @@
+# expect: 4:13
+base "debian-frozen" {
+  suite   = "bookworm"
+  updates = false
+}

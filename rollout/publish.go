@@ -94,9 +94,9 @@ func (p *publishReporter) progress(e compute.PublishProgress) {
 	msg := e.Phase
 	switch {
 	case e.Total > 0:
-		msg = fmt.Sprintf("%s: %s of %s (%d%%)%s", e.Phase, bytesText(e.Done), bytesText(e.Total), e.Done*100/e.Total, p.rate(e))
+		msg = fmt.Sprintf("%s: %s of %s (%d%%)%s", e.Phase, images.HumanBytes(e.Done), images.HumanBytes(e.Total), e.Done*100/e.Total, p.rate(e))
 	case e.Done > 0: // a total the provider cannot know in advance
-		msg = fmt.Sprintf("%s: %s%s", e.Phase, bytesText(e.Done), p.rate(e))
+		msg = fmt.Sprintf("%s: %s%s", e.Phase, images.HumanBytes(e.Done), p.rate(e))
 	}
 	p.s.step(p.rollout, "publish", msg)
 }
@@ -110,7 +110,7 @@ func (p *publishReporter) rate(e compute.PublishProgress) string {
 	if secs <= 0 {
 		return ""
 	}
-	return fmt.Sprintf(" at %s/s", bytesText(int64(float64(e.Done)/secs)))
+	return fmt.Sprintf(" at %s/s", images.HumanBytes(int64(float64(e.Done)/secs)))
 }
 
 func (p *publishReporter) summary() string {
@@ -119,19 +119,5 @@ func (p *publishReporter) summary() string {
 	if p.upload.Done == 0 {
 		return ""
 	}
-	return fmt.Sprintf(", %s uploaded", bytesText(p.upload.Done))
-}
-
-// bytesText is a byte count for people: 1.5 GiB, 300 MiB, 12 KiB, 512 B.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf(", %s uploaded", images.HumanBytes(p.upload.Done))
 }

@@ -259,7 +259,7 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 func artifactSizes(m *images.Manifest) string {
 	var parts []string
 	for _, art := range m.Artifacts {
-		parts = append(parts, fmt.Sprintf("%s %s", art.Format, humanBytes(art.Size)))
+		parts = append(parts, fmt.Sprintf("%s %s", art.Format, images.HumanBytes(art.Size)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -302,17 +302,4 @@ func selectRoles(f *fleet.Fleet, names []string) ([]*fleet.Role, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

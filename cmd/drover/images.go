@@ -182,10 +182,10 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	w := a.stdout
 	fmt.Fprintf(w, "image      %s\nrole       %s (%s)\ncreated    %s\nartifact   sha256:%s\nkernel     %s\ncmdline    %s\ndirectory  %s\n",
 		m.Identity, m.Role, m.Arch, m.Created.Local().Format(time.RFC3339), m.ArtifactSHA256, m.Kernel, m.Cmdline, cat.ImageDir(m.Identity))
-	fmt.Fprintf(w, "sizes      tree %s, root partition %s, ESP %s, disk %s\n", humanBytes(m.Sizes.TreeBytes),
-		humanBytes(m.Sizes.RootBytes), humanBytes(m.Sizes.ESPBytes), humanBytes(m.Sizes.DiskBytes))
+	fmt.Fprintf(w, "sizes      tree %s, root partition %s, ESP %s, disk %s\n", images.HumanBytes(m.Sizes.TreeBytes),
+		images.HumanBytes(m.Sizes.RootBytes), images.HumanBytes(m.Sizes.ESPBytes), images.HumanBytes(m.Sizes.DiskBytes))
 	for _, art := range m.Artifacts {
-		fmt.Fprintf(w, "artifact   %-6s %s (%s in use of %s)\n", art.Format, art.File, humanBytes(art.Size), humanBytes(art.Length))
+		fmt.Fprintf(w, "artifact   %-6s %s (%s in use of %s)\n", art.Format, art.File, images.HumanBytes(art.Size), images.HumanBytes(art.Length))
 	}
 	in := m.Inputs
 	fmt.Fprintf(w, "base       %s %s %s%s\n", in.Base.Suite, in.Base.Arch, in.Base.Mirror, map[bool]string{true: " snapshot " + in.Base.Snapshot}[in.Base.Snapshot != ""])
@@ -375,7 +375,7 @@ func (a *app) imagesScan(c *cli.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	if err := scan.ExtractRoot(ctx, raw, tmp); err != nil {
-		return failed(err, "debugfs comes with e2fsprogs; the temporary directory needs room for the image's tree ("+humanBytes(m.Sizes.TreeBytes)+")")
+		return failed(err, "debugfs comes with e2fsprogs; the temporary directory needs room for the image's tree ("+images.HumanBytes(m.Sizes.TreeBytes)+")")
 	}
 	tr, err := scan.Scan(ctx, tmp, opts)
 	if err != nil {
@@ -471,9 +471,9 @@ func printScan(a *app, name string, out scanOutput) {
 	}
 	fmt.Fprintf(w, "allowlist  %s\n", allow)
 	fmt.Fprintf(w, "tree       %d files, %s read in %s; %d not read by the rules (binary, large or allowlisted), %d finding(s) allowlisted\n",
-		out.Tree.Files, humanBytes(out.Tree.Bytes), round(time.Duration(out.Tree.Seconds*float64(time.Second))), out.Tree.Skipped, out.Tree.Allowlisted)
+		out.Tree.Files, images.HumanBytes(out.Tree.Bytes), round(time.Duration(out.Tree.Seconds*float64(time.Second))), out.Tree.Skipped, out.Tree.Allowlisted)
 	if out.Disk.Checked {
-		fmt.Fprintf(w, "disk       %d secret value(s) looked for in %s of %s in %s", out.Disk.Values, humanBytes(out.Disk.Bytes),
+		fmt.Fprintf(w, "disk       %d secret value(s) looked for in %s of %s in %s", out.Disk.Values, images.HumanBytes(out.Disk.Bytes),
 			filepath.Base(out.Disk.Path), round(time.Duration(out.Disk.Seconds*float64(time.Second))))
 		if out.Disk.Note != "" {
 			fmt.Fprintf(w, "; %s", out.Disk.Note)

@@ -144,7 +144,7 @@ func (a *app) publishImage(ctx context.Context, cat *images.Catalog, m *images.M
 		fmt.Fprintf(a.stdout, "%s is already published on %s, made %s; nothing uploaded\n", name, where, res.Ref.Created.Local().Format(time.DateTime))
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "published %s on %s; %s uploaded in %s (%s)\n", name, where, humanBytes(uploaded), round(elapsed), rateText(uploaded, elapsed))
+	fmt.Fprintf(a.stdout, "published %s on %s; %s uploaded in %s (%s)\n", name, where, images.HumanBytes(uploaded), round(elapsed), rateText(uploaded, elapsed))
 	return nil
 }
 
@@ -159,7 +159,7 @@ func rateText(n int64, d time.Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	return humanBytes(int64(float64(n)/d.Seconds())) + "/s"
+	return images.HumanBytes(int64(float64(n)/d.Seconds())) + "/s"
 }
 
 // publishProgress shows a publish to a person (a live line on a terminal, else a line every
@@ -225,12 +225,12 @@ func (p *publishProgress) progress(e compute.PublishProgress) {
 	line := e.Phase
 	switch {
 	case e.Total > 0:
-		line = fmt.Sprintf("%-8s %s of %s (%d%%)", e.Phase, humanBytes(e.Done), humanBytes(e.Total), e.Done*100/e.Total)
+		line = fmt.Sprintf("%-8s %s of %s (%d%%)", e.Phase, images.HumanBytes(e.Done), images.HumanBytes(e.Total), e.Done*100/e.Total)
 	case e.Done > 0: // a total the provider cannot know in advance
-		line = fmt.Sprintf("%-8s %s", e.Phase, humanBytes(e.Done))
+		line = fmt.Sprintf("%-8s %s", e.Phase, images.HumanBytes(e.Done))
 	}
 	if e.Phase == compute.PhaseUpload && e.Done > p.firstDone { // no rate yet at the first event
-		line += fmt.Sprintf(", %s/s", humanBytes(rate))
+		line += fmt.Sprintf(", %s/s", images.HumanBytes(rate))
 	}
 	if p.header != "" {
 		fmt.Fprintln(p.out, p.header)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cfdns "github.com/cloudflare/cloudflare-go/v6/dns"
@@ -19,6 +18,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 
 	"github.com/drover-dev/drover/plugins/dns"
+	"github.com/drover-dev/drover/plugins/dns/internal/keylock"
 )
 
 var _ dns.Provider = (*Provider)(nil)
@@ -42,7 +42,7 @@ type Provider struct {
 	proxied *bool
 	perPage int
 	records *cfdns.RecordService
-	locks   setLocks
+	locks   keylock.Locks[key]
 }
 
 // Option adjusts a Provider.
@@ -226,7 +226,7 @@ func (p *Provider) ReplaceSet(ctx context.Context, want dns.RecordSet, prev *dns
 		}
 		before = &c
 	}
-	unlock, err := p.locks.lock(ctx, k)
+	unlock, err := p.locks.Lock(ctx, k)
 	if err != nil {
 		return fmt.Errorf("dns/cloudflare: %w", err)
 	}
@@ -560,46 +560,6 @@ func batchPatch(typ string, pa patch) cfdns.BatchPatchUnionParam {
 		r.ID.Value, r.ID.Present = pa.id, true
 		r.TTL.Value, r.TTL.Present = cfdns.TTL(pa.ttl), true
 		return r
-	}
-}
-
-// setLocks serializes the ReplaceSets of one set; waiting for the lock honours ctx.
-type setLocks struct {
-	mu sync.Mutex
-	m  map[key]*setLock
-}
-
-type setLock struct {
-	ch    chan struct{}
-	users int
-}
-
-func (l *setLocks) lock(ctx context.Context, k key) (func(), error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = map[key]*setLock{}
-	}
-	sl := l.m[k]
-	if sl == nil {
-		sl = &setLock{ch: make(chan struct{}, 1)}
-		l.m[k] = sl
-	}
-	sl.users++
-	l.mu.Unlock()
-	release := func() {
-		l.mu.Lock()
-		sl.users--
-		if sl.users == 0 {
-			delete(l.m, k)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case sl.ch <- struct{}{}:
-		return func() { <-sl.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
 	}
 }
 

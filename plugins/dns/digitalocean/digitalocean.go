@@ -11,6 +11,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/drover-dev/drover/plugins/dns"
+	"github.com/drover-dev/drover/plugins/dns/internal/keylock"
 	"github.com/drover-dev/drover/plugins/dns/internal/rrconv"
 )
 
@@ -40,7 +41,7 @@ type Provider struct {
 	perPage int
 	timeout time.Duration
 	domains godo.DomainsService
-	locks   setLocks
+	locks   keylock.Locks[rrconv.Key]
 }
 
 // Option adjusts a Provider.
@@ -188,7 +189,7 @@ func (p *Provider) ReplaceSet(ctx context.Context, want dns.RecordSet, prev *dns
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	unlock, err := p.locks.lock(ctx, k)
+	unlock, err := p.locks.Lock(ctx, k)
 	if err != nil {
 		return fmt.Errorf("dns/digitalocean: %w", err)
 	}

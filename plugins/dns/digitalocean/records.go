@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/digitalocean/godo"
 	mdns "github.com/miekg/dns"
@@ -252,44 +251,4 @@ func (p *Provider) apply(ctx context.Context, k rrconv.Key, pl plan) error {
 func gone(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
-}
-
-// setLocks serializes the ReplaceSets of one set; waiting for the lock honours ctx.
-type setLocks struct {
-	mu sync.Mutex
-	m  map[rrconv.Key]*setLock
-}
-
-type setLock struct {
-	ch    chan struct{}
-	users int
-}
-
-func (l *setLocks) lock(ctx context.Context, k rrconv.Key) (func(), error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = map[rrconv.Key]*setLock{}
-	}
-	sl := l.m[k]
-	if sl == nil {
-		sl = &setLock{ch: make(chan struct{}, 1)}
-		l.m[k] = sl
-	}
-	sl.users++
-	l.mu.Unlock()
-	release := func() {
-		l.mu.Lock()
-		sl.users--
-		if sl.users == 0 {
-			delete(l.m, k)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case sl.ch <- struct{}{}:
-		return func() { <-sl.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
 }

@@ -85,7 +85,7 @@ func (c *credentials) issuer(ctx context.Context, role string) (*bootdata.Issuer
 	if err != nil {
 		return nil, err
 	}
-	addr, from := instanceRoute(ep.ServerAddress(), comp)
+	addr, from := instanceVault(ep, comp)
 	iss := &bootdata.Issuer{Broker: broker, Addr: addr, Roles: c.roles, BoundCIDRs: from, IAMServerID: ep.IAMServerID()}
 	c.issuers[r.Deploy.Compute] = iss
 	return iss, nil
@@ -107,6 +107,16 @@ func (c *credentials) Revoke(ctx context.Context, role, accessor string) error {
 		return err
 	}
 	return iss.Revoke(ctx, role, accessor)
+}
+
+// instanceVault is where the instances of comp log in: the address the block gives for instances
+// when it names one (the operator knows the network they come from; drover does not), else Vault's
+// own address as they see it.
+func instanceVault(ep secrets.Endpoint, comp compute.Provider) (string, []netip.Prefix) {
+	if a := ep.AddressForInstances(); a != "" {
+		return a, nil
+	}
+	return instanceRoute(ep.ServerAddress(), comp)
 }
 
 // instanceRoute is Vault's address as the instances of comp see it, and, when known, the networks

@@ -190,6 +190,14 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	if addr, from := instanceRoute("http://127.0.0.1:8200", again); addr != "http://10.0.2.2:8200" || len(from) != 1 || from[0].String() != "127.0.0.1/32" {
 		t.Errorf("a lab VM reaches the host's Vault at %s from %v", addr, from)
 	}
+	ep := endpoint{server: "http://127.0.0.1:8200", instances: "https://vault.internal:8200"}
+	if addr, from := instanceVault(ep, again); addr != "https://vault.internal:8200" || from != nil {
+		t.Errorf("with instance_address, a lab VM reaches Vault at %s from %v, want the block's address and no route", addr, from)
+	}
+	ep.instances = ""
+	if addr, _ := instanceVault(ep, again); addr != "http://10.0.2.2:8200" {
+		t.Errorf("without instance_address, a lab VM reaches Vault at %s, want the lab's route", addr)
+	}
 }
 
 func check(t *testing.T, blk *fleet.Provider, err error) error {
@@ -210,3 +218,10 @@ func TestRegistryRefusesDuplicates(t *testing.T) {
 	qemuAgain := all.Builtin().Compute[0]
 	all.New(func(string) (string, bool) { return "", false }, all.Providers{Compute: []compute.Factory{qemuAgain}})
 }
+
+// endpoint is a secrets.Endpoint as a vault block with and without instance_address gives it.
+type endpoint struct{ server, instances string }
+
+func (e endpoint) ServerAddress() string       { return e.server }
+func (e endpoint) AddressForInstances() string { return e.instances }
+func (e endpoint) IAMServerID() string         { return "" }

@@ -14,8 +14,11 @@ type Factory = config.Factory[Broker]
 // what the controller tells an instance about where and how to log in.
 type Endpoint interface {
 	// ServerAddress is the broker's URL as drover reaches it; an instance may reach it by another
-	// address (compute.HostRouter says which).
+	// address (AddressForInstances, or compute.HostRouter says which).
 	ServerAddress() string
+	// AddressForInstances is the broker's URL as instances reach it when the block names one (a
+	// private name in the cloud's network); "" means ServerAddress.
+	AddressForInstances() string
 	// IAMServerID is what an instance that logs in with its cloud identity sends so that its signed
 	// request is good for this broker only; "" when none is configured.
 	IAMServerID() string

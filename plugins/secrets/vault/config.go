@@ -13,10 +13,14 @@ import (
 
 // Config is the vault block. The controller's token comes from VAULT_TOKEN or VAULT_TOKEN_FILE.
 type Config struct {
-	Address   string `hcl:"address,optional"`
-	AuthMount string `hcl:"approle_mount,optional"`
-	WrapTTL   string `hcl:"wrap_ttl,optional"`
-	CACert    string `hcl:"ca_cert,optional"`
+	Address string `hcl:"address,optional"`
+	// InstanceAddress is Vault's URL as instances reach it, when that is not Address: Vault
+	// behind a private name in the VPC or a VPN, which drover's machine reaches another way. Empty
+	// means instances use Address (or the lab's route to it, compute.HostRouter).
+	InstanceAddress string `hcl:"instance_address,optional"`
+	AuthMount       string `hcl:"approle_mount,optional"`
+	WrapTTL         string `hcl:"wrap_ttl,optional"`
+	CACert          string `hcl:"ca_cert,optional"`
 	// AWSMount is Vault's aws auth mount, for roles whose deploy block names an aws_iam_role; an
 	// operator enables and configures it once (vault auth enable aws; auth/aws/config/client).
 	AWSMount string `hcl:"aws_mount,optional"`
@@ -48,6 +52,11 @@ func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 func (c *Config) Validate() error {
 	if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return config.Errorf("address", "must be an http:// or https:// URL, got %q", c.Address)
+	}
+	if c.InstanceAddress != "" {
+		if u, err := url.Parse(c.InstanceAddress); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return config.Errorf("instance_address", "must be an http:// or https:// URL, got %q", c.InstanceAddress)
+		}
 	}
 	if d, err := time.ParseDuration(c.WrapTTL); err != nil || d < 10*time.Second || d > time.Hour {
 		return config.Errorf("wrap_ttl", "must be a duration between 10s and 1h, got %q", c.WrapTTL)

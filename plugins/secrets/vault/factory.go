@@ -33,6 +33,9 @@ func Factory() secrets.Factory {
 // ServerAddress implements secrets.Endpoint.
 func (c *Config) ServerAddress() string { return c.Address }
 
+// AddressForInstances implements secrets.Endpoint.
+func (c *Config) AddressForInstances() string { return c.InstanceAddress }
+
 // IAMServerID implements secrets.Endpoint.
 func (c *Config) IAMServerID() string { return c.AWSIAMServerID }
 

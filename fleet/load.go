@@ -64,7 +64,11 @@ var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "vault"},
 }}
 
-var droverSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "state_dir"}}}
+var droverSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "state_dir"}, {Name: "keep_images"}}}
+
+// DefaultKeepImages is how many images per role a build keeps when the drover block does not say:
+// the newest, the one before it to roll back to, and one more.
+const DefaultKeepImages = 3
 
 // Load reads, decodes and validates the fleet file at path. On any error the fleet is nil and the
 // diagnostics hold every problem found, each with its source range; path is used as given in them.
@@ -101,7 +105,7 @@ func loadSource(parser *hclparse.Parser, report *Diagnostics, src []byte, path, 
 		return nil, report
 	}
 
-	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), shownDir: filepath.Dir(path)}
+	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), KeepImages: DefaultKeepImages, shownDir: filepath.Dir(path)}
 	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy, declaredBroken: map[string]bool{}}
 	d.diags = diags
 	root := d.content(file.Body, rootSchema)
@@ -140,6 +144,7 @@ func (d *decoder) decodeDrover(f *Fleet, blocks hcl.Blocks) {
 		}
 		c := d.content(b.Body, droverSchema)
 		d.str(c.Attributes, "name", &f.Name)
+		d.integer(c.Attributes, "keep_images", 0, 1000, &f.KeepImages)
 		var state string
 		if d.str(c.Attributes, "state_dir", &state) {
 			f.StateDir = resolvePath(f.Dir, state)

@@ -18,6 +18,10 @@ type Fleet struct {
 	Dir       string // directory of the fleet file; relative paths in the file are resolved from here
 	Name      string // drover { name }, defaulting to the directory's base name
 	StateDir  string // drover { state_dir }, absolute; empty when not set in the file
+	// KeepImages is how many images per role drover build keeps in the catalog (drover {
+	// keep_images }, DefaultKeepImages when not set); images a rollout uses are kept besides. 0
+	// turns the build's pruning off.
+	KeepImages int
 	Variables map[string]cty.Value
 	Bases     []*Base
 	Roles     []*Role

@@ -37,7 +37,10 @@ token should not be able to read them (drover vault policy): with it, or with no
 goes on and says the values were not checked. Vault unreachable fails the role's build.
 
 An image is named by the sha256 of its inputs (the role's image block, the bytes of its files, the
-base, drover's version): a role whose image is already in the catalog is not rebuilt. Images land
+base, drover's version): a role whose image is already in the catalog is not rebuilt. After a
+build that added an image, each role keeps its newest images (drover { keep_images = 3 } by default;
+0 turns this off) and every image a rollout uses; older ones are removed with their published
+copies, as drover images prune does. Images land
 in the catalog under the state directory only when complete; an interrupted build (Ctrl-C) cleans up
 after itself. Building needs root (mmdebstrap --mode=root and chroot); run drover doctor first.
 
@@ -109,6 +112,7 @@ func (a *app) build(c *cli.Context) error {
 		}(i, role)
 	}
 	wg.Wait()
+	a.autoPrune(ctx, c, f, outcomes, progress)
 	return buildSummary(outcomes, ctx)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -116,6 +117,46 @@ func pruneImages(ctx context.Context, cat *images.Catalog, keep int, inUse func(
 		res.Removed = append(res.Removed, imageSummary(m))
 	}
 	return res, nil
+}
+
+// autoPruneWait bounds how long the build's prune waits for the state store: a rollout holding it
+// must not hold up a build that is done, and pruning can wait for the next build.
+const autoPruneWait = 3 * time.Second
+
+// autoPrune is the build's own prune (drover { keep_images }): after a build that added an image,
+// each role keeps its newest keep_images images and every image a rollout still uses; the others
+// go, with their published copies. It never fails the build and never removes an image when it
+// cannot read which are in use: what it could not do is a note, and drover images prune (or the
+// next build) finishes it.
+func (a *app) autoPrune(ctx context.Context, c *cli.Context, f *fleet.Fleet, outcomes []buildOutcome, p *buildProgress) {
+	built := false
+	for _, o := range outcomes {
+		built = built || (o.err == nil && o.result != nil && !o.result.Cached)
+	}
+	if !built || f.KeepImages == 0 || ctx.Err() != nil {
+		return
+	}
+	cat := images.OpenCatalog(a.stateDir(c, f)) // the build's catalog: the fleet may name a state_dir
+	wait, cancel := context.WithTimeout(ctx, autoPruneWait)
+	inUse, err := a.imagesInUseCtx(wait, c, f)
+	cancel()
+	if err != nil {
+		p.note("images", "old images not pruned: which images rollouts use could not be read ("+err.Error()+"); drover images prune removes them later")
+		return
+	}
+	res, err := pruneImages(ctx, cat, f.KeepImages, func(id string) bool { return inUse[id] }, a.fleetPublishers(c))
+	for _, u := range res.Unpublished {
+		p.note(u.Role, fmt.Sprintf("unpublished old image %s from %s: %s%s", images.ShortID(u.Image), u.Compute, u.ID, inRegionText(u.Region)))
+	}
+	for _, m := range res.Removed {
+		p.note(fmt.Sprint(m["role"]), fmt.Sprintf("pruned old image %s (keep_images = %d; images rollouts use are kept)", images.ShortID(fmt.Sprint(m["identity"])), f.KeepImages))
+	}
+	for _, k := range res.Kept {
+		p.note(k.Role, fmt.Sprintf("old image %s kept: %s", images.ShortID(k.Image), k.Reason))
+	}
+	if err != nil {
+		p.note("images", "pruning old images stopped: "+err.Error())
+	}
 }
 
 func unpublish(ctx context.Context, open openPublisher, identity string, ref images.PublishedRef) error {

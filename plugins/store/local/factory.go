@@ -15,12 +15,12 @@ func Factory() store.Factory {
 		Type:      "local",
 		Summary:   "a bbolt file under the state directory",
 		NewConfig: func(config.LookupEnv) (any, error) { return &Config{}, nil },
-		Open: func(_ context.Context, cfg any, env config.Env) (store.Store, error) {
+		Open: func(ctx context.Context, cfg any, env config.Env) (store.Store, error) {
 			c, err := config.As[Config]("local", cfg)
 			if err != nil {
 				return nil, err
 			}
-			return New(resolve(*c, env))
+			return Open(ctx, resolve(*c, env))
 		},
 	}
 }

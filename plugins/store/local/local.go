@@ -62,8 +62,14 @@ type Store struct {
 
 // New returns a Store for cfg.Path, creating the file if it does not exist
 // and otherwise checking that it is a drover state file of a schema this
-// code supports.
+// code supports. It waits up to newTimeout for another process's lock.
 func New(cfg Config) (*Store, error) {
+	return Open(context.Background(), cfg)
+}
+
+// Open is New that also gives up when ctx is done, for a caller that
+// would rather do without the store than wait for it.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("store: no state file path configured")
 	}
@@ -73,7 +79,7 @@ func New(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	ctx, cancel := context.WithTimeout(ctx, newTimeout)
 	defer cancel()
 	if err := s.do(ctx, false, s.scan); err != nil {
 		return nil, err

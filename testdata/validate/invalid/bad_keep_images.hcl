@@ -1,0 +1,4 @@
+# expect: 3:17
+drover {
+  keep_images = -1
+}

@@ -41,6 +41,9 @@ func (p *Provider) Instances(ctx context.Context, sel compute.Selector) ([]compu
 	}
 	out := make([]compute.Instance, 0, len(ins))
 	for _, in := range ins {
+		if in.State == nil || !slices.Contains(liveStates, string(in.State.Name)) || tag(in.Tags, tokenTag) == "" {
+			continue
+		}
 		if c := p.instance(in); sel.Matches(c.Labels) {
 			out = append(out, c)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -208,6 +209,9 @@ func (p *Provider) byToken(ctx context.Context, token string) (compute.Instance,
 	if err != nil {
 		return compute.Instance{}, false, fmt.Errorf("aws: looking up client token %q: %w", token, err)
 	}
+	// The filter is EC2's; checking again costs nothing and keeps a misread filter from adopting
+	// another launch's instance.
+	ins = slices.DeleteFunc(ins, func(in types.Instance) bool { return aws.ToString(in.ClientToken) != token })
 	if len(ins) == 0 {
 		return compute.Instance{}, false, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +42,9 @@ const rootDeviceName = "/dev/xvda"
 //     on to one derived from that snapshot's ID, which every process derives alike. A completed
 //     snapshot without an AMI (killed between the two) is registered, nothing sent.
 //   - Concurrent registrations are kept to one AMI by its name (imageName), which EC2 refuses
-//     twice in a region: the loser adopts the winner's AMI.
+//     twice in a region: the loser adopts the winner's AMI. Once the AMI is there, any other
+//     snapshot tagged with the identity is deleted, so one AMI and one snapshot remain; a publish
+//     whose requests failed because another process finished first returns that AMI.
 //
 // Progress: PhaseUpload in bytes of the non-zero blocks (padded to the block size: what is sent),
 // then PhaseImport while EBS completes the snapshot, then PhaseRegister.
@@ -64,16 +67,47 @@ func (p *Provider) Publish(ctx context.Context, src compute.PublishSource, progr
 	if src.SHA256 != "" && src.SHA256 != sum {
 		return compute.PublishedImage{}, fmt.Errorf("aws: publish %s: %s has sha256 %s, the catalog says %s", src.Identity, src.Path, sum, src.SHA256)
 	}
+	img, err := p.publish(ctx, src, blocks, progress)
+	if err != nil {
+		// A publish of the identity in another process may have finished the shared snapshot
+		// first and made this one's requests fail: its AMI is as good.
+		if ctx.Err() == nil {
+			if img, ok, lookErr := p.Published(ctx, src.Identity); lookErr == nil && ok {
+				return img, nil
+			}
+		}
+		return compute.PublishedImage{}, fmt.Errorf("aws: publish %s: %w", src.Identity, err)
+	}
+	return img, nil
+}
+
+// publish makes the snapshot and the AMI, then deletes any other snapshot of the identity (one
+// a publish on another step of the token's chain left), so one AMI and one snapshot remain.
+func (p *Provider) publish(ctx context.Context, src compute.PublishSource, blocks []blockRef, progress func(compute.PublishProgress)) (compute.PublishedImage, error) {
 	snap, err := p.snapshot(ctx, src, blocks, progress)
 	if err != nil {
-		return compute.PublishedImage{}, fmt.Errorf("aws: publish %s: %w", src.Identity, err)
+		return compute.PublishedImage{}, err
 	}
 	if progress != nil {
 		progress(compute.PublishProgress{Phase: compute.PhaseRegister})
 	}
 	img, err := p.register(ctx, src, snap)
 	if err != nil {
-		return compute.PublishedImage{}, fmt.Errorf("aws: publish %s: %w", src.Identity, err)
+		return compute.PublishedImage{}, err
+	}
+	imgs, err := p.images(ctx, filter("image-id", img.ID))
+	if err != nil || len(imgs) != 1 {
+		return img, nil // the strays stay for Unpublish, which deletes every snapshot of the identity
+	}
+	keep := imageSnapshots(imgs[0])
+	others, err := p.snapshotsOf(ctx, src.Identity)
+	if err != nil {
+		return img, nil
+	}
+	for _, id := range others {
+		if !slices.Contains(keep, id) {
+			p.deleteSnapshot(ctx, id) // best effort, as above
+		}
 	}
 	return img, nil
 }

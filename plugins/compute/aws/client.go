@@ -73,11 +73,16 @@ type clients struct {
 }
 
 // newClients loads the SDK's configuration (credentials chain, profile, endpoint variables) unless
-// creds were given, and makes both clients with adaptive retries: the SDK's standard retryer
-// (throttling codes such as RequestLimitExceeded and RequestThrottledException, 5xx, transport
-// errors) with a client-side rate that backs off when the service throttles. The retry quota is
-// off, so a burst of failures among a publish's many block uploads does not stop retries; only the
-// attempts bound them.
+// creds were given, and makes both clients. Both retry what the SDK's standard retryer retries
+// (throttling codes such as RequestLimitExceeded, ThrottlingException and
+// RequestThrottledException, 5xx, transport errors), with jittered exponential backoff; the retry
+// quota is off, so a burst of failures does not stop retries, only the attempts bound them.
+//
+// EC2 requests use the adaptive mode on top, a client-side rate that backs off when EC2
+// throttles the account (RequestLimitExceeded), as AWS advises for EC2's per-account limits. The
+// EBS client does not: a publish's block uploads are already bounded by its workers, and the
+// adaptive rate, which starts low, stalled a 60-block upload with two throttled blocks for 5 s
+// in the fake (0.2 s with backoff alone).
 func newClients(ctx context.Context, region, profile string, o options) (clients, error) {
 	if o.attempts < 1 || o.maxBackoff <= 0 || o.timeout <= 0 || o.poll <= 0 || o.workers < 1 {
 		return clients{}, fmt.Errorf("aws: options %+v: want attempts, workers >= 1 and positive durations", o)
@@ -116,6 +121,11 @@ func newClients(ctx context.Context, region, profile string, o options) (clients
 			}
 		}),
 		ebs: ebs.NewFromConfig(cfg, func(bo *ebs.Options) {
+			bo.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = o.attempts
+				so.MaxBackoff = o.maxBackoff
+				so.RateLimiter = ratelimit.None
+			})
 			if o.ebsEndpoint != "" {
 				bo.BaseEndpoint = aws.String(o.ebsEndpoint)
 			}

@@ -31,7 +31,7 @@ func (p *Provider) Instances(ctx context.Context, sel compute.Selector) ([]compu
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("aws: %w", err)
 	}
-	filters := []types.Filter{filter("tag-key", tokenTag), filter("instance-state-name", liveStates...)}
+	filters := []types.Filter{filter("tag:"+tokenTag, "*"), filter("instance-state-name", liveStates...)}
 	for _, k := range slices.Sorted(maps.Keys(sel)) {
 		filters = append(filters, filter("tag:"+labelTagPrefix+k, sel[k]))
 	}

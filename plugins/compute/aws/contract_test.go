@@ -147,6 +147,17 @@ func TestLaunchFaults(t *testing.T) {
 		t.Errorf("a refused launch left %d instances behind", got-before)
 	}
 
+	for _, code := range []string{"InstanceLimitExceeded", "Unsupported", "VcpuLimitExceeded"} {
+		l.cloud.Fail(awslab.Fault{Service: "ec2", Action: "RunInstances", Status: 400, Code: code, Message: "refused", Times: 1})
+		_, err := p.Launch(t.Context(), spec())
+		if err == nil || !strings.Contains(err.Error(), "t3.micro") || !strings.Contains(err.Error(), "subnet-0a1b2c3d") || !strings.Contains(err.Error(), code) {
+			t.Errorf("Launch refused with %s: %v, want an error naming the type, the subnet's zone and the code", code, err)
+		}
+		if got := live(); got != before {
+			t.Errorf("a launch refused with %s left %d instances behind", code, got-before)
+		}
+	}
+
 	l.cloud.FailLaunches(1)
 	_, err = p.Launch(t.Context(), spec())
 	if err == nil || !strings.Contains(err.Error(), "Server.InternalError") || !strings.Contains(err.Error(), "on its own") {

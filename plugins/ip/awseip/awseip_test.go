@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/aws"
+	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/ip/awseip"
 	"github.com/drover-dev/drover/plugins/ip/iptest"
@@ -142,5 +143,44 @@ func TestAssignFaults(t *testing.T) {
 				t.Fatalf("after Assign with %s on %s: Holder = %q, %v; want %s", f.Code, action, got, err, target)
 			}
 		}
+	}
+}
+
+// TestFactory opens the provider as drover does: the SDK's chain, with AWS_ENDPOINT_URL_EC2
+// pointing at the fake, and the region taken from the aws compute block's provider.
+func TestFactory(t *testing.T) {
+	l := newLab(t)
+	a, addr := l.allocate(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", awslab.DefaultAccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", awslab.DefaultSecretKey)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_ENDPOINT_URL_EC2", l.cloud.EC2URL())
+	f := awseip.Factory()
+	cfg, err := f.NewConfig(config.OS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.(*awseip.Config).AllocationID = a
+	p, err := f.Open(t.Context(), cfg, config.Env{Name: "web", Lookup: config.OS()}, l.compute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.(ip.Addresser).Address(); got != addr {
+		t.Errorf("Address() = %v, want %v", got, addr)
+	}
+	in := l.launch(t, 1)[0]
+	if err := p.Assign(t.Context(), addr, in); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.Holder(t.Context(), addr); err != nil || got != in {
+		t.Errorf("Holder = %q, %v; want %s", got, err, in)
+	}
+	bad := &awseip.Config{AllocationID: "eipalloc-0000000000000000f"}
+	if _, err := f.Open(t.Context(), bad, config.Env{Lookup: config.OS()}, l.compute); err == nil {
+		t.Error("Open with an allocation that does not exist: no error")
 	}
 }

@@ -247,7 +247,7 @@ func TestThrottledBlocks(t *testing.T) {
 		// The SDK's standard retryer with a shorter backoff, so the test is quick.
 		b := ebs.New(ebs.Options{Region: c.Region(), BaseEndpoint: aws.String(c.EBSURL()),
 			Credentials: credentials.NewStaticCredentialsProvider(DefaultAccessKey, DefaultSecretKey, ""),
-			Retryer: retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = 20 * time.Millisecond })})
+			Retryer:     retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = 20 * time.Millisecond })})
 		blocks := map[int32][]byte{}
 		for i := int32(0); i < 60; i++ {
 			blocks[i] = block(byte(i + 1))

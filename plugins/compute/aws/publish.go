@@ -22,6 +22,9 @@ import (
 // becomes of the snapshot of a killed publish nobody resumes.
 const snapshotTimeout = 60
 
+// sealedWait bounds the wait for a snapshot that refuses blocks to complete (see snapshot).
+const sealedWait = 10 * time.Minute
+
 // rootDeviceName is the root device of the AMIs drover registers.
 const rootDeviceName = "/dev/xvda"
 
@@ -37,7 +40,8 @@ const rootDeviceName = "/dev/xvda"
 //     concurrent publishes, also in other processes, and the publish after a killed one are given
 //     the same snapshot. A killed publish is resumed: its snapshot, still pending, gets every block
 //     again (EBS cannot list what a pending snapshot holds; a block written again is replaced)
-//     and is completed. A snapshot the token leads to that is no longer usable (EBS cancelled it
+//     and is completed; one the killed publish had completed already refuses blocks, and is
+//     waited for. A snapshot the token leads to that is no longer usable (EBS cancelled it
 //     after snapshotTimeout: state error; or deleted by Unpublish) is deleted, and the token moves
 //     on to one derived from that snapshot's ID, which every process derives alike. A completed
 //     snapshot without an AMI (killed between the two) is registered, nothing sent.
@@ -157,7 +161,17 @@ func (p *Provider) snapshot(ctx context.Context, src compute.PublishSource, bloc
 		case types.SnapshotStatePending:
 			u := &upload{client: p.c.ebs, snapshot: id, path: src.Path, blocks: blocks, workers: p.workers, progress: progress}
 			if err := u.run(ctx); err != nil {
-				return "", err
+				if ctx.Err() != nil || errorCode(err) != "ValidationException" {
+					return "", err
+				}
+				// A pending snapshot that refuses blocks was completed by an earlier publish
+				// killed before EBS finished it: wait for that, a while.
+				wctx, cancel := context.WithTimeout(ctx, sealedWait)
+				defer cancel()
+				if werr := p.waitCompleted(wctx, id); werr != nil {
+					return "", errors.Join(err, werr)
+				}
+				return id, nil
 			}
 			if progress != nil {
 				progress(compute.PublishProgress{Phase: compute.PhaseImport})

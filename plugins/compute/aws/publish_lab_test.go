@@ -190,3 +190,37 @@ func benchSource(b *testing.B) (compute.PublishSource, int64) {
 	return compute.PublishSource{Identity: "sha256:" + hex.EncodeToString(id), Role: "web", Arch: "amd64", Path: path, Size: st.Size()},
 		st.Sys().(*syscall.Stat_t).Blocks * 512
 }
+
+// TestPublishKilledAfterUpload kills a publish while EBS completes the snapshot, and one just
+// before RegisterImage: the next publish sends no block again and leaves one AMI and one snapshot.
+func TestPublishKilledAfterUpload(t *testing.T) {
+	for _, phase := range []string{compute.PhaseImport, compute.PhaseRegister} {
+		t.Run(phase, func(t *testing.T) {
+			l := newLab(t, awslab.Options{SnapshotPendingPolls: 4})
+			src, data, _ := sparseSource(t, 12)
+			ctx, cancel := context.WithCancel(t.Context())
+			_, err := l.provider(t).Publish(ctx, src, func(e compute.PublishProgress) {
+				if e.Phase == phase {
+					cancel()
+				}
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Publish killed in phase %s: %v, want context.Canceled", phase, err)
+			}
+			sent := l.cloud.BytesReceived()
+			ref, err := l.provider(t).Publish(t.Context(), src, nil)
+			if err != nil {
+				t.Fatalf("Publish after one killed in phase %s: %v", phase, err)
+			}
+			if again := l.cloud.BytesReceived() - sent; again != 0 {
+				t.Errorf("the republish sent %d bytes again", again)
+			}
+			if imgs, snaps := l.cloud.Images(), l.cloud.Snapshots(); len(imgs) != 1 || len(snaps) != 1 {
+				t.Errorf("after the republish the fake holds images %+v and snapshots %+v, want one of each", imgs, snaps)
+			}
+			if got, err := l.content(t.Context(), t, ref, src.Size); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("the AMI's snapshot does not hold the disk (%v)", err)
+			}
+		})
+	}
+}

@@ -78,6 +78,20 @@ type Spec struct {
 	// UserData is handed to the instance at boot (a Vault wrapping token,
 	// never a plain secret).
 	UserData []byte
+	// CloudRole is the platform identity the instance runs as (an IAM role
+	// ARN on AWS, for Vault's aws login). Providers without such identities
+	// refuse a non-empty value (RefuseCloudRole) rather than launch a
+	// machine that cannot log in.
+	CloudRole string
+}
+
+// RefuseCloudRole is the error of a provider without platform identities
+// given a Spec that asks for one; nil when s asks for none.
+func (s Spec) RefuseCloudRole(provider string) error {
+	if s.CloudRole == "" {
+		return nil
+	}
+	return fmt.Errorf("%s: spec %q asks to run as cloud role %q: this provider has no platform identities (only aws has, with IAM roles)", provider, s.Name, s.CloudRole)
 }
 
 // Validate checks what every provider requires of a Spec.

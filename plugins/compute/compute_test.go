@@ -73,3 +73,13 @@ func TestEndpoint(t *testing.T) {
 		t.Fatalf("Endpoint(80) = %v", got)
 	}
 }
+
+func TestRefuseCloudRole(t *testing.T) {
+	if err := (compute.Spec{Name: "web"}).RefuseCloudRole("qemu"); err != nil {
+		t.Errorf("a spec without a cloud role: %v", err)
+	}
+	err := (compute.Spec{Name: "vault", CloudRole: "arn:aws:iam::1:role/vault"}).RefuseCloudRole("qemu")
+	if err == nil || !strings.HasPrefix(err.Error(), "qemu: ") || !strings.Contains(err.Error(), "arn:aws:iam::1:role/vault") {
+		t.Errorf("RefuseCloudRole = %v, want an error prefixed qemu: naming the role", err)
+	}
+}

@@ -52,6 +52,9 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 	if err := spec.Validate(); err != nil {
 		return compute.Instance{}, err
 	}
+	if err := spec.RefuseCloudRole("memory"); err != nil {
+		return compute.Instance{}, err
+	}
 	if err := p.lock(ctx); err != nil {
 		return compute.Instance{}, err
 	}

@@ -30,3 +30,16 @@ func TestKill(t *testing.T) {
 		t.Fatalf("after Terminate: %+v", got)
 	}
 }
+
+// TestRefusesCloudRole: the memory fake has no platform identities, so a Spec that asks for one
+// is refused and nothing is launched.
+func TestRefusesCloudRole(t *testing.T) {
+	p := memory.New()
+	spec := compute.Spec{Token: "t", Name: "vault-0", CloudRole: "arn:aws:iam::123456789012:role/vault"}
+	if in, err := p.Launch(t.Context(), spec); err == nil {
+		t.Fatalf("Launch with a cloud role = %+v, want an error", in)
+	}
+	if ins, err := p.Instances(t.Context(), nil); err != nil || len(ins) != 0 {
+		t.Errorf("after a refused Launch, Instances = %v, %v; want none", ins, err)
+	}
+}

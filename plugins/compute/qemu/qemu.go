@@ -75,6 +75,9 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 	if err := spec.Validate(); err != nil {
 		return compute.Instance{}, err
 	}
+	if err := spec.RefuseCloudRole("qemu"); err != nil {
+		return compute.Instance{}, err
+	}
 	unlock, err := p.lock(ctx)
 	if err != nil {
 		return compute.Instance{}, err

@@ -1,0 +1,496 @@
+package awslab
+
+// The EBS direct APIs (REST/JSON, version 2019-11-02), as documented at
+// https://docs.aws.amazon.com/ebs/latest/APIReference/ and as service/ebs v1.43.5 sends them:
+// StartSnapshot (POST /snapshots, 201), PutSnapshotBlock (PUT /snapshots/{id}/blocks/{index},
+// 201, the block as the body, its SHA-256 in x-amz-Checksum, the payload unsigned),
+// CompleteSnapshot (POST /snapshots/completion/{id}, 202), ListSnapshotBlocks and
+// GetSnapshotBlock (GET /snapshots/{id}/blocks[/{index}]). Errors are JSON documents with
+// __type, Message and Reason, and the X-Amzn-ErrorType header.
+//
+// Left out: ListChangedBlocks, ParentSnapshotId (incremental snapshots), encryption (Encrypted,
+// KmsKeyArn) and block tokens that expire.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BlockSize is the EBS direct APIs' block: 512 KiB.
+const BlockSize = 512 << 10
+
+const gib = 1 << 30
+
+// Snapshot is what the fake knows of one snapshot, for tests.
+type Snapshot struct {
+	ID          string
+	State       string // pending, completed or error
+	VolumeSize  int64  // GiB
+	Description string
+	Tags        map[string]string
+	Blocks      int // blocks written
+	Started     time.Time
+}
+
+type snapshot struct {
+	id, description, clientToken string
+	request                      string // StartSnapshot's parameters, for ClientToken reuse
+	state                        string
+	volumeSize                   int64
+	tags                         map[string]string
+	started                      time.Time
+	timeout                      time.Duration
+	file                         *os.File
+	sums                         map[int32][sha256.Size]byte
+	sealed                       bool // CompleteSnapshot was called: no more writes
+	pendingPolls                 int  // DescribeSnapshots polls left before completed
+}
+
+// Snapshots returns the snapshots the fake holds.
+func (c *Cloud) Snapshots() []Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Snapshot
+	for _, s := range c.snapshots {
+		c.expire(s)
+		out = append(out, Snapshot{ID: s.id, State: s.state, VolumeSize: s.volumeSize, Description: s.description,
+			Tags: cloneTags(s.tags), Blocks: len(s.sums), Started: s.started})
+	}
+	return out
+}
+
+// expire moves a snapshot left pending past its StartSnapshot Timeout to error; c.mu is held.
+func (c *Cloud) expire(s *snapshot) {
+	if s.state == "pending" && !s.sealed && time.Since(s.started) > s.timeout {
+		s.state = "error"
+	}
+}
+
+type ebsError struct {
+	status            int
+	code, msg, reason string
+}
+
+func (e *ebsError) write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", e.code)
+	w.WriteHeader(e.status)
+	doc := map[string]string{"__type": e.code, "Message": e.msg}
+	if e.reason != "" {
+		doc["Reason"] = e.reason
+	}
+	_ = json.NewEncoder(w).Encode(doc)
+}
+
+func validation(reason, format string, args ...any) *ebsError {
+	return &ebsError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...), reason}
+}
+
+func notFound(id string) *ebsError {
+	return &ebsError{http.StatusNotFound, "ResourceNotFoundException", "The snapshot '" + id + "' does not exist.", "SNAPSHOT_NOT_FOUND"}
+}
+
+// ebsRoute names the action of a request and its path parameters.
+func ebsRoute(r *http.Request) (action, id, index string) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "snapshots":
+		return "StartSnapshot", "", ""
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "snapshots" && parts[1] == "completion":
+		return "CompleteSnapshot", parts[2], ""
+	case r.Method == http.MethodPut && len(parts) == 4 && parts[0] == "snapshots" && parts[2] == "blocks":
+		return "PutSnapshotBlock", parts[1], parts[3]
+	case r.Method == http.MethodGet && len(parts) == 3 && parts[0] == "snapshots" && parts[2] == "blocks":
+		return "ListSnapshotBlocks", parts[1], ""
+	case r.Method == http.MethodGet && len(parts) == 4 && parts[0] == "snapshots" && parts[2] == "blocks":
+		return "GetSnapshotBlock", parts[1], parts[3]
+	}
+	return "", "", ""
+}
+
+func (c *Cloud) serveEBS(w http.ResponseWriter, r *http.Request) {
+	action, id, index := ebsRoute(r)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*BlockSize))
+	entry := Request{Time: time.Now(), Service: "ebs", Action: action}
+	fail := func(e *ebsError) {
+		entry.Status, entry.Code = e.status, e.code
+		c.record(entry)
+		e.write(w)
+	}
+	if err != nil {
+		fail(validation("INVALID_BLOCK", "reading the request body: %v", err))
+		return
+	}
+	keyID, aerr := c.verify(r, body, "ebs", action == "PutSnapshotBlock")
+	entry.KeyID, entry.Verified = keyID, aerr == nil
+	if aerr != nil {
+		code := map[string]string{"SignatureDoesNotMatch": "InvalidSignatureException", "InvalidClientTokenId": "UnrecognizedClientException"}[aerr.code]
+		if code == "" {
+			code = aerr.code
+		}
+		fail(&ebsError{status: aerr.status, code: code, msg: aerr.msg})
+		return
+	}
+	if action == "" {
+		fail(&ebsError{http.StatusNotFound, "UnknownOperationException", "no operation " + r.Method + " " + r.URL.Path, ""})
+		return
+	}
+	c.mu.Lock()
+	f, faulted := c.nextFault("ebs", action)
+	if !faulted && action == "PutSnapshotBlock" && c.throttle.throttled() {
+		f, faulted = EBSThrottling, true
+	}
+	c.mu.Unlock()
+	if faulted {
+		fail(&ebsError{status: f.Status, code: f.Code, msg: f.Message})
+		return
+	}
+	var status int
+	var out any
+	var e *ebsError
+	switch action {
+	case "StartSnapshot":
+		status, out, e = c.startSnapshot(body)
+	case "PutSnapshotBlock":
+		status, e = c.putSnapshotBlock(w, r, id, index, body)
+	case "CompleteSnapshot":
+		status, out, e = c.completeSnapshot(r, id)
+	case "ListSnapshotBlocks":
+		status, out, e = c.listSnapshotBlocks(r, id)
+	case "GetSnapshotBlock":
+		e = c.getSnapshotBlock(w, id, index)
+		status = http.StatusOK
+	}
+	if e != nil {
+		fail(e)
+		return
+	}
+	entry.Status = status
+	c.record(entry)
+	if out == nil {
+		if action != "GetSnapshotBlock" {
+			w.WriteHeader(status)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+type ebsTag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+type startSnapshotRequest struct {
+	VolumeSize       *int64   `json:"VolumeSize"`
+	Timeout          *int32   `json:"Timeout"`
+	Tags             []ebsTag `json:"Tags"`
+	Description      string   `json:"Description"`
+	ClientToken      string   `json:"ClientToken"`
+	Encrypted        bool     `json:"Encrypted"`
+	ParentSnapshotId string   `json:"ParentSnapshotId"`
+	KmsKeyArn        string   `json:"KmsKeyArn"`
+}
+
+type startSnapshotResponse struct {
+	BlockSize   int32    `json:"BlockSize"`
+	Description string   `json:"Description,omitempty"`
+	OwnerID     string   `json:"OwnerId"`
+	SnapshotID  string   `json:"SnapshotId"`
+	StartTime   float64  `json:"StartTime"`
+	Status      string   `json:"Status"`
+	Tags        []ebsTag `json:"Tags,omitempty"`
+	VolumeSize  int64    `json:"VolumeSize"`
+}
+
+// startSnapshot starts a pending snapshot. A ClientToken already used with the same parameters
+// answers the snapshot it started; with other parameters, ConflictException.
+func (c *Cloud) startSnapshot(body []byte) (int, any, *ebsError) {
+	var req startSnapshotRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "the request body is not a StartSnapshot document: %v", err)
+	}
+	switch {
+	case req.VolumeSize == nil || *req.VolumeSize < 1 || *req.VolumeSize > 65536:
+		return 0, nil, validation("INVALID_VOLUME_SIZE", "VolumeSize must be between 1 and 65536 GiB")
+	case req.Timeout != nil && (*req.Timeout < 10 || *req.Timeout > 4320):
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "Timeout must be between 10 and 4320 minutes")
+	case req.Encrypted || req.ParentSnapshotId != "" || req.KmsKeyArn != "":
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "awslab does not do encrypted or incremental snapshots")
+	case len(req.Description) > 255:
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "Description is longer than 255 characters")
+	}
+	timeout := 60 * time.Minute
+	if req.Timeout != nil {
+		timeout = time.Duration(*req.Timeout) * time.Minute
+	}
+	tags := map[string]string{}
+	for _, t := range req.Tags {
+		if t.Key == "" || strings.HasPrefix(t.Key, "aws:") {
+			return 0, nil, validation("INVALID_TAG", "tag key %q is not allowed", t.Key)
+		}
+		tags[t.Key] = t.Value
+	}
+	params, _ := json.Marshal(struct {
+		V int64
+		T time.Duration
+		D string
+		G map[string]string
+	}{*req.VolumeSize, timeout, req.Description, tags})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if req.ClientToken != "" {
+		for _, s := range c.snapshots {
+			if s.clientToken != req.ClientToken {
+				continue
+			}
+			if s.request != string(params) {
+				return 0, nil, &ebsError{http.StatusConflict, "ConflictException", "The request uses the same client token as a previous, but non-identical request.", ""}
+			}
+			c.expire(s)
+			return http.StatusCreated, snapshotResponse(c, s), nil
+		}
+	}
+	s := &snapshot{id: newID("snap"), description: req.Description, clientToken: req.ClientToken, request: string(params),
+		state: "pending", volumeSize: *req.VolumeSize, tags: tags, started: time.Now().UTC(), timeout: timeout,
+		sums: map[int32][sha256.Size]byte{}}
+	f, err := os.Create(c.opts.Dir + "/" + s.id + ".blocks")
+	if err != nil {
+		return 0, nil, &ebsError{http.StatusInternalServerError, "InternalServerException", err.Error(), ""}
+	}
+	if err := f.Truncate(s.volumeSize * gib); err != nil {
+		f.Close()
+		return 0, nil, &ebsError{http.StatusInternalServerError, "InternalServerException", err.Error(), ""}
+	}
+	s.file = f
+	c.snapshots[s.id] = s
+	return http.StatusCreated, snapshotResponse(c, s), nil
+}
+
+func snapshotResponse(c *Cloud, s *snapshot) startSnapshotResponse {
+	out := startSnapshotResponse{BlockSize: BlockSize, Description: s.description, OwnerID: c.opts.Account,
+		SnapshotID: s.id, StartTime: float64(s.started.UnixMilli()) / 1000, Status: s.state, VolumeSize: s.volumeSize}
+	for _, k := range sortedKeys(s.tags) {
+		out.Tags = append(out.Tags, ebsTag{k, s.tags[k]})
+	}
+	return out
+}
+
+// writable is the snapshot id if it takes blocks; c.mu is held.
+func (c *Cloud) writable(id string) (*snapshot, *ebsError) {
+	s := c.snapshots[id]
+	if s == nil {
+		return nil, notFound(id)
+	}
+	c.expire(s)
+	if s.state != "pending" || s.sealed {
+		return nil, validation("INVALID_PARAMETER_VALUE", "The snapshot %s is in state %s and takes no more blocks.", id, s.state)
+	}
+	return s, nil
+}
+
+// putSnapshotBlock writes one block after checking its length and checksum headers against the
+// body, as EBS does: the body is not signed, the checksum is.
+func (c *Cloud) putSnapshotBlock(w http.ResponseWriter, r *http.Request, id, index string, body []byte) (int, *ebsError) {
+	idx, err := strconv.ParseInt(index, 10, 32)
+	if err != nil || idx < 0 {
+		return 0, validation("INVALID_BLOCK", "BlockIndex %q is not a block index", index)
+	}
+	length, err := strconv.Atoi(r.Header.Get("X-Amz-Data-Length"))
+	switch {
+	case err != nil || length != BlockSize:
+		return 0, validation("INVALID_PARAMETER_VALUE", "x-amz-Data-Length must be %d, got %q", BlockSize, r.Header.Get("X-Amz-Data-Length"))
+	case len(body) != length:
+		return 0, validation("INVALID_BLOCK", "the block is %d bytes, x-amz-Data-Length says %d", len(body), length)
+	case r.Header.Get("X-Amz-Checksum-Algorithm") != "SHA256":
+		return 0, validation("INVALID_PARAMETER_VALUE", "x-amz-Checksum-Algorithm must be SHA256, got %q", r.Header.Get("X-Amz-Checksum-Algorithm"))
+	}
+	if p := r.Header.Get("X-Amz-Progress"); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 100 {
+			return 0, validation("INVALID_PARAMETER_VALUE", "x-amz-Progress must be a percentage, got %q", p)
+		}
+	}
+	sum := sha256.Sum256(body)
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	if r.Header.Get("X-Amz-Checksum") != want {
+		return 0, validation("INVALID_BLOCK", "The checksum %q of block %d does not match the block's data.", r.Header.Get("X-Amz-Checksum"), idx)
+	}
+	c.mu.Lock()
+	s, e := c.writable(id)
+	if e == nil && idx >= s.volumeSize*gib/BlockSize {
+		e = validation("INVALID_BLOCK", "BlockIndex %d is beyond the volume's %d GiB", idx, s.volumeSize)
+	}
+	var f *os.File
+	if e == nil {
+		f = s.file
+	}
+	c.mu.Unlock()
+	if e != nil {
+		return 0, e
+	}
+	if _, err := f.WriteAt(body, idx*BlockSize); err != nil {
+		return 0, &ebsError{http.StatusInternalServerError, "InternalServerException", err.Error(), ""}
+	}
+	c.mu.Lock()
+	s.sums[int32(idx)] = sum
+	c.ebsBytes += int64(len(body))
+	c.mu.Unlock()
+	w.Header().Set("X-Amz-Checksum", want)
+	w.Header().Set("X-Amz-Checksum-Algorithm", "SHA256")
+	return http.StatusCreated, nil
+}
+
+// completeSnapshot seals a snapshot. ChangedBlocksCount must be the number of blocks written;
+// the checksum, when given, is checked as AWS computes it with the LINEAR method: SHA-256 over
+// the written blocks' SHA-256 digests (32 bytes each, not their base64) in ascending block
+// index order, base64-encoded. That is what AWS's own coldsnap sends and AWS accepts.
+func (c *Cloud) completeSnapshot(r *http.Request, id string) (int, any, *ebsError) {
+	count, err := strconv.Atoi(r.Header.Get("X-Amz-ChangedBlocksCount"))
+	if err != nil || count < 0 {
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "x-amz-ChangedBlocksCount must be a count, got %q", r.Header.Get("X-Amz-ChangedBlocksCount"))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, e := c.writable(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	if count != len(s.sums) {
+		return 0, nil, validation("INVALID_PARAMETER_VALUE", "ChangedBlocksCount is %d but %d blocks were written to %s", count, len(s.sums), id)
+	}
+	if sum := r.Header.Get("X-Amz-Checksum"); sum != "" {
+		if a := r.Header.Get("X-Amz-Checksum-Algorithm"); a != "SHA256" {
+			return 0, nil, validation("INVALID_PARAMETER_VALUE", "x-amz-Checksum-Algorithm must be SHA256, got %q", a)
+		}
+		if m := r.Header.Get("X-Amz-Checksum-Aggregation-Method"); m != "LINEAR" {
+			return 0, nil, validation("INVALID_PARAMETER_VALUE", "x-amz-Checksum-Aggregation-Method must be LINEAR, got %q", m)
+		}
+		if want := linearChecksum(s.sums); sum != want {
+			return 0, nil, validation("INVALID_PARAMETER_VALUE", "The aggregated checksum %q does not match the blocks written to %s.", sum, id)
+		}
+	}
+	s.sealed = true
+	s.pendingPolls = c.opts.SnapshotPendingPolls
+	if s.pendingPolls == 0 {
+		s.state = "completed"
+	}
+	return http.StatusAccepted, map[string]string{"Status": s.state}, nil
+}
+
+// linearChecksum is the LINEAR aggregation of the blocks' checksums.
+func linearChecksum(sums map[int32][sha256.Size]byte) string {
+	h := sha256.New()
+	for _, i := range sortedKeys(sums) {
+		d := sums[i]
+		h.Write(d[:])
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+type listBlocksResponse struct {
+	BlockSize  int32      `json:"BlockSize"`
+	Blocks     []ebsBlock `json:"Blocks"`
+	ExpiryTime float64    `json:"ExpiryTime"`
+	NextToken  string     `json:"NextToken,omitempty"`
+	VolumeSize int64      `json:"VolumeSize"`
+}
+
+type ebsBlock struct {
+	BlockIndex int32  `json:"BlockIndex"`
+	BlockToken string `json:"BlockToken"`
+}
+
+// listSnapshotBlocks lists a completed snapshot's written blocks from startingBlockIndex, a page
+// of maxResults (100 to 10000, default 10000) at a time.
+func (c *Cloud) listSnapshotBlocks(r *http.Request, id string) (int, any, *ebsError) {
+	q := r.URL.Query()
+	maxResults, start := 10000, int64(0)
+	if v := q.Get("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 10000 {
+			return 0, nil, validation("INVALID_PARAMETER_VALUE", "maxResults must be between 100 and 10000, got %q", v)
+		}
+		maxResults = n
+	}
+	for _, k := range []string{"startingBlockIndex", "pageToken"} {
+		if v := q.Get(k); v != "" {
+			n, err := strconv.ParseInt(strings.TrimPrefix(v, "page-"), 10, 32)
+			if err != nil || n < 0 {
+				return 0, nil, validation("INVALID_PAGE_TOKEN", "%s %q is not valid", k, v)
+			}
+			start = max(start, n)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.snapshots[id]
+	if s == nil {
+		return 0, nil, notFound(id)
+	}
+	if s.state != "completed" {
+		return 0, nil, validation("INVALID_SNAPSHOT_ID", "The snapshot %s is %s, not completed.", id, s.state)
+	}
+	out := listBlocksResponse{BlockSize: BlockSize, VolumeSize: s.volumeSize, Blocks: []ebsBlock{},
+		ExpiryTime: float64(time.Now().Add(time.Hour).Unix())}
+	for _, i := range sortedKeys(s.sums) {
+		if int64(i) < start {
+			continue
+		}
+		if len(out.Blocks) == maxResults {
+			out.NextToken = "page-" + strconv.Itoa(int(i))
+			break
+		}
+		out.Blocks = append(out.Blocks, ebsBlock{i, blockToken(s.id, i)})
+	}
+	return http.StatusOK, out, nil
+}
+
+func blockToken(id string, i int32) string {
+	return base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s/%d", id, i)))
+}
+
+// getSnapshotBlock answers one block of a completed snapshot with its checksum.
+func (c *Cloud) getSnapshotBlock(w http.ResponseWriter, id, index string) *ebsError {
+	idx, err := strconv.ParseInt(index, 10, 32)
+	if err != nil || idx < 0 {
+		return validation("INVALID_BLOCK", "BlockIndex %q is not a block index", index)
+	}
+	c.mu.Lock()
+	s := c.snapshots[id]
+	var f *os.File
+	var sum [sha256.Size]byte
+	var written bool
+	if s != nil {
+		f = s.file
+		sum, written = s.sums[int32(idx)]
+	}
+	c.mu.Unlock()
+	switch {
+	case s == nil:
+		return notFound(id)
+	case !written:
+		return validation("INVALID_BLOCK_TOKEN", "block %d of %s was never written", idx, id)
+	}
+	buf := make([]byte, BlockSize)
+	if _, err := f.ReadAt(buf, idx*BlockSize); err != nil {
+		return &ebsError{http.StatusInternalServerError, "InternalServerException", err.Error(), ""}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Amz-Checksum", base64.StdEncoding.EncodeToString(sum[:]))
+	w.Header().Set("X-Amz-Checksum-Algorithm", "SHA256")
+	w.Header().Set("X-Amz-Data-Length", strconv.Itoa(BlockSize))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, bytes.NewReader(buf))
+	return nil
+}

@@ -1,0 +1,4 @@
+package aws
+
+// VMDKStreamBytes is vmdkStreamBytes, for the benchmarks of package aws_test.
+var VMDKStreamBytes = vmdkStreamBytes

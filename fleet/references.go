@@ -48,6 +48,12 @@ func (d *decoder) checkReferences(f *Fleet) {
 		}
 		if dep.Compute != "" && f.Provider(KindCompute, dep.Compute) == nil {
 			d.unknownRef(attrRange(body, "deploy", "compute"), "compute", role.Name, dep.Compute, names(f.Compute))
+		} else if comp := f.Provider(KindCompute, dep.Compute); comp != nil && iamRoleARN.MatchString(dep.AWSIAMRole) {
+			if r, ok := comp.Config.(iamRoleRunner); !ok || !r.RunsAsIAMRole() {
+				d.errorf(attrRange(body, "deploy", "aws_iam_role"), "No IAM role on this compute",
+					"Role %q runs as the IAM role %q, but its instances run on compute %q of type %q, which cannot give an instance an IAM role: deploy it to an aws compute block, or remove aws_iam_role to log in with an AppRole.",
+					role.Name, dep.AWSIAMRole, comp.Name, comp.Type)
+			}
 		}
 		if dep.Cutover.DNS != "" {
 			d.checkVerifiable(f, role, attrRange(body, "deploy", "cutover", "dns"))
@@ -90,6 +96,12 @@ func (d *decoder) checkStrategy(role *Role) {
 	for _, r := range refusals {
 		d.errorf(attrRange(body, "deploy", r.Attribute), r.Summary, "%s", r.Detail)
 	}
+}
+
+// iamRoleRunner is implemented by the configs of compute providers that can launch an instance as
+// an IAM role (EC2's instance profiles), which a deploy's aws_iam_role needs.
+type iamRoleRunner interface {
+	RunsAsIAMRole() bool
 }
 
 // verifyLimiter is implemented by the configs of dns providers whose records can be set in a way

@@ -107,3 +107,7 @@ func roleName(arn string) (string, error) {
 	}
 	return name, nil
 }
+
+// RunsAsIAMRole tells drover validate that instances of this block can run as an IAM role (a
+// deploy's aws_iam_role), through their instance profile.
+func (c *Config) RunsAsIAMRole() bool { return true }

@@ -18,6 +18,12 @@
 // resources (an instance's root volume is its disk file); one instance per RunInstances call;
 // no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
 // refused. Each file's comment says what its part follows.
+//
+// A client reaches the fake with its region (Cloud.Region), static credentials the fake knows
+// (DefaultAccessKey and DefaultSecretKey unless Options.Credentials say otherwise), and the
+// endpoints as BaseEndpoint (ec2.Options / ebs.Options), or through the environment of Env
+// (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS) with config.LoadDefaultConfig. The endpoints are
+// plain http on 127.0.0.1.
 package awslab
 
 import (
@@ -159,6 +165,19 @@ func New(t testing.TB, opts Options) *Cloud {
 		}
 	}
 	return c
+}
+
+// Env is the environment that points an aws-sdk-go-v2 program (config.LoadDefaultConfig) at
+// the fake: the endpoints (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS), the region, the first
+// credentials by access key ID, and AWS_EC2_METADATA_DISABLED so that the SDK never asks the
+// real 169.254.169.254 for credentials or the region.
+func (c *Cloud) Env() []string {
+	keys := sortedKeys(c.opts.Credentials)
+	return []string{
+		"AWS_ENDPOINT_URL_EC2=" + c.EC2URL(), "AWS_ENDPOINT_URL_EBS=" + c.EBSURL(), "AWS_REGION=" + c.opts.Region,
+		"AWS_ACCESS_KEY_ID=" + keys[0], "AWS_SECRET_ACCESS_KEY=" + c.opts.Credentials[keys[0]],
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
 }
 
 // EC2URL is the EC2 endpoint (the ec2 client's BaseEndpoint, or AWS_ENDPOINT_URL_EC2).

@@ -456,10 +456,14 @@ func (c *Cloud) changeTags(f url.Values, apply func(tags, change map[string]stri
 		all = append(all, tags)
 	}
 	for _, tags := range all {
-		apply(tags, change, withValue)
-		if len(tags) > 50 {
+		after := cloneTags(tags)
+		apply(after, change, withValue)
+		if len(after) > 50 {
 			return nil, &ec2Error{http.StatusBadRequest, "TagLimitExceeded", "The maximum number of Tags for a resource has been reached."}
 		}
+	}
+	for _, tags := range all {
+		apply(tags, change, withValue)
 	}
 	return returnTrue{true}, nil
 }

@@ -128,6 +128,9 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 		LaunchTime: time.Now().UTC().Truncate(time.Second)},
 		reservationID: newID("r"), request: params.Encode(), arch: im.Architecture, rootDevice: im.RootDeviceName,
 		volumeType: im.VolumeType, volumeSize: im.VolumeSize, pendingPolls: c.opts.PendingPolls, hidePolls: c.ec2Faults.hidePolls}
+	if in.SubnetID == "" { // the subnet and groups may come with the primary network interface instead
+		in.SubnetID, in.SecurityGroupIDs = f.Get("NetworkInterface.1.SubnetId"), append(in.SecurityGroupIDs, members(f, "NetworkInterface.1.SecurityGroupId")...)
+	}
 	if in.SubnetID != "" && !strings.HasPrefix(in.SubnetID, "subnet-") {
 		return nil, &ec2Error{http.StatusBadRequest, "InvalidSubnetID.Malformed", "Invalid id: \"" + in.SubnetID + "\" (expecting \"subnet-...\")"}
 	}

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -225,12 +226,14 @@ func (c *Cloud) close() {
 // Request is one request a fake endpoint received, for tests to assert on.
 type Request struct {
 	Time     time.Time
-	Service  string // "ec2" or "ebs"
-	Action   string // the API action, such as RunInstances or PutSnapshotBlock
-	KeyID    string // the access key ID that signed it
-	Verified bool   // whether its signature held
-	Status   int    // the HTTP status answered
-	Code     string // the error code answered, if any
+	Service  string     // "ec2" or "ebs"
+	Action   string     // the API action, such as RunInstances or PutSnapshotBlock
+	Path     string     // the URL path (EBS: it holds the snapshot ID and block index)
+	Params   url.Values // EC2: the form (Action, Version and the action's parameters); EBS: the query
+	KeyID    string     // the access key ID that signed it
+	Verified bool       // whether its signature held
+	Status   int        // the HTTP status answered
+	Code     string     // the error code answered, if any
 }
 
 // Requests returns the requests received so far, in order.

@@ -117,7 +117,7 @@ func ebsRoute(r *http.Request) (action, id, index string) {
 func (c *Cloud) serveEBS(w http.ResponseWriter, r *http.Request) {
 	action, id, index := ebsRoute(r)
 	body, err := io.ReadAll(io.LimitReader(r.Body, 2*BlockSize))
-	entry := Request{Time: time.Now(), Service: "ebs", Action: action}
+	entry := Request{Time: time.Now(), Service: "ebs", Action: action, Path: r.URL.Path, Params: r.URL.Query()}
 	fail := func(e *ebsError) {
 		entry.Status, entry.Code = e.status, e.code
 		c.record(entry)

@@ -140,7 +140,7 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 		}
 	}
 	if p := f.Get("IamInstanceProfile.Arn") + f.Get("IamInstanceProfile.Name"); p != "" {
-		prof, ok := c.opts.InstanceProfiles[p]
+		prof, ok := c.profile(p)
 		if !ok {
 			field := map[bool]string{true: "arn", false: "name"}[f.Get("IamInstanceProfile.Arn") != ""]
 			return nil, badParam("Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid IAM Instance Profile %s", p, field, field)
@@ -198,6 +198,26 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 	}
 	c.launch(in)
 	return c.reservationXML(in), nil
+}
+
+// profile finds an instance profile of Options.InstanceProfiles by name or ARN, whichever of the
+// two the options and the request use.
+func (c *Cloud) profile(nameOrARN string) (InstanceProfile, bool) {
+	name := func(s string) string {
+		if i := strings.LastIndex(s, ":instance-profile/"); i >= 0 {
+			s = s[i+len(":instance-profile/"):]
+		}
+		return s[strings.LastIndex(s, "/")+1:]
+	}
+	if p, ok := c.opts.InstanceProfiles[nameOrARN]; ok {
+		return p, true
+	}
+	for k, p := range c.opts.InstanceProfiles {
+		if name(k) == name(nameOrARN) {
+			return p, true
+		}
+	}
+	return InstanceProfile{}, false
 }
 
 // visible reports whether DescribeInstances shows in now, and counts the poll; c.mu is held.

@@ -18,6 +18,12 @@
 // resources (an instance's root volume is its disk file); one instance per RunInstances call;
 // no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
 // refused. Each file's comment says what its part follows.
+//
+// A client reaches the fake with its region (Cloud.Region), static credentials the fake knows
+// (DefaultAccessKey and DefaultSecretKey unless Options.Credentials say otherwise), and the
+// endpoints as BaseEndpoint (ec2.Options / ebs.Options), or through the environment of Env
+// (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS) with config.LoadDefaultConfig. The endpoints are
+// plain http on 127.0.0.1.
 package awslab
 
 import (
@@ -29,6 +35,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -161,6 +168,19 @@ func New(t testing.TB, opts Options) *Cloud {
 	return c
 }
 
+// Env is the environment that points an aws-sdk-go-v2 program (config.LoadDefaultConfig) at
+// the fake: the endpoints (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS), the region, the first
+// credentials by access key ID, and AWS_EC2_METADATA_DISABLED so that the SDK never asks the
+// real 169.254.169.254 for credentials or the region.
+func (c *Cloud) Env() []string {
+	keys := sortedKeys(c.opts.Credentials)
+	return []string{
+		"AWS_ENDPOINT_URL_EC2=" + c.EC2URL(), "AWS_ENDPOINT_URL_EBS=" + c.EBSURL(), "AWS_REGION=" + c.opts.Region,
+		"AWS_ACCESS_KEY_ID=" + keys[0], "AWS_SECRET_ACCESS_KEY=" + c.opts.Credentials[keys[0]],
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
 // EC2URL is the EC2 endpoint (the ec2 client's BaseEndpoint, or AWS_ENDPOINT_URL_EC2).
 func (c *Cloud) EC2URL() string { return c.ec2.URL }
 
@@ -206,12 +226,14 @@ func (c *Cloud) close() {
 // Request is one request a fake endpoint received, for tests to assert on.
 type Request struct {
 	Time     time.Time
-	Service  string // "ec2" or "ebs"
-	Action   string // the API action, such as RunInstances or PutSnapshotBlock
-	KeyID    string // the access key ID that signed it
-	Verified bool   // whether its signature held
-	Status   int    // the HTTP status answered
-	Code     string // the error code answered, if any
+	Service  string     // "ec2" or "ebs"
+	Action   string     // the API action, such as RunInstances or PutSnapshotBlock
+	Path     string     // the URL path (EBS: it holds the snapshot ID and block index)
+	Params   url.Values // EC2: the form (Action, Version and the action's parameters); EBS: the query
+	KeyID    string     // the access key ID that signed it
+	Verified bool       // whether its signature held
+	Status   int        // the HTTP status answered
+	Code     string     // the error code answered, if any
 }
 
 // Requests returns the requests received so far, in order.

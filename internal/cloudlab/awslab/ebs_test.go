@@ -243,6 +243,8 @@ func TestThrottledBlocks(t *testing.T) {
 	run := func() (throttled int) {
 		c := New(t, Options{})
 		c.ThrottleBlocks(0.1, 42)
+		c.Fail(Fault{Service: "ebs", Action: "PutSnapshotBlock", Status: 500, Code: "InternalServerException", Times: 2})
+		c.Fail(Fault{Service: "ebs", Action: "CompleteSnapshot", Status: 503, Code: "ServiceUnavailableException", Times: 1})
 		e, _ := defaultClients(c)
 		// The SDK's standard retryer with a shorter backoff, so the test is quick.
 		b := ebs.New(ebs.Options{Region: c.Region(), BaseEndpoint: aws.String(c.EBSURL()),
@@ -253,10 +255,17 @@ func TestThrottledBlocks(t *testing.T) {
 			blocks[i] = block(byte(i + 1))
 		}
 		publish(t, e, b, "throttled", "x86_64", 1, blocks)
+		var failed int
 		for _, r := range c.Requests() {
-			if r.Code == "ThrottlingException" {
+			switch r.Code {
+			case "ThrottlingException":
 				throttled++
+			case "InternalServerException", "ServiceUnavailableException":
+				failed++
 			}
+		}
+		if failed != 3 {
+			t.Errorf("%d 5xx answers, want 3", failed)
 		}
 		if got := c.BytesReceived(); got != 60*BlockSize {
 			t.Errorf("BytesReceived = %d, want %d", got, 60*BlockSize)
@@ -293,5 +302,27 @@ func TestParallelBlocks(t *testing.T) {
 	wg.Wait()
 	if s := c.Snapshots(); len(s) != 1 || s[0].Blocks != 16 {
 		t.Fatalf("Snapshots = %+v, want one of 16 blocks", s)
+	}
+}
+
+// A snapshot left pending past its StartSnapshot Timeout goes to error and takes no more blocks.
+func TestSnapshotTimeout(t *testing.T) {
+	c := New(t, Options{})
+	e, b := defaultClients(c)
+	st, err := b.StartSnapshot(context.Background(), &ebs.StartSnapshotInput{VolumeSize: aws.Int64(1), Timeout: aws.Int32(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.snapshots[*st.SnapshotId].started = time.Now().Add(-11 * time.Minute)
+	c.mu.Unlock()
+	data := block(1)
+	_, err = b.PutSnapshotBlock(context.Background(), &ebs.PutSnapshotBlockInput{SnapshotId: st.SnapshotId, BlockIndex: aws.Int32(0),
+		BlockData: bytes.NewReader(data), DataLength: aws.Int32(BlockSize), Checksum: aws.String(checksum(data)),
+		ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256})
+	wantCode(t, "PutSnapshotBlock after the timeout", err, "ValidationException")
+	ds, err := e.DescribeSnapshots(context.Background(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{*st.SnapshotId}})
+	if err != nil || ds.Snapshots[0].State != ec2types.SnapshotStateError {
+		t.Fatalf("DescribeSnapshots = %+v, %v; want error", ds, err)
 	}
 }

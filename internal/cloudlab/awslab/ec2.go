@@ -78,7 +78,7 @@ func (c *Cloud) serveEC2(w http.ResponseWriter, r *http.Request) {
 		fail(&ec2Error{http.StatusBadRequest, "MalformedQueryString", "want a form POST to /"})
 		return
 	}
-	entry.Action = form.Get("Action")
+	entry.Action, entry.Path, entry.Params = form.Get("Action"), r.URL.Path, form
 	keyID, aerr := c.verify(r, body, "ec2", false)
 	entry.KeyID, entry.Verified = keyID, aerr == nil
 	if aerr != nil {

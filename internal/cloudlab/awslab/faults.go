@@ -44,8 +44,8 @@ type queuedFault struct {
 	left int
 }
 
-// Fail queues f, n times (-1: for every matching request from now on) for action (empty: every
-// action of f's service).
+// Fail queues f for the next f.Times requests (1 when 0; -1: every matching request from now on)
+// of f.Service and f.Action.
 func (c *Cloud) Fail(f Fault) {
 	if f.Times == 0 {
 		f.Times = 1

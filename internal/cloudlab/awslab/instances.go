@@ -128,6 +128,9 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 		LaunchTime: time.Now().UTC().Truncate(time.Second)},
 		reservationID: newID("r"), request: params.Encode(), arch: im.Architecture, rootDevice: im.RootDeviceName,
 		volumeType: im.VolumeType, volumeSize: im.VolumeSize, pendingPolls: c.opts.PendingPolls, hidePolls: c.ec2Faults.hidePolls}
+	if in.SubnetID == "" { // the subnet and groups may come with the primary network interface instead
+		in.SubnetID, in.SecurityGroupIDs = f.Get("NetworkInterface.1.SubnetId"), append(in.SecurityGroupIDs, members(f, "NetworkInterface.1.SecurityGroupId")...)
+	}
 	if in.SubnetID != "" && !strings.HasPrefix(in.SubnetID, "subnet-") {
 		return nil, &ec2Error{http.StatusBadRequest, "InvalidSubnetID.Malformed", "Invalid id: \"" + in.SubnetID + "\" (expecting \"subnet-...\")"}
 	}
@@ -137,7 +140,7 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 		}
 	}
 	if p := f.Get("IamInstanceProfile.Arn") + f.Get("IamInstanceProfile.Name"); p != "" {
-		prof, ok := c.opts.InstanceProfiles[p]
+		prof, ok := c.profile(p)
 		if !ok {
 			field := map[bool]string{true: "arn", false: "name"}[f.Get("IamInstanceProfile.Arn") != ""]
 			return nil, badParam("Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid IAM Instance Profile %s", p, field, field)
@@ -195,6 +198,26 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 	}
 	c.launch(in)
 	return c.reservationXML(in), nil
+}
+
+// profile finds an instance profile of Options.InstanceProfiles by name or ARN, whichever of the
+// two the options and the request use.
+func (c *Cloud) profile(nameOrARN string) (InstanceProfile, bool) {
+	name := func(s string) string {
+		if i := strings.LastIndex(s, ":instance-profile/"); i >= 0 {
+			s = s[i+len(":instance-profile/"):]
+		}
+		return s[strings.LastIndex(s, "/")+1:]
+	}
+	if p, ok := c.opts.InstanceProfiles[nameOrARN]; ok {
+		return p, true
+	}
+	for k, p := range c.opts.InstanceProfiles {
+		if name(k) == name(nameOrARN) {
+			return p, true
+		}
+	}
+	return InstanceProfile{}, false
 }
 
 // visible reports whether DescribeInstances shows in now, and counts the poll; c.mu is held.

@@ -63,6 +63,15 @@ func TestRunDescribeTerminate(t *testing.T) {
 	_, err = e.RunInstances(ctx, other)
 	wantCode(t, "RunInstances with the token and another type", err, "IdempotentParameterMismatch")
 
+	var tokens []string
+	for _, r := range c.Requests() {
+		if r.Action == "RunInstances" {
+			tokens = append(tokens, r.Params.Get("ClientToken"))
+		}
+	}
+	if len(tokens) != 3 || tokens[0] != "rollout-1" {
+		t.Fatalf("RunInstances client tokens %q", tokens)
+	}
 	if in := describe(t, e, id); in.State.Name != ec2types.InstanceStateNamePending {
 		t.Fatalf("first poll: %s, want pending (PendingPolls 1)", in.State.Name)
 	}

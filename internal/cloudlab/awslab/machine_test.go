@@ -229,6 +229,11 @@ func TestMetadataService(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := *out.Instances[0].InstanceId
+	byARN := runInput(ami, "by-arn")
+	byARN.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Arn: aws.String("arn:aws:iam::" + DefaultAccount + ":instance-profile/web-profile")}
+	if _, err := e.RunInstances(ctx, byARN); err != nil {
+		t.Fatalf("RunInstances with the instance profile's ARN: %v", err)
+	}
 	plain := runInput(ami, "plain")
 	plain.UserData = nil
 	out, err = e.RunInstances(ctx, plain)

@@ -164,7 +164,7 @@ func (s *session) boot(ctx context.Context, r *Record) error {
 
 func (s *session) launch(ctx context.Context, r *Record, img compute.Image, slot int) error {
 	spec := compute.Spec{
-		Token: token(r, slot), Name: token(r, slot), Image: img, Ports: s.dep.Ports,
+		Token: token(r, slot), Name: token(r, slot), Image: img, Ports: s.dep.Ports, CloudRole: s.dep.AWSIAMRole,
 		Labels: map[string]string{LabelRole: r.Role, LabelColor: "green", LabelRollout: r.ID, LabelSlot: strconv.Itoa(slot)},
 	}
 	if s.c.opts.UserData != nil {

@@ -5,12 +5,18 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/internal/cloudlab/awslab"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/dns"
@@ -20,6 +26,13 @@ import (
 // type is registered that it does not open, so a new provider is opened here from its first day.
 const everyTypeFleet = `
 compute "qemu" "lab" {}
+compute "aws" "cloud" {
+  region = "us-east-1"
+}
+ip "awseip" "eip" {
+  allocation_id = "ALLOCATION_ID"
+  compute       = "cloud"
+}
 dns "rfc2136" "knot" {
   server   = "127.0.0.1:5353"
   zone     = "lab.example."
@@ -89,13 +102,21 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	}))
 	defer do.Close()
 
+	ec2Cloud := awslab.New(t, awslab.Options{})
+	allocation, eip := allocateEIP(t, ec2Cloud)
+
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.hcl")
-	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/").Replace(everyTypeFleet)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/", "ALLOCATION_ID", allocation).Replace(everyTypeFleet)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
-		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token"}
+	// The AWS SDK reads its chain (keys, region, endpoints) from the process's environment itself.
+	for _, kv := range ec2Cloud.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+		env[k] = v
+	}
 	var out bytes.Buffer
 	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	reg := a.registry()
@@ -121,8 +142,8 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	for _, blk := range f.IP {
 		i, addr, err := p.IP(ctx, blk.Name)
 		opened[blk.Kind+"/"+blk.Type], _ = i, check(t, blk, err)
-		if addr.String() != "127.0.0.100" {
-			t.Errorf("ip %q: address %s", blk.Name, addr)
+		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip}[blk.Type]; addr != want {
+			t.Errorf("ip %q: address %s, want %s", blk.Name, addr, want)
 		}
 	}
 	b, err := p.Secrets(ctx)
@@ -168,6 +189,9 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	}
 
 	// What used to be special cases in cmd are capabilities the providers declare.
+	if _, ok := opened["compute/aws"].(compute.Publisher); !ok {
+		t.Error("aws does not publish images (AMIs)")
+	}
 	if _, ok := opened["compute/qemu"].(compute.PortForwarder); !ok {
 		t.Error("qemu does not offer port forwards to the loopback address")
 	}
@@ -225,3 +249,16 @@ type endpoint struct{ server, instances string }
 func (e endpoint) ServerAddress() string       { return e.server }
 func (e endpoint) AddressForInstances() string { return e.instances }
 func (e endpoint) IAMServerID() string         { return "" }
+
+// allocateEIP makes an Elastic IP in the fake EC2, as an operator does once before naming it in an
+// ip "awseip" block, and returns its allocation ID and address.
+func allocateEIP(t *testing.T, c *awslab.Cloud) (string, netip.Addr) {
+	t.Helper()
+	client := ec2.New(ec2.Options{Region: c.Region(), BaseEndpoint: aws.String(c.EC2URL()),
+		Credentials: awscreds.NewStaticCredentialsProvider(awslab.DefaultAccessKey, awslab.DefaultSecretKey, "")})
+	out, err := client.AllocateAddress(t.Context(), &ec2.AllocateAddressInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.AllocationId), netip.MustParseAddr(aws.ToString(out.PublicIp))
+}

@@ -76,7 +76,8 @@ func TestVaultPolicy(t *testing.T) {
 
 	// A role whose instances log in with the aws auth method: the policy manages its aws role too.
 	awsFleet := homelabFleet(t, exampleVaultAddr, exampleVaultAddr+"\n  aws_mount = \"cloud/aws\"",
-		`keep_old = "15m"`, `keep_old = "15m"`+"\n    aws_iam_role = \"arn:aws:iam::123456789012:role/web\"")
+		`store "local" {}`, `store "local" {}`+"\n\ncompute \"aws\" \"cloud\" {\n  region = \"eu-west-1\"\n}",
+		"compute = \"lab\"\n    count   = 1\n    health \"postgres\"", "compute = \"cloud\"\n    aws_iam_role = \"arn:aws:iam::123456789012:role/db\"\n    count   = 1\n    health \"postgres\"")
 	code, stdout, stderr = drover(t, nil, "--fleet", awsFleet, "vault", "policy")
 	if code != exitOK || stdout != vault.ControllerPolicy("approle")+vault.AWSControllerPolicy("cloud/aws") ||
 		!strings.Contains(stdout, `path "auth/cloud/aws/role/drover-*"`) {

@@ -94,10 +94,10 @@ func (l *lab) provider(t *testing.T, allocation string) *awseip.Provider {
 	return p
 }
 
-// TestContract runs iptest with fresh addresses and instances per subtest. Assign/Independent is
-// skipped: it holds two addresses on one instance at once, and EC2 associates an Elastic IP given
-// only an instance with the instance's primary private address, replacing the Elastic IP it held
-// (the fake does the same); drover moves one address per ip block.
+// TestContract runs iptest with fresh addresses and instances per subtest. An instance holds one
+// Elastic IP here (OneAddressPerInstance): EC2 associates an address given only an instance with
+// the instance's primary private address, replacing the Elastic IP it held, and the fake does the
+// same; drover moves one address per ip block.
 func TestContract(t *testing.T) {
 	l := newLab(t)
 	iptest.Run(t, func(t *testing.T) iptest.Fixture {
@@ -118,8 +118,9 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			OneAddressPerInstance: true,
 		}
-	}, iptest.Options{Skip: []string{"Assign/Independent"}})
+	}, iptest.Options{})
 }
 
 // TestAssignFaults: throttling and 5xx of AssociateAddress and DescribeAddresses are survived.

@@ -1,10 +1,6 @@
-# expect: 2:9 6:4
-compute "aws" "prod" {
-  region = "eu-west-1"
-}
-
-ip "awseip" "front" {
-  allocation_id = "eipalloc-0123456789abcdef0"
+# expect: 2:9
+compute "vultr" "prod" {
+  region = "ams"
 }
 
 role "web" {
@@ -14,8 +10,5 @@ role "web" {
   deploy {
     compute = "prod"
     ports   = [80]
-    cutover "ip" {
-      ip = "front"
-    }
   }
 }

@@ -17,7 +17,8 @@
 // subnets or security groups as resources (their IDs are taken as given); no EBS volumes as
 // resources (an instance's root volume is its disk file); one instance per RunInstances call;
 // no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
-// refused. Each file's comment says what its part follows.
+// refused; an instance keeps its own public address across stop/start and Elastic IP moves (EC2
+// hands out a new one), though DescribeInstances shows the Elastic IP while one is associated. Each file's comment says what its part follows.
 //
 // A client reaches the fake with its region (Cloud.Region), static credentials the fake knows
 // (DefaultAccessKey and DefaultSecretKey unless Options.Credentials say otherwise), and the

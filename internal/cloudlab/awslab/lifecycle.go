@@ -40,7 +40,11 @@ func (c *Cloud) launch(in *instance) {
 	}
 	if in.dir == "" {
 		if in.dir, err = c.instanceDir(in.ID); err != nil {
-			c.t.Errorf("awslab: %v", err)
+			if f != nil {
+				f.Close()
+			}
+			c.terminate(in, "Server.InternalError", "Server.InternalError: Internal error on launch: "+err.Error())
+			return
 		}
 	}
 	assemble := in.disk == ""

@@ -31,6 +31,9 @@ const (
 // named otherwise (the image must DHCP on whatever its NIC is called, as on EC2's ens5).
 const nicSlot = "0x5"
 
+// ec2Vendor is the SMBIOS system vendor of EC2's Nitro instances.
+const ec2Vendor = "Amazon EC2"
+
 // chooseAccel returns s.Accel, or for amd64 on an amd64 host KVM when a probe guest runs under it
 // (a /dev/kvm that exists has hung and aborted guests on nested hosts), else TCG.
 func chooseAccel(ctx context.Context, s Spec) (string, error) {
@@ -91,6 +94,8 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 		"-device", "nvme,drive=root,serial=vol0drover",
 		"-netdev", netdev,
 		"-device", "virtio-net-pci,netdev=net0,addr="+nicSlot,
+		// The firmware's system vendor is what Linux and drover-boot read to know they run on EC2.
+		"-smbios", "type=1,manufacturer="+ec2Vendor+",product=cloudlab",
 		"-serial", "file:"+filepath.Join(s.Dir, consoleFile),
 		"-pidfile", filepath.Join(s.Dir, pidFile),
 		"-daemonize",

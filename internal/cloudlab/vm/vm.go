@@ -4,7 +4,8 @@
 // The guest sees an EC2 Nitro instance: its disk on NVMe, UEFI (OVMF) or legacy BIOS firmware, the
 // serial console on ttyS0 (read back with Console, as GetConsoleOutput does), one NIC in another PCI
 // slot and with another name than the local lab's, and a user-mode network on EC2's link-local
-// 169.254.169.0/24 where 169.254.169.254:80 is the instance's metadata service. Nothing marks the VM
+// 169.254.169.0/24 where 169.254.169.254:80 is the instance's metadata service, and the SMBIOS system
+// vendor "Amazon EC2" that drover-boot reads to know it should wait for it. Nothing marks the VM
 // as the lab's (no fw_cfg opt/drover/lab), so drover-boot behaves as on a cloud instance.
 package vm
 

@@ -34,6 +34,7 @@ func TestArgsLookLikeNitro(t *testing.T) {
 		",guestfwd=tcp:169.254.169.100:8200-cmd:/tmp/tcppipe 127.0.0.1:8200,guestfwd=tcp:169.254.169.254:80-cmd:/tmp/tcppipe 127.0.0.1:4000",
 		"-device virtio-net-pci,netdev=net0,addr=0x5",
 		"-serial file:" + filepath.Join(dir, consoleFile),
+		"-smbios type=1,manufacturer=Amazon EC2,",
 		"-bios " + ovmfPath,
 		"-daemonize",
 	} {

@@ -26,7 +26,7 @@ import (
 // the metadata service at 169.254.169.254 on the link-local network), with an IMDSv2 handler serving
 // drover user-data. The guest must ask a session token and then its user-data with it, nginx must
 // answer on the machine's address, and the serial console must show the kernel (ttyS0) and
-// drover-boot naming its user-data source "ec2-imdsv2".
+// drover-boot naming its user-data source "ec2-imdsv2", and systemd-timesyncd must start.
 func TestE2EWebBootsAsEC2(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e boot needs root (it builds an image)")
@@ -93,6 +93,10 @@ func TestE2EWebBootsAsEC2(t *testing.T) {
 	}
 	if !strings.Contains(console, "booted: no secrets to fetch (user-data from ec2-imdsv2 without a vault section)") {
 		t.Errorf("the console never shows drover-boot reading its user-data from ec2-imdsv2")
+	}
+	// The image's clock: timesyncd (pointed at EC2's 169.254.169.123 first) runs.
+	if !strings.Contains(console, "Network Time Synchronization") {
+		t.Errorf("the console never shows systemd-timesyncd starting")
 	}
 	want := []string{"PUT /latest/api/token 200", "GET /latest/user-data 200"}
 	if got := imds.requests(); !hasInOrder(got, want) {

@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -76,10 +75,7 @@ const (
 type Machine struct {
 	pid     int
 	dir     string
-	servers []*http.Server
-
-	stopOnce sync.Once
-	stopErr  error
+	servers []*http.Server // set up by Start, only closed after
 }
 
 // Start boots s and returns once qemu runs (its disk opened, forwards bound), not once the guest
@@ -214,12 +210,10 @@ func (m *Machine) Console() ([]byte, error) {
 }
 
 // Stop powers the VM off (SIGTERM, then SIGKILL: the instance is stateless beyond its disk), waits
-// until the process is gone and closes the metadata service. It is idempotent: a VM already gone
-// is no error.
+// until the process is gone and closes the metadata service. It is idempotent (a VM already gone
+// is no error), so a Stop that failed can be retried.
 func (m *Machine) Stop() error {
-	m.stopOnce.Do(func() {
-		m.stopErr = kill(m.pid, m.dir)
-		m.closeServers()
-	})
-	return m.stopErr
+	err := kill(m.pid, m.dir)
+	m.closeServers()
+	return err
 }

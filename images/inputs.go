@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/drover-dev/drover/fleet"
@@ -20,7 +21,7 @@ import (
 )
 
 // BuilderVersion changes when the way images are baked changes, so old images stop matching.
-const BuilderVersion = "rootfs/3"
+const BuilderVersion = "rootfs/4"
 
 // Inputs is everything an image is made from, normalized: two builds with equal Inputs are meant to
 // give the same bytes, and the image's identity is the sha256 of this value's JSON.
@@ -96,11 +97,27 @@ type AnsibleInput struct {
 }
 
 // BootPackages make a Debian tree boot as a VM: kernel, systemd, udev, networking with DHCP and a
-// resolver, SSH. Every image of the debian builder has them; test trees use the same list so that
-// they share the base-tree cache with real builds.
+// resolver, SSH, and a clock (systemd-timesyncd, pointed at EC2's hypervisor clock first by the
+// image's drop-in; docs/aws.md). Every image of the debian builder has them; test trees use the same
+// list so that they share the base-tree cache with real builds.
 func BootPackages(arch string) []string {
 	return []string{"linux-image-" + arch, "initramfs-tools", "systemd-sysv", "udev", "dbus", "iproute2", "netbase",
-		"systemd-resolved", "openssh-server", "ca-certificates"}
+		"systemd-resolved", "systemd-timesyncd", "openssh-server", "ca-certificates"}
+}
+
+// timeDaemons are Debian's NTP daemons that conflict with systemd-timesyncd (each provides
+// time-daemon): a role that installs one of them gets it instead of timesyncd.
+var timeDaemons = []string{"chrony", "ntp", "ntpsec", "openntpd"}
+
+// ImagePackages is the package list of a role's base tree: the boot packages, the base's and the
+// role's, without systemd-timesyncd when the role brings its own NTP daemon (apt would refuse both).
+func ImagePackages(arch string, base, role []string) []string {
+	boot := BootPackages(arch)
+	if slices.ContainsFunc(role, func(p string) bool { return slices.Contains(timeDaemons, p) }) ||
+		slices.ContainsFunc(base, func(p string) bool { return slices.Contains(timeDaemons, p) }) {
+		boot = slices.DeleteFunc(boot, func(p string) bool { return p == "systemd-timesyncd" })
+	}
+	return append(append(boot, base...), role...)
 }
 
 // ResolveBase returns the base a role's image names, with the role's arch override applied.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,25 @@ func TestUnknownBaseIsAnError(t *testing.T) {
 	role.Image.Base = "alpine"
 	if _, err := ResolveBase(f, role); err == nil {
 		t.Fatal("an undeclared base resolved")
+	}
+}
+
+// A role that installs its own NTP daemon gets it instead of systemd-timesyncd, which conflicts with
+// it in Debian; every other role gets timesyncd with the boot packages.
+func TestImagePackagesLeaveTimesyncdToAnotherNTPDaemon(t *testing.T) {
+	got := ImagePackages("amd64", []string{"curl"}, []string{"nginx"})
+	if !slices.Contains(got, "systemd-timesyncd") || !slices.Contains(got, "curl") || !slices.Contains(got, "nginx") {
+		t.Errorf("packages %v: want the boot packages with systemd-timesyncd, curl and nginx", got)
+	}
+	for _, daemon := range []string{"chrony", "ntpsec"} {
+		for _, pkgs := range [][2][]string{{nil, {daemon}}, {{daemon}, nil}} {
+			got := ImagePackages("amd64", pkgs[0], pkgs[1])
+			if slices.Contains(got, "systemd-timesyncd") || !slices.Contains(got, daemon) {
+				t.Errorf("base %v, role %v: packages %v, want %s and no systemd-timesyncd", pkgs[0], pkgs[1], got, daemon)
+			}
+		}
+	}
+	if boot := BootPackages("amd64"); !slices.Contains(boot, "systemd-timesyncd") {
+		t.Errorf("ImagePackages changed BootPackages' list: %v", boot)
 	}
 }

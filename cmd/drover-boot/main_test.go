@@ -610,3 +610,48 @@ func TestLabVMNeverAsksTheMetadataService(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// On an EC2 instance (its SMBIOS vendor) the metadata service is waited for while the network comes
+// up, even by an image without secrets: the user-data is there, only not reachable yet.
+func TestEC2WaitsForTheMetadataService(t *testing.T) {
+	imds := newIMDS(t, []byte(`{"version":1,"role":"web"}`), false)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // unreachable until the "network" comes up below
+	up := make(chan *http.Server, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			up <- nil
+			return
+		}
+		srv := &http.Server{Handler: imds.Config.Handler}
+		up <- srv
+		srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		if srv := <-up; srv != nil {
+			srv.Close()
+		}
+	})
+
+	m := newMachine(t, "web")
+	vendor := filepath.Join(m.cfg.Root, "sys/class/dmi/id/sys_vendor")
+	if err := os.MkdirAll(filepath.Dir(vendor), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vendor, []byte("Amazon EC2\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	m.cfg.MetadataURL, m.cfg.Wait = "http://"+addr, 10*time.Second
+	if code := m.run(); code != exitOK {
+		t.Fatalf("exit %d: %s", code, m.stderr.String())
+	}
+	if st, _ := m.status(); st.UserData != "ec2-imdsv2" {
+		t.Errorf("status %+v: the user-data should come from the metadata service once it answers", st)
+	}
+}

@@ -57,7 +57,7 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 	}
 	if u := b.c.MetadataURL; u != none {
 		deadline := time.Now()
-		if need {
+		if need || b.onEC2() {
 			deadline = deadline.Add(b.c.Wait)
 		}
 		return b.metadataUserData(ctx, strings.TrimRight(u, "/"), deadline)
@@ -101,6 +101,19 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, bootdata.MaxSize)
 	}
 	return data, nil
+}
+
+// ec2Vendor is the SMBIOS system vendor of EC2's Nitro instances, as Linux shows it in
+// /sys/class/dmi/id/sys_vendor.
+const ec2Vendor = "Amazon EC2"
+
+// onEC2 reports whether the firmware says this machine is an EC2 Nitro instance. There the metadata
+// service exists for certain, so it is worth waiting for while the network comes up even for an
+// image without secrets: drover-boot starts after network.target, often before DHCP has given the
+// NIC an address, and one early try would miss the instance's user-data.
+func (b *boot) onEC2() bool {
+	v, err := os.ReadFile(filepath.Join(b.c.Root, "sys/class/dmi/id/sys_vendor"))
+	return err == nil && strings.TrimSpace(string(v)) == ec2Vendor
 }
 
 // labMarker is the fw_cfg entry (next to user-data) that the lab's qemu provider gives every VM.

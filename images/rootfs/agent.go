@@ -59,6 +59,14 @@ DNSStubListener=no
 `
 	resolvConfLink = "ln -sfn ../run/systemd/resolve/resolv.conf /etc/resolv.conf"
 
+	// timesyncdDropIn puts EC2's hypervisor clock (the Amazon Time Sync Service, answering on the
+	// link-local 169.254.169.123 of every Nitro instance) first and Debian's pool after it: timesyncd
+	// moves to the next server when one does not answer, so off EC2 (the lab, other clouds) the pool
+	// serves, and servers a network's DHCP names still come first.
+	timesyncdDropIn = `[Time]
+NTP=169.254.169.123 0.debian.pool.ntp.org 1.debian.pool.ntp.org 2.debian.pool.ntp.org 3.debian.pool.ntp.org
+`
+
 	// Every NIC gets DHCP: the lab's qemu user network and the clouds' networks all offer it.
 	dhcpNetwork = `[Match]
 Name=en* eth*

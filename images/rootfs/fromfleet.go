@@ -127,7 +127,7 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Role:   role.Name,
 		Inputs: in,
 		Base: tree.BaseSpec{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
-			Components: base.Components, Packages: append(append(images.BootPackages(base.Arch), base.Packages...), role.Image.Packages...),
+			Components: base.Components, Packages: images.ImagePackages(base.Arch, base.Packages, role.Image.Packages),
 			SecurityMirror: base.SecurityMirror, NoUpdates: base.UpdatesOff},
 		Run:           role.Image.Run,
 		Disk:          Disk{MinSize: role.Image.Disk.MinSize, Headroom: role.Image.Disk.Headroom, Formats: role.Image.Disk.Formats},

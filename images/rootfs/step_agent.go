@@ -10,8 +10,8 @@ import (
 	"github.com/drover-dev/drover/images/tree"
 )
 
-// stepAgent bakes drover-boot, its unit, the first-boot unit, DHCP networking, /etc/fstab and
-// /etc/drover/image.json into the tree, and enables the units.
+// stepAgent bakes drover-boot, its unit, the first-boot unit, DHCP networking, the NTP servers,
+// /etc/fstab and /etc/drover/image.json into the tree, and enables the units.
 type stepAgent struct{}
 
 func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -26,6 +26,7 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 		{Dest: "/etc/systemd/system/drover-firstboot.service", Content: text(firstBootUnit), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/systemd/network/80-drover-dhcp.network", Content: text(dhcpNetwork), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/systemd/resolved.conf.d/drover.conf", Content: text(resolvedDropIn), Mode: 0o644, Owner: "root:root"},
+		{Dest: "/etc/systemd/timesyncd.conf.d/drover.conf", Content: text(timesyncdDropIn), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/fstab", Content: text(fstab(uuidFromIdentity(req.Identity()))), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets)), Mode: 0o644, Owner: "root:root"},
 	}

@@ -155,8 +155,9 @@ func (b build) args() ([]string, error) {
 
 // foreignInitramfsModules are the modules the initramfs of a tree built for another architecture
 // holds: what a VM or cloud instance needs to find its root disk (virtio on qemu and most clouds,
-// NVMe on AWS Graviton, SCSI disks) and mount it (ext4).
-var foreignInitramfsModules = []string{"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_scsi", "virtio_net", "sd_mod", "nvme", "ext4"}
+// NVMe on AWS Graviton, SCSI disks) and mount it (ext4), and its NIC (virtio, ENA on Graviton).
+// Native trees keep Debian's MODULES=most, which has nvme and ena already.
+var foreignInitramfsModules = []string{"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_scsi", "virtio_net", "ena", "sd_mod", "nvme", "ext4"}
 
 // foreignInitramfsHooks write an initramfs-tools configuration, before the kernel is installed, that
 // builds the initramfs from foreignInitramfsModules instead of every storage and filesystem module

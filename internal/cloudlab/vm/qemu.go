@@ -1,0 +1,203 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/drover-dev/drover/internal/hostcheck"
+)
+
+// Firmware files from Debian's ovmf and qemu-efi-aarch64 packages.
+const (
+	ovmfPath    = "/usr/share/ovmf/OVMF.fd"
+	aavmfPath   = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+	launchLimit = time.Minute     // qemu's own start, not the guest's boot
+	killLimit   = 5 * time.Second // how long a VM gets to exit after SIGTERM, then after SIGKILL
+)
+
+// nicSlot is the NIC's PCI slot: not the slot the local lab's NIC gets, so the guest's interface is
+// named otherwise (the image must DHCP on whatever its NIC is called, as on EC2's ens5).
+const nicSlot = "0x5"
+
+// ec2Vendor is the SMBIOS system vendor of EC2's Nitro instances.
+const ec2Vendor = "Amazon EC2"
+
+// chooseAccel returns s.Accel, or for amd64 on an amd64 host KVM when a probe guest runs under it
+// (a /dev/kvm that exists has hung and aborted guests on nested hosts), else TCG.
+func chooseAccel(ctx context.Context, s Spec) (string, error) {
+	if s.Accel != "" {
+		return s.Accel, nil
+	}
+	if s.Arch != "amd64" || runtime.GOARCH != "amd64" {
+		return "tcg", nil
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return "tcg", nil
+	}
+	if err := hostcheck.ProbeAccel(ctx, "kvm", 0); err == nil {
+		return "kvm", nil
+	}
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("vm: choosing an accelerator: %w", context.Cause(ctx))
+	}
+	return "tcg", nil
+}
+
+// args is qemu's command line for s: the binary and its arguments. fwds are the guestfwd
+// connections, each run through the pipe program to a host loopback address.
+func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([]string, error) {
+	// Commas separate qemu's suboptions; a comma in a value is doubled.
+	esc := func(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+	disk, err := filepath.Abs(s.Disk)
+	if err != nil {
+		return nil, fmt.Errorf("vm: disk %q: %w", s.Disk, err)
+	}
+	netdev := "user,id=net0,restrict=on,net=" + linkNet.String() + ",host=169.254.169.1,dhcpstart=169.254.169.15,dns=169.254.169.253"
+	for _, p := range s.Ports {
+		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", s.Address, p, p)
+	}
+	guests := make([]netip.AddrPort, 0, len(fwds))
+	for g := range fwds {
+		guests = append(guests, g)
+	}
+	slices.SortFunc(guests, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	for _, g := range guests {
+		netdev += ",guestfwd=tcp:" + g.String() + "-cmd:" + esc(pipe+" "+fwds[g].String())
+	}
+	bin := "qemu-system-x86_64"
+	a := []string{"-machine", "q35"}
+	firmware := ovmfPath
+	if s.Arch == "arm64" {
+		bin = "qemu-system-aarch64"
+		a = []string{"-machine", "virt", "-cpu", "max"}
+		firmware = aavmfPath
+	}
+	a = append(a,
+		"-name", "guest=drover-cloudlab",
+		"-accel", accel,
+		"-m", strconv.Itoa(s.Memory),
+		"-smp", strconv.Itoa(s.CPUs),
+		"-display", "none", "-nodefaults", "-no-user-config",
+		"-drive", "file="+esc(disk)+",format=raw,if=none,id=root",
+		"-device", "nvme,drive=root,serial=vol0drover",
+		"-netdev", netdev,
+		"-device", "virtio-net-pci,netdev=net0,addr="+nicSlot,
+		// The firmware's system vendor is what Linux and drover-boot read to know they run on EC2.
+		"-smbios", "type=1,manufacturer="+ec2Vendor+",product=cloudlab",
+		"-serial", "file:"+filepath.Join(s.Dir, consoleFile),
+		"-pidfile", filepath.Join(s.Dir, pidFile),
+		"-daemonize",
+	)
+	if s.Arch == "amd64" {
+		a = append(a, hostcheck.CPUArgs(accel)...)
+	}
+	if s.BootMode == BootUEFI {
+		if _, err := os.Stat(firmware); err != nil {
+			return nil, fmt.Errorf("vm: UEFI firmware for %s: %w (install ovmf or qemu-efi-aarch64)", s.Arch, err)
+		}
+		a = append(a, "-bios", firmware)
+	}
+	return append([]string{bin}, a...), nil
+}
+
+// launch runs qemu and returns the VM's PID. qemu daemonizes: the process started here exits once
+// the VM is set up (disk opened, forwards bound), and the VM runs on in its own session. The
+// launcher is not killed when ctx ends, which could leave its daemon half started with no pid file
+// to find it by; it gets launchLimit of its own, and a VM started for a ctx that ended meanwhile
+// is killed before launch returns.
+func launch(ctx context.Context, s Spec, argv []string) (int, error) {
+	pidPath := filepath.Join(s.Dir, pidFile)
+	os.Remove(pidPath)
+	log, err := os.Create(filepath.Join(s.Dir, launchLog))
+	if err != nil {
+		return 0, fmt.Errorf("vm: %w", err)
+	}
+	defer log.Close()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchLimit)
+	defer cancel()
+	cmd := exec.CommandContext(lctx, argv[0], argv[1:]...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.WaitDelay = killLimit
+	runErr := cmd.Run()
+	pid, pidErr := readPID(pidPath)
+	if runErr == nil && pidErr == nil && running(pid, s.Dir) && ctx.Err() == nil {
+		return pid, nil
+	}
+	if pidErr == nil {
+		kill(pid, s.Dir)
+	}
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("vm: starting %s: %w", s.Disk, context.Cause(ctx))
+	}
+	msg, _ := os.ReadFile(filepath.Join(s.Dir, launchLog))
+	if runErr == nil {
+		runErr = fmt.Errorf("no running qemu after start (pid file: %v)", pidErr)
+	}
+	return 0, fmt.Errorf("vm: starting %s: %w: %s", s.Disk, runErr, strings.TrimSpace(string(msg)))
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("vm: pid file %s: %q is not a pid", path, b)
+	}
+	return pid, nil
+}
+
+// running reports whether pid is a live qemu of the machine in dir. A PID alone is not proof (it
+// may have been reused), so the command line must name the machine's pid file. Zombies do not count.
+func running(pid int, dir string) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv := strings.Split(string(cmdline), "\x00")
+	return strings.Contains(filepath.Base(argv[0]), "qemu-system") &&
+		bytes.Contains(cmdline, []byte("\x00"+filepath.Join(dir, pidFile)+"\x00"))
+}
+
+// kill stops the VM of dir with SIGTERM, then SIGKILL, and waits until it is gone.
+func kill(pid int, dir string) error {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if !running(pid, dir) {
+			return nil
+		}
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("vm: killing pid %d: %w", pid, err)
+		}
+		for deadline := time.Now().Add(killLimit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if !running(pid, dir) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("vm: pid %d still runs after SIGKILL", pid)
+}

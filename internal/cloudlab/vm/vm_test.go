@@ -1,0 +1,131 @@
+package vm
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestArgsLookLikeNitro(t *testing.T) {
+	dir := t.TempDir()
+	s := Spec{Disk: "/var/lib/disk,1.raw", Arch: "amd64", Address: netip.MustParseAddr("127.0.0.9"), Ports: []int{80, 443}, Dir: dir}.withDefaults()
+	fwds := map[netip.AddrPort]netip.AddrPort{
+		metadataAPI: netip.MustParseAddrPort("127.0.0.1:4000"),
+		netip.MustParseAddrPort("169.254.169.100:8200"): netip.MustParseAddrPort("127.0.0.1:8200"),
+	}
+	argv, err := args(s, "tcg", "/tmp/tcppipe", fwds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(argv, " ")
+	for _, want := range []string{
+		"qemu-system-x86_64 -machine q35 ",
+		"-drive file=/var/lib/disk,,1.raw,format=raw,if=none,id=root -device nvme,drive=root,",
+		"net=169.254.169.0/24,host=169.254.169.1,dhcpstart=169.254.169.15,dns=169.254.169.253",
+		",hostfwd=tcp:127.0.0.9:80-:80,hostfwd=tcp:127.0.0.9:443-:443",
+		",guestfwd=tcp:169.254.169.100:8200-cmd:/tmp/tcppipe 127.0.0.1:8200,guestfwd=tcp:169.254.169.254:80-cmd:/tmp/tcppipe 127.0.0.1:4000",
+		"-device virtio-net-pci,netdev=net0,addr=0x5",
+		"-serial file:" + filepath.Join(dir, consoleFile),
+		"-smbios type=1,manufacturer=Amazon EC2,",
+		"-bios " + ovmfPath,
+		"-daemonize",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("qemu's command line lacks %q:\n%s", want, line)
+		}
+	}
+	// The lab's mark would make drover-boot read fw_cfg only: a cloud VM has no fw_cfg entries.
+	if strings.Contains(line, "fw_cfg") {
+		t.Errorf("qemu's command line has fw_cfg entries:\n%s", line)
+	}
+
+	s.BootMode = BootLegacyBIOS
+	argv, err = args(s, "tcg", "/tmp/tcppipe", fwds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(argv, "-bios") {
+		t.Errorf("legacy BIOS boot passes -bios (SeaBIOS is qemu's default): %v", argv)
+	}
+
+	s.Arch, s.BootMode = "arm64", BootUEFI
+	argv, err = args(s, "tcg", "/tmp/tcppipe", fwds)
+	if err != nil {
+		t.Skipf("no arm64 firmware here: %v", err)
+	}
+	if line := strings.Join(argv, " "); !strings.HasPrefix(line, "qemu-system-aarch64 -machine virt -cpu max ") || !strings.Contains(line, "-bios "+aavmfPath) {
+		t.Errorf("arm64 command line: %s", line)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := Spec{Disk: disk, Arch: "amd64", Dir: t.TempDir(), Address: netip.MustParseAddr("127.0.0.9"), Ports: []int{80}}
+	if err := ok.validate(); err != nil {
+		t.Fatalf("valid spec: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(*Spec)
+		want string
+	}{
+		"arch":           {func(s *Spec) { s.Arch = "riscv64" }, `architecture "riscv64": want amd64 or arm64`},
+		"boot mode":      {func(s *Spec) { s.BootMode = "uefi-preferred" }, `boot mode "uefi-preferred": want uefi or legacy-bios`},
+		"arm64 bios":     {func(s *Spec) { s.Arch, s.BootMode = "arm64", BootLegacyBIOS }, "arm64 boots UEFI only"},
+		"public address": {func(s *Spec) { s.Address = netip.MustParseAddr("192.0.2.1") }, "want a loopback address"},
+		"port":           {func(s *Spec) { s.Ports = []int{0} }, "port 0: want 1-65535"},
+		"route outside": {func(s *Spec) {
+			s.Routes = map[netip.AddrPort]netip.AddrPort{netip.MustParseAddrPort("10.0.0.5:8200"): netip.MustParseAddrPort("127.0.0.1:8200")}
+		}, "route 10.0.0.5:8200: want a guest address:port in 169.254.169.0/24"},
+		"route over imds": {func(s *Spec) {
+			s.Routes = map[netip.AddrPort]netip.AddrPort{metadataAPI: netip.MustParseAddrPort("127.0.0.1:8200")}
+		}, "other than the metadata service"},
+		"route to outside": {func(s *Spec) {
+			s.Routes = map[netip.AddrPort]netip.AddrPort{netip.MustParseAddrPort("169.254.169.100:8200"): netip.MustParseAddrPort("192.0.2.1:8200")}
+		}, "want a host loopback address:port"},
+		"missing disk": {func(s *Spec) { s.Disk += ".gone" }, "vm: disk: "},
+	} {
+		s := ok
+		tc.edit(&s)
+		err := s.validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one with %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestPipeProgram builds tcppipe and runs it the way qemu's guestfwd does (the guest's socket on
+// stdin and stdout): an HTTP request written to it reaches a loopback server and the answer comes
+// back.
+func TestPipeProgram(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program with the go toolchain")
+	}
+	pipe, err := pipeProgram(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "token for "+r.Method)
+	}))
+	defer srv.Close()
+	cmd := exec.Command(pipe, strings.TrimPrefix(srv.URL, "http://"))
+	cmd.Stdin = strings.NewReader("PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tcppipe: %v", err)
+	}
+	if !strings.HasPrefix(string(out), "HTTP/1.1 200 OK") || !strings.HasSuffix(string(out), "token for PUT") {
+		t.Errorf("tcppipe relayed %q", out)
+	}
+}

@@ -167,3 +167,17 @@ func TestValidateBrokenExampleCopy(t *testing.T) {
 		t.Errorf("stderr lacks the one-line reason and hint:\n%s", stderr)
 	}
 }
+
+// TestExamplesValidate: every example fleet is valid as shipped, without an account or a lab.
+func TestExamplesValidate(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*/drover.hcl")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		code, stdout, stderr := drover(t, nil, "--fleet", f, "validate")
+		if code != 0 || !strings.Contains(stdout, "is valid") {
+			t.Errorf("%s: exit %d\n%s%s", f, code, stdout, stderr)
+		}
+	}
+}

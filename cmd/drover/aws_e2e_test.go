@@ -189,12 +189,12 @@ ip "awseip" "eip" {
 		for _, im := range cloud.Images() {
 			amiSnapshots[im.RootSnapshotID] = true
 			if !published[im.ID] {
-				t.Errorf("AMI %s (%s) is in the cloud, recorded by no catalog image", im.ID, im.Tags["drover:identity"])
+				t.Errorf("AMI %s (%s) is in the cloud, recorded by no catalog image", im.ID, im.Tags["drover-identity"])
 			}
 		}
 		for _, s := range cloud.Snapshots() {
 			if !amiSnapshots[s.ID] {
-				t.Errorf("snapshot %s (%s, %s) belongs to no AMI", s.ID, s.State, s.Tags["drover:identity"])
+				t.Errorf("snapshot %s (%s, %s) belongs to no AMI", s.ID, s.State, s.Tags["drover-identity"])
 			}
 		}
 		return fmt.Sprintf("%d live instance(s), %d AMI(s), %d snapshot(s)", live, len(cloud.Images()), len(cloud.Snapshots()))
@@ -210,6 +210,7 @@ ip "awseip" "eip" {
 		var events []rollout.Event
 		for e := range s.events {
 			events = append(events, e)
+			t.Log(e.String())
 		}
 		r := <-s.done
 		if r.code != 0 {
@@ -226,8 +227,8 @@ ip "awseip" "eip" {
 			t.Errorf("%d AMIs after the first rollout, want 1", n)
 		}
 		for _, im := range cloud.Images() {
-			if im.BootMode != "uefi-preferred" || !im.EnaSupport || im.ImdsSupport != "v2.0" || im.Tags["drover:identity"] != web.Identity {
-				t.Errorf("AMI %s: boot mode %q, ENA %v, IMDS %q, identity tag %q", im.ID, im.BootMode, im.EnaSupport, im.ImdsSupport, im.Tags["drover:identity"])
+			if im.BootMode != "uefi-preferred" || !im.EnaSupport || im.ImdsSupport != "v2.0" || im.Tags["drover-identity"] != web.Identity {
+				t.Errorf("AMI %s: boot mode %q, ENA %v, IMDS %q, identity tag %q", im.ID, im.BootMode, im.EnaSupport, im.ImdsSupport, im.Tags["drover-identity"])
 			}
 		}
 		row("rollout start (publish, launch, boot, health): %s; %s", r.elapsed.Round(100*time.Millisecond), overhead(events))

@@ -44,6 +44,7 @@ func (p *Provider) register(ctx context.Context, src compute.PublishSource, snap
 	if err != nil && errorCode(err) != "InvalidAMIName.Duplicate" {
 		return compute.PublishedImage{}, fmt.Errorf("registering an AMI of snapshot %s: %w", snap, err)
 	}
+	w := p.poller()
 	for {
 		imgs, err := p.images(ctx, filter("name", name))
 		if err != nil {
@@ -63,7 +64,7 @@ func (p *Provider) register(ctx context.Context, src compute.PublishSource, snap
 				return compute.PublishedImage{}, fmt.Errorf("AMI %s (%s) is %s: %s", aws.ToString(img.ImageId), name, img.State, stateReasonOf(img.StateReason))
 			}
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return compute.PublishedImage{}, fmt.Errorf("waiting for AMI %s to be available: %w", name, err)
 		}
 	}

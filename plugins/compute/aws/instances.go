@@ -72,6 +72,7 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 // stopped. Stopping a stopped instance does nothing; an unknown or terminated one is an error
 // wrapping compute.ErrNotFound.
 func (p *Provider) Stop(ctx context.Context, id string) error {
+	w := p.poller()
 	for {
 		in, err := p.mustExist(ctx, id)
 		if err != nil {
@@ -85,7 +86,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 				return fmt.Errorf("aws: stopping %s: %w", id, err)
 			}
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return fmt.Errorf("aws: waiting for %s to stop: %w", id, err)
 		}
 	}
@@ -95,6 +96,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 // it returns once the instance is pending or running. Starting a running instance does nothing;
 // an unknown or terminated one is an error wrapping compute.ErrNotFound.
 func (p *Provider) Start(ctx context.Context, id string) error {
+	w := p.poller()
 	for {
 		in, err := p.mustExist(ctx, id)
 		if err != nil {
@@ -112,7 +114,7 @@ func (p *Provider) Start(ctx context.Context, id string) error {
 				return fmt.Errorf("aws: starting %s: %w", id, err)
 			}
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return fmt.Errorf("aws: waiting for %s to stop before starting it: %w", id, err)
 		}
 	}

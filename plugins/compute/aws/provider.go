@@ -232,6 +232,7 @@ func (p *Provider) byToken(ctx context.Context, token string) (compute.Instance,
 func (p *Provider) waitRunning(ctx context.Context, id string) (compute.Instance, error) {
 	const notFoundGrace = 2 * time.Minute
 	start := time.Now()
+	w := p.poller()
 	for {
 		in, err := p.describeOne(ctx, id)
 		switch {
@@ -243,7 +244,7 @@ func (p *Provider) waitRunning(ctx context.Context, id string) (compute.Instance
 		case in.State != nil && (in.State.Name == types.InstanceStateNameShuttingDown || in.State.Name == types.InstanceStateNameTerminated):
 			return compute.Instance{}, fmt.Errorf("aws: instance %s went from pending to %s on its own: %s", id, in.State.Name, stateReason(in))
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return compute.Instance{}, fmt.Errorf("aws: waiting for instance %s to run: %w", id, err)
 		}
 	}
@@ -257,6 +258,23 @@ func stateReason(in types.Instance) string {
 		return *in.StateTransitionReason
 	}
 	return "EC2 gave no reason"
+}
+
+// firstPoll is the first wait of a poll loop: most waits in EC2 end within seconds (an instance
+// runs, a snapshot completes), so a loop starts asking often and slows down to the provider's poll
+// interval, which bounds the requests of a long wait.
+const firstPoll = 200 * time.Millisecond
+
+// poller is one poll loop's waits: firstPoll, doubling up to the provider's interval.
+type poller struct{ next, max time.Duration }
+
+func (p *Provider) poller() *poller { return &poller{next: min(firstPoll, p.poll), max: p.poll} }
+
+// wait sleeps the loop's next wait, or until ctx ends.
+func (w *poller) wait(ctx context.Context) error {
+	d := w.next
+	w.next = min(2*w.next, w.max)
+	return sleep(ctx, d)
 }
 
 // sleep waits d or until ctx ends, whichever is first.

@@ -191,6 +191,7 @@ func (p *Provider) snapshot(ctx context.Context, src compute.PublishSource, bloc
 // StartSnapshot has just made may be unknown to EC2 for a few seconds, so an unknown one that
 // started less than a minute ago is asked about again.
 func (p *Provider) snapshotState(ctx context.Context, id string, started time.Time) (types.SnapshotState, error) {
+	w := p.poller()
 	for {
 		out, err := p.c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
 		if err != nil && !imageGone(err) {
@@ -202,7 +203,7 @@ func (p *Provider) snapshotState(ctx context.Context, id string, started time.Ti
 		if time.Since(started) > time.Minute {
 			return "", nil
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return "", fmt.Errorf("waiting for snapshot %s to be known: %w", id, err)
 		}
 	}
@@ -211,6 +212,7 @@ func (p *Provider) snapshotState(ctx context.Context, id string, started time.Ti
 // waitCompleted waits until EC2 reports the snapshot completed. One that goes to error (EBS found
 // its blocks wrong) is deleted, so the next Publish starts over.
 func (p *Provider) waitCompleted(ctx context.Context, id string) error {
+	w := p.poller()
 	for {
 		state, err := p.snapshotState(ctx, id, time.Now())
 		if err != nil {
@@ -222,7 +224,7 @@ func (p *Provider) waitCompleted(ctx context.Context, id string) error {
 		case types.SnapshotStateError:
 			return errors.Join(fmt.Errorf("snapshot %s failed after it was completed", id), p.deleteSnapshot(ctx, id))
 		}
-		if err := sleep(ctx, p.poll); err != nil {
+		if err := w.wait(ctx); err != nil {
 			return fmt.Errorf("waiting for snapshot %s to complete: %w", id, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,24 +32,7 @@ func TestE2EWebBootsAsEC2(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e boot needs root (it builds an image)")
 	}
-	fleetDir := t.TempDir()
-	copyDir(t, "../../examples/homelab", fleetDir)
-	fleetFile := filepath.Join(fleetDir, "drover.hcl")
-	state := filepath.Join(fleetDir, ".drover")
-	if r := droverExec(t, nil, "--fleet", fleetFile, "build", "web"); r.code != 0 {
-		t.Fatalf("drover build web: exit %d", r.code)
-	}
-	r := droverExec(t, nil, "--fleet", fleetFile, "--output", "json", "images", "show", "web")
-	var web images.Manifest
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &web) != nil || web.Identity == "" {
-		t.Fatalf("images show web: exit %d\n%s", r.code, r.stdout)
-	}
-	raw := filepath.Join(state, "images", strings.TrimPrefix(web.Identity, "sha256:"), "disk.raw")
-	disk := filepath.Join(t.TempDir(), "disk.raw")
-	if out, err := exec.Command("cp", "--sparse=always", raw, disk).CombinedOutput(); err != nil {
-		t.Fatalf("copying the image (the machine owns its disk): %v: %s", err, out)
-	}
-
+	disk := webDisk(t)
 	imds := &imdsLog{token: "AQAEAcloudlab-session-token==", userData: `{"version":1,"role":"web"}`}
 	addr := netip.MustParseAddr("127.0.24.10")
 	start := time.Now()
@@ -106,6 +90,72 @@ func TestE2EWebBootsAsEC2(t *testing.T) {
 		lines := strings.Split(console, "\n")
 		t.Logf("console tail:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
+}
+
+// TestE2EWebReachesARouteAsEC2 boots the web image as TestE2EWebBootsAsEC2 does, with user-data
+// naming a Vault at 169.254.169.100:8200, a vm.Spec route to a handler on the host's loopback: the
+// Vault "in the VPC". drover-boot's first Vault call (the wrapping lookup) must arrive there (the
+// handler answers 404, so drover-boot then fails the boot: that is not what this test is about).
+func TestE2EWebReachesARouteAsEC2(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e boot needs root (it builds an image)")
+	}
+	disk := webDisk(t)
+	vault := &imdsLog{}
+	srv := httptest.NewServer(vault)
+	t.Cleanup(srv.Close)
+	imds := &imdsLog{token: "AQAEAcloudlab-session-token==", userData: `{"version":1,"role":"web","vault":{` +
+		`"addr":"http://169.254.169.100:8200","role_id":"cloudlab-role","wrapped_secret_id":"hvs.cloudlab-wrapped",` +
+		`"creation_path":"auth/approle/role/drover-web/secret-id"},` +
+		`"secrets":[{"path":"kv/data/web/app","field":"password","name":"password"}]}`}
+	m, err := vm.Start(context.Background(), vm.Spec{
+		Disk: disk, Arch: "amd64", BootMode: vm.BootUEFI, Metadata: imds, Dir: filepath.Join(t.TempDir(), "vm"),
+		Routes: map[netip.AddrPort]netip.AddrPort{
+			netip.MustParseAddrPort("169.254.169.100:8200"): netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://")),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	start := time.Now()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline) && len(vault.requests()) == 0; time.Sleep(time.Second) {
+	}
+	t.Logf("the routed Vault got %v %s after vm.Start; metadata requests: %v", vault.requests(), time.Since(start).Round(100*time.Millisecond), imds.requests())
+	if got := vault.requests(); len(got) == 0 || got[0] != "POST /v1/sys/wrapping/lookup 404" {
+		console, _ := m.Console()
+		lines := strings.Split(string(console), "\n")
+		t.Errorf("the routed Vault got %v, want drover-boot's POST /v1/sys/wrapping/lookup first; console tail:\n%s",
+			got, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+}
+
+// webDisk builds the example's web role (on the warm base-tree cache, as the other e2e tests do)
+// and returns a sparse copy of its raw disk: a machine owns its disk.
+func webDisk(t *testing.T) string {
+	t.Helper()
+	fleetDir := t.TempDir()
+	copyDir(t, "../../examples/homelab", fleetDir)
+	fleetFile := filepath.Join(fleetDir, "drover.hcl")
+	state := filepath.Join(fleetDir, ".drover")
+	if r := droverExec(t, nil, "--fleet", fleetFile, "build", "web"); r.code != 0 {
+		t.Fatalf("drover build web: exit %d", r.code)
+	}
+	r := droverExec(t, nil, "--fleet", fleetFile, "--output", "json", "images", "show", "web")
+	var web images.Manifest
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &web) != nil || web.Identity == "" {
+		t.Fatalf("images show web: exit %d\n%s", r.code, r.stdout)
+	}
+	raw := filepath.Join(state, "images", strings.TrimPrefix(web.Identity, "sha256:"), "disk.raw")
+	disk := filepath.Join(t.TempDir(), "disk.raw")
+	if out, err := exec.Command("cp", "--sparse=always", raw, disk).CombinedOutput(); err != nil {
+		t.Fatalf("copying the image (the machine owns its disk): %v: %s", err, out)
+	}
+	return disk
 }
 
 // imdsLog is an IMDSv2 handler that logs each request as "METHOD PATH STATUS": PUT /latest/api/token

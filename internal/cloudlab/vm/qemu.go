@@ -85,7 +85,8 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 		firmware = aavmfPath
 	}
 	a = append(a,
-		"-name", "guest=drover-cloudlab",
+		// Named by its directory (the fake's instance ID, typically), for people reading ps.
+		"-name", "guest="+esc("drover-cloudlab-"+filepath.Base(s.Dir)),
 		"-accel", accel,
 		"-m", strconv.Itoa(s.Memory),
 		"-smp", strconv.Itoa(s.CPUs),

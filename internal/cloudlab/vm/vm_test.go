@@ -27,7 +27,7 @@ func TestArgsLookLikeNitro(t *testing.T) {
 	}
 	line := strings.Join(argv, " ")
 	for _, want := range []string{
-		"qemu-system-x86_64 -machine q35 ",
+		"qemu-system-x86_64 -machine q35 -name guest=drover-cloudlab-" + filepath.Base(dir) + " ",
 		"-drive file=/var/lib/disk,,1.raw,format=raw,if=none,id=root -device nvme,drive=root,",
 		"net=169.254.169.0/24,host=169.254.169.1,dhcpstart=169.254.169.15,dns=169.254.169.253",
 		",hostfwd=tcp:127.0.0.9:80-:80,hostfwd=tcp:127.0.0.9:443-:443",

@@ -72,8 +72,10 @@ var arches = map[string]arch{
 		grubPackage: hostPackage("grub-efi-arm64-bin", ArchARM64),
 		rootType:    "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", // Linux root (64-bit ARM/AArch64)
 		// ttyAMA0 is the PL011 UART of qemu's virt machine and of most
-		// arm64 clouds.
-		console:   "ttyAMA0,115200n8",
+		// arm64 clouds; AWS Graviton has a 16550, ttyS0, which
+		// GetConsoleOutput reads. The kernel writes to each of them that
+		// exists, and the last that exists is /dev/console.
+		console:   "ttyS0,115200n8 console=ttyAMA0,115200n8",
 		peMachine: 0xaa64,
 	},
 }

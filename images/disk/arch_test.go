@@ -40,7 +40,7 @@ func TestSfdiskScriptARM64Golden(t *testing.T) {
 func TestKernelCmdlineARM64(t *testing.T) {
 	root := mustUUID(t, testRootUUID)
 	got := arm64.kernelCmdline(root, "quiet")
-	want := "root=UUID=" + testRootUUID + " rw console=tty0 console=ttyAMA0,115200n8 quiet"
+	want := "root=UUID=" + testRootUUID + " rw console=tty0 console=ttyS0,115200n8 console=ttyAMA0,115200n8 quiet"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

@@ -9,9 +9,9 @@ import (
 // found by filesystem UUID, which survives a disk being attached as vda,
 // sda or nvme0n1. It is mounted rw because an image has no separate
 // remount step it can rely on (its /etc/fstab is the tree's business).
-// The serial console (ttyS0 on amd64, ttyAMA0 on arm64) comes last so it
-// is /dev/console: the serial log is where drover and cloud consoles read
-// boot output.
+// The serial console (ttyS0 on amd64; ttyAMA0 on arm64, after Graviton's
+// ttyS0) comes last so it is /dev/console: the serial log is where drover
+// and cloud consoles read boot output.
 func (a arch) kernelCmdline(root uuid, extra string) string {
 	s := "root=UUID=" + root.String() + " rw console=tty0 console=" + a.console
 	if extra = strings.TrimSpace(extra); extra != "" {

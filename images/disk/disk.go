@@ -58,8 +58,8 @@ type Spec struct {
 	// zero means DefaultHeadroom (Headroom{Bytes: 1} for next to none).
 	Headroom Headroom
 	// KernelCmdline is appended to the kernel command line drover sets
-	// (root=UUID=... rw console=tty0 console=ttyS0,115200n8; ttyAMA0 on
-	// arm64).
+	// (root=UUID=... rw console=tty0 console=ttyS0,115200n8; on arm64
+	// console=ttyAMA0,115200n8 after that).
 	KernelCmdline string
 	// SourceDateEpoch stamps everything the tools create (filesystem
 	// superblocks, ESP files). Zero means the newest mtime in the tree.

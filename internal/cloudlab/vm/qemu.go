@@ -1,10 +1,10 @@
 package vm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/internal/hostcheck"
+	"github.com/drover-dev/drover/internal/qemuproc"
 )
 
 // Firmware files from Debian's ovmf and qemu-efi-aarch64 packages.
@@ -152,53 +153,20 @@ func launch(ctx context.Context, s Spec, argv []string) (int, error) {
 }
 
 func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
+	pid, err := qemuproc.ReadPID(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("vm: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("vm: pid file %s: %q is not a pid", path, b)
-	}
-	return pid, nil
+	return pid, err
 }
 
-// running reports whether pid is a live qemu of the machine in dir. A PID alone is not proof (it
-// may have been reused), so the command line must name the machine's pid file. Zombies do not count.
-func running(pid int, dir string) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
-		return false
-	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	argv := strings.Split(string(cmdline), "\x00")
-	return strings.Contains(filepath.Base(argv[0]), "qemu-system") &&
-		bytes.Contains(cmdline, []byte("\x00"+filepath.Join(dir, pidFile)+"\x00"))
-}
+// running reports whether pid is the live qemu of dir (its command line names dir's pid file).
+func running(pid int, dir string) bool { return qemuproc.Running(pid, filepath.Join(dir, pidFile)) }
 
-// kill stops the VM of dir with SIGTERM, then SIGKILL, and waits until it is gone.
+// kill stops the qemu of dir (SIGTERM, then SIGKILL) and waits until it is gone.
 func kill(pid int, dir string) error {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		if !running(pid, dir) {
-			return nil
-		}
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("vm: killing pid %d: %w", pid, err)
-		}
-		for deadline := time.Now().Add(killLimit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if !running(pid, dir) {
-				return nil
-			}
-		}
+	if err := qemuproc.Kill(pid, filepath.Join(dir, pidFile), killLimit); err != nil {
+		return fmt.Errorf("vm: %w", err)
 	}
-	return fmt.Errorf("vm: pid %d still runs after SIGKILL", pid)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/internal/hostcheck"
+	"github.com/drover-dev/drover/internal/qemuproc"
 )
 
 // errForward is how start reports that qemu could not bind a host forward,
@@ -154,57 +156,20 @@ func (p *Provider) start(ctx context.Context, r *record, accel string) (int, err
 }
 
 func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
+	pid, err := qemuproc.ReadPID(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("qemu: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("qemu: pid file %s: %q is not a pid", path, b)
-	}
-	return pid, nil
+	return pid, err
 }
 
-// running reports whether pid is a live qemu of the instance in dir. A PID
-// alone is not proof: after a reboot or a long time it may belong to
-// another process, so the command line must name the instance's pid file.
-// Zombies (a VM that exited and was not yet reaped) do not count.
-func running(pid int, dir string) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
-		return false
-	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	argv := strings.Split(string(cmdline), "\x00")
-	return strings.Contains(filepath.Base(argv[0]), "qemu-system") &&
-		bytes.Contains(cmdline, []byte("\x00"+filepath.Join(dir, pidFile)+"\x00"))
-}
+// running reports whether pid is the live qemu of dir (its command line names dir's pid file).
+func running(pid int, dir string) bool { return qemuproc.Running(pid, filepath.Join(dir, pidFile)) }
 
-// kill stops the VM of dir with SIGTERM (qemu exits at once, like pulling
-// the power: the instance is stateless), then SIGKILL, and waits until it
-// is gone.
+// kill stops the qemu of dir (SIGTERM, then SIGKILL) and waits until it is gone.
 func kill(pid int, dir string) error {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		if !running(pid, dir) {
-			return nil
-		}
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("qemu: killing pid %d: %w", pid, err)
-		}
-		for deadline := time.Now().Add(killTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if !running(pid, dir) {
-				return nil
-			}
-		}
+	if err := qemuproc.Kill(pid, filepath.Join(dir, pidFile), killTimeout); err != nil {
+		return fmt.Errorf("qemu: %w", err)
 	}
-	return fmt.Errorf("qemu: pid %d still runs after SIGKILL", pid)
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,8 +40,8 @@ func TestRunningIsQemuOfThePidFile(t *testing.T) {
 	if err := Kill(cmd.Process.Pid, pidFile, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if cmd.ProcessState != nil {
-		t.Error("Kill stopped a process that is not the pid file's qemu")
+	if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
+		t.Errorf("Kill stopped a process that is not the pid file's qemu: %v", err)
 	}
 	if Running(0, pidFile) || Running(-5, pidFile) {
 		t.Error("non-positive pids run")

@@ -2,9 +2,6 @@ package vaulttest
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -12,16 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/drover-dev/drover/internal/cloudlab/sigv4"
 )
 
 // The fakes of this file stand in for the AWS APIs Vault's aws auth method calls: STS
@@ -133,8 +126,6 @@ func (a *AWSAPI) Requests() []AWSRequest {
 	return slices.Clone(a.seen)
 }
 
-var authzRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
-
 func (a *AWSAPI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	form, err := url.ParseQuery(string(body))
@@ -158,52 +149,24 @@ func (a *AWSAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// verify checks r's SigV4 signature as AWS does: the credential scope, the session token of
-// temporary credentials, the time, and the signature computed again over the request as received,
-// Host and all. Like AWS for every service but S3, it normalizes the path first: Vault sends
-// endpoint + "/" + the signed URL's path, "//".
+// verify checks r's SigV4 signature as AWS does (package sigv4): the credential scope (STS signs
+// in us-east-1), the session token of temporary credentials, the time, and the signature computed
+// again over the request as received, Host and all. Like AWS for every service but S3, it
+// normalizes the path first: Vault sends endpoint + "/" + the signed URL's path, "//".
 func (a *AWSAPI) verify(r *http.Request, body []byte, seen *AWSRequest) (code, msg string, id AWSIdentity) {
-	m := authzRE.FindStringSubmatch(r.Header.Get("Authorization"))
-	if m == nil {
-		return "IncompleteSignature", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters", id
+	region := ""
+	if a.service == "sts" {
+		region = "us-east-1"
 	}
-	keyID, date, region, service, signed := m[1], m[2], m[3], m[4], strings.Split(m[5], ";")
+	keyID, signed, err := sigv4.Verify(r, body, sigv4.Check{Service: a.service, Region: region,
+		Keys: func(keyID string) (sigv4.Key, bool) {
+			i, ok := a.identities[keyID]
+			return sigv4.Key{Secret: i.SecretKey, SessionToken: i.SessionToken}, ok
+		}})
 	seen.KeyID, seen.SignedHeaders = keyID, signed
-	id, ok := a.identities[keyID]
-	if !ok {
-		return "InvalidClientTokenId", "The security token included in the request is invalid.", id
-	}
-	if service != a.service || (a.service == "sts" && region != "us-east-1") {
-		return "SignatureDoesNotMatch", "Credential should be scoped to a valid region and service " + a.service + ".", id
-	}
-	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || at.Format("20060102") != date {
-		return "IncompleteSignature", "Date must be in ISO-8601 'basic format'.", id
-	}
-	if d := time.Since(at); d > 15*time.Minute || d < -15*time.Minute {
-		return "RequestExpired", "Request has expired.", id
-	}
-	if id.SessionToken != "" && (r.Header.Get("X-Amz-Security-Token") != id.SessionToken || !slices.Contains(signed, "x-amz-security-token")) {
-		return "InvalidClientTokenId", "The security token included in the request is invalid.", id
-	}
-	again, _ := http.NewRequest(r.Method, "https://"+r.Host+path.Clean("/"+r.URL.Path), bytes.NewReader(body))
-	again.ContentLength = 0
-	for _, h := range signed {
-		switch h {
-		case "host":
-		case "content-length":
-			again.ContentLength = int64(len(body))
-		default:
-			again.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
-		}
-	}
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: id.SecretKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hex.EncodeToString(sum[:]), service, region, at); err != nil {
-		return "InternalFailure", err.Error(), id
-	}
-	if again.Header.Get("Authorization") != r.Header.Get("Authorization") {
-		return "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.", id
+	id = a.identities[keyID]
+	if err != nil {
+		return err.Code, err.Message, id
 	}
 	return "", "", id
 }

@@ -14,22 +14,22 @@ import (
 
 // Fleet is a decoded, validated fleet file. Paths in it are absolute.
 type Fleet struct {
-	Path      string // absolute path of the fleet file
-	Dir       string // directory of the fleet file; relative paths in the file are resolved from here
-	Name      string // drover { name }, defaulting to the directory's base name
-	StateDir  string // drover { state_dir }, absolute; empty when not set in the file
+	Path     string // absolute path of the fleet file
+	Dir      string // directory of the fleet file; relative paths in the file are resolved from here
+	Name     string // drover { name }, defaulting to the directory's base name
+	StateDir string // drover { state_dir }, absolute; empty when not set in the file
 	// KeepImages is how many images per role drover build keeps in the catalog (drover {
 	// keep_images }, DefaultKeepImages when not set); images a rollout uses are kept besides. 0
 	// turns the build's pruning off.
 	KeepImages int
-	Variables map[string]cty.Value
-	Bases     []*Base
-	Roles     []*Role
-	Compute   []*Provider
-	DNS       []*Provider
-	IP        []*Provider
-	Vault     *Provider // nil when the fleet has no vault block
-	Store     *Provider // nil when the fleet has no store block (the local store is the default)
+	Variables  map[string]cty.Value
+	Bases      []*Base
+	Roles      []*Role
+	Compute    []*Provider
+	DNS        []*Provider
+	IP         []*Provider
+	Vault      *Provider // nil when the fleet has no vault block
+	Store      *Provider // nil when the fleet has no store block (the local store is the default)
 
 	shownDir string // the fleet file's directory as the user wrote it, for messages
 }

@@ -26,10 +26,7 @@ var tcppipeSource []byte
 func pipeProgram(ctx context.Context) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, serr := os.Stat(goBin); serr != nil {
-			return "", fmt.Errorf("vm: building tcppipe: no go toolchain in PATH or at %s", goBin)
-		}
+		return "", fmt.Errorf("vm: building tcppipe: no go toolchain in PATH: %w", err)
 	}
 	sum := sha256.Sum256(append(append([]byte(runtime.Version()+"\x00"), tcppipeSource...), runtime.GOARCH...))
 	path := filepath.Join(os.TempDir(), "drover-cloudlab-tcppipe-"+hex.EncodeToString(sum[:8]))

@@ -29,7 +29,7 @@ type snapshotXML struct {
 // describeSnapshots lists snapshots; each listing counts as one poll of a snapshot completing
 // (Options.SnapshotPendingPolls).
 func (c *Cloud) describeSnapshots(f url.Values) (any, *ec2Error) {
-	filters, e := filtersOf(f, "status", "snapshot-id", "description", "owner-id", "volume-size", "volume-id")
+	filters, e := filtersOf(f, "status", "snapshot-id", "description", "owner-id", "volume-size", "volume-id", "tag-key")
 	if e != nil {
 		return nil, e
 	}

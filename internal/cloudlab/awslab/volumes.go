@@ -161,7 +161,7 @@ func (c *Cloud) createVolume(f url.Values) (any, *ec2Error) {
 
 func (c *Cloud) describeVolumes(f url.Values) (any, *ec2Error) {
 	filters, e := filtersOf(f, "volume-id", "status", "availability-zone", "snapshot-id", "size", "volume-type",
-		"attachment.instance-id", "attachment.status", "attachment.device")
+		"attachment.instance-id", "attachment.status", "attachment.device", "tag-key")
 	if e != nil {
 		return nil, e
 	}

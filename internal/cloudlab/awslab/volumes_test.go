@@ -84,6 +84,9 @@ func TestVolumeLifecycle(t *testing.T) {
 	if v.State != ec2types.VolumeStateInUse || attachState(v) != ec2types.VolumeAttachmentStateAttached || *v.Attachments[0].InstanceId != ins[0] {
 		t.Fatalf("after attach: %s %+v", v.State, v.Attachments)
 	}
+	if bdm := describe(t, e, ins[0]).BlockDeviceMappings; len(bdm) != 1 || *bdm[0].DeviceName != "/dev/sdf" || *bdm[0].Ebs.VolumeId != id {
+		t.Fatalf("DescribeInstances' block device mappings: %+v, want %s on /dev/sdf", bdm, id)
+	}
 	got, err := e.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{ins[0]}},
 		{Name: aws.String("tag:drover:role"), Values: []string{"db"}}}})
 	if err != nil || len(got.Volumes) != 1 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
 	"github.com/drover-dev/drover/plugins/compute"
@@ -171,13 +172,18 @@ func TestVolumesFaultsAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.cloud.Fail(awslab.Fault{Service: "ec2", Action: "AttachVolume", Status: 503, Code: "RequestLimitExceeded", Message: "Request limit exceeded.", Times: 3})
+	start := time.Now()
 	if got, err := p.AttachVolume(ctx, v.ID, ins[0]); err != nil || got.AttachedTo != ins[0] {
 		t.Fatalf("AttachVolume through 3 throttled answers: %v %+v", err, got)
 	}
+	t.Logf("AttachVolume through 3 RequestLimitExceeded answers: %v (the EC2 client's adaptive rate backs off)", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	l.cloud.Fail(awslab.Fault{Service: "ec2", Action: "DetachVolume", Status: 400, Code: "IncorrectState", Message: "Volume '" + v.ID + "' is in the 'detaching' state.", Times: 1})
-	if err := p.DetachVolume(ctx, v.ID); err != nil {
+	// A provider of its own: the first one's client-side rate is still low after the throttling.
+	if err := l.provider(t).DetachVolume(ctx, v.ID); err != nil {
 		t.Fatalf("DetachVolume through IncorrectState: %v", err)
 	}
+	t.Logf("DetachVolume through one IncorrectState: %v", time.Since(start).Round(time.Millisecond))
 	for _, fv := range l.cloud.Volumes() {
 		if fv.ID == v.ID && (fv.State != "available" || fv.Instance != "") {
 			t.Fatalf("after DetachVolume the fake holds %+v, want it available", fv)

@@ -13,11 +13,11 @@
 // is a loopback address from Options.AddressRange; an Elastic IP is another loopback address on
 // which the fake proxies Options.Ports to the instance the address is associated with.
 //
-// What it leaves out: one region, one account, one availability zone (region + "a"); no VPCs,
-// subnets or security groups as resources (their IDs are taken as given, a subnet in that zone);
-// EBS volumes other than root volumes are resources (volumes.go), an instance's root volume is
-// its disk file only; one instance per RunInstances call;
-// no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
+// What it leaves out: one region, one account, one availability zone for instances (region +
+// "a"; volumes may also be made in "b" and "c", which instances then cannot attach); no VPCs,
+// subnets or security groups as resources (their IDs are taken as given, a subnet in zone "a");
+// an instance's root volume is its disk file, not a volume (data volumes are: volumes.go); one
+// instance per RunInstances call; no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
 // refused; an instance keeps its own public address across stop/start and Elastic IP moves (EC2
 // hands out a new one), though DescribeInstances shows the Elastic IP while one is associated. Each file's comment says what its part follows.
 //

@@ -36,7 +36,7 @@ import (
 //
 // On EC2 the guest finds the disk at /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_<serial>
 // (udev's name: the NVMe model, spaces made underscores, and the serial). QEMU's nvme device
-// (8.x) sets the serial but not the model ("QEMU NVMe Ctrl"), so a guest of the lab sees
+// (7.2, the lab's) sets the serial but not the model ("QEMU NVMe Ctrl"), so a guest of the lab sees
 // nvme-QEMU_NVMe_Ctrl_<serial> unless its implementation says otherwise: a guest that matches the
 // NVMe serial (/sys/block/nvme*/device/serial) finds the volume on both.
 type VolumeAttacher interface {

@@ -44,8 +44,12 @@ func TestE2EVolumesContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		return computetest.VolumesFixture{Provider: p, Volumes: p,
-			WriteMarker: func(ctx context.Context, id string, data []byte) error { return writeMarker(ctx, p.VolumePath(id), data) },
-			ReadMarker:  func(ctx context.Context, id string, n int) ([]byte, error) { return readMarker(ctx, p.VolumePath(id), n) },
+			WriteMarker: func(ctx context.Context, id string, data []byte) error {
+				return writeMarker(ctx, p.VolumePath(id), data)
+			},
+			ReadMarker: func(ctx context.Context, id string, n int) ([]byte, error) {
+				return readMarker(ctx, p.VolumePath(id), n)
+			},
 		}
 	}, computetest.VolumesOptions{
 		Image:   compute.Image{Identity: "blank", Path: blank},
@@ -229,4 +233,3 @@ func waitConsole(t *testing.T, ctx context.Context, console string, offset int) 
 		}
 	}
 }
-

@@ -48,8 +48,8 @@ type VolumesOptions struct {
 //	}, computetest.VolumesOptions{})
 //
 // Every volume and snapshot a subtest makes carries a label unique to the
-// run and is detached and deleted in t.Cleanup (and every instance
-// terminated), so fixtures may share one platform account. The suite
+// run; every instance is terminated and then every volume and snapshot
+// deleted in t.Cleanup, so fixtures may share one platform account. The suite
 // snapshots only detached volumes: a provider may refuse an attached one.
 func RunVolumes(t *testing.T, newFixture func(t *testing.T) VolumesFixture, opts VolumesOptions) {
 	t.Helper()
@@ -86,7 +86,9 @@ func RunVolumes(t *testing.T, newFixture func(t *testing.T) VolumesFixture, opts
 			f := newFixture(t)
 			base := &suite{t: t, p: f.Provider, ctx: ctx, run: runID(),
 				opts: Options{Image: opts.Image, Ports: opts.Ports, Timeout: opts.Timeout}}
-			tt.fn(&volSuite{suite: base, f: f, vopts: opts})
+			vs := &volSuite{suite: base, f: f, vopts: opts}
+			t.Cleanup(vs.cleanup)
+			tt.fn(vs)
 		}})
 	}
 	contract.Run(t, cases, contract.Options{Timeout: opts.Timeout, Parallel: opts.Parallel, Skip: opts.Skip})
@@ -96,6 +98,8 @@ type volSuite struct {
 	*suite
 	f     VolumesFixture
 	vopts VolumesOptions
+
+	madeVolumes, madeSnapshots []string // to delete when the test ends
 }
 
 // volSpec returns a VolumeSpec with a fresh token, the run label and extra
@@ -126,29 +130,31 @@ func (s *volSuite) create(spec compute.VolumeSpec) compute.Volume {
 	return v
 }
 
-// cleanupVolume is registered after the instances' cleanups, so it runs
-// before them (t.Cleanup is last in, first out).
-func (s *volSuite) cleanupVolume(id string) {
-	s.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.vopts.Timeout)
-		defer cancel()
+// cleanupVolume detaches and deletes volume id when the test ends, after
+// the instances are terminated: the cleanup that does it is registered
+// before any launch (t.Cleanup runs last in, first out), so a provider whose
+// detach needs the guest's help (the lab's hot-unplug) finds the volume
+// detached by the Terminate already.
+func (s *volSuite) cleanupVolume(id string) { s.madeVolumes = append(s.madeVolumes, id) }
+
+func (s *volSuite) cleanupSnapshot(id string) { s.madeSnapshots = append(s.madeSnapshots, id) }
+
+func (s *volSuite) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.vopts.Timeout)
+	defer cancel()
+	for _, id := range s.madeSnapshots {
+		if err := s.f.Volumes.DeleteVolumeSnapshot(ctx, id); err != nil {
+			s.t.Errorf("cleanup: DeleteVolumeSnapshot(%q): %v", id, err)
+		}
+	}
+	for _, id := range s.madeVolumes {
 		if err := s.f.Volumes.DetachVolume(ctx, id); err != nil && !errors.Is(err, compute.ErrNotFound) {
 			s.t.Errorf("cleanup: DetachVolume(%q): %v", id, err)
 		}
 		if err := s.f.Volumes.DeleteVolume(ctx, id); err != nil {
 			s.t.Errorf("cleanup: DeleteVolume(%q): %v", id, err)
 		}
-	})
-}
-
-func (s *volSuite) cleanupSnapshot(id string) {
-	s.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.vopts.Timeout)
-		defer cancel()
-		if err := s.f.Volumes.DeleteVolumeSnapshot(ctx, id); err != nil {
-			s.t.Errorf("cleanup: DeleteVolumeSnapshot(%q): %v", id, err)
-		}
-	})
+	}
 }
 
 // volumes lists the run's volumes matching the extra labels.

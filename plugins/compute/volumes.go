@@ -54,7 +54,9 @@ type Volumes interface {
 	// SnapshotVolume takes a point-in-time copy of volume id, idempotent
 	// by token, and returns it once the platform has it (its data may still
 	// be copying in the background where the platform allows it, as EBS
-	// does: State says so).
+	// does: State says so). A provider that cannot copy a volume under a
+	// running guest refuses an attached one with an error wrapping
+	// ErrVolumeInUse (the lab does); the caller detaches it first.
 	SnapshotVolume(ctx context.Context, id, token string, labels map[string]string) (VolumeSnapshot, error)
 
 	// VolumeSnapshots lists the snapshots whose labels include sel.

@@ -13,10 +13,11 @@
 // is a loopback address from Options.AddressRange; an Elastic IP is another loopback address on
 // which the fake proxies Options.Ports to the instance the address is associated with.
 //
-// What it leaves out: one region, one account, one availability zone (region + "a"); no VPCs,
-// subnets or security groups as resources (their IDs are taken as given); no EBS volumes as
-// resources (an instance's root volume is its disk file); one instance per RunInstances call;
-// no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
+// What it leaves out: one region, one account, one availability zone for instances (region +
+// "a"; volumes may also be made in "b" and "c", which instances then cannot attach); no VPCs,
+// subnets or security groups as resources (their IDs are taken as given, a subnet in zone "a");
+// an instance's root volume is its disk file, not a volume (data volumes are: volumes.go); one
+// instance per RunInstances call; no encryption, KMS, incremental snapshots (ParentSnapshotId) or ListChangedBlocks; DryRun is
 // refused; an instance keeps its own public address across stop/start and Elastic IP moves (EC2
 // hands out a new one), though DescribeInstances shows the Elastic IP while one is associated. Each file's comment says what its part follows.
 //
@@ -122,6 +123,9 @@ type Cloud struct {
 	tokens    map[string]string // RunInstances client token -> reservation ID
 	ec2Faults ec2Faults
 	throttle  blockThrottle
+
+	volumes      map[string]*volume
+	volumeTokens map[string]string // CreateVolume client token -> volume ID
 }
 
 // New starts the fake's EC2 and EBS endpoints on loopback; they, the Elastic IP proxies and every
@@ -155,6 +159,7 @@ func New(t testing.TB, opts Options) *Cloud {
 		t: t, opts: opts,
 		snapshots: map[string]*snapshot{}, images: map[string]*image{}, instances: map[string]*instance{},
 		addresses: map[string]*address{}, tokens: map[string]string{},
+		volumes: map[string]*volume{}, volumeTokens: map[string]string{},
 		nextAddr: opts.AddressRange.Masked().Addr().Next(), nextPriv: 16*256 + 10,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

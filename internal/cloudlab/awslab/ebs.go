@@ -40,6 +40,7 @@ type Snapshot struct {
 
 type snapshot struct {
 	id, description, clientToken string
+	volumeID                     string // the volume CreateSnapshot copied, "" for EBS direct snapshots
 	request                      string // StartSnapshot's parameters, for ClientToken reuse
 	state                        string
 	volumeSize                   int64

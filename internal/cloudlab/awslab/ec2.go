@@ -63,6 +63,13 @@ var ec2Actions = map[string]ec2Handler{
 	"AssociateAddress":    (*Cloud).associateAddress,
 	"DisassociateAddress": (*Cloud).disassociateAddress,
 	"ReleaseAddress":      (*Cloud).releaseAddress,
+	"CreateVolume":        (*Cloud).createVolume,
+	"DescribeVolumes":     (*Cloud).describeVolumes,
+	"AttachVolume":        (*Cloud).attachVolume,
+	"DetachVolume":        (*Cloud).detachVolume,
+	"DeleteVolume":        (*Cloud).deleteVolume,
+	"CreateSnapshot":      (*Cloud).createSnapshot,
+	"DescribeSubnets":     (*Cloud).describeSubnets,
 }
 
 func (c *Cloud) serveEC2(w http.ResponseWriter, r *http.Request) {

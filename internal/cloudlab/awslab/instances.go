@@ -349,6 +349,18 @@ type instanceXML struct {
 	} `xml:"metadataOptions"`
 	BootMode        string `xml:"bootMode,omitempty"`
 	CurrentBootMode string `xml:"currentInstanceBootMode"`
+	// BlockDevices are the attached data volumes (the root volume is not a resource here).
+	BlockDevices []blockDeviceXML `xml:"blockDeviceMapping>item"`
+}
+
+type blockDeviceXML struct {
+	DeviceName string `xml:"deviceName"`
+	EBS        struct {
+		VolumeID            string `xml:"volumeId"`
+		Status              string `xml:"status"`
+		AttachTime          string `xml:"attachTime"`
+		DeleteOnTermination bool   `xml:"deleteOnTermination"`
+	} `xml:"ebs"`
 }
 
 type reservationXML struct {
@@ -401,6 +413,13 @@ func (c *Cloud) reservationXML(in *instance) reservationXML {
 		}{arn, "AIPA" + strings.ToUpper(in.ID[2:])}
 	}
 	x.Metadata.State, x.Metadata.Tokens, x.Metadata.HopLimit, x.Metadata.Endpoint = "applied", in.HTTPTokens, 2, "enabled"
+	for _, id := range sortedKeys(c.volumes) {
+		if v := c.volumes[id]; v.Instance == in.ID {
+			var b blockDeviceXML
+			b.DeviceName, b.EBS.VolumeID, b.EBS.Status, b.EBS.AttachTime = v.Device, v.ID, v.Attachment, ec2Time(v.attachedAt)
+			x.BlockDevices = append(x.BlockDevices, b)
+		}
+	}
 	return reservationXML{ReservationID: in.reservationID, OwnerID: c.opts.Account, Instances: []instanceXML{x}}
 }
 

@@ -118,6 +118,7 @@ func (c *Cloud) terminate(in *instance, code, msg string) {
 		}
 	}
 	in.eip = netip.Addr{}
+	c.detachAll(in.ID)
 }
 
 // halt moves in to the transient state via and, once its machine is off, to final; c.mu is held.

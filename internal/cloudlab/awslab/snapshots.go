@@ -29,7 +29,7 @@ type snapshotXML struct {
 // describeSnapshots lists snapshots; each listing counts as one poll of a snapshot completing
 // (Options.SnapshotPendingPolls).
 func (c *Cloud) describeSnapshots(f url.Values) (any, *ec2Error) {
-	filters, e := filtersOf(f, "status", "snapshot-id", "description", "owner-id", "volume-size")
+	filters, e := filtersOf(f, "status", "snapshot-id", "description", "owner-id", "volume-size", "volume-id", "tag-key")
 	if e != nil {
 		return nil, e
 	}
@@ -56,7 +56,7 @@ func (c *Cloud) describeSnapshots(f url.Values) (any, *ec2Error) {
 			}
 			if !matches(filters, s.tags, func(name string) []string {
 				return map[string][]string{"status": {s.state}, "snapshot-id": {s.id}, "description": {s.description},
-					"owner-id": {c.opts.Account}, "volume-size": {strconv.FormatInt(s.volumeSize, 10)}}[name]
+					"owner-id": {c.opts.Account}, "volume-size": {strconv.FormatInt(s.volumeSize, 10)}, "volume-id": {s.volumeID}}[name]
 			}) {
 				continue
 			}
@@ -64,9 +64,7 @@ func (c *Cloud) describeSnapshots(f url.Values) (any, *ec2Error) {
 			if s.sealed && s.state == "pending" {
 				progress = "99%"
 			}
-			items = append(items, snapshotXML{SnapshotID: s.id, VolumeID: "vol-ffffffff", Status: s.state, StartTime: ec2Time(s.started),
-				Progress: progress, OwnerID: c.opts.Account, VolumeSize: s.volumeSize, Description: s.description,
-				StorageTier: "standard", TagSet: tagItems(s.tags)})
+			items = append(items, c.snapshotXML(s, progress))
 		}
 	}
 	items, next, e := page(f, items, 5, 1000, ids)
@@ -132,6 +130,11 @@ func (c *Cloud) tagsOfResource(id string) (map[string]string, *ec2Error) {
 			return s.tags, nil
 		}
 		return nf("InvalidSnapshot.NotFound", "The snapshot '"+id+"' does not exist.")
+	case strings.HasPrefix(id, "vol-"):
+		if v := c.volumes[id]; v != nil && !v.gone {
+			return v.Tags, nil
+		}
+		return nf("InvalidVolume.NotFound", "The volume '"+id+"' does not exist.")
 	case strings.HasPrefix(id, "eipalloc-"):
 		if a := c.addresses[id]; a != nil {
 			return a.tags, nil

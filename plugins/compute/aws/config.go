@@ -20,10 +20,13 @@ const (
 // AWS_ACCESS_KEY_ID, SSO, instance roles), never from the fleet file; endpoints from the SDK's own
 // AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_EBS (or AWS_ENDPOINT_URL) when set.
 type Config struct {
-	Region         string   `hcl:"region,optional"`
-	Profile        string   `hcl:"profile,optional"`
-	InstanceType   string   `hcl:"instance_type,optional"`
-	SubnetID       string   `hcl:"subnet_id,optional"`
+	Region       string `hcl:"region,optional"`
+	Profile      string `hcl:"profile,optional"`
+	InstanceType string `hcl:"instance_type,optional"`
+	SubnetID     string `hcl:"subnet_id,optional"`
+	// Zone is the availability zone instances launch in and volumes are created in when SubnetID
+	// is unset (with a subnet, both use the subnet's zone). It must be a zone of Region.
+	Zone           string   `hcl:"zone,optional"`
 	SecurityGroups []string `hcl:"security_groups,optional"`
 	KeyName        string   `hcl:"key_name,optional"`
 	// Address is "public" (the default) or "private": the IP drover reaches instances at. A
@@ -60,6 +63,9 @@ func (c *Config) Validate() error {
 	case "", AddressPublic, AddressPrivate:
 	default:
 		return config.Errorf("address", "must be %q or %q, got %q", AddressPublic, AddressPrivate, c.Address)
+	}
+	if c.Zone != "" && (!strings.HasPrefix(c.Zone, c.Region) || len(c.Zone) == len(c.Region)) {
+		return config.Errorf("zone", "must be an availability zone of region %s, such as %q, got %q", c.Region, c.Region+"a", c.Zone)
 	}
 	if c.RootVolumeGB < 0 || c.RootVolumeGB > 16384 {
 		return config.Errorf("root_volume_gb", "must be between 1 and 16384 GiB (or unset for the image's size), got %d", c.RootVolumeGB)

@@ -25,6 +25,7 @@ func TestConfigValidate(t *testing.T) {
 		"security_groups":   func(c *Config) { c.SecurityGroups = []string{"sg-1", ""} },
 		"instance_profiles": func(c *Config) { c.InstanceProfiles = map[string]string{"web": "web"} },
 		"instance_type":     func(c *Config) { c.InstanceType = "" },
+		"zone":              func(c *Config) { c.Zone = "us-east-1a" }, // region eu-west-1
 	} {
 		c := *good
 		mutate(&c)

@@ -193,3 +193,12 @@ func TestCanceledLaunchIsAdopted(t *testing.T) {
 		t.Errorf("after a Launch was interrupted and retried, the fake holds %+v, want only %s", got, again.ID)
 	}
 }
+
+func TestVolumesContract(t *testing.T) {
+	l := newLab(t, awslab.Options{PendingPolls: 1, SnapshotPendingPolls: 2})
+	img := publishImage(t, l.provider(t))
+	computetest.RunVolumes(t, func(t *testing.T) computetest.VolumesFixture {
+		p := l.provider(t)
+		return computetest.VolumesFixture{Provider: p, Volumes: p, WriteMarker: l.writeVolume, ReadMarker: l.readVolume}
+	}, computetest.VolumesOptions{Image: img})
+}

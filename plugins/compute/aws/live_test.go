@@ -24,6 +24,7 @@ func liveProvider(t *testing.T) *aws.Provider {
 	cfg := aws.NewDefaultConfig(config.OS())
 	cfg.Region = region
 	cfg.SubnetID = os.Getenv("DROVER_TEST_AWS_SUBNET")
+	cfg.Zone = os.Getenv("DROVER_TEST_AWS_ZONE")
 	if it := os.Getenv("DROVER_TEST_AWS_INSTANCE_TYPE"); it != "" {
 		cfg.InstanceType = it
 	}
@@ -56,5 +57,24 @@ func TestLiveCompute(t *testing.T) {
 		Image:       compute.Image{Identity: "live-test", Published: compute.PublishedImage{ID: ami, Region: p.Region()}},
 		Timeout:     10 * time.Minute,
 		Concurrency: 2,
+	})
+}
+
+// TestLiveVolumes runs the volumes suite on real EBS: instances of DROVER_TEST_AWS_AMI, volumes
+// in the zone of DROVER_TEST_AWS_SUBNET (or DROVER_TEST_AWS_ZONE). The markers (data checks of a
+// restore) are skipped: they would need a guest. It needs, beyond TestLiveCompute's,
+// ec2:CreateVolume, DescribeVolumes, AttachVolume, DetachVolume, DeleteVolume, CreateSnapshot,
+// DescribeSnapshots, DeleteSnapshot, DescribeSubnets and CreateTags on volumes and snapshots.
+func TestLiveVolumes(t *testing.T) {
+	p := liveProvider(t)
+	ami := os.Getenv("DROVER_TEST_AWS_AMI")
+	if ami == "" {
+		t.Skip("set DROVER_TEST_AWS_AMI to an AMI of DROVER_TEST_AWS_REGION to attach volumes to real instances")
+	}
+	computetest.RunVolumes(t, func(t *testing.T) computetest.VolumesFixture {
+		return computetest.VolumesFixture{Provider: p, Volumes: p}
+	}, computetest.VolumesOptions{
+		Image:   compute.Image{Identity: "live-test", Published: compute.PublishedImage{ID: ami, Region: p.Region()}},
+		Timeout: 15 * time.Minute,
 	})
 }

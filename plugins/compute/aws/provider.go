@@ -155,6 +155,8 @@ func (p *Provider) runInput(ctx context.Context, spec compute.Spec, token string
 	}
 	if p.cfg.SubnetID != "" {
 		in.SubnetId = aws.String(p.cfg.SubnetID)
+	} else if p.cfg.Zone != "" { // the zone volumes are made in (volumeZone)
+		in.Placement = &types.Placement{AvailabilityZone: aws.String(p.cfg.Zone)}
 	}
 	ids, names := splitGroups(p.cfg.SecurityGroups)
 	in.SecurityGroupIds, in.SecurityGroups = ids, names

@@ -27,6 +27,7 @@ type Provider struct {
 	instances map[string]*compute.Instance // live or dead, by ID
 	tokens    map[string]string            // token -> ID, kept after Terminate
 	gone      map[string]compute.Instance  // terminated instances, by ID
+	volumeState
 }
 
 // New returns a provider without instances.
@@ -111,6 +112,7 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 		in.State = compute.Terminated
 		p.gone[id] = in.Clone()
 		delete(p.instances, id)
+		p.detachFrom(id)
 	}
 	return nil
 }
@@ -139,12 +141,13 @@ func (p *Provider) setState(ctx context.Context, id string, s compute.State) err
 }
 
 // Kill makes an instance die on its own, the way a crashed VM does: it stays
-// listed as Terminated until Terminate. It is for tests of code that must
+// listed as Terminated until Terminate, and its volumes are detached. It is for tests of code that must
 // notice dead instances.
 func (p *Provider) Kill(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if in, ok := p.instances[id]; ok {
 		in.State = compute.Terminated
+		p.detachFrom(id) // a dead VM holds no volume, as the lab's records say
 	}
 }

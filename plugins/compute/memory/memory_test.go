@@ -43,3 +43,10 @@ func TestRefusesCloudRole(t *testing.T) {
 		t.Errorf("after a refused Launch, Instances = %v, %v; want none", ins, err)
 	}
 }
+
+func TestVolumesContract(t *testing.T) {
+	computetest.RunVolumes(t, func(*testing.T) computetest.VolumesFixture {
+		p := memory.New()
+		return computetest.VolumesFixture{Provider: p, Volumes: p, WriteMarker: p.WriteMarker, ReadMarker: p.ReadMarker}
+	}, computetest.VolumesOptions{Parallel: true})
+}

@@ -18,6 +18,7 @@ import (
 var (
 	_ compute.Provider = (*Provider)(nil)
 	_ compute.Stopper  = (*Provider)(nil)
+	_ compute.Volumes  = (*Provider)(nil)
 )
 
 // maxAddressTries bounds how often Launch moves to another address when
@@ -262,7 +263,8 @@ func (p *Provider) record(id string) (*record, error) {
 
 // Terminate implements compute.Provider: it kills the VM by its PID
 // (SIGTERM, then SIGKILL), keeps a tombstone of the record so the token is
-// not reused, and removes the instance's directory with its overlay. A
+// not reused, and removes the instance's directory with its overlay. Its
+// volumes are detached in their records (the VM that had them is gone). A
 // failure part way leaves the record, so a retry finishes the job.
 func (p *Provider) Terminate(ctx context.Context, id string) error {
 	unlock, err := p.lock(ctx)
@@ -283,6 +285,9 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 		pid, _ = readPID(filepath.Join(dir, pidFile))
 	}
 	if err := kill(pid, dir); err != nil {
+		return fmt.Errorf("qemu: terminating %s: %w", id, err)
+	}
+	if err := p.releaseVolumes(id); err != nil {
 		return fmt.Errorf("qemu: terminating %s: %w", id, err)
 	}
 	r.Terminated = time.Now().UTC()

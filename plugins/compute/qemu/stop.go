@@ -7,7 +7,9 @@ import (
 )
 
 // Stop implements compute.Stopper: it kills the VM like Terminate does but
-// keeps its overlay, address and record, marked stopped.
+// keeps its overlay, address and record, marked stopped. Its volumes are
+// detached in their records, and Start does not attach them again: the
+// caller does, as after a reboot on a cloud that forgets attachments.
 func (p *Provider) Stop(ctx context.Context, id string) error {
 	unlock, err := p.lock(ctx)
 	if err != nil {
@@ -22,6 +24,9 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 		return nil
 	}
 	if err := kill(r.PID, p.instanceDir(id)); err != nil {
+		return fmt.Errorf("qemu: stopping %s: %w", id, err)
+	}
+	if err := p.releaseVolumes(id); err != nil {
 		return fmt.Errorf("qemu: stopping %s: %w", id, err)
 	}
 	r.Stopped, r.PID = true, 0

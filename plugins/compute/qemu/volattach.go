@@ -1,0 +1,230 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/compute"
+)
+
+// unplugPoll is how often DetachVolume asks whether the guest has released
+// the device.
+const unplugPoll = 100 * time.Millisecond
+
+// nodeName is the volume's block node in qemu; the device's id is the
+// volume ID itself.
+func nodeName(id string) string { return "node-" + id }
+
+// AttachVolume implements compute.Volumes: it records the holder, then
+// hot-plugs the volume through QMP and confirms it with query-block. The
+// instance must be running. When the QMP calls fail, what was plugged in is
+// taken out again and the holder cleared; if that fails too, the record
+// keeps the holder and a retry of AttachVolume or DetachVolume finishes.
+func (p *Provider) AttachVolume(ctx context.Context, id, instance string) (compute.Volume, error) {
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return compute.Volume{}, err
+	}
+	defer unlock()
+	v, err := p.volumeRecord(id)
+	if err != nil {
+		return compute.Volume{}, err
+	}
+	r, err := p.record(instance)
+	if err != nil {
+		return compute.Volume{}, fmt.Errorf("qemu: attaching volume %s: %w", id, err)
+	}
+	switch in := p.instance(r); in.State {
+	case compute.Running:
+	case compute.Stopped:
+		return compute.Volume{}, fmt.Errorf("qemu: attaching volume %s: instance %s is stopped: start it first", id, instance)
+	default:
+		return compute.Volume{}, fmt.Errorf("qemu: attaching volume %s: instance %s is %s: %w", id, instance, in.State, compute.ErrNotFound)
+	}
+	if h, _ := p.holder(v); h != "" && h != instance {
+		return compute.Volume{}, fmt.Errorf("qemu: attaching volume %s to %s: it is attached to %s: %w", id, instance, h, compute.ErrVolumeInUse)
+	}
+	v.Holder, v.HolderPID = instance, r.PID
+	if err := p.writeVolume(v); err != nil {
+		return compute.Volume{}, err
+	}
+	if err := p.plug(ctx, v); err != nil {
+		if uerr := p.unplug(context.WithoutCancel(ctx), v); uerr == nil {
+			v.Holder, v.HolderPID = "", 0
+			p.writeVolume(v)
+		}
+		return compute.Volume{}, err
+	}
+	return p.volume(v), nil
+}
+
+// plug adds the volume's block node and device to its holder's VM, each
+// unless it is there already (a retry after a crash), and confirms it.
+func (p *Provider) plug(ctx context.Context, v *volumeRecord) error {
+	m, err := DialMonitor(ctx, v.Holder, p.MonitorPath(v.Holder))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	block, err := m.volumeBlock(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	if block.Node == "" {
+		if _, err := m.exec(ctx, "blockdev-add", map[string]any{
+			"driver": "qcow2", "node-name": nodeName(v.ID),
+			"file": map[string]any{"driver": "file", "filename": p.VolumePath(v.ID)},
+		}); err != nil {
+			return fmt.Errorf("qemu: attaching volume %s to %s: %w", v.ID, v.Holder, err)
+		}
+	}
+	if !block.Device {
+		if _, err := m.exec(ctx, "device_add", map[string]any{
+			"driver": "virtio-blk-pci", "id": v.ID, "drive": nodeName(v.ID), "serial": v.ID,
+		}); err != nil {
+			return fmt.Errorf("qemu: attaching volume %s to %s: %w", v.ID, v.Holder, err)
+		}
+	}
+	block, err = m.volumeBlock(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	if !block.Device || block.Node == "" {
+		return fmt.Errorf("qemu: attaching volume %s to %s: query-block does not show it after device_add", v.ID, v.Holder)
+	}
+	return nil
+}
+
+// DetachVolume implements compute.Volumes: device_del, then it waits until
+// the guest has released the device (polling qom-list, bounded by ctx),
+// removes the block node and clears the holder. A volume whose holder is
+// gone (terminated, stopped, died) is only cleared in the record.
+func (p *Provider) DetachVolume(ctx context.Context, id string) error {
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	v, err := p.volumeRecord(id)
+	if err != nil {
+		return err
+	}
+	if v.Holder == "" {
+		return nil
+	}
+	if h, _ := p.holder(v); h != "" {
+		if err := p.unplug(ctx, v); err != nil {
+			return err
+		}
+	}
+	v.Holder, v.HolderPID = "", 0
+	return p.writeVolume(v)
+}
+
+// unplug takes the volume's device and block node out of its holder's VM.
+func (p *Provider) unplug(ctx context.Context, v *volumeRecord) error {
+	m, err := DialMonitor(ctx, v.Holder, p.MonitorPath(v.Holder))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	block, err := m.volumeBlock(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	if block.Device {
+		if _, err := m.exec(ctx, "device_del", map[string]string{"id": v.ID}); err != nil && !strings.Contains(err.Error(), "DeviceNotFound") {
+			return fmt.Errorf("qemu: detaching volume %s from %s: %w", v.ID, v.Holder, err)
+		}
+		for block.Device {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("qemu: detaching volume %s from %s: the guest has not released the device: %w", v.ID, v.Holder, context.Cause(ctx))
+			case <-time.After(unplugPoll):
+			}
+			if block, err = m.volumeBlock(ctx, v.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if block.Node != "" {
+		if _, err := m.exec(ctx, "blockdev-del", map[string]string{"node-name": nodeName(v.ID)}); err != nil {
+			return fmt.Errorf("qemu: detaching volume %s from %s: %w", v.ID, v.Holder, err)
+		}
+	}
+	return nil
+}
+
+// pluggedVolume is what a VM has of a volume.
+type pluggedVolume struct {
+	Node   string // the block node's name, "" when there is none
+	Device bool   // the virtio-blk device is there (not yet released by the guest)
+}
+
+// volumeBlock asks the VM whether it has the volume's block node
+// (query-named-block-nodes) and device (qom-list of /machine/peripheral).
+func (m *Monitor) volumeBlock(ctx context.Context, id string) (pluggedVolume, error) {
+	var out pluggedVolume
+	raw, err := m.exec(ctx, "query-named-block-nodes", map[string]any{"flat": true})
+	if err != nil {
+		return out, err
+	}
+	var nodes []struct {
+		Node string `json:"node-name"`
+	}
+	if err := json.Unmarshal(raw, &nodes); err != nil {
+		return out, fmt.Errorf("qemu: monitor of %s: query-named-block-nodes: %w", m.id, err)
+	}
+	for _, n := range nodes {
+		if n.Node == nodeName(id) {
+			out.Node = n.Node
+		}
+	}
+	raw, err = m.exec(ctx, "qom-list", map[string]string{"path": "/machine/peripheral"})
+	if err != nil {
+		return out, err
+	}
+	var props []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &props); err != nil {
+		return out, fmt.Errorf("qemu: monitor of %s: qom-list: %w", m.id, err)
+	}
+	for _, prop := range props {
+		if prop.Name == id {
+			out.Device = true
+		}
+	}
+	return out, nil
+}
+
+// VolumeBlocks lists the volumes the VM has a block device of, from
+// query-block: the ground truth of who holds a volume, for tests that check
+// no two VMs ever have one.
+func (m *Monitor) VolumeBlocks(ctx context.Context) ([]string, error) {
+	raw, err := m.exec(ctx, "query-block", nil)
+	if err != nil {
+		return nil, err
+	}
+	var blocks []struct {
+		Inserted *struct {
+			Node string `json:"node-name"`
+		} `json:"inserted"`
+	}
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return nil, fmt.Errorf("qemu: monitor of %s: query-block: %w", m.id, err)
+	}
+	var ids []string
+	for _, b := range blocks {
+		if b.Inserted != nil && strings.HasPrefix(b.Inserted.Node, "node-vol-") {
+			ids = append(ids, strings.TrimPrefix(b.Inserted.Node, "node-"))
+		}
+	}
+	return ids, nil
+}
+
+var errSnapshotAttached = errors.New("the lab snapshots only detached volumes (qemu holds an attached one's qcow2 open and locked): detach it first")

@@ -11,6 +11,10 @@
 // with Vault's aws auth method (iam type), signing an sts:GetCallerIdentity request with the
 // instance profile's credentials from the EC2 metadata service, and goes on as above.
 //
+// When the user-data lists volumes, drover-boot then mounts each (volumes.go): it waits for the
+// device (the handoff may attach it long after boot), formats it only when blank, checks it and
+// mounts it, and only then reports READY, so the role's services start on their data or not at all.
+//
 // The user-data stays in memory: drover-boot makes no copy of it, so there is none to remove.
 //
 // Any failure is one line on stderr and in the status file, and exit status 1, so units that Require

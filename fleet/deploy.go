@@ -15,6 +15,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "health", LabelNames: []string{"type"}}, {Type: "cutover", LabelNames: []string{"type"}},
+			{Type: "volume", LabelNames: []string{"name"}},
 		},
 	}
 	healthSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -92,6 +93,10 @@ func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 			}
 		case "cutover":
 			cutovers = append(cutovers, blk)
+		case "volume":
+			if v, ok := d.decodeVolume(blk); ok {
+				dep.Volumes = append(dep.Volumes, v)
+			}
 		}
 	}
 	if len(cutovers) > 1 {
@@ -101,6 +106,7 @@ func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 		d.decodeCutover(cutovers[0], &dep.Cutover)
 	}
 	d.checkHealthPorts(c, dep)
+	d.checkVolumes(c, dep)
 	return dep
 }
 

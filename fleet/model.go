@@ -145,7 +145,9 @@ type Deploy struct {
 	// profile's): they log in to Vault with its aws auth method (iam) by that identity, and no
 	// SecretID is issued or delivered.
 	AWSIAMRole string
-	Range      hcl.Range
+	// Volumes are the role's volumes (volume blocks), in file order.
+	Volumes []Volume
+	Range   hcl.Range
 }
 
 // HealthCheck is one readiness check run against every new instance, then through the public name.

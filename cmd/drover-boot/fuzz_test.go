@@ -18,6 +18,10 @@ func FuzzUserData(f *testing.F) {
 	f.Add([]byte(`{"role":"","identity":null}`),
 		[]byte(`{"version":1,"role":"web","secrets":[{"path":"kv/data/web/tls","name":"t","template":"/etc/drover/templates/t"}]}`))
 	f.Add([]byte(`[`), []byte(`{"version":1,"role":"web","secrets":[{"path":"kv/data/web/tls","name":"t","template":"../../../dev/zero"}]}`))
+	f.Add([]byte(`{"role":"db","identity":"sha256:ab"}`),
+		[]byte(`{"version":1,"role":"db","volumes":[{"name":"pgdata","guest_path":"/dev/disk/by-id/virtio-vol1","mount":"/var/lib/postgresql","fs":"ext4","mode":"0700"}]}`))
+	f.Add([]byte(`{"role":"db","identity":"sha256:ab"}`),
+		[]byte(`{"version":1,"role":"db","volumes":[{"name":"x","guest_path":"/dev/disk/by-id/../../vda","mount":"/../etc","fs":"ext4"}]}`))
 	root := f.TempDir()
 	imagePath := filepath.Join(root, "image.json")
 	f.Fuzz(func(t *testing.T, image, userData []byte) {
@@ -30,6 +34,16 @@ func FuzzUserData(f *testing.F) {
 		ud, err := bootdata.Parse(userData)
 		if err != nil {
 			return
+		}
+		for _, v := range ud.Volumes {
+			// A volume is mounted under the root and found under /dev/disk/by-id, nowhere else.
+			p := filepath.Join(root, filepath.FromSlash(v.Mount))
+			if rel, err := filepath.Rel(root, p); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				t.Fatalf("volume %q: mount %q is not a directory inside the system", v.Name, v.Mount)
+			}
+			if dir, _ := filepath.Split(v.GuestPath); dir != bootdata.GuestPathPrefix {
+				t.Fatalf("volume %q: device %q is not under %s", v.Name, v.GuestPath, bootdata.GuestPathPrefix)
+			}
 		}
 		for _, s := range ud.Secrets {
 			if s.Template == "" {

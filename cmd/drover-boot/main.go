@@ -11,6 +11,10 @@
 // with Vault's aws auth method (iam type), signing an sts:GetCallerIdentity request with the
 // instance profile's credentials from the EC2 metadata service, and goes on as above.
 //
+// When the user-data lists volumes, drover-boot then mounts each (volumes.go): it waits for the
+// device (the handoff may attach it long after boot), formats it only when blank, checks it and
+// mounts it, and only then reports READY, so the role's services start on their data or not at all.
+//
 // The user-data stays in memory: drover-boot makes no copy of it, so there is none to remove.
 //
 // Any failure is one line on stderr and in the status file, and exit status 1, so units that Require
@@ -64,6 +68,10 @@ type config struct {
 	MetadataURL  string        // the EC2 / Vultr metadata service, or "none"
 	Oneshot      bool          // revoke the Vault token right after writing the secrets
 	Wait         time.Duration // how long to retry reaching the metadata service and Vault while the network comes up
+	VolumeWait   time.Duration // how long to wait for a volume's device to appear
+	Devices      blockDevices  // mounts volumes; nil means the system's tools (hostDevices)
+	volumePoll   time.Duration // how often to look for a volume's device; zero means 1s (tests shorten it)
+	volumeSay    time.Duration // how often to say it is still waiting; zero means 10s (tests shorten it)
 
 	Stdout, Stderr io.Writer
 	Now            func() time.Time
@@ -107,6 +115,11 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.MetadataURL, "metadata-url", env("DROVER_BOOT_METADATA_URL", defaultMetadataURL), "EC2 IMDSv2 / Vultr metadata service, or none [DROVER_BOOT_METADATA_URL]")
 	fs.BoolVar(&c.Oneshot, "oneshot", envBool("DROVER_BOOT_ONESHOT"), "revoke the Vault token right after writing the secrets, and exit [DROVER_BOOT_ONESHOT]")
 	wait := env("DROVER_BOOT_WAIT", "30s")
+	volumeWait := env("DROVER_BOOT_VOLUME_WAIT", "30m")
+	fs.Func("volume-wait", "how long to wait for a volume's device, which the handoff may attach long after boot (default 30m) [DROVER_BOOT_VOLUME_WAIT]", func(s string) error {
+		volumeWait = s
+		return nil
+	})
 	fs.Func("wait", "how long to retry the metadata service and Vault while the network comes up (default 30s) [DROVER_BOOT_WAIT]", func(s string) error {
 		wait = s
 		return nil
@@ -123,6 +136,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("wait %q: want a duration such as 30s", wait)
 	}
 	c.Wait = d
+	if c.VolumeWait, err = time.ParseDuration(volumeWait); err != nil || c.VolumeWait <= 0 {
+		return c, fmt.Errorf("volume-wait %q: want a duration such as 30m", volumeWait)
+	}
 	if c.MetadataURL != none && !strings.HasPrefix(c.MetadataURL, "http://") && !strings.HasPrefix(c.MetadataURL, "https://") {
 		return c, fmt.Errorf("metadata-url %q: want an http:// URL or none", c.MetadataURL)
 	}
@@ -139,7 +155,7 @@ type image struct {
 // status is /run/drover/status: what the rollout's health checks and a person can read. It never holds
 // a token or a secret value.
 type status struct {
-	State    string    `json:"state"` // ok, failed
+	State    string    `json:"state"` // ok, failed, waiting (for a volume)
 	Role     string    `json:"role,omitempty"`
 	Identity string    `json:"identity,omitempty"`
 	Time     time.Time `json:"time"`
@@ -155,6 +171,11 @@ type status struct {
 	// TokenAccessor names the instance's Vault token (it can look up or revoke it, not use it).
 	TokenAccessor string     `json:"token_accessor,omitempty"`
 	TokenExpires  *time.Time `json:"token_expires,omitempty"`
+	// Volumes are the volumes mounted, "NAME on MOUNT".
+	Volumes []string `json:"volumes,omitempty"`
+	// Waiting, with State "waiting", is what drover-boot waits for before it starts the services:
+	// "volume NAME at DEVICE".
+	Waiting string `json:"waiting,omitempty"`
 	// Reason is why the boot failed, in one line.
 	Reason string `json:"reason,omitempty"`
 	// Warning is the last problem that did not fail the boot (a renewal or a revocation).
@@ -169,6 +190,7 @@ type boot struct {
 	written []string // secret files written by this run, removed again if it fails
 
 	mdUnreachable error // why the metadata service could not be reached, if it could not
+	volWait       volumeWait
 }
 
 func run(ctx context.Context, c config) int {
@@ -187,7 +209,19 @@ func run(ctx context.Context, c config) int {
 	if c.Notify == nil {
 		c.Notify = func(string) {}
 	}
-	b := &boot{c: c}
+	if c.Devices == nil {
+		c.Devices = hostDevices{mountinfo: "/proc/self/mountinfo"}
+	}
+	if c.VolumeWait == 0 {
+		c.VolumeWait = 30 * time.Minute
+	}
+	if c.volumePoll == 0 {
+		c.volumePoll = time.Second
+	}
+	if c.volumeSay == 0 {
+		c.volumeSay = 10 * time.Second
+	}
+	b := &boot{c: c, volWait: volumeWait{Limit: c.VolumeWait, Poll: c.volumePoll, Say: c.volumeSay}}
 	return b.run(ctx)
 }
 
@@ -204,7 +238,7 @@ func (b *boot) run(ctx context.Context) int {
 	}
 	b.st.UserData = src
 	if raw == nil {
-		return b.nothingToFetch(img, "no user-data in "+b.sources())
+		return b.nothingToFetch(ctx, img, nil, "no user-data in "+b.sources())
 	}
 	ud, err := bootdata.Parse(raw)
 	notJSON := !strings.HasPrefix(strings.TrimSpace(string(raw)), "{")
@@ -213,7 +247,7 @@ func (b *boot) run(ctx context.Context) int {
 		if notJSON && len(img.Secrets) == 0 {
 			// Someone else's user-data (a cloud-config, or under qemu's user network the host's own
 			// metadata service answering): nothing for an image without secrets.
-			return b.nothingToFetch(img, "user-data from "+src+" is not drover's (not a JSON object)")
+			return b.nothingToFetch(ctx, img, nil, "user-data from "+src+" is not drover's (not a JSON object)")
 		}
 		return b.fail(fmt.Errorf("user-data from %s: %w", src, err))
 	}
@@ -221,7 +255,7 @@ func (b *boot) run(ctx context.Context) int {
 		return b.fail(fmt.Errorf("user-data from %s is for role %q, this image is role %q", src, ud.Role, img.Role))
 	}
 	if ud.Vault == nil {
-		return b.nothingToFetch(img, "user-data from "+src+" without a vault section")
+		return b.nothingToFetch(ctx, img, ud.Volumes, "user-data from "+src+" without a vault section")
 	}
 	b.scrub.add(ud.Vault.WrappedSecretID)
 
@@ -249,6 +283,11 @@ func (b *boot) run(ctx context.Context) int {
 	}
 
 	if err := writeVaultEnv(filepath.Dir(b.c.StatusPath), ud.Vault); err != nil {
+		b.revokeAfterFailure(vc, tok)
+		return b.fail(err)
+	}
+	// Volumes after the secrets: the wrapping token lives minutes, a volume may come much later.
+	if err := b.mountVolumes(ctx, b.c.Devices, ud.Volumes); err != nil {
 		b.revokeAfterFailure(vc, tok)
 		return b.fail(err)
 	}
@@ -286,10 +325,14 @@ func (b *boot) run(ctx context.Context) int {
 	return b.keep(ctx, vc, tok)
 }
 
-// nothingToFetch ends a boot without secrets: fine for an image that declares none.
-func (b *boot) nothingToFetch(img image, why string) int {
+// nothingToFetch ends a boot without secrets, once vols are mounted: fine for an image that
+// declares none.
+func (b *boot) nothingToFetch(ctx context.Context, img image, vols []bootdata.VolumeMount, why string) int {
 	if len(img.Secrets) > 0 {
 		return b.fail(fmt.Errorf("%s, but the image declares secrets %s", why, strings.Join(img.Secrets, ", ")))
+	}
+	if err := b.mountVolumes(ctx, b.c.Devices, vols); err != nil {
+		return b.fail(err)
 	}
 	if b.st.UserData == "" {
 		b.st.UserData = none

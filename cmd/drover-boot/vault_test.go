@@ -570,6 +570,53 @@ func TestWithVault(t *testing.T) {
 		}
 	})
 
+	t.Run("volumes are mounted after the secrets, before READY", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		ud.Volumes = []bootdata.VolumeMount{{Name: "data", GuestPath: pgDevice, Mount: "/srv/data", FS: "ext4"}}
+		devices := &fakeDevices{appearAfter: 3}
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		m.cfg.Devices, m.cfg.volumePoll, m.cfg.volumeSay = devices, time.Millisecond, time.Millisecond
+		defer collect(m)
+		if code := m.run(); code != exitOK {
+			t.Fatalf("exit %d: %s", code, m.stderr.String())
+		}
+		checkWebFiles(t, m.secretsDir())
+		st, raw := m.status()
+		if st.State != "ok" || len(st.Secrets) != 3 || strings.Join(st.Volumes, ",") != "data on /srv/data" {
+			t.Errorf("status %s", raw)
+		}
+		if got := devices.recorded(); len(got) != 3 || !strings.HasPrefix(got[1], "mkfs ext4 ") {
+			t.Errorf("calls %q", got)
+		}
+		if last := m.notified[len(m.notified)-1]; !strings.HasPrefix(last, "READY=1\n") || strings.Count(strings.Join(m.notified, "|"), "READY=1") != 1 {
+			t.Errorf("notified %q: want READY once, last", m.notified)
+		}
+	})
+
+	t.Run("a volume that never comes fails the boot: secrets removed, token revoked", func(t *testing.T) {
+		ud, _ := l.issue("web", time.Minute, webFiles...)
+		ud.Volumes = []bootdata.VolumeMount{{Name: "data", GuestPath: pgDevice, Mount: "/srv/data", FS: "ext4"}}
+		m := newMachine(t, "web").withUserData(l.userData(ud))
+		m.cfg.Devices, m.cfg.VolumeWait, m.cfg.volumePoll, m.cfg.volumeSay = &fakeDevices{appearAfter: 1 << 30}, 20*time.Millisecond, time.Millisecond, 5*time.Millisecond
+		defer collect(m)
+		if code := m.run(); code != exitFailed {
+			t.Fatalf("exit %d", code)
+		}
+		st, raw := m.status()
+		if st.State != "failed" || !strings.Contains(st.Reason, "volume data: "+pgDevice+" did not appear") || st.TokenAccessor == "" {
+			t.Fatalf("status %s", raw)
+		}
+		if l.tokenAlive(st.TokenAccessor) {
+			t.Error("token left alive after the failed boot")
+		}
+		if ents, _ := os.ReadDir(m.secretsDir()); len(ents) != 0 {
+			t.Errorf("secret files left after the failed boot: %v", ents)
+		}
+		if m.readyNotified() {
+			t.Error("READY sent: the services would start")
+		}
+	})
+
 	t.Run("the binary, oneshot", func(t *testing.T) {
 		ud, _ := l.issue("web", time.Minute, webFiles...)
 		m := newMachine(t, "web").withUserData(l.userData(ud))

@@ -18,6 +18,10 @@
 //	  "secrets": [
 //	    {"path": "kv/data/web/tls", "field": "key", "name": "tls.key", "owner": "root:www-data", "mode": "0440"},
 //	    {"path": "kv/data/web/db", "name": "db.json"}
+//	  ],
+//	  "volumes": [
+//	    {"name": "pgdata", "guest_path": "/dev/disk/by-id/virtio-vol1", "mount": "/var/lib/postgresql",
+//	     "fs": "ext4", "owner": "postgres:postgres", "mode": "0700"}
 //	  ]
 //	}
 //
@@ -71,6 +75,8 @@ type UserData struct {
 	Role    string       `json:"role"`
 	Vault   *Vault       `json:"vault,omitempty"`
 	Secrets []SecretFile `json:"secrets,omitempty"`
+	// Volumes are mounted before the role's services start (see VolumeMount).
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 // Vault is where and how the instance logs in. Only WrappedSecretID is secret; the RoleID alone logs
@@ -214,10 +220,11 @@ func NewVault(addr string, ref secrets.RoleRef, w secrets.Wrapped, caPEM string)
 // wire is UserData as JSON with the wrapping token in clear. It has no methods, so json.Marshal
 // writes its fields as they are.
 type wire struct {
-	Version int          `json:"version"`
-	Role    string       `json:"role"`
-	Vault   *wireVault   `json:"vault,omitempty"`
-	Secrets []SecretFile `json:"secrets,omitempty"`
+	Version int           `json:"version"`
+	Role    string        `json:"role"`
+	Vault   *wireVault    `json:"vault,omitempty"`
+	Secrets []SecretFile  `json:"secrets,omitempty"`
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 type wireVault struct {
@@ -237,7 +244,7 @@ type wireVault struct {
 // JSON handler uses LogValue, which redacts), and never embed one in something that is logged,
 // stored or printed.
 func (u UserData) MarshalJSON() ([]byte, error) {
-	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets}
+	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets, Volumes: u.Volumes}
 	if v := u.Vault; v != nil {
 		w.Vault = &wireVault{
 			Addr:            v.Addr,
@@ -274,6 +281,9 @@ func (u UserData) String() string {
 			fmt.Fprintf(&sb, " via %s", s.Template)
 		}
 		fmt.Fprintf(&sb, "->%s", s.Name)
+	}
+	for _, v := range u.Volumes {
+		fmt.Fprintf(&sb, " volume %s %s->%s", v.Name, v.GuestPath, v.Mount)
 	}
 	return sb.String()
 }
@@ -322,6 +332,9 @@ func Parse(b []byte) (UserData, error) {
 	if err := u.Validate(); err != nil {
 		return UserData{}, err
 	}
+	if len(u.Volumes) == 0 {
+		u.Volumes = nil // "volumes": [] is no volumes, as Marshal writes them
+	}
 	return u, nil
 }
 
@@ -355,13 +368,16 @@ var (
 
 // Validate checks u: version, role, a complete Vault section whose creation path is the role's, and
 // secrets with exact paths, distinct plain file names, "user:group" owners and modes within 0640 that
-// let the owner read.
+// let the owner read; volumes with distinct names, devices under /dev/disk/by-id and mount points.
 func (u UserData) Validate() error {
 	if u.Version != Version {
 		return fmt.Errorf("bootdata: version %d is not supported (want %d)", u.Version, Version)
 	}
 	if !roleRE.MatchString(u.Role) {
 		return fmt.Errorf("bootdata: role %q: want lower-case letters, digits and '-', at most 63", u.Role)
+	}
+	if err := validateVolumes(u.Volumes); err != nil {
+		return err
 	}
 	if u.Vault == nil {
 		if len(u.Secrets) > 0 {

@@ -22,6 +22,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(bytes.Replace(good, []byte(`"tls.key"`), []byte(`"../tls.key"`), 1))
 	f.Add(append(append([]byte{}, good...), good...))
 	f.Add([]byte(`{"version":1,"role":"web","secrets":[null]}`))
+	f.Add([]byte(`{"version":1,"role":"db","volumes":[{"name":"pgdata","guest_path":"/dev/disk/by-id/virtio-vol1","mount":"/var/lib/postgresql","fs":"ext4","owner":"postgres:postgres","mode":"0700"}]}`))
+	f.Add([]byte(`{"version":1,"role":"db","volumes":[{"name":"a","guest_path":"/dev/disk/by-id/../sda","mount":"/srv","fs":"xfs"},null]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := bootdata.Parse(b)
 		if err != nil {
@@ -52,6 +54,12 @@ func FuzzParse(f *testing.F) {
 		}
 		if u.Vault != nil && len(u.Vault.WrappedSecretID.Reveal()) >= 8 && strings.Contains(u.String(), u.Vault.WrappedSecretID.Reveal()) {
 			t.Fatalf("String shows the token: %s", u.String())
+		}
+		for _, v := range u.Volumes {
+			if !strings.HasPrefix(v.GuestPath, bootdata.GuestPathPrefix) || strings.Contains(v.GuestPath[len(bootdata.GuestPathPrefix):], "/") ||
+				bootdata.MountProblem(v.Mount) != "" {
+				t.Fatalf("accepted a volume with a device outside %s or a bad mount point: %+v", bootdata.GuestPathPrefix, v)
+			}
 		}
 		for _, s := range u.Secrets {
 			if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\x00") {

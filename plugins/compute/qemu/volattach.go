@@ -15,6 +15,9 @@ import (
 // the device.
 const unplugPoll = 100 * time.Millisecond
 
+// undoTimeout bounds taking a volume out again after a failed attach.
+const undoTimeout = 30 * time.Second
+
 // nodeName is the volume's block node in qemu; the device's id is the
 // volume ID itself.
 func nodeName(id string) string { return "node-" + id }
@@ -53,7 +56,10 @@ func (p *Provider) AttachVolume(ctx context.Context, id, instance string) (compu
 		return compute.Volume{}, err
 	}
 	if err := p.plug(ctx, v); err != nil {
-		if uerr := p.unplug(context.WithoutCancel(ctx), v); uerr == nil {
+		// Undone even when ctx ended, but bounded: a guest may never release the device.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if uerr := p.unplug(uctx, v); uerr == nil {
 			v.Holder, v.HolderPID = "", 0
 			p.writeVolume(v)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 // unplugPoll is how often DetachVolume asks whether the guest has released
 // the device.
 const unplugPoll = 100 * time.Millisecond
+
+// undoTimeout bounds taking a volume out again after a failed attach.
+const undoTimeout = 30 * time.Second
 
 // nodeName is the volume's block node in qemu; the device's id is the
 // volume ID itself.
@@ -53,7 +57,10 @@ func (p *Provider) AttachVolume(ctx context.Context, id, instance string) (compu
 		return compute.Volume{}, err
 	}
 	if err := p.plug(ctx, v); err != nil {
-		if uerr := p.unplug(context.WithoutCancel(ctx), v); uerr == nil {
+		// Undone even when ctx ended, but bounded: a guest may never release the device.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if uerr := p.unplug(uctx, v); uerr == nil {
 			v.Holder, v.HolderPID = "", 0
 			p.writeVolume(v)
 		}
@@ -63,7 +70,8 @@ func (p *Provider) AttachVolume(ctx context.Context, id, instance string) (compu
 }
 
 // plug adds the volume's block node and device to its holder's VM, each
-// unless it is there already (a retry after a crash), and confirms it.
+// unless it is there already (a retry after a crash), and confirms it: the
+// node, the device, and query-block showing the node inserted in a device.
 func (p *Provider) plug(ctx context.Context, v *volumeRecord) error {
 	m, err := DialMonitor(ctx, v.Holder, p.MonitorPath(v.Holder))
 	if err != nil {
@@ -93,8 +101,13 @@ func (p *Provider) plug(ctx context.Context, v *volumeRecord) error {
 	if err != nil {
 		return err
 	}
-	if !block.Device || block.Node == "" {
-		return fmt.Errorf("qemu: attaching volume %s to %s: query-block does not show it after device_add", v.ID, v.Holder)
+	inserted, err := m.VolumeBlocks(ctx)
+	if err != nil {
+		return err
+	}
+	if !block.Device || block.Node == "" || !slices.Contains(inserted, v.ID) {
+		return fmt.Errorf("qemu: attaching volume %s to %s: after device_add, qemu shows node %v, device %v, in query-block %v",
+			v.ID, v.Holder, block.Node != "", block.Device, slices.Contains(inserted, v.ID))
 	}
 	return nil
 }

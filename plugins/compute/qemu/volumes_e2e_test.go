@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,6 +181,16 @@ func TestE2EVolumeMove(t *testing.T) {
 		expect("attached to "+ins[i].ID, ins[i].ID)
 		if got.GuestPath != "/dev/disk/by-id/virtio-"+v.ID {
 			t.Errorf("GuestPath = %q", got.GuestPath)
+		}
+		// The serial is what udev names /dev/disk/by-id/virtio-<serial> after (GuestPath).
+		if m, err := p.Monitor(ctx, ins[i].ID); err != nil {
+			t.Fatal(err)
+		} else {
+			qtree, err := m.HMP(ctx, "info qtree")
+			m.Close()
+			if err != nil || !strings.Contains(qtree, `serial = "`+v.ID+`"`) {
+				t.Fatalf("info qtree of %s shows no virtio-blk with serial %q (%v)", ins[i].ID, v.ID, err)
+			}
 		}
 		line := waitConsole(t, ctx, ins[i].Console, len(before))
 		t.Logf("attach to %s: %s; guest's kernel %s after: %q", ins[i].ID, attach.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), line)

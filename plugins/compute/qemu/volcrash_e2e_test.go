@@ -1,0 +1,93 @@
+//go:build e2e
+
+package qemu
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/plugins/compute"
+)
+
+// TestE2EVolumeAttachAfterCrash: an AttachVolume killed after it recorded
+// the holder, before or after its QMP calls, is finished by the retry; and
+// a VM stopped and started again has no volume (it re-attaches nothing).
+// The VM boots no OS: hot-plug needs none.
+func TestE2EVolumeAttachAfterCrash(t *testing.T) {
+	start := time.Now()
+	blank := filepath.Join(t.TempDir(), "blank.raw")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newTest(t, func(c *Config) { c.Firmware, c.Memory, c.Accel, c.Network = "bios", 128, "tcg", "127.0.15.0/24" })
+	ctx := t.Context()
+	in, err := p.Launch(ctx, compute.Spec{Token: "crash", Image: compute.Image{Identity: "blank", Path: blank}, Ports: []int{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if r, err := p.record(in.ID); err == nil && r.PID > 0 && running(r.PID, p.instanceDir(in.ID)) {
+			syscall.Kill(r.PID, syscall.SIGKILL)
+		}
+	})
+	r, err := p.record(in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(id string) bool {
+		t.Helper()
+		m, err := p.Monitor(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ids, err := m.VolumeBlocks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(ids, id)
+	}
+	v, err := p.CreateVolume(ctx, compute.VolumeSpec{Token: "crash-vol", SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed after writing the holder, before any QMP call.
+	rec, _ := p.volumeRecord(v.ID)
+	rec.Holder, rec.HolderPID = in.ID, r.PID
+	if err := p.writeVolume(rec); err != nil {
+		t.Fatal(err)
+	}
+	if has(v.ID) {
+		t.Fatal("the VM has the volume before any QMP call")
+	}
+	if got, err := p.AttachVolume(ctx, v.ID, in.ID); err != nil || got.AttachedTo != in.ID {
+		t.Fatalf("retried AttachVolume: %+v, %v", got, err)
+	}
+	if !has(v.ID) {
+		t.Fatal("the retried AttachVolume did not plug the volume in")
+	}
+	// Killed after the QMP calls, before the answer: the retry finds them done.
+	if got, err := p.AttachVolume(ctx, v.ID, in.ID); err != nil || got.AttachedTo != in.ID || !has(v.ID) {
+		t.Fatalf("AttachVolume of a plugged volume: %+v, %v", got, err)
+	}
+	if err := p.Stop(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := p.Volumes(ctx, nil); err != nil || len(vs) != 1 || vs[0].AttachedTo != "" {
+		t.Fatalf("after Stop and Start: %+v, %v; want the volume attached nowhere", vs, err)
+	}
+	if has(v.ID) {
+		t.Fatal("the restarted VM has the volume")
+	}
+	if err := p.Terminate(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test took %s", time.Since(start).Round(time.Millisecond))
+}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
@@ -109,26 +109,12 @@ func (b *boot) applyOwnership(ctx context.Context, dev blockDevices, dir string,
 		}
 	}
 	if v.Mode != 0 {
-		if err := os.Chmod(dir, unixMode(uint32(v.Mode))); err != nil {
+		// syscall.Chmod takes the Unix bits as written (setuid, setgid, sticky included).
+		if err := syscall.Chmod(dir, uint32(v.Mode)); err != nil {
 			return fmt.Errorf("mode %s on the mount point: %w", v.Mode, err)
 		}
 	}
 	return nil
-}
-
-// unixMode turns permission bits with setuid, setgid and sticky (07777) into an fs.FileMode.
-func unixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m) & fs.ModePerm
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // waitForDevice waits until v's device is there: the handoff attaches a volume to a running

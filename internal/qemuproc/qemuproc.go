@@ -5,9 +5,11 @@ package qemuproc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,4 +70,59 @@ func Kill(pid int, pidFile string, wait time.Duration) error {
 		}
 	}
 	return fmt.Errorf("pid %d still runs after SIGKILL", pid)
+}
+
+// StartError is a qemu that did not start: why, and what it wrote to its launch log.
+type StartError struct {
+	Err error
+	Log string // the launch log's text, trimmed
+}
+
+func (e *StartError) Error() string {
+	if e.Log == "" {
+		return e.Err.Error()
+	}
+	return e.Err.Error() + ": " + e.Log
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Start runs argv, a qemu that daemonizes itself with -daemonize -pidfile pidFile, in dir with its
+// output in logFile, and returns the daemon's PID once qemu has set the VM up (disk opened,
+// forwards bound, monitor listening); the VM runs on in its own session, a child of init.
+//
+// The launcher is not killed when ctx ends: its daemon child could then be left half started,
+// with no pid file yet to find it by. It gets limit of its own instead, and a VM started for a
+// ctx that ended meanwhile is killed (waiting up to killWait per signal) before Start returns
+// an error wrapping ctx's cause. Any other failure is a *StartError.
+func Start(ctx context.Context, argv []string, dir, pidFile, logFile string, limit, killWait time.Duration) (int, error) {
+	os.Remove(pidFile)
+	log, err := os.Create(logFile)
+	if err != nil {
+		return 0, err
+	}
+	defer log.Close()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	cmd := exec.CommandContext(lctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.WaitDelay = killWait
+	runErr := cmd.Run()
+	pid, pidErr := ReadPID(pidFile)
+	if runErr == nil && pidErr == nil && Running(pid, pidFile) && ctx.Err() == nil {
+		return pid, nil
+	}
+	if pidErr == nil {
+		Kill(pid, pidFile, killWait) // half started, or started after all while ctx ended
+	}
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
+	}
+	msg, _ := os.ReadFile(logFile)
+	if runErr == nil {
+		runErr = fmt.Errorf("no running qemu after start (pid file: %v)", pidErr)
+	}
+	return 0, &StartError{Err: runErr, Log: strings.TrimSpace(string(msg))}
 }

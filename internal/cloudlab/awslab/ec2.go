@@ -365,3 +365,20 @@ func cloneTags(m map[string]string) map[string]string {
 }
 
 func ec2Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// clientToken is a request's ClientToken and the rest of its parameters, encoded: EC2 answers a
+// token used again with the same parameters with the first call's result, and with other
+// parameters with tokenReused.
+func clientToken(f url.Values) (token, request string) {
+	params := url.Values{}
+	for k, v := range f {
+		if k != "ClientToken" {
+			params[k] = v
+		}
+	}
+	return f.Get("ClientToken"), params.Encode()
+}
+
+func tokenReused(token string) *ec2Error {
+	return &ec2Error{http.StatusBadRequest, "IdempotentParameterMismatch", "The client token '" + token + "' was used before with other parameters."}
+}

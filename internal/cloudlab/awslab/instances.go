@@ -86,19 +86,13 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 	case f.Get("MinCount") != "1" || f.Get("MaxCount") != "1":
 		return nil, badParam("awslab launches one instance per call: MinCount and MaxCount must be 1, got %q and %q", f.Get("MinCount"), f.Get("MaxCount"))
 	}
-	params := url.Values{}
-	for k, v := range f {
-		if k != "ClientToken" {
-			params[k] = v
-		}
-	}
-	token := f.Get("ClientToken")
+	token, request := clientToken(f)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id, ok := c.tokens[token]; ok && token != "" {
 		in := c.instances[id]
-		if in.request != params.Encode() {
-			return nil, &ec2Error{http.StatusBadRequest, "IdempotentParameterMismatch", "The client token '" + token + "' was used before with other parameters."}
+		if in.request != request {
+			return nil, tokenReused(token)
 		}
 		return c.reservationXML(in), nil
 	}
@@ -126,7 +120,7 @@ func (c *Cloud) runInstances(f url.Values) (any, *ec2Error) {
 	in := &instance{Instance: Instance{ID: newID("i"), ImageID: imageID, InstanceType: itype, State: "pending",
 		SubnetID: f.Get("SubnetId"), SecurityGroupIDs: members(f, "SecurityGroupId"), ClientToken: token,
 		LaunchTime: time.Now().UTC().Truncate(time.Second)},
-		reservationID: newID("r"), request: params.Encode(), arch: im.Architecture, rootDevice: im.RootDeviceName,
+		reservationID: newID("r"), request: request, arch: im.Architecture, rootDevice: im.RootDeviceName,
 		volumeType: im.VolumeType, volumeSize: im.VolumeSize, pendingPolls: c.opts.PendingPolls, hidePolls: c.ec2Faults.hidePolls}
 	if in.SubnetID == "" { // the subnet and groups may come with the primary network interface instead
 		in.SubnetID, in.SecurityGroupIDs = f.Get("NetworkInterface.1.SubnetId"), append(in.SecurityGroupIDs, members(f, "NetworkInterface.1.SecurityGroupId")...)

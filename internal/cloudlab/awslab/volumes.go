@@ -106,19 +106,13 @@ func (c *Cloud) createVolume(f url.Values) (any, *ec2Error) {
 	if e != nil {
 		return nil, e
 	}
-	params := url.Values{}
-	for k, v := range f {
-		if k != "ClientToken" {
-			params[k] = v
-		}
-	}
-	token := f.Get("ClientToken")
+	token, request := clientToken(f)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id, ok := c.volumeTokens[token]; ok && token != "" {
 		v := c.volumes[id]
-		if v.request != params.Encode() {
-			return nil, &ec2Error{http.StatusBadRequest, "IdempotentParameterMismatch", "The client token '" + token + "' was used before with other parameters."}
+		if v.request != request {
+			return nil, tokenReused(token)
 		}
 		return c.volumeXML(v), nil
 	}
@@ -150,7 +144,7 @@ func (c *Cloud) createVolume(f url.Values) (any, *ec2Error) {
 		return nil, &ec2Error{http.StatusBadRequest, "MissingParameter", "The request must contain the parameter size or snapshotId"}
 	}
 	v := &volume{Volume: Volume{ID: newID("vol"), Zone: zone, State: "creating", VolumeType: vtype, SnapshotID: snapID,
-		SizeGiB: size, Tags: specs["volume"]}, created: time.Now().UTC().Truncate(time.Millisecond), request: params.Encode()}
+		SizeGiB: size, Tags: specs["volume"]}, created: time.Now().UTC().Truncate(time.Millisecond), request: request}
 	if v.Tags == nil {
 		v.Tags = map[string]string{}
 	}

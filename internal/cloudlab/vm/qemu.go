@@ -7,13 +7,11 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/drover-dev/drover/internal/hostcheck"
@@ -114,42 +112,13 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 	return append([]string{bin}, a...), nil
 }
 
-// launch runs qemu and returns the VM's PID. qemu daemonizes: the process started here exits once
-// the VM is set up (disk opened, forwards bound), and the VM runs on in its own session. The
-// launcher is not killed when ctx ends, which could leave its daemon half started with no pid file
-// to find it by; it gets launchLimit of its own, and a VM started for a ctx that ended meanwhile
-// is killed before launch returns.
+// launch runs qemu, which daemonizes (qemuproc.Start), and returns the VM's PID.
 func launch(ctx context.Context, s Spec, argv []string) (int, error) {
-	pidPath := filepath.Join(s.Dir, pidFile)
-	os.Remove(pidPath)
-	log, err := os.Create(filepath.Join(s.Dir, launchLog))
+	pid, err := qemuproc.Start(ctx, argv, s.Dir, filepath.Join(s.Dir, pidFile), filepath.Join(s.Dir, launchLog), launchLimit, killLimit)
 	if err != nil {
-		return 0, fmt.Errorf("vm: %w", err)
+		return 0, fmt.Errorf("vm: starting %s: %w", s.Disk, err)
 	}
-	defer log.Close()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchLimit)
-	defer cancel()
-	cmd := exec.CommandContext(lctx, argv[0], argv[1:]...)
-	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.WaitDelay = killLimit
-	runErr := cmd.Run()
-	pid, pidErr := readPID(pidPath)
-	if runErr == nil && pidErr == nil && running(pid, s.Dir) && ctx.Err() == nil {
-		return pid, nil
-	}
-	if pidErr == nil {
-		kill(pid, s.Dir)
-	}
-	if ctx.Err() != nil {
-		return 0, fmt.Errorf("vm: starting %s: %w", s.Disk, context.Cause(ctx))
-	}
-	msg, _ := os.ReadFile(filepath.Join(s.Dir, launchLog))
-	if runErr == nil {
-		runErr = fmt.Errorf("no running qemu after start (pid file: %v)", pidErr)
-	}
-	return 0, fmt.Errorf("vm: starting %s: %w: %s", s.Disk, runErr, strings.TrimSpace(string(msg)))
+	return pid, nil
 }
 
 func readPID(path string) (int, error) {

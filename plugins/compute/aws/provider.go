@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/keylock"
 )
 
 var (
@@ -36,8 +36,7 @@ type Provider struct {
 
 	// publishing serializes the Publishes of one identity within the process: they share one
 	// upload, and the later ones find the image the first registered.
-	mu         sync.Mutex
-	publishing map[string]*sync.Mutex
+	publishing keylock.Locks[string]
 }
 
 // New returns the provider of cfg. It makes no request: a block is checked against the account
@@ -57,7 +56,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{cfg: *cfg, c: c, poll: o.poll, workers: o.workers, publishing: map[string]*sync.Mutex{}}, nil
+	return &Provider{cfg: *cfg, c: c, poll: o.poll, workers: o.workers}, nil
 }
 
 // Region is the region the provider works in.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,7 +58,10 @@ func (p *Provider) Publish(ctx context.Context, src compute.PublishSource, progr
 	if err := src.Validate(); err != nil {
 		return compute.PublishedImage{}, err
 	}
-	unlock := p.lockIdentity(src.Identity)
+	unlock, err := p.publishing.Lock(ctx, src.Identity)
+	if err != nil {
+		return compute.PublishedImage{}, fmt.Errorf("aws: publish %s: %w", src.Identity, err)
+	}
 	defer unlock()
 	if img, ok, err := p.Published(ctx, src.Identity); err != nil || ok {
 		return img, err
@@ -114,19 +116,6 @@ func (p *Provider) publish(ctx context.Context, src compute.PublishSource, block
 		}
 	}
 	return img, nil
-}
-
-// lockIdentity serializes the Publishes of one identity in this process.
-func (p *Provider) lockIdentity(identity string) func() {
-	p.mu.Lock()
-	m, ok := p.publishing[identity]
-	if !ok {
-		m = &sync.Mutex{}
-		p.publishing[identity] = m
-	}
-	p.mu.Unlock()
-	m.Lock()
-	return m.Unlock
 }
 
 // snapshot returns the ID of a completed snapshot of src, made or finished now.

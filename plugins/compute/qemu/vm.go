@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/drover-dev/drover/internal/hostcheck"
@@ -107,52 +106,23 @@ func (p *Provider) args(r *record, dir, accel string) []string {
 	return a
 }
 
-// start runs qemu for r and returns the VM's PID. qemu daemonizes itself:
-// the process start waits for exits once the VM is set up (disk opened,
-// forwards bound, monitor listening), and the VM runs on in its own session,
-// a child of init, so it outlives drover.
-//
-// The launcher is not killed when ctx ends: its daemon child could then be
-// left half started, with no pid file yet to find it by. It gets
-// launchTimeout on its own instead, and a VM started for a ctx that ended
-// meanwhile is killed before start returns.
+// start runs qemu for r and returns the VM's PID. qemu daemonizes itself
+// (qemuproc.Start), so the VM outlives drover; a host forward qemu could not
+// bind is errForward, so Launch can try another address.
 func (p *Provider) start(ctx context.Context, r *record, accel string) (int, error) {
 	dir := p.instanceDir(r.ID)
-	pidPath := filepath.Join(dir, pidFile)
-	os.Remove(pidPath)
 	os.Remove(filepath.Join(dir, monitorFile))
-	log, err := os.Create(filepath.Join(dir, launchLog))
-	if err != nil {
-		return 0, fmt.Errorf("qemu: %w", err)
-	}
-	defer log.Close()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(lctx, "qemu-system-x86_64", p.args(r, dir, accel)...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.WaitDelay = killTimeout
-	runErr := cmd.Run()
-	pid, pidErr := readPID(pidPath)
-	if runErr == nil && pidErr == nil && running(pid, dir) && ctx.Err() == nil {
+	argv := append([]string{"qemu-system-x86_64"}, p.args(r, dir, accel)...)
+	pid, err := qemuproc.Start(ctx, argv, dir, filepath.Join(dir, pidFile), filepath.Join(dir, launchLog), launchTimeout, killTimeout)
+	var se *qemuproc.StartError
+	switch {
+	case err == nil:
 		return pid, nil
+	case errors.As(err, &se) && strings.Contains(se.Log, "host forwarding rule"):
+		return 0, fmt.Errorf("qemu: starting %s on %s: %w: %s", r.ID, r.Address, errForward, se.Log)
+	default:
+		return 0, fmt.Errorf("qemu: starting %s: %w", r.ID, err)
 	}
-	if pidErr == nil {
-		kill(pid, dir) // half started, or started after all while ctx ended
-	}
-	if ctx.Err() != nil {
-		return 0, fmt.Errorf("qemu: starting %s: %w", r.ID, context.Cause(ctx))
-	}
-	msg, _ := os.ReadFile(filepath.Join(dir, launchLog))
-	text := strings.TrimSpace(string(msg))
-	if runErr == nil {
-		runErr = fmt.Errorf("no running qemu after start (pid file: %v)", pidErr)
-	}
-	if strings.Contains(text, "host forwarding rule") {
-		return 0, fmt.Errorf("qemu: starting %s on %s: %w: %s", r.ID, r.Address, errForward, text)
-	}
-	return 0, fmt.Errorf("qemu: starting %s: %w: %s", r.ID, runErr, text)
 }
 
 func readPID(path string) (int, error) {

@@ -18,7 +18,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 
 	"github.com/drover-dev/drover/plugins/dns"
-	"github.com/drover-dev/drover/plugins/dns/internal/keylock"
+	"github.com/drover-dev/drover/plugins/internal/keylock"
 )
 
 var _ dns.Provider = (*Provider)(nil)

@@ -11,8 +11,8 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/drover-dev/drover/plugins/dns"
-	"github.com/drover-dev/drover/plugins/dns/internal/keylock"
 	"github.com/drover-dev/drover/plugins/dns/internal/rrconv"
+	"github.com/drover-dev/drover/plugins/internal/keylock"
 )
 
 const component = "dns/digitalocean"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/keylock"
 	"github.com/drover-dev/drover/plugins/ip"
 )
 
@@ -41,8 +41,7 @@ type Provider struct {
 	addr   netip.Addr
 	poll   time.Duration
 
-	mu    sync.Mutex
-	locks map[netip.Addr]*sync.Mutex
+	locks keylock.Locks[netip.Addr] // one Assign of an address at a time in this process
 }
 
 // Option adjusts a Provider; tests use them to point the real client at a fake.
@@ -129,7 +128,7 @@ func New(ctx context.Context, cfg *Config, on compute.Provider, opts ...Option) 
 			eo.BaseEndpoint = aws.String(o.endpoint)
 		}
 	})
-	p := &Provider{client: client, poll: o.poll, locks: map[netip.Addr]*sync.Mutex{}}
+	p := &Provider{client: client, poll: o.poll}
 	out, err := client.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{cfg.AllocationID}})
 	if err != nil {
 		return nil, fmt.Errorf("awseip: looking up Elastic IP %s in %s: %w", cfg.AllocationID, region, err)
@@ -174,7 +173,10 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 	if instanceID == "" {
 		return errors.New("awseip: assign: empty instance ID")
 	}
-	unlock := p.lock(addr)
+	unlock, err := p.locks.Lock(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("awseip: assign %v: %w", addr, err)
+	}
 	defer unlock()
 	a, err := p.lookup(ctx, addr)
 	if err != nil {
@@ -212,18 +214,6 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 			return fmt.Errorf("awseip: waiting for %v to show on %s: %w", addr, instanceID, err)
 		}
 	}
-}
-
-func (p *Provider) lock(addr netip.Addr) func() {
-	p.mu.Lock()
-	m, ok := p.locks[addr]
-	if !ok {
-		m = &sync.Mutex{}
-		p.locks[addr] = m
-	}
-	p.mu.Unlock()
-	m.Lock()
-	return m.Unlock
 }
 
 // lookup is the account's Elastic IP addr, as DescribeAddresses reports it now.

@@ -1,6 +1,7 @@
-// Package keylock serializes work on one key (a DNS record set) within a process, while work on
-// other keys goes on: two ReplaceSets of one set through an API without conditional writes must not
-// interleave their reads and writes.
+// Package keylock serializes work on one key within a process, while work on other keys goes on:
+// two ReplaceSets of one DNS record set through an API without conditional writes must not
+// interleave their reads and writes, nor two Publishes of one image identity, nor two moves of one
+// Elastic IP.
 package keylock
 
 import (

@@ -134,24 +134,24 @@ cannot be deleted is kept, and listed with the reason, so nothing published is e
 	}
 }
 
-// imagesInUse reads the images that live or kept rollouts run (the rollout controller marks them in
-// the state store); prune never removes those.
-// The rollouts are in the fleet's store: with a fleet file that does not load, which store that is
-// cannot be known, and nothing may be called unused.
-func (a *app) imagesInUse(c *cli.Context) (map[string]bool, error) {
-	var f *fleet.Fleet
-	if path := c.String("fleet"); fileExists(path) {
-		var diags *fleet.Diagnostics
-		var err error
-		if f, diags, err = a.loadFleet(c); err != nil || diags.HasErrors() {
-			return nil, fmt.Errorf("%s has errors (drover validate shows them), so the state store its rollouts are in is not known", path)
-		}
+// pruneFleet is the fleet file prune works with, when there is one (nil and no error when there is
+// none). The rollouts are in the fleet's store: with a fleet file that does not load, which store
+// that is cannot be known, and nothing may be called unused.
+func (a *app) pruneFleet(c *cli.Context) (*fleet.Fleet, error) {
+	path := c.String("fleet")
+	if !fileExists(path) {
+		return nil, nil
 	}
-	return a.imagesInUseCtx(c.Context, c, f)
+	f, diags, err := a.loadFleet(c)
+	if err != nil || diags.HasErrors() {
+		return nil, fmt.Errorf("%s has errors (drover validate shows them), so the state store its rollouts are in is not known", path)
+	}
+	return f, nil
 }
 
-// imagesInUseCtx is imagesInUse with the fleet f (nil: no fleet file, the default store).
-func (a *app) imagesInUseCtx(ctx context.Context, c *cli.Context, f *fleet.Fleet) (map[string]bool, error) {
+// imagesInUse reads the images that live or kept rollouts run (the rollout controller marks them in
+// the state store of f, the default one when f is nil); prune never removes those.
+func (a *app) imagesInUse(ctx context.Context, c *cli.Context, f *fleet.Fleet) (map[string]bool, error) {
 	st, err := a.openStore(ctx, f, a.stateDir(c, f))
 	if err != nil {
 		return nil, err

@@ -47,13 +47,17 @@ func (a *app) imagesPrune(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	inUse, err := a.imagesInUse(c)
+	f, err := a.pruneFleet(c)
+	if err != nil {
+		return failed(err, "the state store could not be read; nothing was removed")
+	}
+	inUse, err := a.imagesInUse(c.Context, c, f)
 	if err != nil {
 		return failed(err, "the state store could not be read; nothing was removed")
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := pruneImages(ctx, cat, c.Int("keep"), func(id string) bool { return inUse[id] }, a.fleetPublishers(c))
+	res, err := pruneImages(ctx, cat, c.Int("keep"), func(id string) bool { return inUse[id] }, a.fleetPublishers(c, f))
 	if a.json() {
 		writeJSON(a.stdout, res)
 	} else {
@@ -138,13 +142,13 @@ func (a *app) autoPrune(ctx context.Context, c *cli.Context, f *fleet.Fleet, out
 	}
 	cat := images.OpenCatalog(a.stateDir(c, f)) // the build's catalog: the fleet may name a state_dir
 	wait, cancel := context.WithTimeout(ctx, autoPruneWait)
-	inUse, err := a.imagesInUseCtx(wait, c, f)
+	inUse, err := a.imagesInUse(wait, c, f)
 	cancel()
 	if err != nil {
 		p.note("images", "old images not pruned: which images rollouts use could not be read ("+err.Error()+"); drover images prune removes them later")
 		return
 	}
-	res, err := pruneImages(ctx, cat, f.KeepImages, func(id string) bool { return inUse[id] }, a.fleetPublishers(c))
+	res, err := pruneImages(ctx, cat, f.KeepImages, func(id string) bool { return inUse[id] }, a.fleetPublishers(c, f))
 	for _, u := range res.Unpublished {
 		p.note(u.Role, fmt.Sprintf("unpublished old image %s from %s: %s%s", images.ShortID(u.Image), u.Compute, u.ID, inRegionText(u.Region)))
 	}
@@ -171,20 +175,20 @@ func unpublish(ctx context.Context, open openPublisher, identity string, ref ima
 	return nil
 }
 
-// fleetPublishers opens compute blocks of the fleet file for prune, loading the fleet on first use:
-// pruning images that were never published needs no fleet.
-func (a *app) fleetPublishers(c *cli.Context) openPublisher {
+// fleetPublishers opens compute blocks for prune: those of loaded when the caller has the fleet,
+// else of the fleet file, loaded on first use (pruning images never published needs no fleet).
+func (a *app) fleetPublishers(c *cli.Context, loaded *fleet.Fleet) openPublisher {
 	var (
-		f       *fleet.Fleet
+		f       = loaded
 		p       *providers
 		loadErr error
 	)
 	return func(ctx context.Context, block string) (compute.Publisher, error) {
 		if f == nil && loadErr == nil {
 			f, loadErr = a.requireFleet(c)
-			if loadErr == nil {
-				p = a.newProviders(f, a.stateDir(c, f))
-			}
+		}
+		if p == nil && loadErr == nil {
+			p = a.newProviders(f, a.stateDir(c, f))
 		}
 		if loadErr != nil {
 			return nil, fmt.Errorf("the copy on compute %q is deleted through the fleet file, which could not be read: %w", block, loadErr)

@@ -2,9 +2,7 @@ package vm
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -120,17 +118,6 @@ func launch(ctx context.Context, s Spec, argv []string) (int, error) {
 	}
 	return pid, nil
 }
-
-func readPID(path string) (int, error) {
-	pid, err := qemuproc.ReadPID(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("vm: %w", err)
-	}
-	return pid, err
-}
-
-// running reports whether pid is the live qemu of dir (its command line names dir's pid file).
-func running(pid int, dir string) bool { return qemuproc.Running(pid, filepath.Join(dir, pidFile)) }
 
 // kill stops the qemu of dir (SIGTERM, then SIGKILL) and waits until it is gone.
 func kill(pid int, dir string) error {

@@ -78,6 +78,7 @@ Start with:  drover doctor        (is this machine ready?)
 			imagesCommand(a),
 			planCommand(a),
 			rolloutCommand(a),
+			ciCommand(a),
 			gcCommand(a),
 			vaultCommand(a),
 			doctorCommand(a),

@@ -55,14 +55,16 @@ holds one JSON object: the roles, what happened to each, and the next commands.
 Examples:
    drover ci                                  # what the pipeline runs
    drover ci --summary summary.md web db      # only these roles, summary to a file
-   drover ci --dry-run                        # say what would be built and rolled out`,
+   drover ci --dry-run                        # say what would be built and rolled out
+   drover ci init github                      # write the pipeline that runs it`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "summary", EnvVars: []string{"GITHUB_STEP_SUMMARY"}, Usage: "append the run's summary, in Markdown, to this file"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "decide what would be built and rolled out, do none of it"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built at the same time"},
 			&cli.StringFlag{Name: "agent-dir", EnvVars: []string{"DROVER_BOOT_DIR"}, Usage: "directory with drover-boot-linux-ARCH (default: next to drover)"},
 		},
-		Action: func(c *cli.Context) error { return a.ci(c) },
+		Subcommands: []*cli.Command{ciInitCommand(a)},
+		Action:      func(c *cli.Context) error { return a.ci(c) },
 	}
 }
 

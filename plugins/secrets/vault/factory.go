@@ -12,7 +12,16 @@ var (
 	_ secrets.PathReader       = (*Broker)(nil)
 	_ secrets.Rekeyer          = (*Config)(nil)
 	_ secrets.ControllerPolicy = (*Config)(nil)
+	_ secrets.CILogin          = (*Config)(nil)
 )
+
+// CITokenEnv implements secrets.CILogin: the jwt login's variable when jwt_role is set.
+func (c *Config) CITokenEnv() string {
+	if c.JWTRole == "" {
+		return ""
+	}
+	return JWTEnvOf(c)
+}
 
 // Factory is the vault secrets type: the fleet's vault { } block.
 func Factory() secrets.Factory {

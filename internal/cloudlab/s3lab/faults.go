@@ -1,0 +1,98 @@
+package s3lab
+
+import (
+	"net/http"
+)
+
+// Fault is an answer the lab gives instead of serving a request, after its signature is checked
+// (so it is counted) and before gofakes3 sees it (so it has no effect). Faults apply in the order
+// they were queued.
+//
+// What aws-sdk-go-v2's standard retryer makes of them: it retries 500, 502, 503 and 504, the
+// throttle codes (SlowDown among them) and broken connections, up to its attempt limit (3 by
+// default) when the body can be rewound; other answers are final.
+type Fault struct {
+	// Op is the operation, as Count names it ("UploadPart"); empty matches every operation.
+	Op string
+	// After lets this many matching requests through before the fault applies.
+	After int
+	// Times is how many requests get the fault: 0 means 1, -1 means every matching one from now on.
+	Times int
+	// Status, Code and Message make the error answer; Status defaults to 503 and Code to SlowDown.
+	Status        int
+	Code, Message string
+	// Cut drops the connection without an answer instead, as a network failure would.
+	Cut bool
+}
+
+// SlowDown is S3's throttling answer.
+var SlowDown = Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown", Message: "Please reduce your request rate."}
+
+// InternalError is S3's 500.
+var InternalError = Fault{Status: http.StatusInternalServerError, Code: "InternalError", Message: "We encountered an internal error. Please try again."}
+
+type queuedFault struct {
+	f            Fault
+	skip, remain int
+}
+
+// Fail queues f.
+func (l *Lab) Fail(f Fault) {
+	if f.Times == 0 {
+		f.Times = 1
+	}
+	if f.Status == 0 {
+		f.Status = http.StatusServiceUnavailable
+	}
+	if f.Code == "" {
+		f.Code = "SlowDown"
+		if f.Message == "" {
+			f.Message = "Please reduce your request rate."
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.faults = append(l.faults, &queuedFault{f: f, skip: f.After, remain: f.Times})
+}
+
+// ClearFaults drops every queued fault.
+func (l *Lab) ClearFaults() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.faults = nil
+}
+
+// nextFault returns the fault that applies to a request of op, if any; l.mu is held.
+func (l *Lab) nextFault(op string) (Fault, bool) {
+	for i, q := range l.faults {
+		if q.f.Op != "" && q.f.Op != op {
+			continue
+		}
+		if q.skip > 0 {
+			q.skip--
+			continue
+		}
+		if q.remain > 0 {
+			q.remain--
+			if q.remain == 0 {
+				l.faults = append(l.faults[:i:i], l.faults[i+1:]...)
+			}
+		}
+		return q.f, true
+	}
+	return Fault{}, false
+}
+
+// applyFault answers with f: an S3 error document, or a dropped connection.
+func (l *Lab) applyFault(w http.ResponseWriter, f Fault) {
+	if f.Cut {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // the server drops the connection
+	}
+	writeError(w, f.Status, f.Code, f.Message)
+}

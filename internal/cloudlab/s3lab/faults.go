@@ -2,6 +2,7 @@ package s3lab
 
 import (
 	"net/http"
+	"net/http/httptest"
 )
 
 // Fault is an answer the lab gives instead of serving a request, after its signature is checked
@@ -23,6 +24,9 @@ type Fault struct {
 	Code, Message string
 	// Cut drops the connection without an answer instead, as a network failure would.
 	Cut bool
+	// Lost serves the request, then drops the connection before the answer: it took effect but
+	// the client cannot tell (Status and Code are not used).
+	Lost bool
 }
 
 // SlowDown is S3's throttling answer.
@@ -83,8 +87,13 @@ func (l *Lab) nextFault(op string) (Fault, bool) {
 	return Fault{}, false
 }
 
-// applyFault answers with f: an S3 error document, or a dropped connection.
-func (l *Lab) applyFault(w http.ResponseWriter, f Fault) {
+// applyFault answers r with f: an S3 error document, or a dropped connection, after serving r
+// when f.Lost.
+func (l *Lab) applyFault(w http.ResponseWriter, r *http.Request, op string, body []byte, f Fault) {
+	if f.Lost {
+		l.forward(httptest.NewRecorder(), r, op, body)
+		f.Cut = true
+	}
 	if f.Cut {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {

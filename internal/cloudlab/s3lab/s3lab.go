@@ -224,9 +224,14 @@ func (l *Lab) serve(w http.ResponseWriter, r *http.Request) {
 	f, faulted := l.nextFault(op)
 	l.mu.Unlock()
 	if faulted {
-		l.applyFault(w, f)
+		l.applyFault(w, r, op, body, f)
 		return
 	}
+	l.forward(w, r, op, body)
+}
+
+// forward hands a checked request to gofakes3, with the lab's additions for some operations.
+func (l *Lab) forward(w http.ResponseWriter, r *http.Request, op string, body []byte) {
 	switch op {
 	case "ListMultipartUploads":
 		l.listUploads(w, r)

@@ -15,11 +15,11 @@ import (
 	"github.com/drover-dev/drover/internal/cloudlab/s3lab"
 )
 
-// sparseDisk writes a 64 MiB sparse file with a few extents of random data, as a raw disk with a
+// sparseDisk writes a 16 MiB sparse file with a few extents of random data, as a raw disk with a
 // small filesystem in it looks.
 func sparseDisk(t *testing.T) (string, []byte) {
 	t.Helper()
-	const size = 64 << 20
+	const size = 16 << 20
 	path := filepath.Join(t.TempDir(), "disk.raw")
 	f, err := os.Create(path)
 	if err != nil {
@@ -31,7 +31,7 @@ func sparseDisk(t *testing.T) (string, []byte) {
 	}
 	whole := make([]byte, size)
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, ext := range [][2]int{{0, 4096}, {1 << 20, 300 << 10}, {40 << 20, 3 << 20}, {size - 512, 512}} {
+	for _, ext := range [][2]int{{0, 4096}, {1 << 20, 300 << 10}, {8 << 20, 1 << 20}, {size - 512, 512}} {
 		b := whole[ext[0] : ext[0]+ext[1]]
 		for i := range b {
 			b[i] = byte(r.Uint32() % 7) // compressible, like real data
@@ -81,7 +81,7 @@ func TestCompressGzipIsFaithfulSmallAndDeterministic(t *testing.T) {
 	if n1 > used {
 		t.Errorf("compressed %d bytes, more than the %d in use", n1, used)
 	}
-	t.Logf("64 MiB sparse disk: %d bytes in use, %d compressed", used, n1)
+	t.Logf("16 MiB sparse disk: %d bytes in use, %d compressed", used, n1)
 	// A rerun gives the same bytes, so an interrupted upload of them resumes.
 	if _, err := CompressGzip(ctx, raw, filepath.Join(dir, "b.raw.gz")); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -381,5 +382,72 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if err := s.Upload(context.Background(), "", "/nonexistent", nil); err == nil || !strings.Contains(err.Error(), `object key "" is invalid`) {
 		t.Errorf("Upload with an empty key = %v, want an invalid-key error", err)
+	}
+}
+
+func TestUploadSurvivesACompletionWhoseAnswerIsLost(t *testing.T) {
+	lab := s3lab.New(t, s3lab.Options{})
+	// The store completes the upload but the answer never arrives; the SDK's retry then finds no
+	// such upload, and Upload must see the object is there rather than fail.
+	lab.Fail(s3lab.Fault{Op: "CompleteMultipartUpload", Lost: true})
+	s := newStore(t, lab, nil)
+	path, data := writeFile(t, threeParts, 13)
+	if err := s.Upload(context.Background(), "web.raw.gz", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, lab, "web.raw.gz", data)
+	if n := lab.Count("CompleteMultipartUpload"); n != 2 {
+		t.Errorf("CompleteMultipartUpload requests = %d, want 2 (the lost one and the retry)", n)
+	}
+}
+
+func TestUploadCancelledMidwayResumes(t *testing.T) {
+	lab := s3lab.New(t, s3lab.Options{})
+	s := newStore(t, lab, func(c *Config) { c.Concurrency = 1 })
+	path, data := writeFile(t, threeParts, 14)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := s.Upload(ctx, "web.raw.gz", path, func(sent, total int64) { cancel() }) // killed after the first part
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Upload cancelled after a part = %v, want context.Canceled", err)
+	}
+	ups := lab.Uploads(bucket)
+	if len(ups) != 1 || ups[0].Parts == 0 || ups[0].Parts == 3 {
+		t.Fatalf("uploads after the cancel: %+v, want one unfinished with some parts", ups)
+	}
+	before := lab.Count("UploadPart")
+	if err := s.Upload(context.Background(), "web.raw.gz", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, lab, "web.raw.gz", data)
+	if sent := lab.Count("UploadPart") - before; sent != 3-ups[0].Parts {
+		t.Errorf("the rerun sent %d parts, want the %d missing", sent, 3-ups[0].Parts)
+	}
+}
+
+func TestUploadResumingAnotherFilesUploadEndsWithTheRightChecksum(t *testing.T) {
+	lab := s3lab.New(t, s3lab.Options{})
+	ctx := context.Background()
+	s := newStore(t, lab, func(c *Config) { c.MaxAttempts = 1; c.Concurrency = 1 })
+	// File A's upload stops after its first part. File B shares that first part and differs
+	// after it: resuming looks right part by part, but the upload carries A's sha256.
+	pathA, dataA := writeFile(t, threeParts, 15)
+	dataB := bytes.Clone(dataA)
+	dataB[len(dataB)-1] ^= 0xff
+	pathB := filepath.Join(t.TempDir(), "b")
+	if err := os.WriteFile(pathB, dataB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lab.Fail(s3lab.Fault{Op: "UploadPart", After: 1, Times: -1, Code: "SlowDown"})
+	if err := s.Upload(ctx, "web.raw.gz", pathA, nil); err == nil {
+		t.Fatal("Upload under a throttling store succeeded")
+	}
+	lab.ClearFaults()
+	creates := lab.Count("CreateMultipartUpload")
+	if err := s.Upload(ctx, "web.raw.gz", pathB, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, lab, "web.raw.gz", dataB)
+	if n := lab.Count("CreateMultipartUpload") - creates; n != 1 {
+		t.Errorf("began %d uploads, want 1 (afresh, once the resumed one showed A's checksum)", n)
 	}
 }

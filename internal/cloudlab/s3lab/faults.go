@@ -3,6 +3,7 @@ package s3lab
 import (
 	"net/http"
 	"net/http/httptest"
+	"time"
 )
 
 // Fault is an answer the lab gives instead of serving a request, after its signature is checked
@@ -19,9 +20,13 @@ type Fault struct {
 	After int
 	// Times is how many requests get the fault: 0 means 1, -1 means every matching one from now on.
 	Times int
-	// Status, Code and Message make the error answer; Status defaults to 503 and Code to SlowDown.
+	// Status, Code and Message make the error answer; Status defaults to 503, and Code to
+	// SlowDown when nothing else (Cut, Lost, Delay) is asked for.
 	Status        int
 	Code, Message string
+	// Delay holds the request this long (or until the client gives up) first; with no Code, Cut
+	// or Lost, it is then served: a slow answer.
+	Delay time.Duration
 	// Cut drops the connection without an answer instead, as a network failure would.
 	Cut bool
 	// Lost serves the request, then drops the connection before the answer: it took effect but
@@ -48,7 +53,7 @@ func (l *Lab) Fail(f Fault) {
 	if f.Status == 0 {
 		f.Status = http.StatusServiceUnavailable
 	}
-	if f.Code == "" {
+	if f.Code == "" && !f.Cut && !f.Lost && f.Delay == 0 {
 		f.Code = "SlowDown"
 		if f.Message == "" {
 			f.Message = "Please reduce your request rate."
@@ -87,9 +92,16 @@ func (l *Lab) nextFault(op string) (Fault, bool) {
 	return Fault{}, false
 }
 
-// applyFault answers r with f: an S3 error document, or a dropped connection, after serving r
-// when f.Lost.
+// applyFault answers r with f, after f.Delay: an S3 error document, a dropped connection (after
+// serving r when f.Lost), or r served when f has no Code.
 func (l *Lab) applyFault(w http.ResponseWriter, r *http.Request, op string, body []byte, f Fault) {
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if f.Lost {
 		l.forward(httptest.NewRecorder(), r, op, body)
 		f.Cut = true
@@ -102,6 +114,10 @@ func (l *Lab) applyFault(w http.ResponseWriter, r *http.Request, op string, body
 			}
 		}
 		panic(http.ErrAbortHandler) // the server drops the connection
+	}
+	if f.Code == "" {
+		l.forward(w, r, op, body)
+		return
 	}
 	writeError(w, f.Status, f.Code, f.Message)
 }

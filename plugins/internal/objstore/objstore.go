@@ -8,9 +8,10 @@
 // that arrived; the next Upload of that key resumes it and Delete aborts it.
 //
 // Retries: the SDK's standard retryer retries throttling (503 SlowDown, 429), 500, 502, 503, 504
-// and broken connections, with exponential backoff and jitter, up to Config.MaxAttempts attempts
-// per request (3 by default); every request body here is a rewindable section of the file, so a
-// part is resent whole. A part that still fails ends the Upload; a rerun resumes it.
+// broken connections and attempts that outlast Config.AttemptTimeout, with exponential backoff and
+// jitter, up to Config.MaxAttempts attempts per request (3 by default; its retry quota can end
+// them sooner under a storm of errors); every request body here is a rewindable section of the
+// file, so a part is resent whole. A part that still fails ends the Upload; a rerun resumes it.
 package objstore
 
 import (
@@ -26,6 +27,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
@@ -42,6 +44,9 @@ const (
 	DefaultPartSize = 16 << 20
 	// DefaultConcurrency is how many parts are sent at once when Config.Concurrency is 0.
 	DefaultConcurrency = 4
+	// DefaultAttemptTimeout is the time one attempt of a request may take when
+	// Config.AttemptTimeout is 0: a 16 MiB part at 256 kbit/s.
+	DefaultAttemptTimeout = 10 * time.Minute
 	// maxParts is S3's limit on the parts of one upload.
 	maxParts = 10000
 	// MaxPresignTTL is SigV4's limit on a presigned URL's lifetime: seven days.
@@ -78,6 +83,11 @@ type Config struct {
 	MaxAttempts int
 	// MaxBackoff caps the wait between two attempts; 0 means the SDK's default (20s).
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds one attempt of a request, body included, so a stalled connection is
+	// given up and retried rather than waited on for ever; 0 means DefaultAttemptTimeout. It must
+	// leave time to send a part over the slowest link expected. It applies to HTTPClient too,
+	// unless that has its own Timeout.
+	AttemptTimeout time.Duration
 }
 
 // Store is a bucket in an S3-compatible store. It is safe for concurrent use; Uploads and Deletes
@@ -126,6 +136,13 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MaxBackoff < 0 {
 		return nil, fmt.Errorf("objstore: max backoff %s is negative; want a positive duration, or 0 for the SDK's default", cfg.MaxBackoff)
 	}
+	timeout := cfg.AttemptTimeout
+	if timeout == 0 {
+		timeout = DefaultAttemptTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("objstore: attempt timeout %s is negative; want a positive duration, or 0 for %s", cfg.AttemptTimeout, DefaultAttemptTimeout)
+	}
 	region := cfg.Region
 	if region == "" {
 		region = "us-east-1"
@@ -148,8 +165,15 @@ func New(cfg Config) (*Store, error) {
 			}
 		}),
 	}
+	// An http.Client's Timeout ends one attempt; the SDK's retryer sees a timeout, retryable.
 	if cfg.HTTPClient != nil {
-		opts.HTTPClient = cfg.HTTPClient
+		c := *cfg.HTTPClient
+		if c.Timeout == 0 {
+			c.Timeout = timeout
+		}
+		opts.HTTPClient = &c
+	} else {
+		opts.HTTPClient = awshttp.NewBuildableClient().WithTimeout(timeout)
 	}
 	return &Store{client: s3.New(opts), bucket: cfg.Bucket, partSize: partSize, concurrency: concurrency}, nil
 }

@@ -200,6 +200,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"concurrency", func(c *Config) { c.Concurrency = 100 }, "concurrency 100 is out of range; want 1 to 32"},
 		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, "max attempts -1 is out of range; want 1 to 20"},
 		{"backoff", func(c *Config) { c.MaxBackoff = -time.Second }, "max backoff -1s is negative"},
+		{"timeout", func(c *Config) { c.AttemptTimeout = -time.Second }, "attempt timeout -1s is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

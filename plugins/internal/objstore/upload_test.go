@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/internal/cloudlab/s3lab"
 )
@@ -242,5 +243,23 @@ func TestUploadResumingAnotherFilesUploadEndsWithTheRightChecksum(t *testing.T) 
 	assertStored(t, lab, "web.raw.gz", dataB)
 	if n := lab.Count("CreateMultipartUpload") - creates; n != 1 {
 		t.Errorf("began %d uploads, want 1 (afresh, once the resumed one showed A's checksum)", n)
+	}
+}
+
+func TestUploadRetriesAStalledPart(t *testing.T) {
+	lab := s3lab.New(t, s3lab.Options{})
+	lab.Fail(s3lab.Fault{Op: "UploadPart", Delay: time.Minute})
+	s := newStore(t, lab, func(c *Config) { c.AttemptTimeout = 500 * time.Millisecond })
+	path, data := writeFile(t, threeParts, 18)
+	start := time.Now()
+	if err := s.Upload(context.Background(), "web.raw.gz", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, lab, "web.raw.gz", data)
+	if n := lab.Count("UploadPart"); n != 4 {
+		t.Errorf("UploadPart requests = %d, want 4 (3 parts, the stalled one again)", n)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %s: the stalled attempt was waited on", d)
 	}
 }

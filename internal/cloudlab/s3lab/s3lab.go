@@ -176,6 +176,21 @@ func (l *Lab) Content(bucket, key string) ([]byte, bool) {
 	return b, err == nil
 }
 
+// Leftovers lists what the store holds in every bucket, objects as "bucket/key" and unfinished
+// multipart uploads as "bucket/key (unfinished upload)": what a test that cleaned up expects empty.
+func (l *Lab) Leftovers() []string {
+	var out []string
+	for _, b := range l.Buckets() {
+		for _, o := range l.Objects(b) {
+			out = append(out, b+"/"+o.Key)
+		}
+		for _, u := range l.Uploads(b) {
+			out = append(out, b+"/"+u.Key+" (unfinished upload)")
+		}
+	}
+	return out
+}
+
 // Upload is an unfinished multipart upload.
 type Upload struct {
 	Key, UploadID string

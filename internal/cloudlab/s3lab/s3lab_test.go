@@ -96,6 +96,9 @@ func TestMultipartPartsUnder5MiBAreRefusedButTheLastOne(t *testing.T) {
 	if ups := l.Uploads("b"); len(ups) != 1 || ups[0].Parts != 2 {
 		t.Fatalf("Uploads = %+v, want one upload of 2 parts", ups)
 	}
+	if left := l.Leftovers(); len(left) != 1 || left[0] != "b/k (unfinished upload)" {
+		t.Fatalf("Leftovers = %q, want the unfinished upload", left)
+	}
 	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: k, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	if code(err) != "EntityTooSmall" {
 		t.Fatalf("completing with a 1 MiB first part: %v, want EntityTooSmall", err)
@@ -107,6 +110,9 @@ func TestMultipartPartsUnder5MiBAreRefusedButTheLastOne(t *testing.T) {
 	}
 	if got, ok := l.Content("b", "k"); !ok || len(got) != 1<<20 {
 		t.Errorf("content: %d bytes, want %d", len(got), 1<<20)
+	}
+	if left := l.Leftovers(); len(left) != 1 || left[0] != "b/k" {
+		t.Fatalf("Leftovers = %q, want the object alone", left)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -204,7 +205,8 @@ func (l *Lab) Uploads(bucket string) []Upload {
 	var out []Upload
 	for _, u := range list.Uploads {
 		var parts gofakes3.ListMultipartUploadPartsResult
-		l.internal(http.MethodGet, "/"+bucket+"/"+u.Key+"?uploadId="+string(u.UploadID), &parts)
+		target := (&url.URL{Path: "/" + bucket + "/" + u.Key, RawQuery: url.Values{"uploadId": {string(u.UploadID)}}.Encode()}).String()
+		l.internal(http.MethodGet, target, &parts)
 		out = append(out, Upload{Key: u.Key, UploadID: string(u.UploadID), Parts: len(parts.Parts)})
 	}
 	return out

@@ -7,7 +7,7 @@
 // again. What a failed Upload leaves behind is an unfinished multipart upload holding the parts
 // that arrived; the next Upload of that key resumes it and Delete aborts it.
 //
-// Retries: the SDK's standard retryer retries throttling (503 SlowDown, 429), 500, 502, 503, 504
+// Retries: the SDK's standard retryer retries throttling (503 SlowDown, 429), 500, 502, 503, 504,
 // broken connections and attempts that outlast Config.AttemptTimeout, with exponential backoff and
 // jitter, up to Config.MaxAttempts attempts per request (3 by default; its retry quota can end
 // them sooner under a storm of errors); every request body here is a rewindable section of the

@@ -261,3 +261,28 @@ func TestMissingBucketIsNamed(t *testing.T) {
 		t.Fatalf("Upload to a missing bucket = %v, want an error naming the bucket and NoSuchBucket", err)
 	}
 }
+
+func TestKeysWithReservedCharacters(t *testing.T) {
+	lab := s3lab.New(t, s3lab.Options{})
+	s := newStore(t, lab, nil)
+	path, data := writeFile(t, MinPartSize+1, 19)
+	ctx := context.Background()
+	const key = "images/web 1+x=y&z,(a).raw.gz"
+	if err := s.Upload(ctx, key, path, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, lab, key, data)
+	u, err := s.Presign(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, http.DefaultClient, u); status != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("GET presigned URL %s: %d with %d bytes", u, status, len(body))
+	}
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if left := lab.Leftovers(); len(left) != 0 {
+		t.Fatalf("left %q", left)
+	}
+}

@@ -10,6 +10,9 @@
 //   - S3's minimum part size: CompleteMultipartUpload fails with EntityTooSmall when a part other
 //     than the last is smaller than 5 MiB (Options.MinPartSize).
 //   - Virtual-host-style addressing (bucket.s3lab.test), reached through HTTPClient.
+//   - Multipart parts kept in files (diskParts) rather than in memory, so a gigabyte image costs
+//     its size in memory once (the stored object), not three times; an uploads list that is
+//     empty rather than 404 NoSuchUpload in a bucket that never had one, as in S3.
 //   - Faults (Fail) and request counts (Count), so tests can prove retries and resumption.
 //
 // Objects and Uploads read the store directly, to assert what a run left behind.
@@ -94,12 +97,20 @@ func New(t testing.TB, o Options) *Lab {
 			t.Fatalf("s3lab: create bucket %q: %v", b, err)
 		}
 	}
+	dir, err := partsDir(t.TempDir())
+	if err != nil {
+		t.Fatalf("s3lab: %v", err)
+	}
+	store := struct {
+		*s3mem.Backend
+		*diskParts
+	}{backend, newDiskParts(dir, backend)}
 	l := &Lab{
 		Region:          o.Region,
 		AccessKeyID:     o.AccessKeyID,
 		SecretAccessKey: o.SecretAccessKey,
 		backend:         backend,
-		fake:            gofakes3.New(backend, gofakes3.WithAutoBucket(false)).Server(),
+		fake:            gofakes3.New(store, gofakes3.WithAutoBucket(false)).Server(),
 		minPart:         o.MinPartSize,
 		counts:          map[string]int{},
 		partSize:        map[string]int64{},

@@ -7,11 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strings"
-
-	"github.com/johannesboyne/gofakes3"
 )
 
 // serve authenticates, counts, applies faults and the part-size rule, then hands the request to
@@ -43,9 +39,6 @@ func (l *Lab) serve(w http.ResponseWriter, r *http.Request) {
 // forward hands a checked request to gofakes3, with the lab's additions for some operations.
 func (l *Lab) forward(w http.ResponseWriter, r *http.Request, op string, body []byte) {
 	switch op {
-	case "ListMultipartUploads":
-		l.listUploads(w, r)
-		return
 	case "CompleteMultipartUpload":
 		if e := l.checkPartSizes(r.URL.Query().Get("uploadId"), body); e != nil {
 			writeError(w, e.Status, e.Code, e.Message)
@@ -62,24 +55,6 @@ func (l *Lab) forward(w http.ResponseWriter, r *http.Request, op string, body []
 		return
 	}
 	l.fake.ServeHTTP(w, r)
-}
-
-// listUploads serves ListMultipartUploads, mending a gofakes3 quirk: in a bucket that never had
-// a multipart upload it answers 404 NoSuchUpload, where S3 answers an empty list.
-func (l *Lab) listUploads(w http.ResponseWriter, r *http.Request) {
-	rec := httptest.NewRecorder()
-	l.fake.ServeHTTP(rec, r)
-	bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	if rec.Code == http.StatusNotFound && strings.Contains(rec.Body.String(), "NoSuchUpload") && slices.Contains(l.Buckets(), bucket) {
-		w.Header().Set("Content-Type", "application/xml")
-		_ = xml.NewEncoder(w).Encode(gofakes3.ListMultipartUploadsResult{Bucket: bucket, Prefix: r.URL.Query().Get("prefix"), MaxUploads: 1000})
-		return
-	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes())
 }
 
 // toPathStyle rewrites a virtual-host-style request ("bucket.s3lab.test") to path style, as

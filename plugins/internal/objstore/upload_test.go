@@ -253,7 +253,7 @@ func TestUploadResumingAnotherFilesUploadEndsWithTheRightChecksum(t *testing.T) 
 func TestUploadRetriesAStalledPart(t *testing.T) {
 	lab := s3lab.New(t, s3lab.Options{})
 	lab.Fail(s3lab.Fault{Op: "UploadPart", Delay: time.Minute})
-	s := newStore(t, lab, func(c *Config) { c.AttemptTimeout = 500 * time.Millisecond })
+	s := newStore(t, lab, func(c *Config) { c.AttemptTimeout = 3 * time.Second })
 	path, data := writeFile(t, threeParts, 18)
 	start := time.Now()
 	if err := s.Upload(context.Background(), "web.raw.gz", path, nil); err != nil {

@@ -65,6 +65,7 @@ type Lab struct {
 
 	srv      *httptest.Server
 	backend  *s3mem.Backend
+	parts    *diskParts
 	fake     http.Handler // gofakes3, path-style, unauthenticated
 	minPart  int64
 	mu       sync.Mutex
@@ -101,15 +102,17 @@ func New(t testing.TB, o Options) *Lab {
 	if err != nil {
 		t.Fatalf("s3lab: %v", err)
 	}
+	parts := newDiskParts(dir, backend)
 	store := struct {
 		*s3mem.Backend
 		*diskParts
-	}{backend, newDiskParts(dir, backend)}
+	}{backend, parts}
 	l := &Lab{
 		Region:          o.Region,
 		AccessKeyID:     o.AccessKeyID,
 		SecretAccessKey: o.SecretAccessKey,
 		backend:         backend,
+		parts:           parts,
 		fake:            gofakes3.New(store, gofakes3.WithAutoBucket(false)).Server(),
 		minPart:         o.MinPartSize,
 		counts:          map[string]int{},

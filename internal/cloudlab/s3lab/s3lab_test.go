@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,9 @@ func TestMultipartPartsUnder5MiBAreRefusedButTheLastOne(t *testing.T) {
 	if left := l.Leftovers(); len(left) != 1 || left[0] != "b/k" {
 		t.Fatalf("Leftovers = %q, want the object alone", left)
 	}
+	if files, _ := os.ReadDir(l.parts.dir); len(files) != 0 {
+		t.Errorf("%d part files left after completing", len(files))
+	}
 }
 
 func TestFaultsApplyAfterAndTimes(t *testing.T) {
@@ -137,5 +141,65 @@ func TestFaultsApplyAfterAndTimes(t *testing.T) {
 	}
 	if l.Count("HeadBucket") != 4 || l.Count("PutObject") != 1 || len(l.Objects("b")) != 0 {
 		t.Errorf("counts HeadBucket %d PutObject %d, objects %v; want 4, 1 and none", l.Count("HeadBucket"), l.Count("PutObject"), l.Objects("b"))
+	}
+}
+
+func TestUploadsAndPartsPageAndAbortRemovesPartFiles(t *testing.T) {
+	l := New(t, Options{Buckets: []string{"b"}})
+	ctx := context.Background()
+	c := client(l, l.SecretAccessKey)
+	b := aws.String("b")
+	var ids []string
+	for _, k := range []string{"x/1", "x/2", "x/2", "y"} {
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(up.UploadId))
+	}
+	for n := int32(1); n <= 3; n++ {
+		if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String("x/2"), UploadId: &ids[2], PartNumber: &n, Body: strings.NewReader("part")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var listed []string
+	pages := s3.NewListMultipartUploadsPaginator(c, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: aws.String("x/"), MaxUploads: aws.Int32(1)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Uploads {
+			listed = append(listed, aws.ToString(u.Key)+"#"+aws.ToString(u.UploadId))
+		}
+	}
+	if want := []string{"x/1#" + ids[0], "x/2#" + ids[1], "x/2#" + ids[2]}; strings.Join(listed, " ") != strings.Join(want, " ") {
+		t.Errorf("uploads paged one at a time = %q, want %q", listed, want)
+	}
+	var numbers []int32
+	parts := s3.NewListPartsPaginator(c, &s3.ListPartsInput{Bucket: b, Key: aws.String("x/2"), UploadId: &ids[2], MaxParts: aws.Int32(1)})
+	for parts.HasMorePages() {
+		page, err := parts.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.Parts {
+			numbers = append(numbers, aws.ToInt32(p.PartNumber))
+		}
+	}
+	if len(numbers) != 3 || numbers[0] != 1 || numbers[2] != 3 {
+		t.Errorf("parts paged one at a time = %v, want [1 2 3]", numbers)
+	}
+	for i, k := range []string{"x/1", "x/2", "x/2", "y"} {
+		if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String(k), UploadId: &ids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("y"), UploadId: &ids[3]}); code(err) != "NoSuchUpload" {
+		t.Errorf("aborting twice: %v, want NoSuchUpload", err)
+	}
+	files, _ := os.ReadDir(l.parts.dir)
+	if len(l.Leftovers()) != 0 || len(files) != 0 {
+		t.Errorf("after aborting all: leftovers %q, %d part files", l.Leftovers(), len(files))
 	}
 }

@@ -270,8 +270,8 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("objstore: upload %s/%s: %w", s.bucket, key, ctx.Err())
 	}
 	return firstErr
 }

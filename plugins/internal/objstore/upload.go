@@ -34,7 +34,8 @@ type part struct {
 // unfinished upload holding other bytes is aborted. The file must not change while it is read.
 //
 // progress, when not nil, is told the bytes stored so far over the file's size (parts already
-// stored count at once), one call at a time, sent only growing, last with sent == total.
+// stored count at once), one call at a time (it should return quickly: parts wait on it), sent
+// only growing, last with sent == total.
 //
 // Safe for concurrent use; Uploads of one key wait for each other within the process. A failure
 // or a cancelled ctx leaves an unfinished multipart upload with the parts that arrived, which the

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,20 +72,23 @@ role "tools" {
 // ciEnv is a fleet directory for drover ci with the sky cloud, a state dir, and a fake drover-boot
 // agent (the image identity hashes it; nothing here runs it).
 type ciEnv struct {
-	t                       *testing.T
+	t                       testing.TB
 	dir, fleet, state, boot string
 	cloud                   *skyCloud
 	summary                 string
 }
 
-func newCIEnv(t *testing.T) *ciEnv {
+func newCIEnv(t testing.TB) *ciEnv {
+	return newCIEnvWith(t, ciFleet, map[string]string{"web/index.html": "<h1>one</h1>\n", "api/api.conf": "workers = 2\n"})
+}
+
+func newCIEnvWith(t testing.TB, fleetText string, files map[string]string) *ciEnv {
 	dir := t.TempDir()
 	e := &ciEnv{t: t, dir: dir, fleet: filepath.Join(dir, "drover.hcl"), state: filepath.Join(dir, ".drover"),
 		boot: filepath.Join(dir, "agent"), cloud: newSkyCloud(t), summary: filepath.Join(dir, "summary.md")}
-	for path, body := range map[string]string{
-		"drover.hcl": ciFleet, "web/index.html": "<h1>one</h1>\n", "api/api.conf": "workers = 2\n",
-		"agent/drover-boot-linux-amd64": "not a real agent\n",
-	} {
+	e.write("drover.hcl", fleetText)
+	e.write("agent/drover-boot-linux-amd64", "not a real agent\n")
+	for path, body := range files {
 		e.write(path, body)
 	}
 	return e
@@ -274,4 +278,52 @@ func ciRow(out, role string) string {
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
+}
+
+
+// BenchmarkCINothingChanged is drover ci on a commit that changes no image, in-process, on a fleet
+// of five deployed roles (the example's size): five identities, five rollout statuses, the summary.
+// The issue's goal is under 2 s for the whole command.
+func BenchmarkCINothingChanged(b *testing.B) {
+	var fleetText strings.Builder
+	fleetText.WriteString("compute \"sky\" \"cloud\" {\n  network = \"127.0.90.0\"\n}\n")
+	roles := []string{"web", "api", "db", "dns", "vault"}
+	files := map[string]string{}
+	for i, r := range roles {
+		port := 18090 + i
+		fmt.Fprintf(&fleetText, `
+role %q {
+  image {
+    base  = "debian-bookworm"
+    files = { "/etc/%s.conf" = "%s/%s.conf" }
+  }
+  deploy {
+    compute      = "cloud"
+    count        = 1
+    ports        = [%d]
+    keep_old     = "0s"
+    watch        = "0s"
+    auto_promote = true
+    health "http" {
+      port              = %d
+      interval          = "100ms"
+      healthy_threshold = 1
+    }
+  }
+}
+`, r, r, r, r, port, port)
+		files[r+"/"+r+".conf"] = r + "\n"
+	}
+	e := newCIEnvWith(b, fleetText.String(), files)
+	for _, r := range roles {
+		e.built(r)
+	}
+	if code, out, stderr := e.drover("ci"); code != exitOK {
+		b.Fatalf("first ci: exit %d\n%s%s", code, out, stderr)
+	}
+	for b.Loop() {
+		if code, out, stderr := e.drover("ci"); code != exitOK || !strings.Contains(out, "5 role(s): 5 up to date") {
+			b.Fatalf("ci: exit %d\n%s%s", code, out, stderr)
+		}
+	}
 }

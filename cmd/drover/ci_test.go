@@ -280,7 +280,6 @@ func sorted(s ...string) []string {
 	return s
 }
 
-
 // BenchmarkCINothingChanged is drover ci on a commit that changes no image, in-process, on a fleet
 // of five deployed roles (the example's size): five identities, five rollout statuses, the summary.
 // The goal is under 2 s for the whole command.

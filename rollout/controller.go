@@ -244,7 +244,14 @@ func (c *Controller) currentImage(role string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("rollout: role %q: the image the fleet describes: %w", role, err)
 	}
-	if id != "" && !c.opts.Catalog.Has(id) {
+	if id == "" {
+		return "", nil
+	}
+	known, err := c.opts.Catalog.Known(id)
+	if err != nil {
+		return "", fmt.Errorf("rollout: role %q: %w", role, err)
+	}
+	if !known {
 		return id, fmt.Errorf("rollout: role %q: its image for the fleet as it is now (%s) is %w: drover build %s makes it; --image rolls out another from drover images list",
 			role, images.ShortID(id), ErrNotBuilt, role)
 	}

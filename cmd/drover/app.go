@@ -27,6 +27,7 @@ type app struct {
 	// extraProviders are registered beside the built-in ones (tests add a type of their own).
 	extraProviders all.Providers
 	reg            *all.Registry
+	closers        []func() // run when the command has finished (closeAtExit)
 }
 
 // registry is the provider registry, made once.

@@ -50,8 +50,12 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		return nil, nil, usageError(err.Error(), "")
 	}
 	p := a.newProviders(f, state)
+	cat := images.OpenCatalog(state)
+	if a.sharesCatalog(f) {
+		cat.Share(c.Context, st)
+	}
 	opts := rollout.Options{
-		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
+		Fleet: f, Store: st, Catalog: cat,
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/drover-dev/drover/plugins/store"
 )
@@ -31,7 +33,7 @@ import (
 const (
 	SharedManifestPrefix  = "catalog/manifests/"
 	SharedPublishedPrefix = "catalog/published/"
-	sharedRetries         = 16
+	sharedRetries         = 50
 )
 
 // Share makes the catalog keep its manifests and published references in st as well, and read what
@@ -151,7 +153,10 @@ func (c *Catalog) updateSharedPublished(identity string, change func([]Published
 		}
 		_, err = c.store.Put(c.ctx, sharedPublishedKey(identity), append(b, '\n'), version)
 		if errors.Is(err, store.ErrConflict) {
-			continue // another writer changed the list since it was read: change what is there now
+			// Another writer changed the list since it was read: change what is there now, after a
+			// short random pause so that writers racing in step fall out of it.
+			time.Sleep(time.Duration(1+rand.IntN(10)) * time.Millisecond)
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("images: recording the published copies of %s in the state store: %w", ShortID(identity), err)

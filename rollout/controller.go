@@ -61,6 +61,9 @@ type Options struct {
 	// LockTTL is how long a role lock lasts without renewal; it is renewed every third of it.
 	// Zero means 30 seconds.
 	LockTTL time.Duration
+	// LockWait is how long a command waits for a role lock another drover holds, saying who holds
+	// it as a "lock" step; zero refuses at once with a *LockedError naming the holder.
+	LockWait time.Duration
 	// Now is the clock of records and keep_old; nil means time.Now. Health checks and the watch
 	// window always run on real time.
 	Now func() time.Time

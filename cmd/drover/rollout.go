@@ -251,7 +251,7 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 		}
 		return nil
 	case errors.As(err, &locked):
-		return failed(err, "wait for it to finish, or check drover rollout status "+role)
+		return failed(err, "wait for it to finish (--wait DURATION waits for the lock), or check drover rollout status "+role)
 	case errors.Is(err, rollout.ErrInProgress):
 		return failed(err, "drover rollout status "+role+" shows it; promote or abort it first")
 	case errors.As(err, &hf):

@@ -63,8 +63,8 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
-		LockWait:   c.Duration("wait"),
-		Owner:      a.owner(),
+		LockWait: c.Duration("wait"),
+		Owner:    a.owner(),
 	}
 	if cr := newCredentials(f, p); cr != nil {
 		opts.Credentials = cr

@@ -82,6 +82,7 @@ Start with:  drover doctor        (is this machine ready?)
 			planCommand(a),
 			rolloutCommand(a),
 			gcCommand(a),
+			stateCommand(a),
 			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),

@@ -314,3 +314,111 @@ func TestTeamStateLockHolderProcess(t *testing.T) {
 		}
 	}
 }
+
+// drover state migrate: a machine's local state (rollout records, catalog manifests, published
+// copies) into etcd: a dry run writes nothing, a run copies, a rerun changes nothing, another machine
+// then sees it all; a record the store has newer is kept, and a record that differs without saying
+// which is newer is a conflict (exit 1), left alone.
+func TestTeamStateMigrate(t *testing.T) {
+	url := etcdtest.Start(t)
+	cloud := memory.NewCloud("mem-1")
+	extra := teamProviders(cloud)
+	dir := t.TempDir()
+	fleetFile := filepath.Join(dir, "drover.hcl")
+	if err := os.WriteFile(fleetFile, []byte(memcloudFleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	web := seedRawImage(t, state, 64<<10, 0)
+	local := func(args ...string) (int, string, string) {
+		return droverWith(t, extra, append([]string{"--fleet", fleetFile, "--state", state}, args...)...)
+	}
+	for _, args := range [][]string{{"rollout", "start", "--image", web.Identity, "web"}, {"rollout", "promote", "web"}} {
+		if code, stdout, stderr := local(args...); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	b := newTeamMachine(t, url, "team/", "runner b", extra)
+	st := b.store()
+	migrate := func(extraArgs ...string) (int, string, string) {
+		return local(append([]string{"state", "migrate", "--to", url, "--prefix", "team/"}, extraArgs...)...)
+	}
+	hexID := strings.TrimPrefix(web.Identity, "sha256:")
+
+	code, stdout, stderr := migrate("--dry-run")
+	if code != exitOK || !strings.Contains(stdout, "(dry run: nothing is written)") || !hasLine(stdout, "copied ", "rollouts/web/") ||
+		!hasLine(stdout, "copied ", "catalog/manifests/"+hexID) || !hasLine(stdout, "copied ", "catalog/published/"+hexID) {
+		t.Fatalf("migrate --dry-run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if items, err := st.List(t.Context(), ""); err != nil || len(items) != 0 {
+		t.Fatalf("after a dry run the store holds %d keys (%v), want none", len(items), err)
+	}
+	code, stdout, stderr = migrate()
+	if code != exitOK || !hasLine(stdout, "copied ", "rollouts/web/") || !strings.Contains(stdout, "done: ") || strings.Contains(stdout, " 0 copied") {
+		t.Fatalf("migrate: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = migrate()
+	if code != exitOK || !strings.Contains(stdout, "done: 0 copied, 0 updated, ") || !strings.Contains(stdout, ", 0 kept, 0 conflict\n") {
+		t.Fatalf("migrate again (idempotent): exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// Machine B, with an empty state dir and the etcd store, sees the rollout and the image.
+	code, stdout, stderr = b.drover("rollout", "status", "web")
+	if code != exitOK || !strings.Contains(stdout, web.ShortID()) {
+		t.Errorf("B: rollout status after the migration: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = b.drover("images", "list")
+	if code != exitOK || !strings.Contains(stdout, web.ShortID()+"*") || !strings.Contains(stdout, "cloud/mem-1") {
+		t.Errorf("B: images list after the migration: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// The store's record becomes newer (B acted on it): the local one does not overwrite it.
+	items, err := st.List(t.Context(), "rollouts/web/")
+	if err != nil || len(items) != 1 {
+		t.Fatalf("rollouts in the store: %v, %v", items, err)
+	}
+	newer := bytes.Replace(items[0].Value, []byte(`"updated": "`), []byte(`"updated": "2099-01-01T00:00:00Z", "x_old_updated": "`), 1)
+	if bytes.Equal(newer, items[0].Value) {
+		newer = bytes.Replace(items[0].Value, []byte(`"updated":"`), []byte(`"updated":"2099-01-01T00:00:00Z","x_old_updated":"`), 1)
+	}
+	if _, err := st.Put(t.Context(), items[0].Key, newer, items[0].Version); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = migrate()
+	if code != exitOK || !hasLine(stdout, "kept ", items[0].Key, "the destination's is newer (updated 2099-01-01T00:00:00Z") {
+		t.Fatalf("migrate over a newer record: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if it, _ := st.Get(t.Context(), items[0].Key); !bytes.Equal(it.Value, newer) {
+		t.Error("the store's newer record was overwritten")
+	}
+
+	// An in-use mark that differs says nothing of which is newer: a conflict, left alone, exit 1.
+	marks, err := st.List(t.Context(), "images/in-use/")
+	if err != nil || len(marks) != 1 {
+		t.Fatalf("in-use marks in the store: %v, %v", marks, err)
+	}
+	if _, err := st.Put(t.Context(), marks[0].Key, []byte(`{"identity":"`+web.Identity+`","role":"web","rollouts":["other"]}`), marks[0].Version); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = migrate()
+	if code != exitFailure || !hasLine(stdout, "conflict ", marks[0].Key, "only rollout records say which is newer") || !strings.Contains(stderr, "1 record(s) differ in the store") {
+		t.Fatalf("migrate over a differing mark: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// hasLine reports whether a line of out starts with prefix and contains every one of parts.
+func hasLine(out, prefix string, parts ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

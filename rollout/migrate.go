@@ -103,7 +103,9 @@ func newerRecord(src, dst store.Item) (int, string) {
 	if json.Unmarshal(src.Value, &a) != nil || json.Unmarshal(dst.Value, &b) != nil || a.Updated.IsZero() || b.Updated.IsZero() {
 		return 0, "differs, and one of them is not a rollout record: the destination's is left alone"
 	}
-	stamp := func(t time.Time, n int) string { return fmt.Sprintf("updated %s, %d transitions", t.UTC().Format(time.RFC3339), n) }
+	stamp := func(t time.Time, n int) string {
+		return fmt.Sprintf("updated %s, %d transitions", t.UTC().Format(time.RFC3339), n)
+	}
 	switch {
 	case a.Updated.After(b.Updated), a.Updated.Equal(b.Updated) && len(a.Transitions) > len(b.Transitions):
 		return 1, fmt.Sprintf("the source's is newer (%s; the destination's %s)", stamp(a.Updated, len(a.Transitions)), stamp(b.Updated, len(b.Transitions)))

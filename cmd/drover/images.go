@@ -25,13 +25,16 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the local image catalog: list, show, diff, scan, publish, prune",
+		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "list the images in the catalog, newest first per role",
+				Description: `With a fleet whose store a team shares (store "etcd"), the list holds every image the team
+built: one built on another machine, whose disk is not here, is marked with * ("disk_here": false
+with --output json). Rollouts of such an image work on compute blocks that boot their own copy.`,
 				Action: func(c *cli.Context) error {
 					cat, err := a.catalog(c)
 					if err != nil {

@@ -149,3 +149,60 @@ func TestSharedCommitStoreFailure(t *testing.T) {
 		t.Error("the image is not in the local catalog")
 	}
 }
+
+// MigrateTo: manifests created where missing and kept where present; published copies joined with
+// the store's, the newer per place kept; a dry run writes nothing; a rerun is all "same".
+func TestMigrateCatalog(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	local := OpenCatalog(t.TempDir()) // not shared: the state of a machine before the move
+	web := addImage(t, local, "web", id("aaaa11"), time.Unix(1000, 0), nil, "")
+	db := addImage(t, local, "db", id("bbbb22"), time.Unix(1000, 0), nil, "")
+	old := time.Unix(2000, 0).UTC()
+	for _, ref := range []PublishedRef{{Compute: "cloud", Type: "aws", ID: "ami-old", Created: old}, {Compute: "cloud2", Type: "aws", ID: "ami-2", Created: old}} {
+		if err := local.RecordPublished(web.Identity, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store already knows db, and a newer copy of web on cloud.
+	team := OpenCatalog(t.TempDir()).Share(ctx, st)
+	if err := team.ShareManifest(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := team.ShareManifest(web); err != nil {
+		t.Fatal(err)
+	}
+	if err := team.RecordPublished(web.Identity, PublishedRef{Compute: "cloud", Type: "aws", ID: "ami-new", Created: old.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, sharedManifestKey(web.Identity), 0); err != nil {
+		t.Fatal(err)
+	}
+	actions := func(ch []MigrateChange) string {
+		var s []string
+		for _, c := range ch {
+			s = append(s, strings.TrimPrefix(strings.TrimPrefix(c.Key, SharedManifestPrefix), SharedPublishedPrefix)[:4]+":"+strings.Split(c.Key, "/")[1]+"="+c.Action)
+		}
+		return strings.Join(s, " ")
+	}
+	want := "bbbb:manifests=same aaaa:manifests=copied aaaa:published=updated"
+	ch, err := local.MigrateTo(ctx, st, true)
+	if err != nil || actions(ch) != want {
+		t.Fatalf("dry run: %s, %v; want %s", actions(ch), err, want)
+	}
+	if m, _ := team.sharedManifest(web.Identity); m != nil {
+		t.Fatal("the dry run wrote web's manifest")
+	}
+	ch, err = local.MigrateTo(ctx, st, false)
+	if err != nil || actions(ch) != want || !strings.Contains(ch[2].Detail, "1 kept: the store's are newer") {
+		t.Fatalf("migrate: %s (%v), %v; want %s", actions(ch), ch, err, want)
+	}
+	refs, _, err := team.sharedPublished(web.Identity)
+	if err != nil || len(refs) != 2 || refs[0].ID != "ami-new" || refs[1].ID != "ami-2" {
+		t.Fatalf("the store's copies after the migration: %v, %v; want the newer on cloud and cloud2's", refs, err)
+	}
+	ch, err = local.MigrateTo(ctx, st, false)
+	if want := "bbbb:manifests=same aaaa:manifests=same aaaa:published=kept"; err != nil || actions(ch) != want {
+		t.Fatalf("migrate again: %s, %v; want %s", actions(ch), err, want)
+	}
+}

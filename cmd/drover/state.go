@@ -41,7 +41,8 @@ created; the same bytes are left; a rollout record replaces the store's only whe
 updated time, then its number of transitions); a manifest the store has is kept (same identity,
 same inputs); published copies are joined, the newer one per compute block and region. Anything
 else that differs is a conflict: left alone, listed, and the exit code is 1. Running it again
-changes nothing ("same"). --dry-run says what it would do and writes nothing.
+writes nothing (every key "same", or "kept" where the store's is newer). --dry-run says what it
+would do and writes nothing.
 
 Examples:
    drover state migrate --to etcd --dry-run

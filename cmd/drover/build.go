@@ -226,7 +226,7 @@ func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
 	case a.json() && o.err != nil:
 		p.event(Event{Event: "failed", Role: o.role, Error: o.err.Error()})
 	case a.json():
-		p.event(Event{Event: "image", Role: o.role, Cached: o.result.Cached, Seconds: o.elapsed.Seconds(), Image: imageSummary(o.result.Manifest)})
+		p.event(Event{Event: "image", Role: o.role, Cached: o.result.Cached, Elsewhere: o.result.Elsewhere, Seconds: o.elapsed.Seconds(), Image: imageSummary(o.result.Manifest)})
 	case o.skipped != "":
 		p.Line(fmt.Sprintf("%s: skipped: %s", o.role, strings.TrimPrefix(o.skipped, "rootfs: ")))
 	case o.err != nil:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
@@ -20,6 +21,7 @@ import (
 	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/plugins/store/etcd"
 	"github.com/drover-dev/drover/plugins/store/etcd/etcdtest"
+	"github.com/drover-dev/drover/rollout"
 )
 
 // teamFleet is a fleet whose state is on etcd: web deploys on a cloud that boots published copies
@@ -421,4 +423,55 @@ func hasLine(out, prefix string, parts ...string) bool {
 		}
 	}
 	return false
+}
+
+// drover build on a machine with an empty disk: web's image, built on another machine and published
+// on cloud (where web deploys), is not built again; the line says so.
+func TestTeamStateBuildSkipsWhatTheStoreCovers(t *testing.T) {
+	url := etcdtest.Start(t)
+	extra := teamProviders(memory.NewCloud("mem-1"))
+	b := newTeamMachine(t, url, "team/", "runner b", extra)
+	agents := t.TempDir()
+	if err := os.WriteFile(filepath.Join(agents, "drover-boot-linux-amd64"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.env["DROVER_BOOT_DIR"] = agents
+	a := newTeamMachine(t, url, "team/", "runner a", extra)
+	a.env["DROVER_BOOT_DIR"] = agents
+
+	// The identity drover build computes for web, as a rollout without --image does.
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{}, func(k string) (string, bool) { v, ok := a.env[k]; return v, ok })
+	app.extraProviders = extra
+	f, diags := fleet.Load(a.fleet, fleet.Options{Providers: app.registry(), Deploy: rollout.NewCatalog(nil, nil), LookupEnv: app.env})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	identity, err := app.currentImage(f, a.state)("web")
+	if err != nil || identity == "" {
+		t.Fatalf("web's identity: %q, %v", identity, err)
+	}
+	// Machine A built it (its manifest committed through a shared catalog) and published it on cloud.
+	cat := images.OpenCatalog(a.state).Share(t.Context(), a.store())
+	staging, err := cat.Stage(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := staging.Commit(&images.Manifest{Identity: identity, Role: "web", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.RecordPublished(identity, images.PublishedRef{Compute: "cloud", Type: "memcloud", Region: "mem-1", ID: "img-1", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := b.drover("build", "web")
+	if code != exitOK || stdout != "web: up to date ("+identity+", built elsewhere and published on cloud: the state store records it)\n" {
+		t.Fatalf("B: build web: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if images.OpenCatalog(b.state).Has(identity) {
+		t.Error("B's disk cache has the image it did not build")
+	}
+	code, stdout, _ = b.drover("--output", "json", "build", "web")
+	if code != exitOK || !strings.Contains(stdout, `"cached":true,"elsewhere":true`) {
+		t.Errorf("B: build --output json: exit %d\n%s", code, stdout)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/rollout/health"
@@ -88,7 +89,8 @@ func (s *session) raftBootstrap(ctx context.Context, r *Record) error {
 
 // raftPrecheck asks the serving cluster, before anything changes, that every member is a healthy
 // voter and that each serving node is one of them: a replacement starts only from a healthy
-// cluster, since it takes one member out at a time.
+// cluster, since it takes one member out at a time. It waits up to the deploy's deadline: nodes
+// that just joined are non-voters until autopilot's stabilization time (10 s by default) passes.
 func (s *session) raftPrecheck(ctx context.Context, r *Record) error {
 	old, err := s.nodesOf(ctx, r, r.Previous)
 	if err != nil {
@@ -97,12 +99,30 @@ func (s *session) raftPrecheck(ctx context.Context, r *Record) error {
 	if len(old) == 0 {
 		return fmt.Errorf("rollout: role %q: rollout %s, which serves, has no running node: nothing to join; abort this rollout", r.Role, r.Previous)
 	}
-	servers, via, err := s.raftServers(ctx, old, "")
-	if err != nil {
-		return err
+	deadline, poll := s.raftDeadline()
+	end := time.Now().Add(deadline)
+	for {
+		servers, via, err := s.raftServers(ctx, old, "")
+		if err != nil {
+			return err
+		}
+		bad, leader := unhealthy(old, servers)
+		if len(bad) == 0 {
+			return s.move(ctx, r, Ready, fmt.Sprintf("autopilot (asked of %s): %d healthy voter(s), leader %s", via.ID, len(servers), leader), nil)
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("rollout: role %q: the cluster is not healthy after %s, so no member may leave it: %s; rerun once autopilot reports every member a healthy voter, or abort", r.Role, deadline, strings.Join(bad, "; "))
+		}
+		if err := sleepCtx(ctx, poll); err != nil {
+			return err
+		}
 	}
-	var bad []string
-	leader := ""
+}
+
+// unhealthy lists what keeps the cluster from being replaced: members that are not healthy voters,
+// serving nodes that are not members; and names the leader.
+func unhealthy(nodes []compute.Instance, servers []RaftServer) (bad []string, leader string) {
+	leader = "(none)"
 	for _, sv := range servers {
 		if !sv.Healthy || !sv.Voter {
 			bad = append(bad, fmt.Sprintf("%s (healthy %t, voter %t)", sv.ID, sv.Healthy, sv.Voter))
@@ -111,14 +131,11 @@ func (s *session) raftPrecheck(ctx context.Context, r *Record) error {
 			leader = sv.ID
 		}
 	}
-	for _, in := range old {
+	for _, in := range nodes {
 		id := in.Labels[LabelRaftNode]
 		if id == "" || !slices.ContainsFunc(servers, func(sv RaftServer) bool { return sv.ID == id }) {
-			bad = append(bad, fmt.Sprintf("node %s (%s) is not in the raft configuration", orNone([]string{id}), in.ID))
+			bad = append(bad, fmt.Sprintf("node %s (%s) is not in the raft configuration", in.Name, in.ID))
 		}
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("rollout: role %q: the cluster is not healthy, so no member may leave it: %s; rerun once autopilot reports every member a healthy voter, or abort", r.Role, strings.Join(bad, "; "))
-	}
-	return s.move(ctx, r, Ready, fmt.Sprintf("autopilot (asked of %s): %d healthy voter(s), leader %s", via.ID, len(servers), orNone([]string{leader})), nil)
+	return bad, leader
 }

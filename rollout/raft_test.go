@@ -308,3 +308,22 @@ func crashingAt(t *testing.T, l *lab, f *fakeRaft, state rollout.State) *rollout
 		o.CrashAfter, o.Owner = state, "crashed@"+host+" pid "+dead
 	})
 }
+
+// drover plan says a replacement goes one node at a time, the leader last.
+func TestRaftPlanOfAReplacement(t *testing.T) {
+	l, f, _ := raftLab(t)
+	l.build("web")
+	p, err := l.controller(f.options).Plan(t.Context(), []string{"web"}, rollout.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := p.Roles[0]
+	var text []string
+	for _, st := range rp.Steps {
+		text = append(text, st.Kind+": "+st.Text)
+	}
+	all := strings.Join(text, "\n")
+	if rp.Action != rollout.ActionRollout || !strings.Contains(all, "replace: replace the 3 node(s)") || !strings.Contains(all, "one at a time") || !strings.Contains(all, "the old leader last") {
+		t.Errorf("plan %s:\n%s\nwarnings %v", rp.Action, all, rp.Warnings)
+	}
+}

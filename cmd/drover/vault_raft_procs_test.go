@@ -97,7 +97,8 @@ func (p *raftProcs) Launch(ctx context.Context, spec compute.Spec) (compute.Inst
 api_addr      = "http://%[1]s:8200"
 cluster_addr  = "http://%[1]s:8201"
 storage "raft" {
-  path = %[2]q
+  path                   = %[2]q
+  performance_multiplier = 1
 }
 listener "tcp" {
   address         = "%[1]s:8200"

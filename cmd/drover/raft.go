@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/drover-dev/drover/fleet"
+	"github.com/drover-dev/drover/internal/vaultraft"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
-	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/rollout"
 )
 
@@ -17,8 +17,9 @@ import (
 // upper case, '-' as '_') is one role's, and wins. raftCAEnv is the CA the cluster's https is
 // verified against, when it is not in the system's roots.
 const (
-	raftTokenEnv = "DROVER_RAFT_TOKEN"
-	raftCAEnv    = "DROVER_RAFT_CACERT"
+	raftTokenEnv   = "DROVER_RAFT_TOKEN"
+	raftPolicyName = "drover-raft" // plugins/secrets/vault.RaftPolicyName
+	raftCAEnv      = "DROVER_RAFT_CACERT"
 )
 
 // raftClusters opens the raft cluster of a role for the raft strategy's replacement.
@@ -32,7 +33,7 @@ func (a *app) raftClusters(f *fleet.Fleet) func(ctx context.Context, role string
 		}
 		if token == "" {
 			return nil, fmt.Errorf("no token on the cluster: set %s (or %s_%s) to a token of policy %q on the role's own Vault cluster (its README shows the policy)",
-				raftTokenEnv, raftTokenEnv, strings.ToUpper(strings.ReplaceAll(role, "-", "_")), vault.RaftPolicyName)
+				raftTokenEnv, raftTokenEnv, strings.ToUpper(strings.ReplaceAll(role, "-", "_")), raftPolicyName)
 		}
 		scheme := "http"
 		if r := f.Role(role); r != nil && r.Deploy != nil {
@@ -43,7 +44,7 @@ func (a *app) raftClusters(f *fleet.Fleet) func(ctx context.Context, role string
 			}
 		}
 		ca, _ := a.env(raftCAEnv)
-		cl, err := vault.NewRaft(token, scheme, ca)
+		cl, err := vaultraft.New(token, scheme, ca)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -51,8 +52,8 @@ func (a *app) raftClusters(f *fleet.Fleet) func(ctx context.Context, role string
 	}
 }
 
-// raftCluster adapts vault.Raft to rollout.RaftCluster.
-type raftCluster struct{ r *vault.Raft }
+// raftCluster adapts vaultraft.Client to rollout.RaftCluster.
+type raftCluster struct{ r *vaultraft.Client }
 
 func (c raftCluster) Servers(ctx context.Context, node netip.AddrPort) ([]rollout.RaftServer, error) {
 	servers, err := c.r.Servers(ctx, node)

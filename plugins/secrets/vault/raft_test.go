@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/drover-dev/drover/internal/vaultraft"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/plugins/secrets/vault/vaulttest"
 )
@@ -104,11 +105,11 @@ disable_mlock = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := vault.NewRaft(tok.Auth.ClientToken, "http", "")
+	cl, err := vaultraft.New(tok.Auth.ClientToken, "http", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var servers []vault.RaftServer
+	var servers []vaultraft.Server
 	for range 50 { // autopilot reports a server healthy once it has been stable a moment
 		if servers, err = cl.Servers(t.Context(), addr); err == nil && len(servers) == 1 && servers[0].Healthy {
 			break

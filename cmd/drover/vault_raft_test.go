@@ -22,6 +22,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/internal/vaultraft"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
 	storemem "github.com/drover-dev/drover/plugins/store/memory"
@@ -31,9 +32,10 @@ import (
 // TestVaultRaftReplacement runs the raft strategy against real Vault servers: a 3-node cluster
 // deployed from the example's vault role as it boots (raftProcs: one Vault process per instance,
 // the transit seal against the lab's Vault, the example's vault-init.sh), a secret written, then
-// the whole cluster replaced by a new image, one node at a time, under a loop that reads the
-// secret through the role's address every 100 ms, with drover stopped as if killed -9 after every
-// persisted node step and run again. Every read after the first succeeds but during the leader
+// a replacement by a new image rolled back part way (walked back one node at a time), then the
+// whole cluster replaced, one node at a time, all under a loop that reads the secret through the
+// role's address every 100 ms, with drover stopped as if killed -9 after every persisted node step
+// and run again. Every read after the first succeeds but during the leader
 // elections it counts; the controller's token holds only vault.RaftPolicy; the secret is there at
 // the end, served by the three new nodes alone.
 func TestVaultRaftReplacement(t *testing.T) {
@@ -75,7 +77,7 @@ func TestVaultRaftReplacement(t *testing.T) {
 			Cutovers: map[string]rollout.CutoverType{"proxy": proxy},
 			RaftNode: raftUserData,
 			Raft: func(context.Context, string) (rollout.RaftCluster, error) {
-				cl, err := vault.NewRaft(raftToken, "http", "")
+				cl, err := vaultraft.New(raftToken, "http", "")
 				return raftCluster{cl}, err
 			},
 		}
@@ -131,6 +133,9 @@ func TestVaultRaftReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustWrite(t, nodeRoot, "secret/data/hello", map[string]any{"data": map[string]any{"from": "the raft cluster"}})
+	if raftPolicyName != vault.RaftPolicyName {
+		t.Errorf("cmd names the policy %q, secrets/vault %q", raftPolicyName, vault.RaftPolicyName)
+	}
 	if err := nodeRoot.Sys().PutPolicy(vault.RaftPolicyName, vault.RaftPolicy()); err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +152,41 @@ func TestVaultRaftReplacement(t *testing.T) {
 	reads := startReader(t, "http://127.0.77.1:8200/v1/secret/data/hello", rootToken)
 	leaders := watchLeader(t, procs, rootToken)
 
+	// Part way, a rollback: one node of image 2 joined and one of image 1 left; walking back, a node
+	// of image 1 joins and the one of image 2 leaves.
 	start = time.Now()
 	rec, err = controller("").Start(t.Context(), "vault", rollout.StartOptions{Image: img2})
 	if err != nil || rec.State != rollout.Ready {
 		t.Fatalf("rollout start of image 2: %v (%v)", err, rec)
+	}
+	for i := range 5 { // cutting-over; join chosen, done; remove chosen, done
+		if _, err := controller(rollout.CuttingOver).Promote(t.Context(), "vault"); !errors.Is(err, rollout.ErrCrashed) {
+			t.Fatalf("promote run %d: %v, want the crash", i, err)
+		}
+	}
+	rec, err = controller("").Rollback(t.Context(), "vault")
+	if err != nil || rec.State != rollout.RolledBack {
+		t.Fatalf("rollback part way: %v (%v)", err, rec)
+	}
+	back, _ := procs.Instances(t.Context(), compute.Selector{rollout.LabelRole: "vault"})
+	var backNodes int
+	for _, in := range back {
+		if in.State == compute.Running {
+			backNodes++
+			if in.Labels[rollout.LabelRollout] != rec.Previous {
+				t.Errorf("after the rollback node %s belongs to rollout %s, want %s", in.Name, in.Labels[rollout.LabelRollout], rec.Previous)
+			}
+		}
+	}
+	if backNodes != 3 {
+		t.Errorf("%d nodes after the rollback, want 3 of image 1", backNodes)
+	}
+	row("rollback part way (1 node of image 2 in, 1 of image 1 out)", fmt.Sprintf("walked back in %s: 3 nodes of image 1", time.Since(start).Round(time.Second)))
+
+	start = time.Now()
+	rec, err = controller("").Start(t.Context(), "vault", rollout.StartOptions{Image: img2})
+	if err != nil || rec.State != rollout.Ready {
+		t.Fatalf("rollout start of image 2 again: %v (%v)", err, rec)
 	}
 	runs := 0
 	for ; runs < 30; runs++ {
@@ -208,7 +244,7 @@ func TestVaultRaftReplacement(t *testing.T) {
 		longest = max(longest, o.end.Sub(o.start))
 	}
 	row("reads every 100 ms through the role's address", fmt.Sprintf("%d reads, %d failed, %d outage(s), longest %s", len(got), failedAfterFirst(got), len(outages), longest.Round(time.Millisecond)))
-	row("leader changes seen by autopilot during the replacement", fmt.Sprintf("%d", elections))
+	row("leader changes seen (sys/leader) during the rollback and the replacement", fmt.Sprintf("%d", elections))
 	if len(outages) > elections {
 		t.Errorf("%d read outages but %d leader change(s): %v", len(outages), elections, outages)
 	}

@@ -43,6 +43,8 @@ type RaftProgress struct {
 	// Reverse is set when a rollback walks the replacement back: nodes of the previous image join,
 	// this rollout's leave.
 	Reverse bool `json:"reverse,omitempty"`
+	// Failure is why the rollout walks back by itself (the watch failed); "" when asked to.
+	Failure string `json:"failure,omitempty"`
 	// Step is the node step in flight, persisted before its side effects; nil between steps.
 	Step *RaftStep `json:"step,omitempty"`
 	// Done are the node steps finished, in order.
@@ -170,6 +172,8 @@ func (st raft) Advance(ctx context.Context, s *session, r *Record, goal State) (
 		})
 	case r.State == CuttingOver && !rp.Bootstrap:
 		return false, s.raftReplace(ctx, r)
+	case r.State == Draining && !rp.Bootstrap:
+		return false, s.raftWatch(ctx, r)
 	}
 	return st.bluegreen.Advance(ctx, s, r, goal)
 }

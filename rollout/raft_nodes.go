@@ -74,7 +74,47 @@ func (s *session) raftReverse(ctx context.Context, r *Record) error {
 		return err
 	}
 	s.step(r.ID, "rollback", fmt.Sprintf("rollout %s serves again; cleaned up in %s", in.rollout, human(time.Since(start))))
+	if why := r.Progress.Raft.Failure; why != "" {
+		return &endError{fmt.Errorf("rollout: role %q: rollout %s failed its post-cutover watch and was walked back to rollout %s: %s", r.Role, r.ID, in.rollout, why)}
+	}
 	return nil
+}
+
+// raftWatch runs the deploy's checks on the new cluster for the watch window, then promotes. A
+// failure walks the replacement back (Reverse): bluegreen's answer, destroying green, would destroy
+// the cluster, whose old nodes have left it.
+func (s *session) raftWatch(ctx context.Context, r *Record) error {
+	window := max(time.Duration(r.Watch), s.dep.Cutover.Drain)
+	if since := s.c.now().Sub(r.At(Draining)); since > 0 {
+		window -= since
+	}
+	targets := s.cut.WatchTargets()
+	if targets == nil {
+		ins, err := s.nodesOf(ctx, r, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, in := range ins {
+			targets = append(targets, target(in))
+		}
+	}
+	s.step(r.ID, "watch", fmt.Sprintf("watching %d target(s) for %s", len(targets), max(window, 0)))
+	var err error
+	if len(s.checks) == 0 {
+		err = sleepCtx(ctx, window)
+	} else {
+		err = health.Watch(ctx, s.checks, targets, window, s.observer(r, "watch"))
+	}
+	var f *health.Failure
+	if errors.As(err, &f) {
+		return s.saveRaft(ctx, r, "rollback", fmt.Sprintf("watch failed (%v): walking the replacement back one node at a time", f), func(p *RaftProgress) {
+			p.Reverse, p.Failure = true, f.Error()
+		})
+	}
+	if err != nil {
+		return err
+	}
+	return s.move(ctx, r, Promoted, "watch passed", func(n *Record) { n.KeepUntil = s.c.now() })
 }
 
 // raftRetire ends a promoted replacement: nothing of the old cluster is left to keep.

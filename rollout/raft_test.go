@@ -327,3 +327,30 @@ func TestRaftPlanOfAReplacement(t *testing.T) {
 		t.Errorf("plan %s:\n%s\nwarnings %v", rp.Action, all, rp.Warnings)
 	}
 }
+
+// A new cluster that fails the watch after the last old node left is walked back node by node, not
+// destroyed: the previous image's nodes serve again.
+func TestRaftWatchFailureWalksBack(t *testing.T) {
+	l, f, img1 := raftLab(t)
+	img2 := l.build("web")
+	l.mu.Lock()
+	l.onEvent = func(e rollout.Event) {
+		if e.Kind == "transition" && e.State == rollout.Draining {
+			l.setHealthy(img2, false)
+		}
+	}
+	l.mu.Unlock()
+	rec, err := l.controller(f.options).Start(t.Context(), "web", rollout.StartOptions{AutoPromote: new(true)})
+	if rec.State != rollout.RolledBack || err == nil || !strings.Contains(err.Error(), "failed its post-cutover watch and was walked back") {
+		t.Fatalf("state %s (%v), want rolled-back with the watch's failure", rec.State, err)
+	}
+	got := l.running("web")
+	if len(got) != 1 || len(got[img1]) != 3 {
+		t.Errorf("after the walk back: %d image(s), %d node(s) of image 1; want 3 of it only", len(got), len(got[img1]))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.violation {
+		t.Error(v)
+	}
+}

@@ -16,7 +16,7 @@ import (
 	"github.com/drover-dev/drover/plugins/compute"
 )
 
-// The clients of TestVaultRaftReplacement: a reader of the secret through the role's address every
+// The clients of TestE2EVaultRaft: a reader of the secret through the role's address every
 // 100 ms, and a watcher of the cluster's leader.
 
 type read struct {

@@ -26,8 +26,10 @@ import (
 	"github.com/drover-dev/drover/rollout"
 )
 
-// TestVaultRaftReplacement runs the raft strategy against real Vault servers: a 3-node cluster
-// deployed from the example's vault role as it boots (raftProcs: one Vault process per instance,
+// TestE2EVaultRaft runs the raft strategy against real Vault servers, processes on this machine
+// rather than the lab's VMs (each VM has a user-mode network of its own, so no VM reaches another's
+// cluster port): a 3-node cluster deployed from the example's vault role as it boots (raftProcs:
+// one Vault process per instance, on a loopback address of its own,
 // the transit seal against the lab's Vault, the example's vault-init.sh), a secret written, then
 // a replacement by a new image rolled back part way (walked back one node at a time), then the
 // whole cluster replaced, one node at a time, all under a loop that reads the secret through the
@@ -35,7 +37,7 @@ import (
 // and run again. Every read after the first succeeds but during the leader
 // elections it counts; the controller's token holds only vault.RaftPolicy; the secret is there at
 // the end, served by the three new nodes alone.
-func TestVaultRaftReplacement(t *testing.T) {
+func TestE2EVaultRaft(t *testing.T) {
 	began := time.Now()
 	lab, root, _ := startLabVault(t)
 	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {

@@ -169,7 +169,7 @@ func TestE2EVaultRole(t *testing.T) {
 
 	t.Run("an even number of nodes is refused", func(t *testing.T) {
 		// Three nodes that join each other, and their replacement one at a time, are
-		// TestVaultRaftReplacement's (the lab's VMs cannot reach each other's cluster port).
+		// TestE2EVaultRaft's (the lab's VMs cannot reach each other's cluster port).
 		r := run("plan", "vault")
 		if !strings.Contains(r.stdout, "vault: up to date") || strings.Contains(r.stdout, "!") {
 			t.Errorf("plan of the running image: %s", r.stdout)

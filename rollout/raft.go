@@ -193,7 +193,12 @@ func (st raft) Rollback(ctx context.Context, s *session, r *Record) error {
 	}
 	if !rp.Reverse {
 		if err := s.saveRaft(ctx, r, "rollback", fmt.Sprintf("walking the replacement back: nodes of image %s join, those of %s leave, one at a time", r.PreviousImage.Short, r.Image.Short), func(p *RaftProgress) {
-			p.Reverse, p.Step = true, nil
+			p.Reverse = true
+			if p.Step != nil && p.Step.Action == "join" {
+				// The node that was joining (it may never manage to) leaves instead: a removal
+				// of a server that is not a member is nothing, and its instance is destroyed.
+				p.Step.Action = "remove"
+			}
 		}); err != nil {
 			return err
 		}

@@ -354,3 +354,23 @@ func TestRaftWatchFailureWalksBack(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+// A new node that never passes its checks (it cannot join) leaves the rollout stuck in its join;
+// a rollback turns that join into the node's removal and walks back.
+func TestRaftRollbackOfAJoinThatNeverEnds(t *testing.T) {
+	l, f, img1 := raftLab(t)
+	img2 := l.build("web")
+	l.setHealthy(img2, false)
+	c := l.controller(f.options)
+	rec, err := c.Start(t.Context(), "web", rollout.StartOptions{})
+	mustRecord(t, rec, err, rollout.Ready)
+	rec, err = c.Promote(t.Context(), "web")
+	if err == nil || rec.State != rollout.CuttingOver || rec.Progress.Raft.Step == nil || rec.Progress.Raft.Step.Action != "join" {
+		t.Fatalf("promote with an unhealthy new node: %v (%s, step %+v)", err, rec.State, rec.Progress.Raft.Step)
+	}
+	rec, err = c.Rollback(t.Context(), "web")
+	mustRecord(t, rec, err, rollout.RolledBack)
+	if got := l.running("web"); len(got) != 1 || len(got[img1]) != 3 {
+		t.Errorf("after the rollback: %d image(s), %d node(s) of image 1", len(got), len(got[img1]))
+	}
+}

@@ -254,6 +254,9 @@ func (b *boot) run(ctx context.Context) int {
 	if ud.Role != img.Role {
 		return b.fail(fmt.Errorf("user-data from %s is for role %q, this image is role %q", src, ud.Role, img.Role))
 	}
+	if err := writeRaftEnv(filepath.Dir(b.c.StatusPath), ud.Raft); err != nil {
+		return b.fail(err)
+	}
 	if ud.Vault == nil {
 		return b.nothingToFetch(ctx, img, ud.Volumes, "user-data from "+src+" without a vault section")
 	}

@@ -243,3 +243,21 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// AddImage adds an available custom image holding disk in the fake's region, behind the API's
+// back (as if imported earlier), and returns its ID.
+func (c *Cloud) AddImage(name string, disk []byte, tags ...string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := &image{id: c.newID(), name: name, distribution: "Unknown", region: c.opts.Region, status: "available",
+		regions: []string{c.opts.Region}, tags: slices.Clone(tags), created: time.Now(), size: int64(len(disk))}
+	i.disk = filepath.Join(c.opts.Dir, "image-"+strconv.Itoa(i.id)+".raw")
+	if err := os.WriteFile(i.disk, disk, 0o644); err != nil {
+		c.t.Fatalf("dolab: %v", err)
+	}
+	for _, t := range tags {
+		c.tags[t] = true
+	}
+	c.images[i.id] = i
+	return i.id
+}

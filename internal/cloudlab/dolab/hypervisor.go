@@ -41,8 +41,9 @@ type Machine interface {
 }
 
 // QEMU is the Hypervisor that boots droplets for real, each one a qemu process (package vm) with
-// DigitalOcean's platform: virtio disk, SMBIOS vendor DigitalOcean, no address but the one the
-// guest configures from its metadata. Memory, CPUs and Accel override vm's defaults.
+// DigitalOcean's platform: virtio disk, SMBIOS vendor DigitalOcean, legacy BIOS (droplets boot
+// with SeaBIOS: a custom image must be BIOS-bootable), no address but the one the guest
+// configures from its metadata. Memory, CPUs and Accel override vm's defaults.
 type QEMU struct {
 	Memory int
 	CPUs   int
@@ -53,7 +54,7 @@ type QEMU struct {
 func (q QEMU) Boot(ctx context.Context, m MachineSpec) (Machine, error) {
 	p := vm.DigitalOcean
 	return vm.Start(ctx, vm.Spec{
-		Disk: m.Disk, Arch: "amd64", BootMode: vm.BootUEFI, Address: m.Address, Ports: m.Ports,
+		Disk: m.Disk, Arch: "amd64", BootMode: vm.BootLegacyBIOS, Address: m.Address, Ports: m.Ports,
 		Platform: &p, GuestAddress: m.Guest, Metadata: m.Metadata, Routes: m.Routes, Dir: m.Dir,
 		Memory: q.Memory, CPUs: q.CPUs, Accel: q.Accel,
 	})
@@ -172,4 +173,19 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// Console returns the serial console of droplet id so far (DigitalOcean shows it in its web
+// console only; tests read it here).
+func (c *Cloud) Console(id int) ([]byte, error) {
+	c.mu.Lock()
+	var m Machine
+	if d := c.droplets[id]; d != nil {
+		m = d.machine
+	}
+	c.mu.Unlock()
+	if m == nil {
+		return nil, fmt.Errorf("dolab: droplet %d is not running", id)
+	}
+	return m.Console()
 }

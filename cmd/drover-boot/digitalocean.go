@@ -131,7 +131,24 @@ func (b *boot) digitalOcean(ctx context.Context, base string, deadline time.Time
 		_ = nw.DelAddress(ctx, llLink, ll) // networkd may have removed it already
 	}
 	b.say(b.c.Stdout, "droplet %d: configured %s from the metadata", md.DropletID, link)
-	resp, data, err := metadataRead(ctx, base, "/metadata/v1/user-data", "", bootdata.MaxSize+1)
+	// networkd reconfigures the link now (the addresses go, then come back with the route): the
+	// service is unreachable for a moment, so the read is retried until the deadline.
+	var resp *http.Response
+	var data []byte
+	for again := time.Now().Add(b.c.Wait); ; {
+		resp, data, err = metadataRead(ctx, base, "/metadata/v1/user-data", "", bootdata.MaxSize+1)
+		var te *transportError
+		if !errors.As(err, &te) {
+			break
+		}
+		b.mdUnreachable = te
+		if retry, werr := waitRetry(ctx, again); !retry {
+			if werr != nil {
+				return nil, "", werr
+			}
+			return nil, "", fmt.Errorf("metadata service %s (%s): unreachable once the network was configured from its metadata: %w", base, src, te)
+		}
+	}
 	switch {
 	case err != nil:
 		return nil, "", err

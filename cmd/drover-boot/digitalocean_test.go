@@ -54,6 +54,10 @@ func (n *fakeNet) Apply(_ context.Context, link string) error {
 // and serves that droplet's metadata service, the one droplets booted by dolab get: drover-boot
 // and the fake must agree on the document.
 func dropletMetadataServer(t *testing.T, userData string) (*httptest.Server, dolab.Droplet) {
+	return dropletMetadataServerWrapped(t, userData, func(h http.Handler) http.Handler { return h })
+}
+
+func dropletMetadataServerWrapped(t *testing.T, userData string, wrap func(http.Handler) http.Handler) (*httptest.Server, dolab.Droplet) {
 	t.Helper()
 	c := dolab.New(t, dolab.Options{})
 	img := c.AddImage("web", make([]byte, 1<<20))
@@ -70,7 +74,7 @@ func dropletMetadataServer(t *testing.T, userData string) (*httptest.Server, dol
 		t.Fatalf("creating the droplet: %s", res.Status)
 	}
 	d := c.Droplets()[0]
-	srv := httptest.NewServer(c.Metadata(d.ID))
+	srv := httptest.NewServer(wrap(c.Metadata(d.ID)))
 	t.Cleanup(srv.Close)
 	return srv, d
 }
@@ -164,5 +168,28 @@ func TestMaskBits(t *testing.T) {
 		if _, err := maskBits(bad); err == nil {
 			t.Errorf("maskBits(%q): no error", bad)
 		}
+	}
+}
+
+// TestDropletUserDataWhileReconfiguring: networkd reconfiguring the link makes the service
+// unreachable for a moment right after the apply; the user-data read is retried.
+func TestDropletUserDataWhileReconfiguring(t *testing.T) {
+	dropped := 0
+	srv, _ := dropletMetadataServerWrapped(t, `{"version":1,"role":"web"}`, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metadata/v1/user-data" && dropped < 2 {
+				dropped++
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close() // the link went away under the request
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	nw := &fakeNet{links: []netLink{{Name: "ens3", MAC: "52:54:00:12:34:56", IPv4: true}}}
+	b := dropletBoot(t, srv.URL, nw)
+	got, src, err := b.userData(t.Context(), false)
+	if err != nil || string(got) != `{"version":1,"role":"web"}` || src != "digitalocean" || dropped != 2 {
+		t.Fatalf("user-data %q from %q: %v (after %d dropped reads)", got, src, err, dropped)
 	}
 }

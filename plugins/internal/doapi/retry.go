@@ -287,7 +287,7 @@ func keepErrorBody(res *http.Response, c *call) {
 // APIError is a DigitalOcean API call that failed: the HTTP status and DigitalOcean's error id and
 // message. Transport errors have Status 0. It never holds the token.
 type APIError struct {
-	// Op says what drover was doing: "listing records of www.example.com. A".
+	// Op says what drover was doing: "creating droplet \"web-0\"".
 	Op string
 	// Status is the HTTP status of the last try; 0 when none answered.
 	Status int

@@ -93,18 +93,20 @@ type Cloud struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	nextID   int
-	nextAddr netip.Addr
-	nextNIC  int
-	droplets map[int]*droplet
-	images   map[int]*image
-	actions  map[int]*action
-	ips      map[netip.Addr]*reservedIP
-	tags     map[string]bool
-	faults   []*queuedFault
-	log      []Request
-	received int64 // image bytes downloaded
+	mu        sync.Mutex
+	nextID    int
+	nextAddr  netip.Addr
+	nextNIC   int
+	droplets  map[int]*droplet
+	images    map[int]*image
+	actions   map[int]*action
+	ips       map[netip.Addr]*reservedIP
+	tags      map[string]bool
+	volumes   map[string]*volume
+	snapshots map[string]*volumeSnapshot
+	faults    []*queuedFault
+	log       []Request
+	received  int64 // image bytes downloaded
 }
 
 // New starts the fake on loopback; it, the reserved IPs' proxies and every machine the
@@ -136,7 +138,8 @@ func New(t testing.TB, opts Options) *Cloud {
 	}
 	c := &Cloud{t: t, opts: opts, nextID: 3164444, nextAddr: opts.AddressRange.Masked().Addr().Next(), nextNIC: 10,
 		droplets: map[int]*droplet{}, images: map[int]*image{}, actions: map[int]*action{},
-		ips: map[netip.Addr]*reservedIP{}, tags: map[string]bool{}}
+		ips: map[netip.Addr]*reservedIP{}, tags: map[string]bool{},
+		volumes: map[string]*volume{}, snapshots: map[string]*volumeSnapshot{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.close)
@@ -317,6 +320,10 @@ func (c *Cloud) route(r *http.Request, body []byte) answer {
 		return c.routeReservedIPs(r, parts[1:], body)
 	case parts[0] == "tags":
 		return c.routeTags(r, parts[1:], body)
+	case parts[0] == "volumes":
+		return c.routeVolumes(r, parts[1:], body)
+	case parts[0] == "snapshots":
+		return c.routeSnapshots(r, parts[1:])
 	case parts[0] == "actions" && len(parts) == 2 && m == http.MethodGet:
 		id, err := strconv.Atoi(parts[1])
 		if err != nil {

@@ -195,6 +195,11 @@ func (c *Cloud) deleteDroplet(d *droplet) {
 			ip.droplet = 0
 		}
 	}
+	for _, v := range c.volumes { // DigitalOcean detaches a destroyed droplet's volumes
+		if v.droplet == d.ID {
+			v.droplet = 0
+		}
+	}
 	if m := d.machine; m != nil {
 		d.machine = nil
 		c.stopMachine(d.ID, m)

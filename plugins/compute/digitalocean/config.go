@@ -25,14 +25,35 @@ type Config struct {
 	// APIURL replaces the API's base URL, https://api.digitalocean.com/ (for tests, or an egress
 	// proxy).
 	APIURL string `hcl:"api_url,optional"`
-	// Token is the API token. String and GoString never show it.
-	Token string `json:"-"`
+	// SpacesBucket is the Spaces bucket images are uploaded to for their import (and deleted from
+	// once imported). It must exist; a private bucket is fine: the import reads a presigned URL.
+	SpacesBucket string `hcl:"spaces_bucket"`
+	// SpacesEndpoint is the Spaces endpoint of the bucket; empty means the block's region's,
+	// https://REGION.digitaloceanspaces.com (Spaces is not in every region: name one that has it).
+	SpacesEndpoint string `hcl:"spaces_endpoint,optional"`
+	// SpacesPathStyle puts the bucket in the URL's path rather than its host name, for an
+	// S3-compatible store without virtual-host names (Spaces has them; the cloud lab's has not).
+	SpacesPathStyle bool `hcl:"spaces_path_style,optional"`
+	// Token is the API token; SpacesKey and SpacesSecret the Spaces access key (from
+	// SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY, or their _FILE forms). String and
+	// GoString never show them.
+	Token        string `json:"-"`
+	SpacesKey    string `json:"-"`
+	SpacesSecret string `json:"-"`
 }
 
-// NewDefaultConfig reads the API token from the environment.
+// NewDefaultConfig reads the API token and the Spaces key from the environment.
 func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 	token, err := config.Secret(env, "DIGITALOCEAN_TOKEN")
-	return &Config{Size: "s-1vcpu-1gb", Token: token}, err
+	if err != nil {
+		return nil, err
+	}
+	key, err := config.Secret(env, "SPACES_ACCESS_KEY_ID")
+	if err != nil {
+		return nil, err
+	}
+	secret, err := config.Secret(env, "SPACES_SECRET_ACCESS_KEY")
+	return &Config{Size: "s-1vcpu-1gb", Token: token, SpacesKey: key, SpacesSecret: secret}, err
 }
 
 var (
@@ -60,13 +81,31 @@ func (c *Config) Validate() error {
 			return config.Errorf("tags", "%q starts with \"drover\", which drover keeps for its own tags", t)
 		}
 	}
-	if c.APIURL != "" {
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return config.Errorf("api_url", "must be an http(s) URL such as \"https://api.digitalocean.com/\", got %q", c.APIURL)
-		}
+	if c.APIURL != "" && !httpURL(c.APIURL) {
+		return config.Errorf("api_url", "must be an http(s) URL such as \"https://api.digitalocean.com/\", got %q", c.APIURL)
+	}
+	if !bucketName.MatchString(c.SpacesBucket) {
+		return config.Errorf("spaces_bucket", "must name a Spaces bucket (3 to 63 lowercase letters, digits, dots and dashes), got %q", c.SpacesBucket)
+	}
+	if c.SpacesEndpoint != "" && !httpURL(c.SpacesEndpoint) {
+		return config.Errorf("spaces_endpoint", "must be an http(s) URL such as \"https://ams3.digitaloceanspaces.com\", got %q", c.SpacesEndpoint)
 	}
 	return nil
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// spacesEndpoint is the Spaces endpoint images are uploaded to.
+func (c *Config) spacesEndpoint() string {
+	if c.SpacesEndpoint != "" {
+		return c.SpacesEndpoint
+	}
+	return "https://" + c.Region + ".digitaloceanspaces.com"
 }
 
 // String describes the block without its token.
@@ -75,7 +114,11 @@ func (c Config) String() string {
 	if c.Token != "" {
 		token = "set"
 	}
-	return fmt.Sprintf("digitalocean region=%q size=%q token=%s", c.Region, c.Size, token)
+	spaces := "unset"
+	if c.SpacesKey != "" && c.SpacesSecret != "" {
+		spaces = "set"
+	}
+	return fmt.Sprintf("digitalocean region=%q size=%q spaces_bucket=%q token=%s spaces_key=%s", c.Region, c.Size, c.SpacesBucket, token, spaces)
 }
 
 // GoString keeps %#v from printing the token too.

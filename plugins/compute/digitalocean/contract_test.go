@@ -26,7 +26,7 @@ func TestLaunchRequest(t *testing.T) {
 	p := newProvider(t, c)
 	img := importImage(t, c, p)
 	cfg := &digitalocean.Config{Region: c.Region(), Size: "s-2vcpu-4gb", VPCUUID: "5a4981aa-9653-4bd1-bef5-d6bff52042e4",
-		APIURL: c.URL(), Token: c.Token(), Tags: []string{"team-web"}}
+		APIURL: c.URL(), Token: c.Token(), Tags: []string{"team-web"}, SpacesBucket: "drover-images"}
 	p, err := digitalocean.New(cfg, digitalocean.WithRetry(fastRetry()))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/drover-dev/drover/internal/cloudlab/dolab"
+	"github.com/drover-dev/drover/internal/cloudlab/s3lab"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/digitalocean"
 	"github.com/drover-dev/drover/plugins/internal/doapi"
@@ -25,11 +26,18 @@ func fastRetry() doapi.Retry {
 		AttemptTimeout: 5 * time.Second, CallTimeout: 20 * time.Second}
 }
 
+// newProvider is a provider of the fake, whose Spaces bucket is in spaces (nil: one of its own).
 func newProvider(t testing.TB, c *dolab.Cloud, opts ...digitalocean.Option) *digitalocean.Provider {
 	t.Helper()
-	cfg := &digitalocean.Config{Region: c.Region(), Size: "s-1vcpu-1gb", APIURL: c.URL(), Token: c.Token(), Tags: []string{"team-web"}}
+	return newProviderSpaces(t, c, s3lab.New(t, s3lab.Options{}), opts...)
+}
+
+func newProviderSpaces(t testing.TB, c *dolab.Cloud, spaces *s3lab.Lab, opts ...digitalocean.Option) *digitalocean.Provider {
+	t.Helper()
+	cfg := &digitalocean.Config{Region: c.Region(), Size: "s-1vcpu-1gb", APIURL: c.URL(), Token: c.Token(), Tags: []string{"team-web"},
+		SpacesBucket: "drover-images", SpacesEndpoint: spaces.URL, SpacesKey: spaces.AccessKeyID, SpacesSecret: spaces.SecretAccessKey}
 	p, err := digitalocean.New(cfg, append([]digitalocean.Option{digitalocean.WithRetry(fastRetry()),
-		digitalocean.WithPollInterval(20 * time.Millisecond), digitalocean.WithPageSize(3)}, opts...)...)
+		digitalocean.WithPollInterval(20 * time.Millisecond), digitalocean.WithPageSize(3), digitalocean.WithSpacesClient(spaces.HTTPClient(), true)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

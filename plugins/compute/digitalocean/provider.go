@@ -38,7 +38,11 @@ type Provider struct {
 	poll    time.Duration
 	perPage int
 
-	launching keylock.Locks[string] // one Launch of a token at a time in this process
+	spaces spacesOptions
+
+	launching   keylock.Locks[string] // one Launch of a token at a time in this process
+	publishing  keylock.Locks[string] // one Publish of an identity at a time in this process
+	volumeLocks keylock.Locks[string] // one attach or detach of a volume at a time in this process
 }
 
 // Option adjusts a Provider; tests use them to point it at a fake and to go fast.
@@ -49,6 +53,7 @@ type options struct {
 	base    http.RoundTripper
 	poll    time.Duration
 	perPage int
+	spaces  spacesOptions
 }
 
 // WithRetry replaces the retry policy (doapi.DefaultRetry).
@@ -82,7 +87,7 @@ func New(cfg *Config, opts ...Option) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("digitalocean: %w", err)
 	}
-	return &Provider{cfg: *cfg, c: c, poll: o.poll, perPage: o.perPage}, nil
+	return &Provider{cfg: *cfg, c: c, poll: o.poll, perPage: o.perPage, spaces: o.spaces}, nil
 }
 
 // Region is the region the provider works in.
@@ -132,9 +137,11 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 		return compute.Instance{}, fmt.Errorf("digitalocean: %w", err)
 	}
 	defer unlock()
-	if d, ok, err := p.byToken(ctx, spec.Token); err != nil || ok {
-		if err != nil || d.Status == "active" {
-			return p.instance(d), err
+	if d, ok, err := p.byToken(ctx, spec.Token); err != nil {
+		return compute.Instance{}, err
+	} else if ok {
+		if d.Status == "active" {
+			return p.instance(d), nil
 		}
 		return p.waitActive(ctx, d.ID)
 	}

@@ -39,7 +39,7 @@ type lab struct {
 func newLab(t *testing.T, opts dolab.Options) *lab {
 	t.Helper()
 	c := dolab.New(t, opts)
-	p, err := docompute.New(&docompute.Config{Region: c.Region(), Size: "s-1vcpu-1gb", APIURL: c.URL(), Token: c.Token()},
+	p, err := docompute.New(&docompute.Config{Region: c.Region(), Size: "s-1vcpu-1gb", APIURL: c.URL(), Token: c.Token(), SpacesBucket: "drover-images"},
 		docompute.WithRetry(fastRetry()), docompute.WithPollInterval(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -93,20 +93,21 @@ type Cloud struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	nextID    int
-	nextAddr  netip.Addr
-	nextNIC   int
-	droplets  map[int]*droplet
-	images    map[int]*image
-	actions   map[int]*action
-	ips       map[netip.Addr]*reservedIP
-	tags      map[string]bool
-	volumes   map[string]*volume
-	snapshots map[string]*volumeSnapshot
-	faults    []*queuedFault
-	log       []Request
-	received  int64 // image bytes downloaded
+	mu           sync.Mutex
+	nextID       int
+	nextAddr     netip.Addr
+	nextNIC      int
+	droplets     map[int]*droplet
+	images       map[int]*image
+	actions      map[int]*action
+	ips          map[netip.Addr]*reservedIP
+	tags         map[string]bool
+	breakCreates int // creates still to fail (BreakCreates)
+	volumes      map[string]*volume
+	snapshots    map[string]*volumeSnapshot
+	faults       []*queuedFault
+	log          []Request
+	received     int64 // image bytes downloaded
 }
 
 // New starts the fake on loopback; it, the reserved IPs' proxies and every machine the

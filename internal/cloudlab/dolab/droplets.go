@@ -53,6 +53,15 @@ func (c *Cloud) Droplets() []Droplet {
 	return out
 }
 
+// BreakCreates makes the next n droplet creates fail after the API accepted them, as a create
+// that fails on DigitalOcean's side does: the droplet is "archive" and its create action
+// "errored".
+func (c *Cloud) BreakCreates(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.breakCreates = n
+}
+
 // hostname is what the API accepts as a droplet name.
 var hostname = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$`)
 
@@ -178,7 +187,11 @@ func (c *Cloud) createDroplet(body []byte) answer {
 	}
 	c.droplets[d.ID] = d
 	a := c.newAction("create", "droplet", d.ID)
-	if c.opts.Hypervisor != nil {
+	if c.breakCreates > 0 {
+		c.breakCreates--
+		d.Status = "archive"
+		a.finish(true)
+	} else if c.opts.Hypervisor != nil {
 		c.boot(d, a, img.disk)
 	} else {
 		a.done = true

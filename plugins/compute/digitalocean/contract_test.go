@@ -124,3 +124,26 @@ func TestTerminateRemembersToken(t *testing.T) {
 		t.Errorf("the refusal wraps ErrNotFound: %v", err)
 	}
 }
+
+// TestLaunchFailsLater: a create DigitalOcean accepts and then fails (the droplet archived) is an
+// error; the droplet is listed as terminated and Terminate deletes it.
+func TestLaunchFailsLater(t *testing.T) {
+	c := dolab.New(t, dolab.Options{})
+	p := newProvider(t, c)
+	img := importImage(t, c, p)
+	c.BreakCreates(1)
+	_, err := p.Launch(t.Context(), compute.Spec{Token: "t-broken", Name: "web", Image: img, Labels: map[string]string{"role": "web"}})
+	if err == nil || !strings.Contains(err.Error(), "failed to start") {
+		t.Fatalf("Launch of a droplet that fails: %v, want an error saying so", err)
+	}
+	ins, err := p.Instances(t.Context(), compute.Selector{"role": "web"})
+	if err != nil || len(ins) != 1 || ins[0].State != compute.Terminated {
+		t.Fatalf("Instances after the failed launch: %+v, %v; want one terminated", ins, err)
+	}
+	if err := p.Terminate(t.Context(), ins[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Droplets(); len(d) != 0 {
+		t.Errorf("droplets %+v after Terminate", d)
+	}
+}

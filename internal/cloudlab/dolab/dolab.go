@@ -214,6 +214,9 @@ type Fault struct {
 	Status int
 	// RetryAfter is the Retry-After header, if not empty.
 	RetryAfter string
+	// Reset, when not zero, answers RateLimit-Remaining: 0 and this RateLimit-Reset: the hour's
+	// quota used up, which the API answers with a 429 without Retry-After.
+	Reset time.Time
 	// Times is how many requests get the fault (1 when 0); -1 means every one from now on.
 	Times int
 }
@@ -283,6 +286,10 @@ func (c *Cloud) serve(w http.ResponseWriter, r *http.Request) {
 	if f, ok := c.nextFault(r.Method, r.URL.Path); ok {
 		if f.RetryAfter != "" {
 			h.Set("Retry-After", f.RetryAfter)
+		}
+		if !f.Reset.IsZero() {
+			h.Set("RateLimit-Remaining", "0")
+			h.Set("RateLimit-Reset", strconv.FormatInt(f.Reset.Unix(), 10))
 		}
 		id := strings.ToLower(strings.ReplaceAll(http.StatusText(f.Status), " ", "_"))
 		a = apiError(f.Status, id, http.StatusText(f.Status))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/internal/cloudlab/dolab"
 	"github.com/drover-dev/drover/plugins/compute"
@@ -145,5 +146,20 @@ func TestLaunchFailsLater(t *testing.T) {
 	}
 	if d := c.Droplets(); len(d) != 0 {
 		t.Errorf("droplets %+v after Terminate", d)
+	}
+}
+
+// TestQuotaUsedUp: a 429 saying no requests remain until RateLimit-Reset (no Retry-After) is
+// waited out until then, and the call succeeds.
+func TestQuotaUsedUp(t *testing.T) {
+	c := dolab.New(t, dolab.Options{})
+	p := newProvider(t, c)
+	reset := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	c.Fail(dolab.Fault{Path: "/v2/droplets", Status: http.StatusTooManyRequests, Reset: reset})
+	if _, err := p.Instances(t.Context(), nil); err != nil {
+		t.Fatalf("Instances after the quota's reset: %v", err)
+	}
+	if now := time.Now(); now.Before(reset) {
+		t.Errorf("the retry came at %v, before RateLimit-Reset %v", now, reset)
 	}
 }

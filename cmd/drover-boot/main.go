@@ -70,6 +70,7 @@ type config struct {
 	Wait         time.Duration // how long to retry reaching the metadata service and Vault while the network comes up
 	VolumeWait   time.Duration // how long to wait for a volume's device to appear
 	Devices      blockDevices  // mounts volumes; nil means the system's tools (hostDevices)
+	Net          dropletNet    // configures a droplet's network (digitalocean.go); nil means the system's (hostNet)
 	volumePoll   time.Duration // how often to look for a volume's device; zero means 1s (tests shorten it)
 	volumeSay    time.Duration // how often to say it is still waiting; zero means 10s (tests shorten it)
 

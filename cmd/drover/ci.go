@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,12 +34,12 @@ func ciCommand(a *app) *cli.Command {
   2. works out each role's image identity for the fleet as it is now, offline, and compares it
      with the image the role runs (its live rollout) or, for a role without a deploy block, with
      the catalog;
-  3. builds the images of the roles that changed (as drover build; already-built images are
-     reused);
-  4. starts a rollout of each changed role that has a deploy block; drover rollout start publishes
-     the image to the role's compute target first where that target boots its own copy. A role
-     with auto_promote is promoted at once; the others stop at ready, and drover ci prints the
-     exact promote and rollback commands;
+  3. builds the images that a rollout here needs and the catalog lacks, and those of changed
+     roles without a deploy block (as drover build does);
+  4. starts a rollout of each changed role that has a deploy block (--jobs at a time, each role
+     under its own lock), which publishes the image first to a compute target that boots its own
+     copy. A role with auto_promote is promoted at once; the others stop at ready, and drover ci
+     prints the exact promote and rollback commands;
   5. prints a summary, and writes it as Markdown to --summary (default $GITHUB_STEP_SUMMARY).
 
 A commit that changes no image builds nothing, starts nothing and exits 0, quickly. A role whose
@@ -61,7 +62,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "summary", EnvVars: []string{"GITHUB_STEP_SUMMARY"}, Usage: "append the run's summary, in Markdown, to this file"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "decide what would be built and rolled out, do none of it"},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built at the same time"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built, then rolled out, at the same time"},
 			&cli.StringFlag{Name: "agent-dir", EnvVars: []string{"DROVER_BOOT_DIR"}, Usage: "directory with drover-boot-linux-ARCH (default: next to drover)"},
 		},
 		Subcommands: []*cli.Command{ciInitCommand(a)},
@@ -316,14 +317,25 @@ func (a *app) ciRollouts(ctx context.Context, c *cli.Context, run []*ciRole) err
 		return err
 	}
 	defer closeFn()
+	// Roles roll out side by side, --jobs at a time: each has its own lock and its own instances,
+	// and the controller and the providers are safe for concurrent use.
+	sem := make(chan struct{}, c.Int("jobs"))
+	var wg sync.WaitGroup
 	for _, cr := range todo {
-		if ctx.Err() != nil {
-			cr.Result, cr.Detail = ciFailed, "interrupted before its rollout started"
-			continue
-		}
-		rec, err := ctl.Start(ctx, cr.Role, rollout.StartOptions{Image: cr.Image})
-		ciRolloutResult(cr, rec, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				cr.Result, cr.Detail = ciFailed, "interrupted before its rollout started"
+				return
+			}
+			rec, err := ctl.Start(ctx, cr.Role, rollout.StartOptions{Image: cr.Image})
+			ciRolloutResult(cr, rec, err)
+		}()
 	}
+	wg.Wait()
 	return nil
 }
 

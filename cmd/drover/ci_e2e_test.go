@@ -24,6 +24,9 @@ import (
 // changes nothing is a no-op; two runs of one role at once: the second is refused naming the first,
 // and with --wait it waits and then finds the role up to date.
 func TestE2ECITeam(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
+	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (its lab's 127.0.33.0/24, 127.0.0.131-132).
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e needs root (it builds images)")
 	}
@@ -38,8 +41,9 @@ func TestE2ECITeam(t *testing.T) {
   prefix    = "/drover-e2e-ci/"
 }`)
 	editFleet(t, fleetFile, `  accel  = "auto"
-}`, `  accel  = "auto"
-  dir    = "`+labDir+`"
+}`, `  accel   = "auto"
+  dir     = "`+labDir+`"
+  network = "127.0.33.0/24"
 }`)
 	editFleet(t, fleetFile, `ip "loopback" "front" {
   address = "127.0.0.100"

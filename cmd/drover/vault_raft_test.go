@@ -38,6 +38,9 @@ import (
 // elections it counts; the controller's token holds only vault.RaftPolicy; the secret is there at
 // the end, served by the three new nodes alone.
 func TestE2EVaultRaft(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
+	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (127.0.77.0/24).
+	t.Parallel()
 	began := time.Now()
 	lab, root, _ := startLabVault(t)
 	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {

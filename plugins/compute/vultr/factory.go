@@ -5,8 +5,10 @@ import (
 	"github.com/drover-dev/drover/plugins/config"
 )
 
-// Factory is the vultr compute type. Its config decodes, but it cannot launch instances yet (no
-// Open): drover validate refuses a vultr block until it can.
+// Factory is the vultr compute type. Its config decodes and New makes a working provider, but
+// the block has no Open yet: instances boot from a published snapshot, and publishing (upload to
+// Vultr Object Storage, snapshot create-from-URL) is not built, so drover validate refuses a vultr
+// block until it is.
 func Factory() compute.Factory {
 	return compute.Factory{
 		Type:      "vultr",

@@ -31,7 +31,7 @@ type reservedIP struct {
 
 	targetMu sync.Mutex
 	target   netip.Addr // where new connections go; invalid: closed at once
-	running  func() bool
+	running  func() bool // whether the target is powered on; reads c.mu, so called without it
 }
 
 // ReservedIPs returns the reserved IPs the fake holds, by ID.
@@ -172,14 +172,15 @@ func (c *Cloud) attachReservedIP(r *http.Request) (int, any) {
 	case rip.instanceID != "":
 		return errorf(http.StatusBadRequest, "Reserved IP is already attached to instance %s: detach it first.", rip.instanceID)
 	}
-	rip.instanceID = in.ID
 	rip.setTarget(in.ID, in.MainIP)
+	rip.targetMu.Lock()
 	rip.running = func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		cur, ok := c.instances[in.ID]
 		return ok && cur.PowerStatus == "running"
 	}
+	rip.targetMu.Unlock()
 	return http.StatusNoContent, nil
 }
 

@@ -2,8 +2,11 @@ package vultrlab
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -21,7 +24,11 @@ type Instance struct {
 
 type instance struct {
 	Instance
-	pendingReads int // reads left that see it pending
+	pendingReads int  // reads left that see it pending
+	booting      bool // the Hypervisor is booting it: pending until Boot returns
+	uefi         bool
+	machine      Machine
+	dir          string // its directory (disk, console), once the Hypervisor made it
 }
 
 // Instances returns the instances the fake holds, oldest first.
@@ -80,7 +87,7 @@ type instanceJSON struct {
 // read is one read of in (GET or a list holding it): a pending instance becomes active after
 // Options.PendingPolls of them. c.mu is held.
 func (in *instance) read() instanceJSON {
-	if in.Status == "pending" {
+	if in.Status == "pending" && !in.booting {
 		if in.pendingReads > 0 {
 			in.pendingReads--
 		} else {
@@ -147,11 +154,24 @@ func (c *Cloud) createInstance(r *http.Request) (int, any) {
 		c.refuse = c.refuse[1:]
 		return errorf(http.StatusBadRequest, "Unable to create server: %s", reason)
 	}
+	var snap *snapshot
 	if req.SnapshotID != "" {
 		s, ok := c.snapshots[req.SnapshotID]
 		if !ok || s.Status != "complete" {
 			return errorf(http.StatusBadRequest, "Invalid snapshot_id %q.", req.SnapshotID)
 		}
+		snap = s
+	}
+	var disk *os.File // opened now: the snapshot may be deleted before the boot copies it
+	if c.opts.Hypervisor != nil {
+		if snap == nil {
+			return errorf(http.StatusBadRequest, "The fake boots snapshots only: give snapshot_id.")
+		}
+		f, err := os.Open(snap.Path)
+		if err != nil {
+			return errorf(http.StatusInternalServerError, "vultrlab: snapshot %s: %v", snap.ID, err)
+		}
+		disk = f
 	}
 	addr, err := c.allocAddress()
 	if err != nil {
@@ -164,6 +184,11 @@ func (c *Cloud) createInstance(r *http.Request) (int, any) {
 	}, pendingReads: c.opts.PendingPolls}
 	if len(req.AttachVPC) == 1 {
 		in.VPC = req.AttachVPC[0]
+	}
+	if disk != nil {
+		in.booting, in.pendingReads, in.uefi = true, 0, snap.UEFI
+		c.wg.Add(1)
+		go c.boot(in.ID, disk)
 	}
 	c.instances[in.ID] = in
 	j := in.read()
@@ -218,9 +243,9 @@ func (c *Cloud) getInstance(r *http.Request) (int, any) {
 
 func (c *Cloud) deleteInstance(r *http.Request) (int, any) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	in, s, b := c.lookup(r)
 	if in == nil {
+		c.mu.Unlock()
 		return s, b
 	}
 	delete(c.instances, in.ID)
@@ -229,17 +254,36 @@ func (c *Cloud) deleteInstance(r *http.Request) (int, any) {
 			rip.setTarget("", netip.Addr{})
 		}
 	}
+	m, dir := in.machine, in.dir
+	in.machine = nil
+	c.mu.Unlock()
+	if m != nil {
+		if err := m.Stop(); err != nil {
+			return errorf(http.StatusInternalServerError, "vultrlab: stopping the machine of %s: %v", in.ID, err)
+		}
+	}
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
 	return http.StatusNoContent, nil
 }
 
 func (c *Cloud) haltInstance(r *http.Request) (int, any) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	in, s, b := c.lookup(r)
 	if in == nil {
+		c.mu.Unlock()
 		return s, b
 	}
 	in.PowerStatus = "stopped"
+	m := in.machine
+	in.machine = nil
+	c.mu.Unlock()
+	if m != nil {
+		if err := m.Stop(); err != nil {
+			return errorf(http.StatusInternalServerError, "vultrlab: stopping the machine of %s: %v", in.ID, err)
+		}
+	}
 	return http.StatusNoContent, nil
 }
 
@@ -250,8 +294,91 @@ func (c *Cloud) startInstance(r *http.Request) (int, any) {
 	if in == nil {
 		return s, b
 	}
+	if in.PowerStatus == "stopped" && c.opts.Hypervisor != nil && in.dir != "" && !in.booting {
+		in.booting = true
+		c.wg.Add(1)
+		go c.boot(in.ID, nil)
+	}
 	in.PowerStatus = "running"
 	return http.StatusNoContent, nil
+}
+
+// boot boots instance id with the Hypervisor: first (snap not nil) copying its disk from the
+// snapshot, later (a start after a halt) from the disk it has.
+func (c *Cloud) boot(id string, snap *os.File) {
+	defer c.wg.Done()
+	var dir, disk string
+	var err error
+	if snap != nil {
+		dir, disk, err = c.instanceDisk(id, snap)
+		snap.Close()
+	} else {
+		c.mu.Lock()
+		if in, ok := c.instances[id]; ok {
+			dir = in.dir
+		}
+		c.mu.Unlock()
+		disk = filepath.Join(dir, "disk.raw")
+	}
+	c.mu.Lock()
+	in, ok := c.instances[id]
+	if !ok {
+		c.mu.Unlock()
+		return
+	}
+	in.dir = dir
+	spec := MachineSpec{InstanceID: id, Disk: disk, BootMode: "legacy-bios", Address: in.MainIP, Ports: c.opts.Ports,
+		Metadata: c.Metadata(id), Routes: c.opts.Routes, Dir: dir}
+	if in.uefi {
+		spec.BootMode = "uefi"
+	}
+	c.mu.Unlock()
+	var m Machine
+	if err == nil {
+		m, err = c.opts.Hypervisor.Boot(c.ctx, spec)
+	}
+	c.mu.Lock()
+	in, ok = c.instances[id]
+	stale := !ok || in.PowerStatus == "stopped" // deleted or halted while booting
+	if ok {
+		in.booting = false
+		if err != nil {
+			in.PowerStatus = "stopped"
+			if c.bootErrors == nil {
+				c.bootErrors = map[string]string{}
+			}
+			c.bootErrors[id] = err.Error()
+		} else if !stale {
+			in.machine = m
+		}
+	}
+	c.mu.Unlock()
+	if err == nil && stale {
+		_ = m.Stop()
+	}
+}
+
+// BootErrors returns why each instance whose last boot failed did, by ID.
+func (c *Cloud) BootErrors() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.bootErrors)
+}
+
+// Console is the serial console of instance id's machine so far; nil when it has none running.
+func (c *Cloud) Console(id string) []byte {
+	c.mu.Lock()
+	in, ok := c.instances[id]
+	var m Machine
+	if ok {
+		m = in.machine
+	}
+	c.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	b, _ := m.Console()
+	return b
 }
 
 // Activate ends the pending time of instance id, as if its boot had finished.

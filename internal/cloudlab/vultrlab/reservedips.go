@@ -30,7 +30,7 @@ type reservedIP struct {
 	listeners                     []net.Listener
 
 	targetMu sync.Mutex
-	target   netip.Addr // where new connections go; invalid: closed at once
+	target   netip.Addr  // where new connections go; invalid: closed at once
 	running  func() bool // whether the target is powered on; reads c.mu, so called without it
 }
 

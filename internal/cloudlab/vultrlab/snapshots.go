@@ -9,7 +9,6 @@ package vultrlab
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -158,7 +157,7 @@ func fetch(c *Cloud, url, path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, resp.Body)
+	n, err := copySparse(f, resp.Body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

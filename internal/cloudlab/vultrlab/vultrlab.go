@@ -52,8 +52,12 @@ type Options struct {
 	Ports []int
 	// PendingPolls is how many reads see a new or started instance pending; 0 means 1.
 	PendingPolls int
-	// Dir holds downloaded snapshots; empty means a t.TempDir().
+	// Dir holds downloaded snapshots and instances' disks; empty means a t.TempDir().
 	Dir string
+	// Hypervisor boots instances; nil means instances exist only as API state.
+	Hypervisor Hypervisor
+	// Routes are services "in the VPC" every booted instance reaches (MachineSpec.Routes).
+	Routes map[netip.AddrPort]netip.AddrPort
 }
 
 // Cloud is a running fake. Its methods are safe for concurrent use.
@@ -74,6 +78,7 @@ type Cloud struct {
 	refuse      []string          // reasons of the next instance creations to refuse
 	failSnaps   []string          // reasons of the next snapshot downloads to fail
 	failedSnaps map[string]string // snapshot ID -> why it failed
+	bootErrors  map[string]string // instance ID -> why its last boot failed
 	log         []Request
 }
 
@@ -128,6 +133,20 @@ func (c *Cloud) close() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.mu.Lock()
+	var machines []Machine
+	for _, in := range c.instances {
+		if in.machine != nil {
+			machines = append(machines, in.machine)
+			in.machine = nil
+		}
+	}
+	c.mu.Unlock()
+	for _, m := range machines {
+		if err := m.Stop(); err != nil {
+			c.t.Errorf("vultrlab: stopping a machine at the end of the test: %v", err)
+		}
+	}
 }
 
 // Request is one request the fake received, for tests to assert on.

@@ -20,6 +20,7 @@ type options struct {
 	retries  int
 	minWait  time.Duration
 	pageSize int
+	store    ObjectStore
 }
 
 func defaultOptions() options {
@@ -37,6 +38,9 @@ func WithPollInterval(d time.Duration) Option { return func(o *options) { o.poll
 func WithRetry(retries int, minWait time.Duration) Option {
 	return func(o *options) { o.retries, o.minWait = retries, minWait }
 }
+
+// WithObjectStore sets where Publish uploads disks (Vultr Object Storage).
+func WithObjectStore(s ObjectStore) Option { return func(o *options) { o.store = s } }
 
 // WithPageSize sets how many items a list request asks for (per_page, default 100).
 func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }

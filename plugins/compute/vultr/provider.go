@@ -39,7 +39,10 @@ type Provider struct {
 	poll     time.Duration
 	pageSize int
 
-	launching keylock.Locks[string]
+	store ObjectStore // where Publish uploads disks; nil: Publish refuses
+
+	launching  keylock.Locks[string]
+	publishing keylock.Locks[string] // by image identity
 
 	mu   sync.Mutex
 	gone map[string]goneInstance // token tag -> an instance Terminate destroyed
@@ -73,7 +76,7 @@ func New(cfg *Config, opts ...Option) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{cfg: *cfg, c: c, poll: o.poll, pageSize: o.pageSize, gone: map[string]goneInstance{}}, nil
+	return &Provider{cfg: *cfg, c: c, poll: o.poll, pageSize: o.pageSize, store: o.store, gone: map[string]goneInstance{}}, nil
 }
 
 // Region is the region the provider works in.
@@ -101,7 +104,7 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 	}
 	img := spec.Image.Published
 	if img.ID == "" {
-		return compute.Instance{}, fmt.Errorf("vultr: spec %q has no published snapshot (Image.Published): publish image %s to %s first", spec.Name, spec.Image.Identity, p.cfg.Region)
+		return compute.Instance{}, fmt.Errorf("vultr: spec %q has no published snapshot (Image.Published): publish image %s first", spec.Name, spec.Image.Identity)
 	}
 	unlock, err := p.launching.Lock(ctx, spec.Token)
 	if err != nil {

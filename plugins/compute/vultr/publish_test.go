@@ -50,7 +50,9 @@ func newDirStore(t *testing.T) *dirStore {
 	return s
 }
 
-func (s *dirStore) path(key string) string { return filepath.Join(s.dir, strings.ReplaceAll(key, "/", "_")) }
+func (s *dirStore) path(key string) string {
+	return filepath.Join(s.dir, strings.ReplaceAll(key, "/", "_"))
+}
 
 func (s *dirStore) Upload(ctx context.Context, key, path string, progress func(sent, total int64)) error {
 	src, err := os.Open(path)

@@ -18,6 +18,7 @@ type Instance struct {
 	Tags                                     []string
 	UserData                                 []byte
 	MainIP                                   netip.Addr // its loopback address
+	VPCAddress                               netip.Addr // its address in VPC, when attached to one
 	Status, PowerStatus                      string     // "pending"/"active"; "running"/"stopped"
 	Created                                  time.Time
 }
@@ -79,6 +80,7 @@ type instanceJSON struct {
 	Label       string   `json:"label"`
 	Hostname    string   `json:"hostname"`
 	InternalIP  string   `json:"internal_ip"`
+	VPCOnly     bool     `json:"vpc_only"`
 	SnapshotID  string   `json:"snapshot_id"`
 	Tags        []string `json:"tags"`
 	Features    []string `json:"features"`
@@ -102,6 +104,9 @@ func (in *instance) read() instanceJSON {
 	}
 	if j.Tags == nil {
 		j.Tags = []string{}
+	}
+	if in.VPCAddress.IsValid() {
+		j.InternalIP = in.VPCAddress.String()
 	}
 	if in.Status == "active" {
 		j.MainIP, j.NetmaskV4, j.GatewayV4 = in.MainIP.String(), "255.255.255.0", "127.0.0.1"
@@ -184,6 +189,8 @@ func (c *Cloud) createInstance(r *http.Request) (int, any) {
 	}, pendingReads: c.opts.PendingPolls}
 	if len(req.AttachVPC) == 1 {
 		in.VPC = req.AttachVPC[0]
+		n := len(c.instances) + 3
+		in.VPCAddress = netip.AddrFrom4([4]byte{10, 1, byte(n >> 8), byte(n)})
 	}
 	if disk != nil {
 		in.booting, in.pendingReads, in.uefi = true, 0, snap.UEFI

@@ -30,6 +30,12 @@ func (c *Cloud) Metadata(id string) http.Handler {
 					"ipv4": map[string]any{"address": in.MainIP.String(), "netmask": "255.255.255.0", "gateway": "169.254.0.1", "additional": []any{}},
 				}},
 			}
+			if in.VPC != "" { // a VPC's interface is configured statically from here (cloud-init's way)
+				doc["interfaces"] = append(doc["interfaces"].([]map[string]any), map[string]any{
+					"network-type": "private", "mac": mac(in.ID + in.VPC), "network-v2-id": in.VPC,
+					"ipv4": map[string]any{"address": in.VPCAddress.String(), "netmask": "255.255.240.0"},
+				})
+			}
 		}
 		c.mu.Unlock()
 		if !ok {

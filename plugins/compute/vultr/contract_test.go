@@ -2,6 +2,7 @@ package vultr
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,48 @@ func TestNoPublishedSnapshot(t *testing.T) {
 	_, err := labProvider(t, cloud).Launch(context.Background(), compute.Spec{Token: "x", Name: "web", Image: compute.Image{Identity: "sha256:abc"}})
 	if err == nil || !strings.Contains(err.Error(), "publish image sha256:abc") {
 		t.Fatalf("Launch without a snapshot: %v", err)
+	}
+}
+
+func TestLaunchAttachesVPCAndUserData(t *testing.T) {
+	cloud := vultrlab.New(t, vultrlab.Options{})
+	img := labSnapshot(t, cloud)
+	const vpc = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
+	p, err := New(&Config{Region: cloud.Region(), Plan: "vc2-2c-4gb", VPC: vpc, APIKey: cloud.APIKey(), APIURL: cloud.URL()}, WithPollInterval(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := p.Launch(t.Context(), compute.Spec{Token: "v", Name: "web blue 1", Image: img, UserData: []byte(`{"role":"web"}`), Labels: map[string]string{"role": "web"}, Ports: []int{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cloud.Instances()[0]
+	if got.VPC != vpc || got.Plan != "vc2-2c-4gb" || string(got.UserData) != `{"role":"web"}` || got.Label != "web blue 1" {
+		t.Errorf("the fake's instance %+v", got)
+	}
+	rec := httptest.NewRecorder()
+	cloud.Metadata(in.ID).ServeHTTP(rec, httptest.NewRequest("GET", "/v1.json", nil))
+	if !strings.Contains(rec.Body.String(), `"network-type":"private"`) || !strings.Contains(rec.Body.String(), got.VPCAddress.String()) {
+		t.Errorf("metadata lacks the VPC interface: %s", rec.Body.String())
+	}
+	wantTags := []string{"drover-ports=80", "drover-token=v", "drover:role=web"}
+	if strings.Join(got.Tags, " ") != strings.Join(wantTags, " ") {
+		t.Errorf("tags %v, want %v", got.Tags, wantTags)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := map[string]Config{
+		"region":  {Region: "New Jersey", Plan: "p"},
+		"no plan": {Region: "ewr"},
+		"vpc":     {Region: "ewr", Plan: "p", VPC: "default"},
+	}
+	for name, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate(%+v) = nil", name, c)
+		}
+	}
+	if err := (&Config{Region: "ewr", Plan: "vc2-1c-1gb"}).Validate(); err != nil {
+		t.Error(err)
 	}
 }

@@ -122,7 +122,7 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 	if len(found) == 0 {
 		req := &govultr.InstanceCreateReq{
 			Region: p.cfg.Region, Plan: p.cfg.Plan, Label: spec.Name, Hostname: hostname(spec.Name),
-			Tags: instanceTags(spec), SnapshotID: img.ID, UserData: base64.StdEncoding.EncodeToString(spec.UserData),
+			Tags: instanceTags(spec, p.cfg.Tags), SnapshotID: img.ID, UserData: base64.StdEncoding.EncodeToString(spec.UserData),
 		}
 		if p.cfg.VPC != "" {
 			req.AttachVPC = []string{p.cfg.VPC}

@@ -36,9 +36,9 @@ func tokenTag(token string) string {
 
 func labelTag(k, v string) string { return labelTagPrefix + k + "=" + v }
 
-// instanceTags are the tags of an instance launched from spec, sorted.
-func instanceTags(spec compute.Spec) []string {
-	tags := []string{tokenTag(spec.Token)}
+// instanceTags are the tags of an instance launched from spec, with the block's extra tags, sorted.
+func instanceTags(spec compute.Spec, extra []string) []string {
+	tags := append([]string{tokenTag(spec.Token)}, extra...)
 	for k, v := range spec.Labels {
 		tags = append(tags, labelTag(k, v))
 	}

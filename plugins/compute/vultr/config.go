@@ -34,6 +34,9 @@ type Config struct {
 	APIKey                    string `json:"-"`
 	APIURL                    string `json:"-"`
 	StorageKey, StorageSecret string `json:"-"`
+	// StoragePathStyle addresses the bucket in the path rather than the host name
+	// (VULTR_OBJECT_STORAGE_PATH_STYLE=true), for stores without per-bucket host names.
+	StoragePathStyle bool `json:"-"`
 }
 
 // NewDefaultConfig reads the API key (VULTR_API_KEY or VULTR_API_KEY_FILE), VULTR_API_URL and
@@ -43,7 +46,8 @@ func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Config{Plan: "vc2-1c-1gb", APIKey: key, APIURL: config.String(env, "VULTR_API_URL", DefaultAPIURL)}
+	c := &Config{Plan: "vc2-1c-1gb", APIKey: key, APIURL: config.String(env, "VULTR_API_URL", DefaultAPIURL),
+		StoragePathStyle: config.String(env, "VULTR_OBJECT_STORAGE_PATH_STYLE", "") == "true"}
 	if c.StorageKey, err = config.Secret(env, "VULTR_OBJECT_STORAGE_ACCESS_KEY"); err != nil {
 		return nil, err
 	}

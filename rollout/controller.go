@@ -61,6 +61,9 @@ type Options struct {
 	// LockTTL is how long a role lock lasts without renewal; it is renewed every third of it.
 	// Zero means 30 seconds.
 	LockTTL time.Duration
+	// LockWait is how long a command waits for a role lock another drover holds, saying who holds
+	// it as a "lock" step; zero refuses at once with a *LockedError naming the holder.
+	LockWait time.Duration
 	// Now is the clock of records and keep_old; nil means time.Now. Health checks and the watch
 	// window always run on real time.
 	Now func() time.Time
@@ -244,7 +247,14 @@ func (c *Controller) currentImage(role string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("rollout: role %q: the image the fleet describes: %w", role, err)
 	}
-	if id != "" && !c.opts.Catalog.Has(id) {
+	if id == "" {
+		return "", nil
+	}
+	known, err := c.opts.Catalog.Known(id)
+	if err != nil {
+		return "", fmt.Errorf("rollout: role %q: %w", role, err)
+	}
+	if !known {
 		return id, fmt.Errorf("rollout: role %q: its image for the fleet as it is now (%s) is %w: drover build %s makes it; --image rolls out another from drover images list",
 			role, images.ShortID(id), ErrNotBuilt, role)
 	}

@@ -55,6 +55,12 @@ type Options struct {
 	// Credentials issues each new instance's boot credential (user-data) and revokes it when the
 	// instance is destroyed; nil means instances get none. It replaces UserData for roles it wants.
 	Credentials Credentials
+	// Raft opens the raft cluster of a role of strategy "raft" (autopilot's state, remove-peer):
+	// a replacement needs it; nil refuses replacements. cmd/ implements it with Vault's API.
+	Raft func(ctx context.Context, role string) (RaftCluster, error)
+	// RaftNode adds to a raft node's user-data its node ID and the API address of the member it
+	// joins ("" for the node that starts a cluster); nil leaves the user-data as it is.
+	RaftNode func(role string, userData []byte, nodeID, join string) ([]byte, error)
 
 	// Owner names this drover in locks and records; "" means "user@host pid N".
 	Owner string

@@ -60,6 +60,9 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 		if need || b.onCloud() {
 			deadline = deadline.Add(b.c.Wait)
 		}
+		if b.vendor() == digitalOceanVendor { // no DHCP there: the network comes from the metadata first
+			return b.digitalOcean(ctx, strings.TrimRight(u, "/"), deadline)
+		}
 		return b.metadataUserData(ctx, strings.TrimRight(u, "/"), deadline)
 	}
 	return nil, "", nil

@@ -126,7 +126,15 @@ func (a *app) ci(c *cli.Context) error {
 	}
 	state := a.stateDir(c, f)
 	cacheDir, _ := a.env("DROVER_CACHE_DIR")
-	opts := rootfs.Options{StateDir: state, CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir, Epoch: epoch}
+	opts := rootfs.Options{StateDir: state, CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir, Epoch: epoch, Context: ctx}
+	if a.sharesCatalog(f) { // what is built is recorded in the team's store, as drover build does
+		st, err := a.openStore(ctx, f, state)
+		if err != nil {
+			return failed(err, "the fleet's store block names the state store the team's catalog is in: check that it is reachable")
+		}
+		defer st.Close()
+		opts.Store = st
+	}
 
 	run, err := a.ciDecide(ctx, c, f, roles, opts)
 	if err != nil {

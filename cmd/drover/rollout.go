@@ -70,6 +70,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		opts.Credentials = cr
 	}
 	opts.CurrentImage = a.currentImage(f, state)
+	opts.Raft, opts.RaftNode = a.raftClusters(f), raftUserData
 	ctl, err := rollout.New(opts)
 	if err != nil {
 		st.Close()

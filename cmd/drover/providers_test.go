@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
+	"github.com/drover-dev/drover/internal/cloudlab/dolab"
 	"github.com/drover-dev/drover/internal/cloudlab/vultrlab"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
@@ -68,6 +69,16 @@ dns "zonefile" "nsd" {
 ip "loopback" "front" {
   address = "127.0.0.100"
 }
+compute "digitalocean" "droplets" {
+  region          = "nyc3"
+  api_url         = "DOLAB_URL"
+  spaces_bucket   = "drover-images"
+  spaces_endpoint = "http://127.0.0.1:9/"
+}
+ip "digitalocean" "reserved" {
+  address = "RESERVED_IP"
+  compute = "droplets"
+}
 store "local" {
   path = "state/team.db"
 }
@@ -114,16 +125,20 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 
 	ec2Cloud := awslab.New(t, awslab.Options{})
 	allocation, eip := allocateEIP(t, ec2Cloud)
+	doCloud := dolab.New(t, dolab.Options{Token: "test-token"}) // the DNS fake's token too: one DIGITALOCEAN_TOKEN
+	reserved := doCloud.CreateReservedIP()
 	vultrCloud := vultrlab.New(t, vultrlab.Options{})
 	vip := reserveIP(t, vultrCloud)
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.hcl")
 	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/", "ALLOCATION_ID", allocation,
+		"DOLAB_URL", doCloud.URL(), "RESERVED_IP", reserved.String(),
 		"VULTR_REGION", vultrCloud.Region(), "VULTR_RESERVED_IP", vip.String()).Replace(everyTypeFleet)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
+		"SPACES_ACCESS_KEY_ID": "test-key", "SPACES_SECRET_ACCESS_KEY": "test-secret",
 		"VULTR_API_KEY": vultrCloud.APIKey(), "VULTR_API_URL": vultrCloud.URL(),
 		"VULTR_OBJECT_STORAGE_ACCESS_KEY": "test-access-key", "VULTR_OBJECT_STORAGE_SECRET_KEY": "test-secret-key"}
 	// The AWS SDK reads its chain (keys, region, endpoints) from the process's environment itself.
@@ -157,7 +172,7 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	for _, blk := range f.IP {
 		i, addr, err := p.IP(ctx, blk.Name)
 		opened[blk.Kind+"/"+blk.Type], _ = i, check(t, blk, err)
-		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip, "vultr": vip}[blk.Type]; addr != want {
+		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip, "digitalocean": reserved, "vultr": vip}[blk.Type]; addr != want {
 			t.Errorf("ip %q: address %s, want %s", blk.Name, addr, want)
 		}
 	}

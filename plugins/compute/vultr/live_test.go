@@ -48,3 +48,26 @@ func TestLiveCompute(t *testing.T) {
 		Concurrency: 2,
 	})
 }
+
+// TestLivePublisher publishes small disks as snapshots through the Object Storage bucket
+// DROVER_TEST_VULTR_BUCKET at DROVER_TEST_VULTR_STORAGE_ENDPOINT (keys in
+// VULTR_OBJECT_STORAGE_ACCESS_KEY and VULTR_OBJECT_STORAGE_SECRET_KEY) and deletes them. Vultr
+// may refuse the suite's random disks (no partition table): the suite then reports its reason.
+func TestLivePublisher(t *testing.T) {
+	cfg := liveConfig(t)
+	cfg.StorageEndpoint, cfg.Bucket = os.Getenv("DROVER_TEST_VULTR_STORAGE_ENDPOINT"), os.Getenv("DROVER_TEST_VULTR_BUCKET")
+	if cfg.StorageEndpoint == "" || cfg.Bucket == "" {
+		t.Skip("set DROVER_TEST_VULTR_STORAGE_ENDPOINT and DROVER_TEST_VULTR_BUCKET to publish to real Vultr")
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, WithObjectStore(store), WithPollInterval(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	computetest.RunPublisher(t, func(t *testing.T) computetest.PublisherFixture {
+		return computetest.PublisherFixture{Publisher: p}
+	}, computetest.PublisherOptions{Timeout: 30 * time.Minute, Concurrency: 2})
+}

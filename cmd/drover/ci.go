@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -181,6 +182,9 @@ func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, role
 			continue
 		}
 		cr.Image = id
+		// The disk is built here only when something here needs it: a role without a deploy block
+		// (the build is the work), or a rollout to start. A role whose image runs already needs no
+		// local disk, whoever built it (a team's runners each have their own catalog).
 		cr.build = !cat.Has(id)
 		if r.Deploy == nil {
 			cr.Result = ciUpToDate
@@ -197,6 +201,10 @@ func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, role
 			return nil, failed(err, "the rollout state could not be read; nothing was built or started")
 		}
 		a.ciDecideRollout(cr, st, dry)
+		cr.build = cr.build && cr.rollout
+		if cr.Result == ciWouldStart && !cr.build {
+			cr.Detail = strings.TrimPrefix(cr.Detail, "the image is built first")
+		}
 	}
 	return run, nil
 }

@@ -63,6 +63,11 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 		if b.vendor() == digitalOceanVendor { // no DHCP there: the network comes from the metadata first
 			return b.digitalOcean(ctx, strings.TrimRight(u, "/"), deadline)
 		}
+		if b.vendor() == vultrVendor { // a VPC's interface has no DHCP: configured from the metadata (vultr.go)
+			if err := b.vultrVPC(ctx, strings.TrimRight(u, "/"), deadline); err != nil {
+				return nil, "", err
+			}
+		}
 		return b.metadataUserData(ctx, strings.TrimRight(u, "/"), deadline)
 	}
 	return nil, "", nil

@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
 	"github.com/drover-dev/drover/internal/cloudlab/dolab"
+	"github.com/drover-dev/drover/internal/cloudlab/vultrlab"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/dns"
@@ -33,6 +34,15 @@ compute "aws" "cloud" {
 ip "awseip" "eip" {
   allocation_id = "ALLOCATION_ID"
   compute       = "cloud"
+}
+compute "vultr" "vc" {
+  region           = "VULTR_REGION"
+  storage_endpoint = "https://ewr1.vultrobjects.com"
+  bucket           = "drover-images"
+}
+ip "vultr" "vip" {
+  address = "VULTR_RESERVED_IP"
+  compute = "vc"
 }
 dns "rfc2136" "knot" {
   server   = "127.0.0.1:5353"
@@ -117,15 +127,20 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	allocation, eip := allocateEIP(t, ec2Cloud)
 	doCloud := dolab.New(t, dolab.Options{Token: "test-token"}) // the DNS fake's token too: one DIGITALOCEAN_TOKEN
 	reserved := doCloud.CreateReservedIP()
+	vultrCloud := vultrlab.New(t, vultrlab.Options{})
+	vip := reserveIP(t, vultrCloud)
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.hcl")
 	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/", "ALLOCATION_ID", allocation,
-		"DOLAB_URL", doCloud.URL(), "RESERVED_IP", reserved.String()).Replace(everyTypeFleet)), 0o644); err != nil {
+		"DOLAB_URL", doCloud.URL(), "RESERVED_IP", reserved.String(),
+		"VULTR_REGION", vultrCloud.Region(), "VULTR_RESERVED_IP", vip.String()).Replace(everyTypeFleet)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
-		"SPACES_ACCESS_KEY_ID": "test-key", "SPACES_SECRET_ACCESS_KEY": "test-secret"}
+		"SPACES_ACCESS_KEY_ID": "test-key", "SPACES_SECRET_ACCESS_KEY": "test-secret",
+		"VULTR_API_KEY": vultrCloud.APIKey(), "VULTR_API_URL": vultrCloud.URL(),
+		"VULTR_OBJECT_STORAGE_ACCESS_KEY": "test-access-key", "VULTR_OBJECT_STORAGE_SECRET_KEY": "test-secret-key"}
 	// The AWS SDK reads its chain (keys, region, endpoints) from the process's environment itself.
 	for _, kv := range ec2Cloud.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -157,7 +172,7 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	for _, blk := range f.IP {
 		i, addr, err := p.IP(ctx, blk.Name)
 		opened[blk.Kind+"/"+blk.Type], _ = i, check(t, blk, err)
-		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip, "digitalocean": reserved}[blk.Type]; addr != want {
+		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip, "digitalocean": reserved, "vultr": vip}[blk.Type]; addr != want {
 			t.Errorf("ip %q: address %s, want %s", blk.Name, addr, want)
 		}
 	}
@@ -206,6 +221,9 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	// What used to be special cases in cmd are capabilities the providers declare.
 	if _, ok := opened["compute/aws"].(compute.Publisher); !ok {
 		t.Error("aws does not publish images (AMIs)")
+	}
+	if _, ok := opened["compute/vultr"].(compute.Publisher); !ok {
+		t.Error("vultr does not publish images (snapshots)")
 	}
 	if _, ok := opened["compute/qemu"].(compute.PortForwarder); !ok {
 		t.Error("qemu does not offer port forwards to the loopback address")

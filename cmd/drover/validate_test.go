@@ -54,7 +54,13 @@ func TestValidateWarningsGolden(t *testing.T) {
 // the text is path's .golden file (-update rewrites it), and the JSON's diagnostics are all of
 // severity, in path, at the positions its first line names.
 func checkGoldenDiagnostics(t *testing.T, path string, code int, severity string) {
-	got, _, stderr := drover(t, nil, "--fleet", path, "validate")
+	checkGoldenDiagnosticsOf(t, func(args ...string) (int, string, string) { return drover(t, nil, args...) }, path, code, severity)
+}
+
+// checkGoldenDiagnosticsOf is checkGoldenDiagnostics with run as the CLI (droverWith, for fleets
+// of test-only provider types).
+func checkGoldenDiagnosticsOf(t *testing.T, run func(args ...string) (int, string, string), path string, code int, severity string) {
+	got, _, stderr := run("--fleet", path, "validate")
 	if got != code {
 		t.Errorf("exit code %d, want %d", got, code)
 	}
@@ -72,7 +78,7 @@ func checkGoldenDiagnostics(t *testing.T, path string, code int, severity string
 		t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
 	}
 
-	got, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
+	got, stdout, _ := run("--output", "json", "--fleet", path, "validate")
 	if got != code {
 		t.Errorf("json: exit code %d, want %d", got, code)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/drover-dev/drover/plugins/ip/awseip"
 	doip "github.com/drover-dev/drover/plugins/ip/digitalocean"
 	"github.com/drover-dev/drover/plugins/ip/loopback"
+	ipvultr "github.com/drover-dev/drover/plugins/ip/vultr"
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
 	"github.com/drover-dev/drover/plugins/store"
@@ -54,7 +55,7 @@ func Builtin() Providers {
 	return Providers{
 		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory(), docompute.Factory()},
 		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory(), digitalocean.Factory()},
-		IP:      []ip.Factory{loopback.Factory(), awseip.Factory(), doip.Factory()},
+		IP:      []ip.Factory{loopback.Factory(), awseip.Factory(), doip.Factory(), ipvultr.Factory()},
 		Store:   []store.Factory{local.Factory(), etcd.Factory()},
 		Secrets: []secrets.Factory{vault.Factory()},
 	}

@@ -1,6 +1,8 @@
-# expect: 2:9 13:5 13:5
+# expect: 15:5 15:5
 compute "vultr" "prod" {
-  region = "ams"
+  region           = "ams"
+  storage_endpoint = "https://ams1.vultrobjects.com"
+  bucket           = "drover-images"
 }
 
 role "db" {

@@ -1,5 +1,5 @@
 # expect: 2:9
-compute "vultr" "prod" {
+compute "comingsoon" "prod" {
   region = "ams"
 }
 

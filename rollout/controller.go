@@ -55,6 +55,10 @@ type Options struct {
 	// Credentials issues each new instance's boot credential (user-data) and revokes it when the
 	// instance is destroyed; nil means instances get none. It replaces UserData for roles it wants.
 	Credentials Credentials
+	// BootVolumes writes the volumes a new instance of role mounts before its services start into
+	// its user-data (userData as UserData and Credentials made it, nil when they made none); cmd
+	// writes them with bootdata. Needed by roles whose deploy has volumes (strategy handoff).
+	BootVolumes func(userData []byte, role string, vols []BootVolume) ([]byte, error)
 
 	// Owner names this drover in locks and records; "" means "user@host pid N".
 	Owner string
@@ -101,7 +105,7 @@ func New(opts Options) (*Controller, error) {
 	case opts.Catalog == nil:
 		return nil, errors.New("rollout: no image catalog")
 	}
-	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() {
+	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() && !slices.Contains(HandoffCrashPoints, opts.CrashAfter) {
 		return nil, fmt.Errorf("rollout: crash hook: unknown state %q", opts.CrashAfter)
 	}
 	c := &Controller{opts: opts, owner: opts.Owner, log: opts.Logger, now: opts.Now, health: opts.Health}

@@ -1,4 +1,4 @@
-# expect: 2:9 13:5 13:5
+# expect: 2:9 13:5
 compute "vultr" "prod" {
   region = "ams"
 }

@@ -261,3 +261,41 @@ func TestHandoffVolumeGoneIsRefused(t *testing.T) {
 		t.Errorf("a blank volume was made in place of the lost one: %+v", vols)
 	}
 }
+
+// TestHandoffPlan: the plan of a first deploy attaches the new volume at boot; the plan of a later
+// rollout says where the downtime is: blue's stop, the detach, the snapshot, the attach.
+func TestHandoffPlan(t *testing.T) {
+	l := newLab(t, dbRole())
+	l.build("db")
+	text := func() string {
+		t.Helper()
+		p, err := l.dbController().Plan(t.Context(), []string{"db"}, rollout.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := p.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	first := text()
+	for _, want := range []string{"find volume(s) pgdata (1GiB on /var/lib/postgresql) by labels, or create them blank", "attach the volume(s) to green"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first deploy plan lacks %q:\n%s", want, first)
+		}
+	}
+	c := l.dbController()
+	if _, err := c.Start(t.Context(), "db", rollout.StartOptions{AutoPromote: new(true)}); err != nil {
+		t.Fatal(err)
+	}
+	l.build("db")
+	next := text()
+	for _, want := range []string{"drover-boot waits for the volume(s) and starts no service", "stop blue", "detach the volume(s) from blue",
+		"snapshot volume pgdata", "hands the volume(s) back to blue", "keep blue stopped for 15m0s"} {
+		if !strings.Contains(next, want) {
+			t.Errorf("rollout plan lacks %q:\n%s", want, next)
+		}
+	}
+	t.Logf("plan:\n%s", next)
+}

@@ -116,7 +116,7 @@ role "web" {
 role "db" {
   image {
     base     = "debian-bookworm"
-    packages = ["postgresql"]
+    packages = ["postgresql", "e2fsprogs"] # e2fsprogs: drover-boot makes and checks the volume's ext4
     file "/etc/postgresql/15/main/conf.d/drover.conf" {
       source = "db/drover.conf"
       mode   = "0644"

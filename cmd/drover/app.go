@@ -79,6 +79,7 @@ Start with:  drover doctor        (is this machine ready?)
 			planCommand(a),
 			rolloutCommand(a),
 			gcCommand(a),
+			volumesCommand(a),
 			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),

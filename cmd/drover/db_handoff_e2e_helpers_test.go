@@ -107,12 +107,12 @@ func measureMove(t *testing.T, fleetFile string, env []string, cmd string, from,
 	if st, err := os.Stat(to.Console); err == nil {
 		offset = st.Size()
 	}
-	wg.Add(2)
-	go func() { // the query loop
-		defer wg.Done()
-		for ctx.Err() == nil {
-			for _, in := range []compute.Instance{from, to} {
-				qctx, qcancel := context.WithTimeout(ctx, time.Second)
+	wg.Add(3)
+	for _, in := range []compute.Instance{from, to} {
+		go func() { // the query loop: one client per instance, each query within 5 s (TCG is slow to fork a backend)
+			defer wg.Done()
+			for ctx.Err() == nil {
+				qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err := pgQuery(qctx, in.Endpoint(5432).String(), "SELECT count(*) FROM kept")
 				qcancel()
 				now := time.Now()
@@ -125,10 +125,10 @@ func measureMove(t *testing.T, fleetFile string, env []string, cmd string, from,
 					firstTo = now
 				}
 				mu.Unlock()
+				time.Sleep(100 * time.Millisecond)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+		}()
+	}
 	go func() { // drover-boot's mount on to's console
 		defer wg.Done()
 		for ctx.Err() == nil {

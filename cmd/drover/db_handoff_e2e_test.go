@@ -52,9 +52,7 @@ func TestE2EDBHandoff(t *testing.T) {
 
 	run := func(env []string, args ...string) result {
 		t.Helper()
-		r := droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
-		t.Logf("drover %s: exit %d in %s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond))
-		return r
+		return droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
 	}
 	must := func(args ...string) result {
 		t.Helper()

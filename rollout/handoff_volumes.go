@@ -13,6 +13,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/rollout/health"
 )
 
 // BootVolume is a volume as a new instance's user-data lists it: drover-boot waits for GuestPath,
@@ -164,23 +165,30 @@ func (s *session) saveProgress(ctx context.Context, r *Record, crash State, muta
 // so a rerun after a crash at any point finishes the move; a volume is attached only once it is
 // attached nowhere.
 func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snapshot bool) error {
+	_, err := s.moveVolumesTo(ctx, rec, to, snapshot)
+	return err
+}
+
+// moveVolumesTo is moveVolumes, and reports whether any volume had to move.
+func (s *session) moveVolumesTo(ctx context.Context, rec *Record, to string, snapshot bool) (moved bool, err error) {
 	vp, st, err := s.volumeCaps()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if rec.Progress.Handoff.Holder != to {
 		if err := s.saveProgress(ctx, rec, "handoff-holder", func(h *HandoffProgress) { h.Holder, h.Step = to, "holder "+to }); err != nil {
-			return err
+			return moved, err
 		}
 	}
 	for _, hv := range rec.Progress.Handoff.Volumes {
 		v, err := s.volumeNow(ctx, vp, hv)
 		if err != nil {
-			return err
+			return moved, err
 		}
 		if v.AttachedTo == to {
 			continue
 		}
+		moved = true
 		if from := v.AttachedTo; from != "" {
 			if err := s.timedStep(ctx, rec, "handoff-stop", "stop "+from, fmt.Sprintf("stopped %s, the holder of volume %s", from, hv.Name), func() error {
 				if err := st.Stop(ctx, from); err != nil && !errors.Is(err, compute.ErrNotFound) {
@@ -188,7 +196,7 @@ func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snaps
 				}
 				return nil
 			}); err != nil {
-				return err
+				return moved, err
 			}
 			if err := s.timedStep(ctx, rec, "handoff-detach", "detach "+hv.ID, fmt.Sprintf("volume %s (%s) detached from %s", hv.Name, hv.ID, from), func() error {
 				if err := vp.DetachVolume(ctx, hv.ID); err != nil {
@@ -196,16 +204,16 @@ func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snaps
 				}
 				return nil
 			}); err != nil {
-				return err
+				return moved, err
 			}
 		}
 		if v := deployVolume(s.dep, hv.Name); snapshot && v != nil && v.SnapshotBefore {
 			if err := s.snapshotVolume(ctx, vp, rec, hv); err != nil {
-				return err
+				return moved, err
 			}
 		}
 		if err := s.ensureStarted(ctx, st, rec, to); err != nil {
-			return err
+			return moved, err
 		}
 		if err := s.timedStep(ctx, rec, "handoff-attach", "attach "+hv.ID+" to "+to, fmt.Sprintf("volume %s (%s) attached to %s", hv.Name, hv.ID, to), func() error {
 			if _, err := vp.AttachVolume(ctx, hv.ID, to); err != nil {
@@ -213,10 +221,10 @@ func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snaps
 			}
 			return nil
 		}); err != nil {
-			return err
+			return moved, err
 		}
 	}
-	return nil
+	return moved, nil
 }
 
 // timedStep records step in rec (passing the crash hook's point), does it, and reports how long it
@@ -329,5 +337,16 @@ func (s *session) ensureVolumes(ctx context.Context) error {
 		s.step(want.ID, "volumes", fmt.Sprintf("rollout %s should hold the volumes but has no instance left: they stay where they are", want.ID))
 		return nil
 	}
-	return s.moveVolumes(ctx, rec, ins[0].ID, false)
+	moved, err := s.moveVolumesTo(ctx, rec, ins[0].ID, false)
+	if err != nil || !moved || len(s.checks) == 0 {
+		return err
+	}
+	// Given back (blue, started again): it serves once its services are up on the data.
+	start := time.Now()
+	err = health.Gate(ctx, s.checks, []health.Target{target(ins[0])}, s.observer(rec, "health"))
+	if err != nil {
+		return fmt.Errorf("rollout: role %q: %s has the volume(s) again but does not pass its checks: %w", s.role.Name, ins[0].ID, err)
+	}
+	s.step(want.ID, "health", fmt.Sprintf("%s passed %d check(s) %s after it got the volume(s)", ins[0].ID, len(s.checks), human(time.Since(start))))
+	return nil
 }

@@ -145,6 +145,20 @@ func measureMove(t *testing.T, fleetFile string, env []string, cmd string, from,
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	// The move starts once the loop has had an answer from the old holder.
+	for end := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		ok := !lastFrom.IsZero()
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(end) {
+			cancel()
+			wg.Wait()
+			t.Fatalf("rollout %s: %s did not answer the query loop within a minute", cmd, from.ID)
+		}
+	}
 	s := droverStream(t, env, "--fleet", fleetFile, "rollout", cmd, "db")
 	var events []rollout.Event
 	for e := range s.events {

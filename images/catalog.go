@@ -1,24 +1,35 @@
 package images
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/drover-dev/drover/plugins/store"
 )
 
 // Catalog is the directory of built images: one directory per image, named by the hex of its
 // identity, holding the disks, manifest.json, the file index and the build log. Images appear in it
 // only complete: a build writes into a staging directory and renames it into place, so a reader never
 // sees half an image and an interrupted build leaves the catalog as it was.
+//
+// A catalog given a state store (Share) also records its manifests and published references there
+// and reads those other machines recorded (shared.go): Get, List, Resolve and Published then see the
+// team's images, marked DiskElsewhere when their disk is not here; Has stays the local disk cache.
 type Catalog struct {
 	Dir string
+
+	store store.Store     // nil: the local directory only
+	ctx   context.Context // bounds the store's operations (Share)
 }
 
 // ErrNotFound is returned when no image matches a reference.
@@ -43,17 +54,53 @@ func (c *Catalog) Has(identity string) bool {
 	return err == nil
 }
 
-// Get reads the manifest of an image by exact identity.
+// Get reads the manifest of an image by exact identity: the local catalog's, else the state store's.
 func (c *Catalog) Get(identity string) (*Manifest, error) {
 	m, err := readManifest(filepath.Join(c.ImageDir(identity), "manifest.json"))
 	if errors.Is(err, os.ErrNotExist) {
+		shared, serr := c.sharedManifest(identity)
+		if serr != nil {
+			return nil, serr
+		}
+		if shared != nil {
+			return shared, nil
+		}
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, identity)
 	}
 	return m, err
 }
 
-// List returns every image, newest first within each role, roles sorted by name.
+// List returns every image, newest first within each role, roles sorted by name: the local
+// catalog's and, for a shared catalog, those only the state store records (DiskElsewhere).
 func (c *Catalog) List() ([]*Manifest, error) {
+	out, err := c.listLocal()
+	if err != nil {
+		return nil, err
+	}
+	shared, err := c.sharedManifests()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range shared {
+		if !slices.ContainsFunc(out, func(l *Manifest) bool { return l.Identity == m.Identity }) {
+			out = append(out, m)
+		}
+	}
+	sortManifests(out)
+	return out, nil
+}
+
+func sortManifests(out []*Manifest) {
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Role != out[j].Role {
+			return out[i].Role < out[j].Role
+		}
+		return out[i].Created.After(out[j].Created)
+	})
+}
+
+// listLocal lists the images whose disks are in the local catalog.
+func (c *Catalog) listLocal() ([]*Manifest, error) {
 	entries, err := os.ReadDir(c.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -72,12 +119,7 @@ func (c *Catalog) List() ([]*Manifest, error) {
 		}
 		out = append(out, m)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Role != out[j].Role {
-			return out[i].Role < out[j].Role
-		}
-		return out[i].Created.After(out[j].Created)
-	})
+	sortManifests(out)
 	return out, nil
 }
 
@@ -214,8 +256,17 @@ func alive(pid int) bool {
 }
 
 // Commit writes the manifest last and renames the staging directory into the catalog. An image of the
-// same identity already there (a concurrent build) wins; this one is discarded.
+// same identity already there (a concurrent build) wins; this one is discarded. A shared catalog
+// then records the manifest in the state store (ShareManifest); when that fails the image is in the
+// local catalog only, and the error says so.
 func (s *Staging) Commit(m *Manifest) error {
+	if err := s.commit(m); err != nil {
+		return err
+	}
+	return s.catalog.ShareManifest(m)
+}
+
+func (s *Staging) commit(m *Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("images: encoding the manifest: %w", err)

@@ -28,6 +28,8 @@ type Manifest struct {
 	Scan          *ScanStats `json:"scan,omitempty"` // the secret scan of the tree (nil in images built before it)
 	BuildLog      string     `json:"build_log"`      // file name within the image directory
 	Files         string     `json:"files"`          // file name of the tree's file index, for images diff
+
+	elsewhere bool // read from the state store: the disk is on the machine that built it (DiskElsewhere)
 }
 
 // Artifact is one file of an image: a disk in some format.

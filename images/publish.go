@@ -27,6 +27,9 @@ type PublishResult struct {
 // PublishSource is what a provider is given to publish an image: its raw disk and what the platform
 // needs to know of it. An image without a raw disk cannot be published.
 func (c *Catalog) PublishSource(m *Manifest) (compute.PublishSource, error) {
+	if m.elsewhere {
+		return compute.PublishSource{}, missingDisk(m, "be published from here")
+	}
 	art := m.Artifact("raw")
 	if art == nil {
 		return compute.PublishSource{}, fmt.Errorf("images: %s@%s has no raw disk to publish (drover build --force %s makes one)", m.Role, m.ShortID(), m.Role)

@@ -1,7 +1,6 @@
 package images
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,12 +38,37 @@ type publishedDoc struct {
 }
 
 // Published returns the recorded copies of an image, sorted by compute block and region; none (and no
-// error) for an image never published. An image not in the catalog is ErrNotFound.
+// error) for an image never published. A shared catalog joins the local list and the state store's
+// (the newer copy per compute block and region). An image in neither is ErrNotFound.
 func (c *Catalog) Published(identity string) ([]PublishedRef, error) {
-	if !c.Has(identity) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, identity)
+	local := c.Has(identity)
+	var refs []PublishedRef
+	if local {
+		var err error
+		if refs, err = c.readPublished(identity); err != nil {
+			return nil, err
+		}
 	}
-	return c.readPublished(identity)
+	if c.store == nil {
+		if !local {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, identity)
+		}
+		return refs, nil
+	}
+	if !local {
+		m, err := c.sharedManifest(identity)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, identity)
+		}
+	}
+	shared, _, err := c.sharedPublished(identity)
+	if err != nil {
+		return nil, err
+	}
+	return mergeRefs(refs, shared), nil
 }
 
 func (c *Catalog) readPublished(identity string) ([]PublishedRef, error) {
@@ -66,6 +90,8 @@ func (c *Catalog) readPublished(identity string) ([]PublishedRef, error) {
 // RecordPublished records a copy of an image, replacing the one recorded for the same compute block
 // and region. It is idempotent, and safe against concurrent writers, also in other processes (they
 // take turns on a lock file); readers see the old list or the new one, never a half-written file.
+// A shared catalog records it in the state store too (compare-and-swap, see shared.go), and records
+// the image's manifest there first if the store lacks it.
 func (c *Catalog) RecordPublished(identity string, ref PublishedRef) error {
 	if ref.Compute == "" || ref.ID == "" {
 		return fmt.Errorf("images: recording a published copy of %s: it needs a compute block and an ID, got %+v", ShortID(identity), ref)
@@ -84,11 +110,41 @@ func (c *Catalog) ForgetPublished(identity string, ref PublishedRef) error {
 	})
 }
 
-// updatePublished rewrites the image's list under its lock: a temporary file, synced, renamed over.
+// updatePublished changes the image's list in the local catalog when the image is there, and in the
+// state store of a shared catalog when the store has the image (after recording a local image's
+// manifest there). An image in neither is ErrNotFound. The local list is written first: when the
+// store's write fails, the error says so and running the command again records it.
 func (c *Catalog) updatePublished(identity string, change func([]PublishedRef) []PublishedRef) error {
-	if !c.Has(identity) {
+	local := c.Has(identity)
+	if local {
+		if err := c.updateLocalPublished(identity, change); err != nil {
+			return err
+		}
+	}
+	if c.store == nil {
+		if !local {
+			return fmt.Errorf("%w: %s", ErrNotFound, identity)
+		}
+		return nil
+	}
+	if local {
+		m, err := c.Get(identity)
+		if err != nil {
+			return err
+		}
+		if err := c.ShareManifest(m); err != nil {
+			return err
+		}
+	} else if m, err := c.sharedManifest(identity); err != nil {
+		return err
+	} else if m == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, identity)
 	}
+	return c.updateSharedPublished(identity, change)
+}
+
+// updateLocalPublished rewrites the image's list under its lock: a temporary file, synced, renamed over.
+func (c *Catalog) updateLocalPublished(identity string, change func([]PublishedRef) []PublishedRef) error {
 	dir := c.ImageDir(identity)
 	lock, err := os.OpenFile(filepath.Join(dir, publishedLock), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -102,13 +158,7 @@ func (c *Catalog) updatePublished(identity string, change func([]PublishedRef) [
 	if err != nil {
 		return err
 	}
-	refs = change(refs)
-	slices.SortFunc(refs, func(a, b PublishedRef) int {
-		if a.Compute != b.Compute {
-			return cmp.Compare(a.Compute, b.Compute)
-		}
-		return cmp.Compare(a.Region, b.Region)
-	})
+	refs = sortRefs(change(refs))
 	b, err := json.MarshalIndent(publishedDoc{Published: refs}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("images: encoding the published copies of %s: %w", ShortID(identity), err)
@@ -136,9 +186,10 @@ func (c *Catalog) updatePublished(identity string, change func([]PublishedRef) [
 
 // Prunable is what Prune(keep, inUse) would remove: every image beyond the newest keep of its role
 // that inUse does not claim, newest first within each role. Callers that must act before an image
-// goes (delete its published copies) take these, then Remove each.
+// goes (delete its published copies) take these, then Remove each. Only the local catalog is pruned
+// (it is the disk cache); what the state store records stays.
 func (c *Catalog) Prunable(keep int, inUse func(identity string) bool) ([]*Manifest, error) {
-	all, err := c.List()
+	all, err := c.listLocal()
 	if err != nil {
 		return nil, err
 	}

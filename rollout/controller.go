@@ -55,6 +55,12 @@ type Options struct {
 	// Credentials issues each new instance's boot credential (user-data) and revokes it when the
 	// instance is destroyed; nil means instances get none. It replaces UserData for roles it wants.
 	Credentials Credentials
+	// Raft opens the raft cluster of a role of strategy "raft" (autopilot's state, remove-peer):
+	// a replacement needs it; nil refuses replacements. cmd/ implements it with Vault's API.
+	Raft func(ctx context.Context, role string) (RaftCluster, error)
+	// RaftNode adds to a raft node's user-data its node ID and the API address of the member it
+	// joins ("" for the node that starts a cluster); nil leaves the user-data as it is.
+	RaftNode func(role string, userData []byte, nodeID, join string) ([]byte, error)
 	// BootVolumes writes the volumes a new instance of role mounts before its services start into
 	// its user-data (userData as UserData and Credentials made it, nil when they made none); cmd
 	// writes them with bootdata. Needed by roles whose deploy has volumes (strategy handoff).
@@ -65,6 +71,9 @@ type Options struct {
 	// LockTTL is how long a role lock lasts without renewal; it is renewed every third of it.
 	// Zero means 30 seconds.
 	LockTTL time.Duration
+	// LockWait is how long a command waits for a role lock another drover holds, saying who holds
+	// it as a "lock" step; zero refuses at once with a *LockedError naming the holder.
+	LockWait time.Duration
 	// Now is the clock of records and keep_old; nil means time.Now. Health checks and the watch
 	// window always run on real time.
 	Now func() time.Time
@@ -248,7 +257,14 @@ func (c *Controller) currentImage(role string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("rollout: role %q: the image the fleet describes: %w", role, err)
 	}
-	if id != "" && !c.opts.Catalog.Has(id) {
+	if id == "" {
+		return "", nil
+	}
+	known, err := c.opts.Catalog.Known(id)
+	if err != nil {
+		return "", fmt.Errorf("rollout: role %q: %w", role, err)
+	}
+	if !known {
 		return id, fmt.Errorf("rollout: role %q: its image for the fleet as it is now (%s) is %w: drover build %s makes it; --image rolls out another from drover images list",
 			role, images.ShortID(id), ErrNotBuilt, role)
 	}

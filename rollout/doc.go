@@ -23,8 +23,8 @@
 // # Strategies
 //
 // How a rollout replaces what serves is its Strategy (strategy.go): bluegreen.go (the default: boot
-// every green beside blue, cut over at once, keep blue for keep_old) and raft.go (a Vault cluster's
-// first node), one file each, listed once in builtinStrategies. The record names its strategy and
+// every green beside blue, cut over at once, keep blue for keep_old) and raft.go (a Vault cluster:
+// its nodes join the first, a new image replaces them one at a time), one file each, listed once in builtinStrategies. The record names its strategy and
 // keeps the strategy's own progress (Record.Progress). Plan asks the strategy for its steps and each
 // cutover type for its own (CutoverType.Describe). Catalog hands the names of strategies, health
 // check and cutover types, and each strategy's rules (Strategy.Validate), to the fleet decoder, so

@@ -190,7 +190,7 @@ func (c *Controller) gcRole(ctx context.Context, role string, apply bool, ins []
 		}
 		return nil
 	}
-	lk, lctx, err := c.lock(ctx, role)
+	lk, lctx, err := c.tryLock(ctx, role) // gc never waits: a locked role is skipped and listed
 	var locked *LockedError
 	if errors.As(err, &locked) {
 		rep.Skipped = append(rep.Skipped, role)

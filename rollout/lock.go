@@ -20,9 +20,16 @@ type LockedError struct {
 	Role  string
 	Lease store.Lease // the holder: Owner, Acquired, Expires
 	Now   time.Time
+	// Waited is how long this command waited for the lock (Options.LockWait) before giving up; 0
+	// when it did not wait.
+	Waited time.Duration
 }
 
 func (e *LockedError) Error() string {
+	if e.Waited > 0 {
+		return fmt.Sprintf("rollout: role %q is still locked by %s after waiting %s, held for %s (the lock expires in %s unless renewed)",
+			e.Role, e.Lease.Owner, human(e.Waited), human(e.Age()), human(e.Lease.Expires.Sub(e.Now)))
+	}
 	return fmt.Sprintf("rollout: role %q is locked by %s, held for %s (the lock expires in %s unless renewed): wait for that drover to finish",
 		e.Role, e.Lease.Owner, human(e.Age()), human(e.Lease.Expires.Sub(e.Now)))
 }
@@ -77,10 +84,50 @@ type roleLock struct {
 	lease store.Lease
 }
 
+// How a command waiting for a role lock (Options.LockWait) polls the store, and how often it says
+// who it is waiting for when the holder stays the same.
+const (
+	lockPollEvery   = 500 * time.Millisecond
+	lockReportEvery = 10 * time.Second
+)
+
 // lock takes the role's lease (locks/role/<role>). A lease held by another live owner is refused
-// with a *LockedError; one held by a dead process of this host is taken over. The returned context
-// is cancelled if the lease is lost while working.
-func (c *Controller) lock(ctx context.Context, role string) (*roleLock, context.Context, error) {
+// with a *LockedError at once, or, with Options.LockWait, tried again until it is free or the wait
+// is over, calling waiting (with the holder and the time left) at the first refusal, whenever the
+// holder changes and every lockReportEvery. A lease held by a dead process of this host is taken
+// over. A crashed holder on another machine stops renewing, so its lease expires after its TTL
+// (the etcd store: its etcd lease runs out) and a waiting command then takes it. The returned
+// context is cancelled if the lease is lost while working.
+func (c *Controller) lock(ctx context.Context, role string, waiting func(holder store.Lease, left time.Duration)) (*roleLock, context.Context, error) {
+	start := time.Now()
+	var reported store.Lease
+	var reportedAt time.Time
+	for {
+		lk, lctx, err := c.tryLock(ctx, role)
+		var locked *LockedError
+		if !errors.As(err, &locked) || c.opts.LockWait <= 0 {
+			return lk, lctx, err
+		}
+		left := c.opts.LockWait - time.Since(start)
+		if left <= 0 {
+			locked.Waited = time.Since(start)
+			return nil, nil, locked
+		}
+		h := locked.Lease
+		if waiting != nil && (h.Owner != reported.Owner || h.Token != reported.Token || time.Since(reportedAt) >= lockReportEvery) {
+			waiting(h, left)
+			reported, reportedAt = h, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("rollout: role %q: waiting for the lock held by %s: %w", role, h.Owner, ctx.Err())
+		case <-time.After(min(lockPollEvery, left)):
+		}
+	}
+}
+
+// tryLock is one attempt of lock.
+func (c *Controller) tryLock(ctx context.Context, role string) (*roleLock, context.Context, error) {
 	st, ttl := c.opts.Store, c.opts.LockTTL
 	l, err := st.Acquire(ctx, lockName(role), c.owner, ttl)
 	var held *store.HeldError

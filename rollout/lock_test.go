@@ -61,3 +61,40 @@ func TestLockOfDeadLocalProcessIsTakenOver(t *testing.T) {
 	rec, err := l.controller().Start(t.Context(), "web", rollout.StartOptions{})
 	mustRecord(t, rec, err, rollout.Ready)
 }
+
+// With LockWait, a second command waits for a held lock, saying who holds it, and goes on once the
+// holder releases it; a wait that runs out is refused naming the holder and how long it waited.
+func TestLockWaitsForTheHolder(t *testing.T) {
+	l := newLab(t, webRole())
+	l.build("web")
+	held, err := l.store.Acquire(t.Context(), "locks/role/web", "ci run 7: runner@elsewhere pid 9", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	short := l.controller(func(o *rollout.Options) { o.LockWait = 300 * ms })
+	start := time.Now()
+	_, err = short.Start(t.Context(), "web", rollout.StartOptions{})
+	var locked *rollout.LockedError
+	if !errors.As(err, &locked) || locked.Waited < 300*ms || time.Since(start) < 300*ms ||
+		!strings.Contains(err.Error(), "still locked by ci run 7: runner@elsewhere pid 9 after waiting ") {
+		t.Fatalf("a wait that runs out: %v after %s", err, time.Since(start))
+	}
+	if !slices.ContainsFunc(l.events, func(e rollout.Event) bool {
+		return e.Step == "lock" && strings.HasPrefix(e.Message, "waiting for the lock of role web, held by ci run 7: runner@elsewhere pid 9 for ")
+	}) {
+		t.Errorf("no lock step named the holder while waiting: %v", l.events)
+	}
+
+	go func() {
+		time.Sleep(400 * ms)
+		_ = l.store.Release(context.Background(), held)
+	}()
+	waiter := l.controller(func(o *rollout.Options) { o.LockWait = 10 * time.Second })
+	start = time.Now()
+	rec, err := waiter.Start(t.Context(), "web", rollout.StartOptions{})
+	mustRecord(t, rec, err, rollout.Ready)
+	if time.Since(start) < 400*ms {
+		t.Errorf("started after %s, before the holder released the lock", time.Since(start))
+	}
+}

@@ -20,19 +20,25 @@ const publishReportEvery = 5 * time.Second
 // gets the copy in its block: looked up by the image's identity, published first when there is none
 // (with progress as "publish" steps), and recorded in the catalog. Publishing is idempotent by
 // identity, so a rollout killed mid-publish resumes it (or the provider restarts it) when run again,
-// and a second rollout of the image uploads nothing.
+// and a second rollout of the image uploads nothing. An image built on another machine (recorded in
+// a shared catalog's state store) has no disk here: the provider's copy, looked up by identity, is
+// what boots, and a rollout on a provider without one is refused.
 func (s *session) bootImage(ctx context.Context, r *Record) (compute.Image, error) {
 	img, err := s.c.imageOf(r.Role, r.Image)
 	if err != nil {
 		return img, err
 	}
-	pub, ok := s.comp.(compute.Publisher)
-	if !ok {
-		return img, nil
-	}
 	m, err := s.c.opts.Catalog.Get(r.Image.Identity)
 	if err != nil {
 		return img, fmt.Errorf("rollout: role %q: image %s: %w", r.Role, r.Image.Short, err)
+	}
+	pub, ok := s.comp.(compute.Publisher)
+	if !ok {
+		if m.DiskElsewhere() {
+			return img, fmt.Errorf("rollout: role %q: image %s was built on another machine and compute %q boots the disk from this machine's catalog, which does not have it: drover build %s here makes it (the same image)",
+				r.Role, r.Image.Short, r.Compute, r.Role)
+		}
+		return img, nil
 	}
 	to := images.PublishTarget{Compute: r.Compute, Type: s.computeType(r.Compute), Publisher: pub}
 	rep := &publishReporter{s: s, rollout: r.ID, started: time.Now()}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/rollout/health"
 )
 
@@ -60,7 +61,10 @@ func (c *Controller) withRole(ctx context.Context, cmd, role string, fn func(con
 	if s.cut, err = c.cutoverOf(ctx, role, dep); err != nil {
 		return nil, err
 	}
-	lk, lctx, err := c.lock(ctx, role)
+	lk, lctx, err := c.lock(ctx, role, func(h store.Lease, left time.Duration) {
+		s.step("", "lock", fmt.Sprintf("waiting for the lock of role %s, held by %s for %s (token %d); waiting up to %s more",
+			role, h.Owner, human(time.Since(h.Acquired)), h.Token, human(left)))
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func TestRecordNamesItsStrategy(t *testing.T) {
 		t.Errorf("raft record: strategy %q, progress %+v", r.Strategy, r.Progress.Raft)
 	}
 	b, _ := json.Marshal(r)
-	if !strings.Contains(string(b), `"progress":{"raft":{"bootstrap":true,"nodes":1}}`) {
+	if !strings.Contains(string(b), `"progress":{"raft":{"bootstrap":true,"nodes":1,"seeded":true}}`) {
 		t.Errorf("record JSON: %s", b)
 	}
 	st, err := l.controller().Status(t.Context(), "web")
@@ -73,7 +73,8 @@ func TestCatalogNamesWhatTheControllerDrives(t *testing.T) {
 		{"", 5, true, ""},
 		{"bluegreen", 5, true, ""},
 		{"raft", 1, true, ""},
-		{"raft", 3, true, "count"},
+		{"raft", 3, true, ""},
+		{"raft", 4, true, "count"},
 		{"handoff", 1, true, "strategy"}, // webRole has no volume to hand over
 		{"ab", 1, true, "strategy"},
 		{"canary", 1, false, ""},

@@ -70,6 +70,7 @@ type config struct {
 	Wait         time.Duration // how long to retry reaching the metadata service and Vault while the network comes up
 	VolumeWait   time.Duration // how long to wait for a volume's device to appear
 	Devices      blockDevices  // mounts volumes; nil means the system's tools (hostDevices)
+	Net          dropletNet    // configures a droplet's network (digitalocean.go); nil means the system's (hostNet)
 	volumePoll   time.Duration // how often to look for a volume's device; zero means 1s (tests shorten it)
 	volumeSay    time.Duration // how often to say it is still waiting; zero means 10s (tests shorten it)
 
@@ -253,6 +254,9 @@ func (b *boot) run(ctx context.Context) int {
 	}
 	if ud.Role != img.Role {
 		return b.fail(fmt.Errorf("user-data from %s is for role %q, this image is role %q", src, ud.Role, img.Role))
+	}
+	if err := writeRaftEnv(filepath.Dir(b.c.StatusPath), ud.Raft); err != nil {
+		return b.fail(err)
 	}
 	if ud.Vault == nil {
 		return b.nothingToFetch(ctx, img, ud.Volumes, "user-data from "+src+" without a vault section")

@@ -57,8 +57,11 @@ func (b *boot) userData(ctx context.Context, need bool) ([]byte, string, error) 
 	}
 	if u := b.c.MetadataURL; u != none {
 		deadline := time.Now()
-		if need || b.onEC2() {
+		if need || b.onCloud() {
 			deadline = deadline.Add(b.c.Wait)
+		}
+		if b.vendor() == digitalOceanVendor { // no DHCP there: the network comes from the metadata first
+			return b.digitalOcean(ctx, strings.TrimRight(u, "/"), deadline)
 		}
 		return b.metadataUserData(ctx, strings.TrimRight(u, "/"), deadline)
 	}
@@ -103,17 +106,34 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
-// ec2Vendor is the SMBIOS system vendor of EC2's Nitro instances, as Linux shows it in
+// The SMBIOS system vendors of the clouds drover publishes to, as Linux shows them in
 // /sys/class/dmi/id/sys_vendor.
-const ec2Vendor = "Amazon EC2"
+const (
+	ec2Vendor          = "Amazon EC2"
+	vultrVendor        = "Vultr"
+	digitalOceanVendor = "DigitalOcean"
+)
 
-// onEC2 reports whether the firmware says this machine is an EC2 Nitro instance. There the metadata
-// service exists for certain, so it is worth waiting for while the network comes up even for an
-// image without secrets: drover-boot starts after network.target, often before DHCP has given the
-// NIC an address, and one early try would miss the instance's user-data.
-func (b *boot) onEC2() bool {
+// vendor is the firmware's system vendor, or "" when it cannot be read.
+func (b *boot) vendor() string {
 	v, err := os.ReadFile(filepath.Join(b.c.Root, "sys/class/dmi/id/sys_vendor"))
-	return err == nil && strings.TrimSpace(string(v)) == ec2Vendor
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(v))
+}
+
+// onCloud reports whether the firmware says this machine is an instance of a cloud drover
+// publishes to (EC2, Vultr, DigitalOcean). There the metadata service exists for certain, so it is
+// worth waiting for while the network comes up even for an image without secrets: drover-boot
+// starts after network.target, often before DHCP has given the NIC an address, and one early try
+// would miss the instance's user-data.
+func (b *boot) onCloud() bool {
+	switch b.vendor() {
+	case ec2Vendor, vultrVendor, digitalOceanVendor:
+		return true
+	}
+	return false
 }
 
 // labMarker is the fw_cfg entry (next to user-data) that the lab's qemu provider gives every VM.

@@ -29,6 +29,25 @@ func writeVaultEnv(dir string, v *bootdata.Vault) error {
 	return replaceFile(filepath.Join(dir, "vault.env"), []byte(env))
 }
 
+// writeRaftEnv writes raft.env next to the status file for a node of a raft cluster (strategy
+// "raft"): VAULT_RAFT_NODE_ID, which Vault takes as its raft node ID, and DROVER_RAFT_JOIN, the API
+// address of a member to join (absent on the node that starts the cluster), for the role's services
+// as a systemd EnvironmentFile. Without a raft section it writes nothing. Neither value is a secret;
+// bootdata.Parse checked both (no line break, no shell character).
+func writeRaftEnv(dir string, r *bootdata.RaftNode) error {
+	if r == nil {
+		return nil
+	}
+	env := "VAULT_RAFT_NODE_ID=" + r.NodeID + "\n"
+	if r.Join != "" {
+		env += "DROVER_RAFT_JOIN=" + r.Join + "\n"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing raft.env: %w", err)
+	}
+	return replaceFile(filepath.Join(dir, "raft.env"), []byte(env))
+}
+
 // replaceFile writes a file others may read (no secret) through a temporary file and a rename, so
 // a reader never sees half of it.
 func replaceFile(path string, b []byte) error {

@@ -27,6 +27,7 @@ type app struct {
 	// extraProviders are registered beside the built-in ones (tests add a type of their own).
 	extraProviders all.Providers
 	reg            *all.Registry
+	closers        []func() // run when the command has finished (closeAtExit)
 }
 
 // registry is the provider registry, made once.
@@ -62,6 +63,8 @@ Start with:  drover doctor        (is this machine ready?)
 			&cli.StringSliceFlag{Name: "var", Usage: "set a fleet variable, NAME=VALUE (repeatable; also DROVER_VAR_NAME)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", EnvVars: []string{"DROVER_LOG"},
 				Usage: "log level on stderr: debug, info, warn or error"},
+			&cli.DurationFlag{Name: "wait", EnvVars: []string{"DROVER_WAIT"},
+				Usage: "how long a command waits for a role's lock held by another drover (such as 10m), printing who holds it; 0 refuses at once, naming the holder"},
 		},
 		Before: a.before,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -78,8 +81,10 @@ Start with:  drover doctor        (is this machine ready?)
 			imagesCommand(a),
 			planCommand(a),
 			rolloutCommand(a),
+			ciCommand(a),
 			gcCommand(a),
 			volumesCommand(a),
+			stateCommand(a),
 			vaultCommand(a),
 			doctorCommand(a),
 			versionCommand(a),

@@ -65,6 +65,7 @@ type buildOutcome struct {
 	err     error
 	skipped string
 	elapsed time.Duration
+	deploys string // the compute blocks the role deploys to
 }
 
 func (a *app) build(c *cli.Context) error {
@@ -93,7 +94,15 @@ func (a *app) build(c *cli.Context) error {
 	}
 	cacheDir, _ := a.env("DROVER_CACHE_DIR")
 	opts := rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
-		Epoch: epoch, Force: c.Bool("force"), Progress: progress}
+		Epoch: epoch, Force: c.Bool("force"), Progress: progress, Context: ctx}
+	if a.sharesCatalog(f) {
+		st, err := a.openStore(ctx, f, opts.StateDir)
+		if err != nil {
+			return failed(err, "the fleet's store block names the state store the team's catalog is in: check that it is reachable")
+		}
+		defer st.Close()
+		opts.Store = st
+	}
 
 	outcomes := make([]buildOutcome, len(roles))
 	sem := make(chan struct{}, c.Int("jobs"))
@@ -121,6 +130,9 @@ func (a *app) build(c *cli.Context) error {
 func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options, values func(context.Context) ([]secrets.Secret, error)) buildOutcome {
 	start := time.Now()
 	out := buildOutcome{role: role.Name}
+	if role.Deploy != nil {
+		out.deploys = role.Deploy.Compute
+	}
 	req, err := rootfs.NewRequest(f, role, opts)
 	if errors.Is(err, rootfs.ErrNotYet) {
 		out.skipped = err.Error()
@@ -130,7 +142,10 @@ func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootf
 		out.err = err
 		return out
 	}
-	if values != nil && (req.Force || !req.Catalog.Has(req.Identity())) {
+	if _, cached, err := req.Cached(); err != nil {
+		out.err = err
+		return out
+	} else if values != nil && !cached {
 		if req.Forbidden, err = values(ctx); err != nil {
 			out.err = err
 			return out
@@ -211,11 +226,13 @@ func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
 	case a.json() && o.err != nil:
 		p.event(Event{Event: "failed", Role: o.role, Error: o.err.Error()})
 	case a.json():
-		p.event(Event{Event: "image", Role: o.role, Cached: o.result.Cached, Seconds: o.elapsed.Seconds(), Image: imageSummary(o.result.Manifest)})
+		p.event(Event{Event: "image", Role: o.role, Cached: o.result.Cached, Elsewhere: o.result.Elsewhere, Seconds: o.elapsed.Seconds(), Image: imageSummary(o.result.Manifest)})
 	case o.skipped != "":
 		p.Line(fmt.Sprintf("%s: skipped: %s", o.role, strings.TrimPrefix(o.skipped, "rootfs: ")))
 	case o.err != nil:
 		p.Line(fmt.Sprintf("%s: failed: %s", o.role, describeBuildError(o.err)))
+	case o.result.Elsewhere:
+		p.Line(fmt.Sprintf("%s: up to date (%s, built elsewhere and published on %s: the state store records it)", o.role, o.result.Manifest.Identity, o.deploys))
 	case o.result.Cached:
 		p.Line(fmt.Sprintf("%s: up to date (%s)", o.role, o.result.Manifest.Identity))
 	default:

@@ -25,13 +25,16 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the local image catalog: list, show, diff, scan, publish, prune",
+		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "list the images in the catalog, newest first per role",
+				Description: `With a fleet whose store a team shares (store "etcd"), the list holds every image the team
+built: one built on another machine, whose disk is not here, is marked with * ("disk_here": false
+with --output json). Rollouts of such an image work on compute blocks that boot their own copy.`,
 				Action: func(c *cli.Context) error {
 					cat, err := a.catalog(c)
 					if err != nil {
@@ -52,6 +55,7 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 						for i, m := range all {
 							s := imageSummary(m)
 							s["published"] = nonNil(published[i])
+							s["disk_here"] = !m.DiskElsewhere()
 							out = append(out, s)
 						}
 						writeJSON(a.stdout, out)
@@ -59,10 +63,22 @@ image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 					}
 					tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "ROLE\tIMAGE\tCREATED\tPACKAGES\tARTIFACTS\tPUBLISHED")
+					elsewhere := 0
 					for i, m := range all {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Role, m.ShortID(), m.Created.Local().Format(time.DateTime), len(m.Packages), artifactSizes(m), publishedBlocks(published[i]))
+						id := m.ShortID()
+						if m.DiskElsewhere() {
+							id += "*"
+							elsewhere++
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Role, id, m.Created.Local().Format(time.DateTime), len(m.Packages), artifactSizes(m), publishedBlocks(published[i]))
 					}
-					return tw.Flush()
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					if elsewhere > 0 {
+						fmt.Fprintf(a.stdout, "* built on another machine (the state store records it): its disk is not here\n")
+					}
+					return nil
 				},
 			},
 			{
@@ -168,9 +184,11 @@ func (a *app) imagesInUse(ctx context.Context, c *cli.Context, f *fleet.Fleet) (
 	return out, nil
 }
 
-// catalog opens the catalog of the state directory; the fleet file is not needed to read it.
+// catalog opens the catalog of the state directory; the fleet file is not needed to read it. When
+// there is one whose store a team shares, the catalog is shared through it (shareCatalog).
 func (a *app) catalog(c *cli.Context) (*images.Catalog, error) {
-	return images.OpenCatalog(a.stateDir(c, nil)), nil
+	f, _ := a.optionalFleet(c)
+	return a.shareCatalog(c, f, images.OpenCatalog(a.stateDir(c, nil)))
 }
 
 func (a *app) resolveImage(c *cli.Context, ref string) (*images.Catalog, *images.Manifest, error) {
@@ -196,7 +214,7 @@ func imageSummary(m *images.Manifest) map[string]any {
 func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []images.PublishedRef, packages bool) {
 	w := a.stdout
 	fmt.Fprintf(w, "image      %s\nrole       %s (%s)\ncreated    %s\nartifact   sha256:%s\nkernel     %s\ncmdline    %s\ndirectory  %s\n",
-		m.Identity, m.Role, m.Arch, m.Created.Local().Format(time.RFC3339), m.ArtifactSHA256, m.Kernel, m.Cmdline, cat.ImageDir(m.Identity))
+		m.Identity, m.Role, m.Arch, m.Created.Local().Format(time.RFC3339), m.ArtifactSHA256, m.Kernel, m.Cmdline, cat.Where(m))
 	fmt.Fprintf(w, "sizes      tree %s, root partition %s, ESP %s, disk %s\n", images.HumanBytes(m.Sizes.TreeBytes),
 		images.HumanBytes(m.Sizes.RootBytes), images.HumanBytes(m.Sizes.ESPBytes), images.HumanBytes(m.Sizes.DiskBytes))
 	for _, art := range m.Artifacts {
@@ -218,7 +236,11 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	for _, s := range m.Steps {
 		steps = append(steps, fmt.Sprintf("%s %.1fs", s.Name, s.Seconds))
 	}
-	fmt.Fprintf(w, "steps      %s\nbuild log  %s\n", strings.Join(steps, ", "), cat.ImageDir(m.Identity)+"/"+m.BuildLog)
+	buildLog := cat.ImageDir(m.Identity) + "/" + m.BuildLog
+	if m.DiskElsewhere() {
+		buildLog = "(on the machine that built it)"
+	}
+	fmt.Fprintf(w, "steps      %s\nbuild log  %s\n", strings.Join(steps, ", "), buildLog)
 	for _, r := range published {
 		fmt.Fprintf(w, "published  %s (%s) %s%s, made %s\n", r.Compute, r.Type, r.ID, inRegionText(r.Region), r.Created.Local().Format(time.DateTime))
 	}

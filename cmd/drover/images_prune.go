@@ -140,7 +140,11 @@ func (a *app) autoPrune(ctx context.Context, c *cli.Context, f *fleet.Fleet, out
 	if !built || f.KeepImages == 0 || ctx.Err() != nil {
 		return
 	}
-	cat := images.OpenCatalog(a.stateDir(c, f)) // the build's catalog: the fleet may name a state_dir
+	cat, err := a.shareCatalog(c, f, images.OpenCatalog(a.stateDir(c, f))) // the build's catalog: the fleet may name a state_dir
+	if err != nil {
+		p.note("images", "old images not pruned: "+err.Error())
+		return
+	}
 	wait, cancel := context.WithTimeout(ctx, autoPruneWait)
 	inUse, err := a.imagesInUse(wait, c, f)
 	cancel()

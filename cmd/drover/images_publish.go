@@ -74,7 +74,10 @@ func (a *app) imagesPublish(c *cli.Context) error {
 		return usageError(fmt.Sprintf("compute %q (type %s) boots the image's local disk file from the catalog: there is nothing to publish to it", to, blk.Type),
 			"rollouts on it use the catalog's disk as it is; publish to a compute block that boots its own copy of an image (a cloud)")
 	}
-	cat := images.OpenCatalog(a.stateDir(c, f))
+	cat, err := a.shareCatalog(c, f, images.OpenCatalog(a.stateDir(c, f)))
+	if err != nil {
+		return err
+	}
 	m, err := cat.Resolve(c.Args().First())
 	if err != nil {
 		return failed(err, "drover images list shows the images there are")

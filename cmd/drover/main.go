@@ -38,6 +38,7 @@ func runApp(app *app, args []string) int {
 		return report(err, app.outputFormat, app.stdout, app.stderr)
 	}
 	err := app.Run(intersperse(app.Commands, global, hoistGlobalFlags(args, global)))
+	app.runClosers()
 	if err == nil {
 		return exitOK
 	}

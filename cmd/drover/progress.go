@@ -51,6 +51,9 @@ type Event struct {
 	Error   string  `json:"error,omitempty"`
 	Image   any     `json:"image,omitempty"`
 	Cached  bool    `json:"cached,omitempty"`
+	// Elsewhere: cached because the shared state store records the image, built on another machine
+	// and published where the role deploys; its disk is not here.
+	Elsewhere bool `json:"elsewhere,omitempty"`
 }
 
 func (p *buildProgress) event(e Event) {

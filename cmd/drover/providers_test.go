@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
+	"github.com/drover-dev/drover/internal/cloudlab/dolab"
 	"github.com/drover-dev/drover/plugins/all"
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/dns"
@@ -57,6 +58,16 @@ dns "zonefile" "nsd" {
 }
 ip "loopback" "front" {
   address = "127.0.0.100"
+}
+compute "digitalocean" "droplets" {
+  region          = "nyc3"
+  api_url         = "DOLAB_URL"
+  spaces_bucket   = "drover-images"
+  spaces_endpoint = "http://127.0.0.1:9/"
+}
+ip "digitalocean" "reserved" {
+  address = "RESERVED_IP"
+  compute = "droplets"
 }
 store "local" {
   path = "state/team.db"
@@ -104,13 +115,17 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 
 	ec2Cloud := awslab.New(t, awslab.Options{})
 	allocation, eip := allocateEIP(t, ec2Cloud)
+	doCloud := dolab.New(t, dolab.Options{Token: "test-token"}) // the DNS fake's token too: one DIGITALOCEAN_TOKEN
+	reserved := doCloud.CreateReservedIP()
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.hcl")
-	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/", "ALLOCATION_ID", allocation).Replace(everyTypeFleet)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strings.NewReplacer("CLOUDFLARE_URL", cf.URL+"/", "DIGITALOCEAN_URL", do.URL+"/", "ALLOCATION_ID", allocation,
+		"DOLAB_URL", doCloud.URL(), "RESERVED_IP", reserved.String()).Replace(everyTypeFleet)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token"}
+	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
+		"SPACES_ACCESS_KEY_ID": "test-key", "SPACES_SECRET_ACCESS_KEY": "test-secret"}
 	// The AWS SDK reads its chain (keys, region, endpoints) from the process's environment itself.
 	for _, kv := range ec2Cloud.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -142,7 +157,7 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	for _, blk := range f.IP {
 		i, addr, err := p.IP(ctx, blk.Name)
 		opened[blk.Kind+"/"+blk.Type], _ = i, check(t, blk, err)
-		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip}[blk.Type]; addr != want {
+		if want := map[string]netip.Addr{"loopback": netip.MustParseAddr("127.0.0.100"), "awseip": eip, "digitalocean": reserved}[blk.Type]; addr != want {
 			t.Errorf("ip %q: address %s, want %s", blk.Name, addr, want)
 		}
 	}

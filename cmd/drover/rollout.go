@@ -44,29 +44,50 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if err != nil {
 		return nil, nil, failed(err, "the state file is damaged or not drover's; move it away or point --state elsewhere")
 	}
+	if c.Duration("wait") < 0 {
+		st.Close()
+		return nil, nil, usageError(fmt.Sprintf("--wait must not be negative, got %s", c.Duration("wait")), "for example --wait 10m; 0 refuses at once")
+	}
 	crash, err := rollout.CrashAfterFromEnv(func(k string) string { v, _ := a.env(k); return v })
 	if err != nil {
 		st.Close()
 		return nil, nil, usageError(err.Error(), "")
 	}
 	p := a.newProviders(f, state)
+	cat := images.OpenCatalog(state)
+	if a.sharesCatalog(f) {
+		cat.Share(c.Context, st)
+	}
 	opts := rollout.Options{
-		Fleet: f, Store: st, Catalog: images.OpenCatalog(state),
+		Fleet: f, Store: st, Catalog: cat,
 		Compute: p.Compute, IP: p.IP, DNS: p.DNS, VerifyDNS: p.VerifyDNS,
 		Logger: a.log, Events: a.rolloutEvents(),
 		CrashAfter: crash, CrashExit: func(rollout.State) { os.Exit(137) },
+		LockWait: c.Duration("wait"),
+		Owner:    a.owner(),
 	}
 	if cr := newCredentials(f, p); cr != nil {
 		opts.Credentials = cr
 	}
 	opts.BootVolumes = bootVolumes
 	opts.CurrentImage = a.currentImage(f, state)
+	opts.Raft, opts.RaftNode = a.raftClusters(f), raftUserData
 	ctl, err := rollout.New(opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, failed(err, "")
 	}
 	return ctl, func() { st.Close() }, nil
+}
+
+// owner is how this drover names itself in locks and records: DROVER_OWNER (such as "ci run 42")
+// before the default "user@host pid N", so that a lock's holder says which pipeline run holds it
+// and a dead process of this host is still recognized (its lock taken over at once).
+func (a *app) owner() string {
+	if v, ok := a.env("DROVER_OWNER"); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v) + ": " + rollout.DefaultOwner()
+	}
+	return ""
 }
 
 // currentImage says which image drover build makes of a role for the fleet as it is now: what a
@@ -232,7 +253,7 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 		}
 		return nil
 	case errors.As(err, &locked):
-		return failed(err, "wait for it to finish, or check drover rollout status "+role)
+		return failed(err, "wait for it to finish (--wait DURATION waits for the lock), or check drover rollout status "+role)
 	case errors.Is(err, rollout.ErrInProgress):
 		return failed(err, "drover rollout status "+role+" shows it; promote or abort it first")
 	case errors.As(err, &hf):

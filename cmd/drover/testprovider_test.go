@@ -42,7 +42,7 @@ type skyVM struct {
 	srv *http.Server
 }
 
-func newSkyCloud(t *testing.T) *skyCloud {
+func newSkyCloud(t testing.TB) *skyCloud {
 	c := &skyCloud{tokens: map[string]string{}, vms: map[string]*skyVM{}}
 	t.Cleanup(func() {
 		c.mu.Lock()

@@ -38,6 +38,11 @@ Once, as a Vault operator (enabling an auth method takes sudo, which the policy 
 then give drover the token as VAULT_TOKEN (or a file holding it as VAULT_TOKEN_FILE). A periodic
 token lasts while it is renewed within its period (vault token renew).
 
+In CI, no long-lived token: with jwt_role in the vault block and no VAULT_TOKEN, drover logs in
+with Vault's jwt auth method and the job's OIDC token (in DROVER_VAULT_JWT, or the block's jwt_env),
+as a jwt role whose token_policies are this policy; docs/vault-jwt.md has the Vault setup for
+GitHub Actions and GitLab.
+
 For the secret-value check of drover build and drover images scan, a token that may read the roles'
 secret paths, for example:
    vault policy write drover-scan - <<'EOF'

@@ -228,9 +228,10 @@ role "vault" {
   }
   deploy {
     compute = "lab"
-    # The first node of a new cluster: it initializes itself and unseals through the transit seal.
-    # Replacing it one node at a time, and clusters of several nodes, are not built yet: drover
-    # refuses them rather than boot an empty cluster beside the running one.
+    # Strategy raft: the first deploy boots node 0, which initializes the cluster and unseals
+    # through the transit seal, then the others, which join it; a new image replaces the nodes one
+    # at a time (vault/README.md). count = 3 where nodes reach each other's ports 8200 and 8201 (a
+    # cloud's private network); each lab VM has a user-mode network of its own, so the lab runs one.
     count    = 1
     strategy = "raft"
     ports    = [8200]

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/tree"
+	"github.com/drover-dev/drover/plugins/store"
 )
 
 // ErrNotYet marks roles this builder cannot bake yet; drover build reports them in one line and goes
@@ -31,6 +33,11 @@ type Options struct {
 	Epoch         time.Time
 	Force         bool
 	Progress      Progress
+	// Store, when set, is the state store a team shares: the catalog records its images there and a
+	// build is skipped when the store's catalog covers it (Request.Deploys).
+	Store store.Store
+	// Context bounds the store's operations made by the catalog.
+	Context context.Context
 }
 
 // AgentPath is the drover-boot binary for an architecture in a directory.
@@ -135,9 +142,12 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Epoch:         epoch,
 		Force:         opts.Force,
 		ScanAllowlist: images.ScanAllowlistPath(f),
-		Catalog:       images.OpenCatalog(opts.StateDir),
+		Catalog:       openCatalog(opts),
 		Cache:         &tree.Cache{Dir: cacheDir},
 		Progress:      opts.Progress,
+	}
+	if role.Deploy != nil && role.Deploy.Compute != "" {
+		req.Deploys = []string{role.Deploy.Compute}
 	}
 	req.Inputs.BaseTree = req.Base.Key()
 	for _, src := range req.Base.Sources() {
@@ -150,6 +160,19 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		req.Ansible = &Ansible{Playbook: a.Playbook, ExtraVars: a.ExtraVars}
 	}
 	return req, nil
+}
+
+// openCatalog is the state directory's catalog, shared through opts.Store when there is one.
+func openCatalog(opts Options) *images.Catalog {
+	cat := images.OpenCatalog(opts.StateDir)
+	if opts.Store != nil {
+		ctx := opts.Context
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		cat.Share(ctx, opts.Store)
+	}
+	return cat
 }
 
 // DefaultAgentDir is DROVER_BOOT_DIR, else the directory of the running drover executable.

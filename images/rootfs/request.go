@@ -33,8 +33,11 @@ type Request struct {
 	// when the caller has none (no Vault configured); they print as [REDACTED].
 	Forbidden []secrets.Secret
 	Catalog   *images.Catalog
-	Cache     *tree.Cache
-	Progress  Progress // nil for none
+	// Deploys are the compute blocks the role deploys to: a shared catalog's image published on
+	// every one of them is not built again here (Catalog.Covered).
+	Deploys  []string
+	Cache    *tree.Cache
+	Progress Progress // nil for none
 }
 
 // Ansible is a playbook run against the tree through Ansible's chroot connection.
@@ -79,4 +82,26 @@ func (e *StepError) Unwrap() error { return e.Err }
 type Result struct {
 	Manifest *images.Manifest
 	Cached   bool // the catalog already had this identity; nothing was built
+	// Elsewhere is true for a build skipped because the state store records the image, built on
+	// another machine and published on every compute the role deploys to; its disk is not here.
+	Elsewhere bool
+}
+
+// Cached says whether the build of req can be skipped, and the manifest that makes it so: the local
+// catalog has the identity (the disk cache), or the shared catalog records it and a published copy
+// on every compute block the role deploys to (Catalog.Covered), so nothing here needs its disk.
+func (r *Request) Cached() (*images.Manifest, bool, error) {
+	if r.Force {
+		return nil, false, nil
+	}
+	if r.Catalog.Has(r.Identity()) {
+		m, err := r.Catalog.Get(r.Identity())
+		if err != nil {
+			return nil, false, err
+		}
+		// Recorded in the state store too, for an image built before the store was shared or
+		// whose recording failed: a rerun fixes it.
+		return m, true, r.Catalog.ShareManifest(m)
+	}
+	return r.Catalog.Covered(r.Identity(), r.Deploys)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/plugins/store/memory"
 )
 
 func agentDir(t *testing.T) string {
@@ -252,5 +253,72 @@ func TestRequestSources(t *testing.T) {
 	}
 	if off.Identity() == req.Identity() || len(off.Inputs.Base.Sources) != 1 || off.Inputs.Base.UpdatesOffReason != "frozen for the demo" || !off.Base.NoUpdates {
 		t.Errorf("updates off: identity %s, inputs %+v", off.Identity(), off.Inputs.Base)
+	}
+}
+
+// TestSharedImageIsNotRebuilt: with a shared state store, an image another machine built and
+// published on every compute the role deploys to is not built here; one whose compute boots the
+// local disk (nothing published there) is; and a local cache hit is recorded in the store.
+func TestSharedImageIsNotRebuilt(t *testing.T) {
+	f, role := webFleet()
+	role.Deploy = &fleet.Deploy{Compute: "cloud"}
+	st := memory.New()
+	ctx := context.Background()
+	optsOf := func(state string) Options {
+		return Options{StateDir: state, DroverVersion: "v1", AgentDir: agentDir(t), Store: st, Context: ctx}
+	}
+	// Machine A has it on its disk only (built before the store was shared): its cache hit records it.
+	a, err := NewRequest(f, role, optsOf(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging, err := a.Catalog.Stage(a.Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := staging.Commit(&images.Manifest{Identity: a.Identity(), Role: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, images.SharedManifestPrefix+strings.TrimPrefix(a.Identity(), "sha256:"), 0); err != nil {
+		t.Fatal(err) // A's commit recorded it: forget it, as a store shared after the build would not have it
+	}
+	if res, err := Build(ctx, a); err != nil || !res.Cached || res.Elsewhere {
+		t.Fatalf("A's build = %+v, %v; want its own cached image", res, err)
+	}
+	if _, err := st.Get(ctx, images.SharedManifestPrefix+strings.TrimPrefix(a.Identity(), "sha256:")); err != nil {
+		t.Fatalf("A's cache hit did not record the manifest in the store: %v", err)
+	}
+
+	// B, before A published it: not covered, so B builds.
+	b, err := NewRequest(f, role, optsOf(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Identity() != a.Identity() || !slices.Equal(b.Deploys, []string{"cloud"}) {
+		t.Fatalf("B's request: identity %s, deploys %v", b.Identity(), b.Deploys)
+	}
+	if _, ok, err := b.Cached(); ok || err != nil {
+		t.Fatalf("B's cache before the image was published: %v, %v; want a build", ok, err)
+	}
+	if err := a.Catalog.RecordPublished(a.Identity(), images.PublishedRef{Compute: "cloud", Type: "aws", ID: "ami-1"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(ctx, b)
+	if err != nil || !res.Cached || !res.Elsewhere || res.Manifest.Identity != a.Identity() || b.Catalog.Has(b.Identity()) {
+		t.Fatalf("B's build = %+v, %v; want the store's image, not built", res, err)
+	}
+	b.Force = true
+	if _, ok, _ := b.Cached(); ok {
+		t.Error("--force was answered from the store")
+	}
+
+	// Deployed on a compute that boots the disk: nothing is published there, so it is built here.
+	role.Deploy = &fleet.Deploy{Compute: "lab"}
+	c, err := NewRequest(f, role, optsOf(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Cached(); ok || err != nil {
+		t.Errorf("a role on lab: cached %v, %v; want a build where the disk is needed", ok, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/aws"
+	docompute "github.com/drover-dev/drover/plugins/compute/digitalocean"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/compute/vultr"
 	"github.com/drover-dev/drover/plugins/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/drover-dev/drover/plugins/dns/zonefile"
 	"github.com/drover-dev/drover/plugins/ip"
 	"github.com/drover-dev/drover/plugins/ip/awseip"
+	doip "github.com/drover-dev/drover/plugins/ip/digitalocean"
 	"github.com/drover-dev/drover/plugins/ip/loopback"
 	"github.com/drover-dev/drover/plugins/secrets"
 	"github.com/drover-dev/drover/plugins/secrets/vault"
@@ -50,9 +52,9 @@ type Providers struct {
 // Builtin lists every provider drover ships.
 func Builtin() Providers {
 	return Providers{
-		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory()},
+		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory(), docompute.Factory()},
 		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory(), digitalocean.Factory()},
-		IP:      []ip.Factory{loopback.Factory(), awseip.Factory()},
+		IP:      []ip.Factory{loopback.Factory(), awseip.Factory(), doip.Factory()},
 		Store:   []store.Factory{local.Factory(), etcd.Factory()},
 		Secrets: []secrets.Factory{vault.Factory()},
 	}

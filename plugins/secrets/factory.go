@@ -34,6 +34,14 @@ type Rekeyer interface {
 	WithToken(tok Secret) any
 }
 
+// CILogin is implemented by the configs of brokers that can log the controller in with a CI job's
+// OIDC token instead of a stored token (drover ci init writes the pipeline step that provides it).
+type CILogin interface {
+	// CITokenEnv is the variable the broker reads the job's token from, "" when the block does not
+	// log in that way.
+	CITokenEnv() string
+}
+
 // PathReader is implemented by brokers that read the values of any paths their token may read.
 type PathReader interface {
 	ReadValues(ctx context.Context, paths []string) ([]Secret, error)

@@ -44,6 +44,9 @@ type Check struct {
 	// AllowUnsigned accepts X-Amz-Content-Sha256: UNSIGNED-PAYLOAD (EBS's PutSnapshotBlock,
 	// whose body a checksum header covers instead).
 	AllowUnsigned bool
+	// S3 checks the way S3 does: the path is signed as sent (no normalization) and escaped once,
+	// not twice as for the other services.
+	S3 bool
 }
 
 var authzRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
@@ -52,7 +55,8 @@ const unsignedPayload = "UNSIGNED-PAYLOAD"
 
 // Verify checks r's signature over body: the credential scope, the time (15 minutes either way),
 // the session token of temporary credentials, and the signature computed again over the request as
-// received, Host and all. Like AWS for every service but S3, it normalizes the path first. It
+// received, Host and all. Like AWS for every service but S3, it normalizes the path first (unless
+// c.S3). It
 // returns the access key ID and the signed header names (also when it refuses, once they are
 // known); a nil error means the signature holds.
 func Verify(r *http.Request, body []byte, c Check) (keyID string, signed []string, err *Error) {
@@ -94,7 +98,11 @@ func Verify(r *http.Request, body []byte, c Check) (keyID string, signed []strin
 			return keyID, signed, &Error{"SignatureDoesNotMatch", "The provided 'x-amz-content-sha256' header does not match what was computed.", http.StatusForbidden}
 		}
 	}
-	u := "https://" + r.Host + path.Clean("/"+r.URL.EscapedPath())
+	p := path.Clean("/" + r.URL.EscapedPath())
+	if c.S3 {
+		p = r.URL.EscapedPath()
+	}
+	u := "https://" + r.Host + p
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}
@@ -113,7 +121,8 @@ func Verify(r *http.Request, body []byte, c Check) (keyID string, signed []strin
 		}
 	}
 	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: key.Secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, payloadHash, svc, region, at); err != nil {
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = c.S3 })
+	if err := signer.SignHTTP(context.Background(), creds, again, payloadHash, svc, region, at); err != nil {
 		return keyID, signed, &Error{"InternalFailure", err.Error(), http.StatusInternalServerError}
 	}
 	if again.Header.Get("Authorization") != r.Header.Get("Authorization") {

@@ -28,9 +28,6 @@ const (
 // named otherwise (the image must DHCP on whatever its NIC is called, as on EC2's ens5).
 const nicSlot = "0x5"
 
-// ec2Vendor is the SMBIOS system vendor of EC2's Nitro instances.
-const ec2Vendor = "Amazon EC2"
-
 // chooseAccel returns s.Accel, or for amd64 on an amd64 host KVM when a probe guest runs under it
 // (a /dev/kvm that exists has hung and aborted guests on nested hosts), else TCG.
 func chooseAccel(ctx context.Context, s Spec) (string, error) {
@@ -61,9 +58,14 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 	if err != nil {
 		return nil, fmt.Errorf("vm: disk %q: %w", s.Disk, err)
 	}
-	netdev := "user,id=net0,restrict=on,net=" + linkNet.String() + ",host=169.254.169.1,dhcpstart=169.254.169.15,dns=169.254.169.253"
-	for _, p := range s.Ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", s.Address, p, p)
+	p := s.platform()
+	// qemu's DNS server is .253 of the DHCP range's /24 (169.254.169.253 on EC2, its resolver's
+	// link-local address there).
+	d := p.DHCPStart.As4()
+	dns := [4]byte{d[0], d[1], d[2], 253}
+	netdev := fmt.Sprintf("user,id=net0,restrict=on,net=%v,host=%v,dhcpstart=%v,dns=%v", p.Net, p.Gateway, p.DHCPStart, netip.AddrFrom4(dns))
+	for _, port := range s.Ports {
+		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-%s:%d", s.Address, port, s.GuestAddress, port)
 	}
 	guests := make([]netip.AddrPort, 0, len(fwds))
 	for g := range fwds {
@@ -89,11 +91,12 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 		"-smp", strconv.Itoa(s.CPUs),
 		"-display", "none", "-nodefaults", "-no-user-config",
 		"-drive", "file="+esc(disk)+",format=raw,if=none,id=root",
-		"-device", "nvme,drive=root,serial=vol0drover",
+		"-device", rootDevice(p),
 		"-netdev", netdev,
 		"-device", "virtio-net-pci,netdev=net0,addr="+nicSlot,
-		// The firmware's system vendor is what Linux and drover-boot read to know they run on EC2.
-		"-smbios", "type=1,manufacturer="+ec2Vendor+",product=cloudlab",
+		// The firmware's system vendor is what Linux and drover-boot read to know which cloud they
+		// run on.
+		"-smbios", "type=1,manufacturer="+esc(p.Vendor)+",product="+esc(p.Product),
 		"-serial", "file:"+filepath.Join(s.Dir, consoleFile),
 		"-pidfile", filepath.Join(s.Dir, pidFile),
 		"-daemonize",
@@ -108,6 +111,14 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 		a = append(a, "-bios", firmware)
 	}
 	return append([]string{bin}, a...), nil
+}
+
+// rootDevice is the root disk's qemu device for p's disk bus.
+func rootDevice(p Platform) string {
+	if p.DiskBus == "virtio" {
+		return "virtio-blk-pci,drive=root,serial=vol0drover"
+	}
+	return "nvme,drive=root,serial=vol0drover"
 }
 
 // launch runs qemu, which daemonizes (qemuproc.Start), and returns the VM's PID.

@@ -1,7 +1,8 @@
 // Package vm boots a raw disk under qemu the way a cloud's hypervisor would present it to its guest,
-// for the cloud lab's fakes (DESIGN.md §7): the fake EC2 boots what was published to it with this.
+// for the cloud lab's fakes (DESIGN.md §7): a fake cloud boots what was published to it with this.
+// Spec.Platform says which cloud's hardware the guest sees (EC2 when unset; Vultr; DigitalOcean).
 //
-// The guest sees an EC2 Nitro instance: its disk on NVMe, UEFI (OVMF) or legacy BIOS firmware, the
+// On EC2 the guest sees a Nitro instance: its disk on NVMe, UEFI (OVMF) or legacy BIOS firmware, the
 // serial console on ttyS0 (read back with Console, as GetConsoleOutput does), one NIC in another PCI
 // slot and with another name than the local lab's, and a user-mode network on EC2's link-local
 // 169.254.169.0/24 where 169.254.169.254:80 is the instance's metadata service, and the SMBIOS system
@@ -35,11 +36,16 @@ type Spec struct {
 	Address netip.Addr
 	// Ports are forwarded from Address:port to the same port of the guest.
 	Ports []int
+	// Platform is the cloud whose hardware and network the guest sees; nil means EC2.
+	Platform *Platform
+	// GuestAddress is where Ports are forwarded to in the guest: the address the guest configures
+	// for itself (a droplet's, from its metadata). Zero means the platform's DHCPStart.
+	GuestAddress netip.Addr
 	// Metadata is the instance's metadata service, reached by the guest at 169.254.169.254:80. Nil
 	// means none: the guest's connections there are refused.
 	Metadata http.Handler
-	// Routes map guest-visible addresses, which must be in 169.254.169.0/24 (qemu's user network
-	// only forwards addresses inside it), to host loopback addresses: services "in the VPC".
+	// Routes map guest-visible addresses, which must be in the platform's network (qemu's user
+	// network only forwards addresses inside it), to host loopback addresses: services "in the VPC".
 	Routes map[netip.AddrPort]netip.AddrPort
 	// Dir is the machine's own directory: console log, pid file, qemu's log.
 	Dir string
@@ -57,9 +63,8 @@ const (
 	BootLegacyBIOS = "legacy-bios"
 )
 
-// The EC2 link-local network the guest lives on.
+// The metadata service, at the same link-local address on every platform.
 var (
-	linkNet     = netip.MustParsePrefix("169.254.169.0/24")
 	metadataIP  = netip.MustParseAddr("169.254.169.254")
 	metadataAPI = netip.AddrPortFrom(metadataIP, 80)
 )
@@ -130,7 +135,13 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 }
 
 func (s Spec) validate() error {
+	p := s.platform()
+	if err := p.validate(); err != nil {
+		return err
+	}
 	switch {
+	case s.GuestAddress.IsValid() && (!p.Net.Contains(s.GuestAddress) || s.GuestAddress == p.Gateway || s.GuestAddress == metadataIP):
+		return fmt.Errorf("vm: guest address %v: want an address in %v other than the gateway and the metadata service", s.GuestAddress, p.Net)
 	case s.Disk == "":
 		return errors.New("vm: no disk")
 	case s.Dir == "":
@@ -155,8 +166,8 @@ func (s Spec) validate() error {
 		}
 	}
 	for guest, host := range s.Routes {
-		if !linkNet.Contains(guest.Addr()) || guest == metadataAPI || guest.Port() == 0 {
-			return fmt.Errorf("vm: route %v: want a guest address:port in %v other than the metadata service %v", guest, linkNet, metadataAPI)
+		if !p.Net.Contains(guest.Addr()) || guest == metadataAPI || guest.Port() == 0 {
+			return fmt.Errorf("vm: route %v: want a guest address:port in %v other than the metadata service %v", guest, p.Net, metadataAPI)
 		}
 		if !host.Addr().IsLoopback() || host.Port() == 0 {
 			return fmt.Errorf("vm: route %v -> %v: want a host loopback address:port", guest, host)
@@ -165,7 +176,20 @@ func (s Spec) validate() error {
 	return nil
 }
 
+// platform is s.Platform, or EC2.
+func (s Spec) platform() Platform {
+	if s.Platform == nil {
+		return EC2
+	}
+	return *s.Platform
+}
+
 func (s Spec) withDefaults() Spec {
+	p := s.platform()
+	s.Platform = &p
+	if !s.GuestAddress.IsValid() {
+		s.GuestAddress = p.DHCPStart
+	}
 	if s.BootMode == "" {
 		s.BootMode = BootUEFI
 	}

@@ -30,7 +30,7 @@ func TestArgsLookLikeNitro(t *testing.T) {
 		"qemu-system-x86_64 -machine q35 -name guest=drover-cloudlab-" + filepath.Base(dir) + " ",
 		"-drive file=/var/lib/disk,,1.raw,format=raw,if=none,id=root -device nvme,drive=root,",
 		"net=169.254.169.0/24,host=169.254.169.1,dhcpstart=169.254.169.15,dns=169.254.169.253",
-		",hostfwd=tcp:127.0.0.9:80-:80,hostfwd=tcp:127.0.0.9:443-:443",
+		",hostfwd=tcp:127.0.0.9:80-169.254.169.15:80,hostfwd=tcp:127.0.0.9:443-169.254.169.15:443",
 		",guestfwd=tcp:169.254.169.100:8200-cmd:/tmp/tcppipe 127.0.0.1:8200,guestfwd=tcp:169.254.169.254:80-cmd:/tmp/tcppipe 127.0.0.1:4000",
 		"-device virtio-net-pci,netdev=net0,addr=0x5",
 		"-serial file:" + filepath.Join(dir, consoleFile),
@@ -66,6 +66,45 @@ func TestArgsLookLikeNitro(t *testing.T) {
 	}
 }
 
+// TestArgsPerPlatform checks what a droplet and a Vultr instance see that an EC2 instance does not:
+// a virtio disk (/dev/vda), their SMBIOS vendor, and a droplet's ports forwarded to the address it
+// configures from its metadata rather than to the DHCP lease.
+func TestArgsPerPlatform(t *testing.T) {
+	for _, tc := range []struct {
+		platform Platform
+		guest    netip.Addr
+		want     []string
+	}{
+		{Vultr, netip.Addr{}, []string{
+			"-device virtio-blk-pci,drive=root,",
+			"net=169.254.0.0/16,host=169.254.0.1,dhcpstart=169.254.10.15,dns=169.254.10.253",
+			",hostfwd=tcp:127.0.0.9:80-169.254.10.15:80",
+			"-smbios type=1,manufacturer=Vultr,product=VC2",
+		}},
+		{DigitalOcean, netip.MustParseAddr("169.254.20.7"), []string{
+			"-device virtio-blk-pci,drive=root,",
+			",hostfwd=tcp:127.0.0.9:80-169.254.20.7:80",
+			"-smbios type=1,manufacturer=DigitalOcean,product=Droplet",
+		}},
+	} {
+		p := tc.platform
+		s := Spec{Disk: "/disk.raw", Arch: "amd64", Address: netip.MustParseAddr("127.0.0.9"), Ports: []int{80}, Dir: t.TempDir(), Platform: &p, GuestAddress: tc.guest}.withDefaults()
+		argv, err := args(s, "tcg", "/tmp/tcppipe", map[netip.AddrPort]netip.AddrPort{metadataAPI: netip.MustParseAddrPort("127.0.0.1:4000")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Join(argv, " ")
+		for _, want := range tc.want {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: qemu's command line lacks %q:\n%s", p.Name, want, line)
+			}
+		}
+		if strings.Contains(line, "nvme") {
+			t.Errorf("%s: the disk is on NVMe:\n%s", p.Name, line)
+		}
+	}
+}
+
 func TestSpecValidate(t *testing.T) {
 	disk := filepath.Join(t.TempDir(), "disk.raw")
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
@@ -93,7 +132,19 @@ func TestSpecValidate(t *testing.T) {
 		"route to outside": {func(s *Spec) {
 			s.Routes = map[netip.AddrPort]netip.AddrPort{netip.MustParseAddrPort("169.254.169.100:8200"): netip.MustParseAddrPort("192.0.2.1:8200")}
 		}, "want a host loopback address:port"},
-		"missing disk": {func(s *Spec) { s.Disk += ".gone" }, "vm: disk: "},
+		"missing disk":          {func(s *Spec) { s.Disk += ".gone" }, "vm: disk: "},
+		"guest address outside": {func(s *Spec) { s.GuestAddress = netip.MustParseAddr("10.0.0.5") }, "guest address 10.0.0.5: want an address in 169.254.169.0/24"},
+		"guest address on imds": {func(s *Spec) { s.GuestAddress = metadataIP }, "other than the gateway and the metadata service"},
+		"disk bus": {func(s *Spec) {
+			p := Vultr
+			p.DiskBus = "scsi"
+			s.Platform = &p
+		}, `platform "vultr": disk bus "scsi": want nvme or virtio`},
+		"net without imds": {func(s *Spec) {
+			p := DigitalOcean
+			p.Net = netip.MustParsePrefix("10.0.0.0/8")
+			s.Platform = &p
+		}, "want one that contains the metadata service 169.254.169.254"},
 	} {
 		s := ok
 		tc.edit(&s)

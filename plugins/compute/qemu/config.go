@@ -26,6 +26,11 @@ type Config struct {
 	// restrict=on): only the port forwards reach them. Off by default, because guests fetch their
 	// secrets from a Vault on the host at boot.
 	Isolate bool `hcl:"isolate,optional"`
+	// Dir is where the lab keeps its VMs (records, disks' overlays, volumes, monitors), under
+	// Dir/lab; empty means the state directory. Relative to the fleet file's directory. Several
+	// state directories on one host (a team's clones, a CI runner beside a person) share one lab by
+	// naming the same directory: every change to it is made under its flock.
+	Dir string `hcl:"dir,optional"`
 }
 
 // NewDefaultConfig returns the defaults, with DROVER_QEMU_ACCEL and DROVER_QEMU_MEMORY applied.

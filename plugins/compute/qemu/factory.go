@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/config"
@@ -24,7 +25,14 @@ func Factory() compute.Factory {
 			if err != nil {
 				return nil, err
 			}
-			return New(c, env.StateDir)
+			dir := env.StateDir
+			if c.Dir != "" {
+				dir = c.Dir
+				if !filepath.IsAbs(dir) {
+					dir = filepath.Join(env.FleetDir, dir)
+				}
+			}
+			return New(c, dir)
 		},
 	}
 }

@@ -218,3 +218,25 @@ func TestRunningRejectsOthers(t *testing.T) {
 		t.Fatal("running() accepted a process that is not the instance's qemu")
 	}
 }
+
+// A qemu block's dir puts the lab elsewhere than the state directory (relative to the fleet file's
+// directory), so that several state directories share one lab; without it the lab is the state
+// directory's own.
+func TestFactoryLabDir(t *testing.T) {
+	fleetDir, state := t.TempDir(), t.TempDir()
+	for _, tc := range []struct{ dir, want string }{
+		{"", filepath.Join(state, "lab")},
+		{"shared", filepath.Join(fleetDir, "shared", "lab")},
+		{filepath.Join(state, "elsewhere"), filepath.Join(state, "elsewhere", "lab")},
+	} {
+		cfg := NewDefaultConfig(func(string) (string, bool) { return "", false })
+		cfg.Dir = tc.dir
+		p, err := Factory().Open(t.Context(), cfg, config.Env{Name: "lab", FleetDir: fleetDir, StateDir: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.(*Provider).labDir(); got != tc.want {
+			t.Errorf("dir %q: the lab is at %s, want %s", tc.dir, got, tc.want)
+		}
+	}
+}

@@ -77,6 +77,8 @@ type UserData struct {
 	Secrets []SecretFile `json:"secrets,omitempty"`
 	// Volumes are mounted before the role's services start (see VolumeMount).
 	Volumes []VolumeMount `json:"volumes,omitempty"`
+	// Raft is what a node of a raft cluster (strategy "raft") needs at boot (see RaftNode).
+	Raft *RaftNode `json:"raft,omitempty"`
 }
 
 // Vault is where and how the instance logs in. Only WrappedSecretID is secret; the RoleID alone logs
@@ -225,6 +227,7 @@ type wire struct {
 	Vault   *wireVault    `json:"vault,omitempty"`
 	Secrets []SecretFile  `json:"secrets,omitempty"`
 	Volumes []VolumeMount `json:"volumes,omitempty"`
+	Raft    *RaftNode     `json:"raft,omitempty"`
 }
 
 type wireVault struct {
@@ -244,7 +247,7 @@ type wireVault struct {
 // JSON handler uses LogValue, which redacts), and never embed one in something that is logged,
 // stored or printed.
 func (u UserData) MarshalJSON() ([]byte, error) {
-	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets, Volumes: u.Volumes}
+	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets, Volumes: u.Volumes, Raft: u.Raft}
 	if v := u.Vault; v != nil {
 		w.Vault = &wireVault{
 			Addr:            v.Addr,
@@ -284,6 +287,9 @@ func (u UserData) String() string {
 	}
 	for _, v := range u.Volumes {
 		fmt.Fprintf(&sb, " volume %s %s->%s", v.Name, v.GuestPath, v.Mount)
+	}
+	if r := u.Raft; r != nil {
+		fmt.Fprintf(&sb, " raft node %s join %s", r.NodeID, orNone(r.Join))
 	}
 	return sb.String()
 }
@@ -377,6 +383,9 @@ func (u UserData) Validate() error {
 		return fmt.Errorf("bootdata: role %q: want lower-case letters, digits and '-', at most 63", u.Role)
 	}
 	if err := validateVolumes(u.Volumes); err != nil {
+		return err
+	}
+	if err := u.Raft.validate(); err != nil {
 		return err
 	}
 	if u.Vault == nil {

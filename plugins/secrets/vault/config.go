@@ -27,6 +27,13 @@ type Config struct {
 	// AWSIAMServerID is the mount's iam_server_id_header_value, when the operator set one:
 	// instances send it in their signed request, which then logs in to this Vault only.
 	AWSIAMServerID string `hcl:"aws_iam_server_id,optional"`
+	// JWTRole, when set and no VAULT_TOKEN is, makes the controller log in with Vault's jwt auth
+	// method as this role, with the OIDC token a CI job gets from its platform, in the variable
+	// JWTEnv (DROVER_VAULT_JWT by default) or the file JWTEnv_FILE names: no long-lived Vault
+	// token in CI. The role's token_policies give the controller's policy.
+	JWTRole  string `hcl:"jwt_role,optional"`
+	JWTMount string `hcl:"jwt_mount,optional"`
+	JWTEnv   string `hcl:"jwt_env,optional"`
 	// Token is the controller's token. ControllerPolicy is what it needs: the drover-* policies
 	// (sys/policies/acl/drover-*), the AppRole mount's role/drover-* paths, and a look at sys/auth.
 	// It should not read any role's secret paths: Values and ReadValues with it fail with a
@@ -70,5 +77,5 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.AWSIAMServerID, "\r\n") {
 		return config.Errorf("aws_iam_server_id", "must be one line, got %q", c.AWSIAMServerID)
 	}
-	return nil
+	return c.validateJWT()
 }

@@ -12,7 +12,16 @@ var (
 	_ secrets.PathReader       = (*Broker)(nil)
 	_ secrets.Rekeyer          = (*Config)(nil)
 	_ secrets.ControllerPolicy = (*Config)(nil)
+	_ secrets.CILogin          = (*Config)(nil)
 )
+
+// CITokenEnv implements secrets.CILogin: the jwt login's variable when jwt_role is set.
+func (c *Config) CITokenEnv() string {
+	if c.JWTRole == "" {
+		return ""
+	}
+	return JWTEnvOf(c)
+}
 
 // Factory is the vault secrets type: the fleet's vault { } block.
 func Factory() secrets.Factory {
@@ -20,10 +29,21 @@ func Factory() secrets.Factory {
 		Type:      "vault",
 		Summary:   "HashiCorp Vault",
 		NewConfig: func(env config.LookupEnv) (any, error) { return NewDefaultConfig(env) },
-		Open: func(_ context.Context, cfg any, _ config.Env) (secrets.Broker, error) {
+		Open: func(ctx context.Context, cfg any, env config.Env) (secrets.Broker, error) {
 			c, err := config.As[Config]("vault", cfg)
 			if err != nil {
 				return nil, err
+			}
+			if c.Token == "" && c.JWTRole != "" && env.Lookup != nil {
+				n, err := c.normalized()
+				if err != nil {
+					return nil, err
+				}
+				tok, err := loginJWT(ctx, &n, env.Lookup)
+				if err != nil {
+					return nil, err
+				}
+				c = c.WithToken(tok).(*Config)
 			}
 			return New(c)
 		},
@@ -39,8 +59,8 @@ func (c *Config) AddressForInstances() string { return c.InstanceAddress }
 // IAMServerID implements secrets.Endpoint.
 func (c *Config) IAMServerID() string { return c.AWSIAMServerID }
 
-// HasToken implements secrets.Rekeyer.
-func (c *Config) HasToken() bool { return c.Token != "" }
+// HasToken implements secrets.Rekeyer: the block has a token, or gets one at Open by its jwt login.
+func (c *Config) HasToken() bool { return c.Token != "" || c.JWTRole != "" }
 
 // WithToken implements secrets.Rekeyer: the same block acting with tok.
 func (c *Config) WithToken(tok secrets.Secret) any {

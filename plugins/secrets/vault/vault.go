@@ -44,33 +44,54 @@ func New(cfg *Config) (*Broker, error) {
 	if cfg == nil {
 		return nil, errors.New("secrets/vault: nil config")
 	}
-	c := *cfg
-	c.AuthMount = strings.Trim(c.AuthMount, "/")
-	if c.AuthMount == "" {
-		c.AuthMount = "approle"
-	}
-	if c.WrapTTL == "" {
-		c.WrapTTL = "5m"
-	}
-	c.AWSMount = AWSMountOf(&c)
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("secrets/vault: config: %w", err)
+	c, err := cfg.normalized()
+	if err != nil {
+		return nil, err
 	}
 	if c.Token == "" {
-		return nil, errors.New("secrets/vault: no token: set VAULT_TOKEN or VAULT_TOKEN_FILE")
+		return nil, errNoToken
 	}
 	wrapTTL, _ := time.ParseDuration(c.WrapTTL) // Validate parsed it
-	if c.Timeout <= 0 {
-		c.Timeout = time.Minute
+	client, err := newClient(&c)
+	if err != nil {
+		return nil, err
 	}
+	client.SetToken(c.Token.Reveal())
+	// Wrap only what IssueSecretID asks to wrap, whatever VAULT_WRAP_TTL says.
+	client.SetWrappingLookupFunc(func(string, string) string { return "" })
+	return &Broker{c: client, mount: c.AuthMount, awsMount: c.AWSMount, wrapTTL: wrapTTL}, nil
+}
 
+// normalized is a copy of c with its defaults filled in, validated.
+func (c *Config) normalized() (Config, error) {
+	n := *c
+	n.AuthMount = strings.Trim(n.AuthMount, "/")
+	if n.AuthMount == "" {
+		n.AuthMount = "approle"
+	}
+	if n.WrapTTL == "" {
+		n.WrapTTL = "5m"
+	}
+	n.AWSMount = AWSMountOf(&n)
+	if err := n.Validate(); err != nil {
+		return Config{}, fmt.Errorf("secrets/vault: config: %w", err)
+	}
+	return n, nil
+}
+
+// newClient is a Vault API client for c's address and TLS settings, without a token.
+func newClient(c *Config) (*api.Client, error) {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
 	// Not api.DefaultConfig: it reads VAULT_ADDR, VAULT_AGENT_ADDR, VAULT_SKIP_VERIFY and friends from
 	// the environment, and the block is the one place the broker's address and TLS settings come from.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	ac := &api.Config{
 		Address:    c.Address,
-		Timeout:    c.Timeout,
+		Timeout:    timeout,
 		MaxRetries: 2,
 		HttpClient: &http.Client{
 			Transport: tr,
@@ -87,10 +108,9 @@ func New(cfg *Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets/vault: %w", err)
 	}
-	client.SetToken(c.Token.Reveal())
-	// Wrap only what IssueSecretID asks to wrap, whatever VAULT_WRAP_TTL says.
-	client.SetWrappingLookupFunc(func(string, string) string { return "" })
-	return &Broker{c: client, mount: c.AuthMount, awsMount: c.AWSMount, wrapTTL: wrapTTL}, nil
+	// api.NewClient takes VAULT_TOKEN from the environment; the block's token is the only one.
+	client.ClearToken()
+	return client, nil
 }
 
 // EnsureRole implements secrets.Broker. It also enables the AppRole auth method at the configured

@@ -31,7 +31,8 @@ type Config struct {
 	// separated) sets them when the block does not.
 	Endpoints []string `hcl:"endpoints,optional"`
 	// Prefix is prepended to every key drover writes, so that several fleets (or other programs)
-	// share a cluster; "/" is appended if missing. Empty means "drover/".
+	// share a cluster; "/" is appended if missing. Empty means "drover/"; DROVER_ETCD_PREFIX sets
+	// it when the block does not.
 	Prefix string `hcl:"prefix,optional"`
 	// Username logs in to etcd's auth; empty means no authentication.
 	Username string `hcl:"username,optional"`
@@ -58,12 +59,12 @@ type TLSConfig struct {
 // DefaultPrefix is the key prefix of a block that names none.
 const DefaultPrefix = "drover/"
 
-// NewDefaultConfig reads DROVER_ETCD_ENDPOINTS, ETCD_USERNAME and ETCD_PASSWORD (or
-// ETCD_PASSWORD_FILE) from the environment.
+// NewDefaultConfig reads DROVER_ETCD_ENDPOINTS, DROVER_ETCD_PREFIX, ETCD_USERNAME and
+// ETCD_PASSWORD (or ETCD_PASSWORD_FILE) from the environment.
 func NewDefaultConfig(env config.LookupEnv) (*Config, error) {
 	password, err := config.Secret(env, "ETCD_PASSWORD")
 	c := &Config{
-		Prefix:         DefaultPrefix,
+		Prefix:         config.String(env, "DROVER_ETCD_PREFIX", DefaultPrefix),
 		Username:       config.String(env, "ETCD_USERNAME", ""),
 		DialTimeout:    "5s",
 		RequestTimeout: "30s",

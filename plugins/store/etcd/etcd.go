@@ -6,6 +6,9 @@
 //	<prefix>leases/<name>  a lease's record (JSON): owner, fencing token, acquired, expires, released
 //	<prefix>holders/<name> the holder's token, attached to an etcd lease of the lease's TTL
 //
+// drover's own keys under kv/ are rollouts/ROLE/SEQ, images/in-use/IDENTITY and the shared catalog's
+// catalog/manifests/HEX and catalog/published/HEX (docs/team-state.md).
+//
 // Versions are etcd mod revisions: the cluster's revision counter only grows, so every successful
 // Put gets a version greater than any handed out before and a re-created key never reuses one.
 // Every change is one etcd transaction that compares the key's mod revision with the one expected

@@ -8,7 +8,7 @@ role "vault" {
   deploy {
     compute  = "lab"
     strategy = "raft"
-    count    = 3
+    count    = 9
     ports    = [8200]
   }
 }

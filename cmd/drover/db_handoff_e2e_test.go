@@ -41,7 +41,7 @@ func TestE2EDBHandoff(t *testing.T) {
 		"    file \"/etc/postgresql/15/main/drover_hba.conf\" {\n      source = \"db/drover_hba.conf\"\n      owner  = \"postgres:postgres\"\n    }\n    # Makes the cluster on a blank volume")
 	conf := filepath.Join(fleetDir, "db", "drover.conf")
 	writeFile(t, filepath.Join(fleetDir, "db", "drover_hba.conf"), "local all postgres peer\nhost all all 0.0.0.0/0 trust\n")
-	appendFile(t, conf, "hba_file = '/etc/postgresql/15/main/drover_hba.conf'\n")
+	appendTo(t, conf, "hba_file = '/etc/postgresql/15/main/drover_hba.conf'\n")
 
 	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
 	if err != nil {
@@ -207,7 +207,7 @@ func otherInstance(t *testing.T, lab *qemu.Provider, id string) compute.Instance
 	return compute.Instance{}
 }
 
-func appendFile(t *testing.T, path, s string) {
+func appendTo(t *testing.T, path, s string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

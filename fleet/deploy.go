@@ -105,6 +105,9 @@ func (d *decoder) decodeDeploy(f *Fleet, b *hcl.Block, opts Options) *Deploy {
 	if len(cutovers) > 0 {
 		d.decodeCutover(cutovers[0], &dep.Cutover)
 	}
+	if _, set := c.Attributes["strategy"]; !set && len(dep.Volumes) > 0 {
+		dep.Strategy = HandoffStrategy // data on a volume is handed over, never left behind
+	}
 	d.checkHealthPorts(c, dep)
 	d.checkVolumes(c, dep)
 	return dep

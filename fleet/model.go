@@ -134,7 +134,7 @@ type Disk struct {
 type Deploy struct {
 	Compute     string // name of a compute block
 	Count       int
-	Strategy    string // a strategy of rollout's registry: "bluegreen" or "raft"
+	Strategy    string // a strategy of rollout's registry: "bluegreen", "raft" or "handoff" (the default with volumes)
 	Ports       []int
 	Health      []HealthCheck
 	Cutover     Cutover

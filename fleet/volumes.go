@@ -185,18 +185,27 @@ func (d *decoder) checkVolumes(c *hcl.BodyContent, dep *Deploy) {
 			"This deploy has volume %q and count = %d, but one instance at a time holds a volume (volumes per slot are not built yet): use count = 1.",
 			dep.Volumes[0].Name, dep.Count)
 	}
-	if dep.Strategy == "raft" {
-		rng := first
-		if attr, ok := c.Attributes["strategy"]; ok {
-			rng = attr.Expr.Range()
-		}
+	rng := first
+	if attr, ok := c.Attributes["strategy"]; ok {
+		rng = attr.Expr.Range()
+	}
+	switch dep.Strategy {
+	case "raft":
 		d.errorf(rng, "Volume on a raft role",
 			"A raft role keeps its data in the cluster, replaced one member at a time; it takes no volume. Remove the volume blocks, or use another strategy.")
+	case "bluegreen":
+		d.errorf(rng, "Volume on a bluegreen role",
+			"The bluegreen strategy boots green beside blue and moves traffic to it, so green would start without the data on volume %q and blue's data would be destroyed with blue. A role with volumes uses strategy \"%s\" (the default when strategy is not set), which stops blue and moves the volume to green.",
+			dep.Volumes[0].Name, HandoffStrategy)
 	}
 }
 
+// HandoffStrategy is the strategy of a role with volumes, and its default: it stops blue and moves
+// the volumes to green.
+const HandoffStrategy = "handoff"
+
 // checkRoleVolumes checks what a role's volumes need from the rest of the file: a compute type
-// that can attach volumes, services that wait for them, and the handoff strategy.
+// that can attach volumes and services that wait for them.
 func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 	dep := role.Deploy
 	if dep == nil || len(dep.Volumes) == 0 {
@@ -215,9 +224,4 @@ func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 			"Role %q mounts volume %q at boot, but its image lists no \"services\": drover-boot starts a role's services only once its volumes are mounted, so list the units that use the data (such as services = [\"postgresql\"]) in the image block.",
 			role.Name, first.Name)
 	}
-	// The decoded volumes are kept (Deploy.Volumes); only this refusal goes once the handoff
-	// strategy exists.
-	d.errorf(first.Range, "Volumes are not available yet",
-		"Role %q has volume %q, but volumes need the handoff strategy (stop blue's services, move the volume, start green's), which is not available yet: remove the volume blocks for now.",
-		role.Name, first.Name)
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // TestVolumeDecoded checks that a volume block with every value set, and one with the defaults, are
-// decoded into Deploy.Volumes: Load refuses every volume until the handoff strategy exists
-// (volume_not_available.golden), and the next wave lifts only that refusal.
+// decoded into Deploy.Volumes, and that a deploy with volumes and no strategy gets handoff (a
+// bluegreen one is refused: volume_bluegreen.golden).
 func TestVolumeDecoded(t *testing.T) {
 	src := `
 deploy {
@@ -38,6 +38,9 @@ deploy {
 	dep := d.decodeDeploy(&Fleet{}, c.Blocks[0], Options{})
 	if d.diags.HasErrors() {
 		t.Fatalf("diagnostics: %v", d.diags)
+	}
+	if dep.Strategy != HandoffStrategy {
+		t.Errorf("strategy %q, want %q for a deploy with volumes and no strategy", dep.Strategy, HandoffStrategy)
 	}
 	got := dep.Volumes
 	if len(got) != 2 {

@@ -61,6 +61,10 @@ type Options struct {
 	// RaftNode adds to a raft node's user-data its node ID and the API address of the member it
 	// joins ("" for the node that starts a cluster); nil leaves the user-data as it is.
 	RaftNode func(role string, userData []byte, nodeID, join string) ([]byte, error)
+	// BootVolumes writes the volumes a new instance of role mounts before its services start into
+	// its user-data (userData as UserData and Credentials made it, nil when they made none); cmd
+	// writes them with bootdata. Needed by roles whose deploy has volumes (strategy handoff).
+	BootVolumes func(userData []byte, role string, vols []BootVolume) ([]byte, error)
 
 	// Owner names this drover in locks and records; "" means "user@host pid N".
 	Owner string
@@ -110,7 +114,7 @@ func New(opts Options) (*Controller, error) {
 	case opts.Catalog == nil:
 		return nil, errors.New("rollout: no image catalog")
 	}
-	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() {
+	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() && !slices.Contains(HandoffCrashPoints, opts.CrashAfter) {
 		return nil, fmt.Errorf("rollout: crash hook: unknown state %q", opts.CrashAfter)
 	}
 	c := &Controller{opts: opts, owner: opts.Owner, log: opts.Logger, now: opts.Now, health: opts.Health}

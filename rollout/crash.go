@@ -3,10 +3,12 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // CrashEnv is the environment variable the CLI reads for the crash hook of fault tests:
-// DROVER_TEST_CRASH_AFTER=<state> stops drover right after a transition to that state is persisted.
+// DROVER_TEST_CRASH_AFTER=<state> stops drover right after a transition to that state is persisted;
+// one of HandoffCrashPoints stops it right after that step of a handoff is written to the record.
 const CrashEnv = "DROVER_TEST_CRASH_AFTER"
 
 // ErrCrashed is wrapped by the error a command returns when the crash hook stopped it.
@@ -18,6 +20,9 @@ func CrashAfterFromEnv(getenv func(string) string) (State, error) {
 	if v == "" {
 		return "", nil
 	}
+	if s := State(v); slices.Contains(HandoffCrashPoints, s) {
+		return s, nil
+	}
 	s, err := ParseState(v)
 	if err != nil {
 		return "", fmt.Errorf("rollout: %s: %w", CrashEnv, err)
@@ -25,7 +30,7 @@ func CrashAfterFromEnv(getenv func(string) string) (State, error) {
 	return s, nil
 }
 
-// crashPoint is called right after a transition to s is persisted.
+// crashPoint is called right after a transition to s (or a handoff step) is persisted.
 func (c *Controller) crashPoint(s State) error {
 	if c.opts.CrashAfter == "" || c.opts.CrashAfter != s {
 		return nil

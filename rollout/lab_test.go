@@ -307,6 +307,9 @@ func (c *labCompute) Launch(ctx context.Context, spec compute.Spec) (compute.Ins
 	if err := c.serve(in, spec.Image.Identity); err != nil {
 		return in, err
 	}
+	if err := c.lab.waitForVolumes(in.ID, spec.UserData); err != nil {
+		return in, err
+	}
 	return c.decorate(in), nil
 }
 

@@ -28,8 +28,11 @@ func (s *session) sweep(ctx context.Context) error {
 	return s.cleanup(ctx)
 }
 
-// cleanup is sweep without the retirement: cutover, leftovers, marks.
+// cleanup is sweep without the retirement: volumes, cutover, leftovers, marks.
 func (s *session) cleanup(ctx context.Context) error {
+	if err := s.ensureVolumes(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureCutover(ctx); err != nil {
 		return err
 	}

@@ -177,6 +177,9 @@ func (s *session) launch(ctx context.Context, r *Record, img compute.Image, slot
 	if err := s.credentialFor(ctx, r, slot, &spec); err != nil {
 		return err
 	}
+	if err := s.volumeUserData(r, &spec); err != nil {
+		return err
+	}
 	in, err := s.comp.Launch(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("rollout: role %q: launching slot %d of rollout %s: %w", r.Role, slot, r.ID, err)

@@ -42,7 +42,8 @@ type Strategy interface {
 // Progress is a strategy's own state in a rollout record (JSON "progress"): one field per strategy
 // that keeps any; bluegreen's is the record itself (blue, green, cutover).
 type Progress struct {
-	Raft *RaftProgress `json:"raft,omitempty"`
+	Raft    *RaftProgress    `json:"raft,omitempty"`
+	Handoff *HandoffProgress `json:"handoff,omitempty"`
 }
 
 // defaultStrategy is the strategy of a deploy block that names none (fleet's default too).
@@ -54,6 +55,7 @@ func builtinStrategies() map[string]Strategy {
 	return map[string]Strategy{
 		"bluegreen": bluegreen{},
 		"raft":      raft{},
+		"handoff":   handoff{},
 	}
 }
 

@@ -55,7 +55,7 @@ func TestRecordNamesItsStrategy(t *testing.T) {
 // The catalog drover validate uses names what the controller drives, and each strategy's rules.
 func TestCatalogNamesWhatTheControllerDrives(t *testing.T) {
 	cat := rollout.NewCatalog(nil, nil)
-	if got := cat.Types(fleet.DeployStrategy); !slices.Equal(got, []string{"bluegreen", "raft"}) {
+	if got := cat.Types(fleet.DeployStrategy); !slices.Equal(got, []string{"bluegreen", "handoff", "raft"}) {
 		t.Errorf("strategies %v", got)
 	}
 	if got := cat.Types(fleet.DeployCutover); !slices.Equal(got, []string{"dns", "ip", "none"}) {
@@ -75,6 +75,7 @@ func TestCatalogNamesWhatTheControllerDrives(t *testing.T) {
 		{"raft", 1, true, ""},
 		{"raft", 3, true, ""},
 		{"raft", 4, true, "count"},
+		{"handoff", 1, true, "strategy"}, // webRole has no volume to hand over
 		{"ab", 1, true, "strategy"},
 		{"canary", 1, false, ""},
 	} {

@@ -83,6 +83,7 @@ Start with:  drover doctor        (is this machine ready?)
 			rolloutCommand(a),
 			ciCommand(a),
 			gcCommand(a),
+			volumesCommand(a),
 			stateCommand(a),
 			vaultCommand(a),
 			doctorCommand(a),

@@ -32,6 +32,10 @@ func TestE2EBuild(t *testing.T) {
 	fleetDir := t.TempDir()
 	copyDir(t, "../../examples/homelab", fleetDir)
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
+	// db is booted bare below (no Vault, no volume): without its secret, drover-boot has nothing to
+	// fetch and lets PostgreSQL start on the cluster the package made in the image. Deployed, it
+	// waits for its volume (TestE2EDBHandoff).
+	editFleet(t, fleetFile, `    secrets = ["kv/data/db/postgres"]`+"\n", "")
 	state := filepath.Join(fleetDir, ".drover")
 	drover := func(args ...string) result {
 		t.Helper()

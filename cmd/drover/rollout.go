@@ -69,6 +69,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	if cr := newCredentials(f, p); cr != nil {
 		opts.Credentials = cr
 	}
+	opts.BootVolumes = bootVolumes
 	opts.CurrentImage = a.currentImage(f, state)
 	opts.Raft, opts.RaftNode = a.raftClusters(f), raftUserData
 	ctl, err := rollout.New(opts)

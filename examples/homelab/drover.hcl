@@ -110,16 +110,31 @@ role "web" {
   }
 }
 
+# PostgreSQL keeps its data on the volume "pgdata", not in the image: a rollout hands the volume
+# from blue to green (strategy handoff, the default for a role with a volume) instead of booting an
+# empty database. See db/README.md for the handoff, its downtime and restoring a snapshot.
 role "db" {
   image {
     base     = "debian-bookworm"
-    packages = ["postgresql"]
+    packages = ["postgresql", "e2fsprogs"] # e2fsprogs: drover-boot makes and checks the volume's ext4
     file "/etc/postgresql/15/main/conf.d/drover.conf" {
       source = "db/drover.conf"
       mode   = "0644"
       owner  = "postgres:postgres"
     }
+    # Makes the cluster on a blank volume at its first mount; a volume with data is left alone.
+    file "/etc/systemd/system/drover-pg-init.service" {
+      source = "db/drover-pg-init.service"
+    }
+    file "/usr/local/sbin/drover-pg-init" {
+      source = "db/pg-init.sh"
+      mode   = "0755"
+    }
     secrets = ["kv/data/db/postgres"]
+    # Started only once drover-boot has mounted the volume (and written the secret); not at all
+    # without it.
+    services = ["drover-pg-init", "postgresql@15-main"]
+    run      = ["systemctl enable drover-pg-init"]
     disk {
       min_size = "3GiB"
     }
@@ -134,6 +149,13 @@ role "db" {
       dns  = "home"
       name = "db"
       ttl  = 30
+    }
+    volume "pgdata" {
+      size  = "2GiB"
+      mount = "/var/lib/postgresql"
+      owner = "postgres:postgres"
+      mode  = "0755"
+      # snapshot_before = true (the default): a snapshot before every handoff.
     }
   }
 }

@@ -128,7 +128,10 @@ type Volume struct {
 	AttachedTo string
 	// GuestPath is where the guest finds the volume whatever order devices
 	// come in: a /dev/disk/by-id path made of the volume's serial (the
-	// lab's virtio-blk serial, EBS's NVMe serial of the volume ID).
+	// lab's virtio-blk serial, EBS's NVMe serial of the volume ID). It is
+	// reported from the volume's creation on, attached or not: the handoff
+	// strategy names it in a new instance's user-data before it attaches
+	// the volume.
 	GuestPath string
 	Created   time.Time
 }

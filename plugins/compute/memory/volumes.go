@@ -45,9 +45,6 @@ func (p *Provider) initVolumes() {
 func (v *volume) clone() compute.Volume {
 	out := v.Volume
 	out.Labels = maps.Clone(out.Labels)
-	if out.AttachedTo == "" {
-		out.GuestPath = ""
-	}
 	return out
 }
 

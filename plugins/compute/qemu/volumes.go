@@ -155,12 +155,14 @@ func (p *Provider) holder(v *volumeRecord) (string, *record) {
 }
 
 func (p *Provider) volume(v *volumeRecord) compute.Volume {
-	out := compute.Volume{ID: v.ID, Name: v.Name, SizeGiB: v.SizeGiB, Labels: maps.Clone(v.Labels), Created: v.Created}
+	// The guest path is the volume's serial, known before any attach: a green instance's
+	// user-data names it before the handoff attaches the volume.
+	out := compute.Volume{ID: v.ID, Name: v.Name, SizeGiB: v.SizeGiB, Labels: maps.Clone(v.Labels), Created: v.Created, GuestPath: guestPath(v.ID)}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
 	if h, _ := p.holder(v); h != "" {
-		out.AttachedTo, out.GuestPath = h, guestPath(v.ID)
+		out.AttachedTo = h
 	}
 	return out
 }

@@ -32,8 +32,8 @@ func TestVolumeOfDeadInstance(t *testing.T) {
 		vols = append(vols, v)
 	}
 	got, err := p.Volumes(ctx, compute.Selector{"role": "db"})
-	if err != nil || len(got) != 2 || got[0].AttachedTo != "" || got[1].AttachedTo != "" || got[0].GuestPath != "" {
-		t.Fatalf("Volumes = %+v, %v; want two, attached nowhere (their holder's pid is not a qemu)", got, err)
+	if err != nil || len(got) != 2 || got[0].AttachedTo != "" || got[1].AttachedTo != "" || got[0].GuestPath != guestPath(got[0].ID) {
+		t.Fatalf("Volumes = %+v, %v; want two, attached nowhere (their holder's pid is not a qemu), with their guest paths", got, err)
 	}
 	if _, err := p.AttachVolume(ctx, vols[0].ID, id); !errors.Is(err, compute.ErrNotFound) {
 		t.Fatalf("AttachVolume to a dead instance: %v, want ErrNotFound", err)

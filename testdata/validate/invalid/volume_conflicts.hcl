@@ -1,4 +1,4 @@
-# expect: 11:15 13:5 17:5 21:5
+# expect: 11:15 17:5 21:5
 # Two volumes with one name, two on one directory, and a volume on a role of three instances.
 compute "qemu" "lab" {}
 

@@ -1,4 +1,4 @@
-# expect: 15:5 15:5
+# expect: 15:5
 compute "vultr" "prod" {
   region           = "ams"
   storage_endpoint = "https://ams1.vultrobjects.com"

@@ -1,4 +1,4 @@
-# expect: 12:16 13:5
+# expect: 12:16
 # A raft role keeps its data in the cluster: no volume.
 compute "qemu" "lab" {}
 

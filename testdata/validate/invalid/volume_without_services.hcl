@@ -1,4 +1,4 @@
-# expect: 11:5 11:5
+# expect: 11:5
 # A volume's services start only once it is mounted: a role with a volume must list them.
 compute "qemu" "lab" {}
 

@@ -1,6 +1,6 @@
-# expect: 14:5
-# A volume block that is right in every way is still refused: the handoff strategy that moves it
-# from blue to green is not built yet.
+# expect: 14:16
+# A volume block that is right in every way, on a role that asks for bluegreen: green would boot
+# without the data and blue's would be destroyed with it. Without strategy, the role gets handoff.
 compute "qemu" "lab" {}
 
 role "db" {
@@ -9,8 +9,9 @@ role "db" {
     services = ["postgresql"]
   }
   deploy {
-    compute = "lab"
-    ports   = [5432]
+    compute  = "lab"
+    ports    = [5432]
+    strategy = "bluegreen"
     volume "pgdata" {
       size            = "20GiB"
       mount           = "/var/lib/postgresql"

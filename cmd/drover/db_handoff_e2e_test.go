@@ -22,6 +22,10 @@ import (
 // of a hand-back, then run again, converges with the volume on exactly one VM and no row lost.
 // Throughout, every VM's QMP query-block is polled: no two VMs ever have the volume.
 func TestE2EDBHandoff(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
+	// time on two cores: go test's -parallel is GOMAXPROCS), its lab on addresses of its own
+	// (127.0.34.0/24).
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e handoff needs root (it builds images)")
 	}
@@ -30,6 +34,10 @@ func TestE2EDBHandoff(t *testing.T) {
 	copyDir(t, "../../examples/homelab", fleetDir)
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
 	state := filepath.Join(fleetDir, ".drover")
+	editFleet(t, fleetFile, `  accel  = "auto"
+}`, `  accel   = "auto"
+  network = "127.0.34.0/24"
+}`)
 	// No Vault in this test: db's secret goes. No Knot: the cutover is "none" and the test reaches
 	// each instance itself. The lab's client is trusted by pg_hba (lab only).
 	editFleet(t, fleetFile, `    secrets = ["kv/data/db/postgres"]`+"\n", "")

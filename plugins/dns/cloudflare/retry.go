@@ -12,7 +12,7 @@ import (
 
 	cfdns "github.com/cloudflare/cloudflare-go/v6/dns"
 
-	"github.com/drover-dev/drover/plugins/dns/internal/backoff"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 )
 
 // Retries happen in one layer only: drover's HTTP middleware (Retry.middleware). The client

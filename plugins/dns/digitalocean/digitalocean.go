@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/dns/internal/rrconv"
+	"github.com/drover-dev/drover/plugins/internal/doapi"
 	"github.com/drover-dev/drover/plugins/internal/keylock"
 )
 
@@ -78,20 +79,12 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := o.retry.validate(); err != nil {
-		return nil, err
-	}
 	if o.perPage < 1 || o.perPage > 200 {
 		return nil, fmt.Errorf("dns/digitalocean: page size %d: want 1 to 200", o.perPage)
 	}
-	base := "https://api.digitalocean.com/"
-	if cfg.APIURL != "" {
-		base = strings.TrimSuffix(cfg.APIURL, "/") + "/" // godo resolves "v2/..." against it
-	}
-	hc := &http.Client{Transport: newTransport(o.retry, cfg.Token, o.base)}
-	client, err := godo.New(hc, godo.SetBaseURL(base), godo.SetUserAgent("drover"))
+	client, err := doapi.New(cfg.Token, cfg.APIURL, o.retry, o.base)
 	if err != nil {
-		return nil, fmt.Errorf("dns/digitalocean: api_url %q: %w", cfg.APIURL, err)
+		return nil, fmt.Errorf("dns/digitalocean: %w", err)
 	}
 	zone := dns.Fqdn(strings.ToLower(cfg.Zone))
 	p := &Provider{
@@ -103,10 +96,10 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Provider, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	ctx, c := withCall(ctx)
+	ctx, req := doapi.Track(ctx)
 	op := fmt.Sprintf("looking up domain %q", p.domain)
 	if _, _, err := p.domains.Get(ctx, p.domain); err != nil {
-		err = apiError(op, err, c)
+		err = req.Err(op, err)
 		var ae *APIError
 		if errors.As(err, &ae) {
 			switch ae.Status {
@@ -276,10 +269,10 @@ func (p *Provider) list(ctx context.Context, k rrconv.Key) ([]record, error) {
 		if page > maxPages {
 			return nil, fmt.Errorf("%s: more than %d pages", op, maxPages)
 		}
-		cctx, c := withCall(ctx)
+		cctx, req := doapi.Track(ctx)
 		recs, res, err := p.domains.RecordsByTypeAndName(cctx, p.domain, k.Type, strings.TrimSuffix(k.Name, "."), &godo.ListOptions{Page: page, PerPage: p.perPage})
 		if err != nil {
-			return nil, apiError(op, err, c)
+			return nil, req.Err(op, err)
 		}
 		for _, r := range recs {
 			// The API filters by name and type; check anyway rather than touch a stranger.

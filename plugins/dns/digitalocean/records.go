@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/dns"
 	"github.com/drover-dev/drover/plugins/dns/internal/rrconv"
+	"github.com/drover-dev/drover/plugins/internal/doapi"
 )
 
 // record is the part of a DigitalOcean record drover looks at.
@@ -221,9 +222,9 @@ func (p *Provider) apply(ctx context.Context, k rrconv.Key, pl plan) error {
 		if err != nil {
 			return err
 		}
-		cctx, c := withCall(ctx)
+		cctx, r := doapi.Track(ctx)
 		if _, _, err := p.domains.EditRecord(cctx, p.domain, w.id, req); err != nil {
-			return apiError(fmt.Sprintf("setting record %d of %s %s to %s (TTL %d)", w.id, k.Name, k.Type, w.value, w.ttl), err, c)
+			return r.Err(fmt.Sprintf("setting record %d of %s %s to %s (TTL %d)", w.id, k.Name, k.Type, w.value, w.ttl), err)
 		}
 	}
 	for _, w := range pl.creates {
@@ -231,15 +232,15 @@ func (p *Provider) apply(ctx context.Context, k rrconv.Key, pl plan) error {
 		if err != nil {
 			return err
 		}
-		cctx, c := withCall(ctx)
+		cctx, r := doapi.Track(ctx)
 		if _, _, err := p.domains.CreateRecord(cctx, p.domain, req); err != nil {
-			return apiError(fmt.Sprintf("creating %s %s %s", k.Name, k.Type, w.value), err, c)
+			return r.Err(fmt.Sprintf("creating %s %s %s", k.Name, k.Type, w.value), err)
 		}
 	}
 	for _, id := range pl.deletes {
-		cctx, c := withCall(ctx)
+		cctx, r := doapi.Track(ctx)
 		if _, err := p.domains.DeleteRecord(cctx, p.domain, id); err != nil {
-			if err := apiError(fmt.Sprintf("deleting record %d of %s %s", id, k.Name, k.Type), err, c); !gone(err) {
+			if err := r.Err(fmt.Sprintf("deleting record %d of %s %s", id, k.Name, k.Type), err); !gone(err) {
 				return err
 			}
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/drover-dev/drover/plugins/dns"
-	"github.com/drover-dev/drover/plugins/dns/internal/backoff"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 )
 
 var _ dns.Provider = (*Provider)(nil)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/godo"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 )
 
 // Retries happen in one layer only: drover's HTTP transport under the godo client (transport
@@ -63,7 +63,7 @@ func DefaultRetry() Retry {
 // Validate checks the policy.
 func (r Retry) Validate() error {
 	if r.Attempts < 1 || r.Base <= 0 || r.Max < r.Base || r.MaxRetryAfter < 0 || r.AttemptTimeout <= 0 || r.CallTimeout <= 0 {
-		return fmt.Errorf("digitalocean: retry policy %+v: want Attempts >= 1, 0 < Base <= Max and positive timeouts", r)
+		return fmt.Errorf("retry policy %+v: want Attempts >= 1, 0 < Base <= Max and positive timeouts", r)
 	}
 	return nil
 }
@@ -89,6 +89,26 @@ type errorBody struct {
 func withCall(ctx context.Context) (context.Context, *call) {
 	c := &call{}
 	return context.WithValue(ctx, callKey{}, c), c
+}
+
+// Request is one API request made with a Client's godo services directly, for a caller that bounds
+// several requests with one deadline of its own (Do bounds each call with CallTimeout): Track
+// before the request, Err after it. It is not safe for concurrent use: one per request.
+type Request struct{ c *call }
+
+// Track returns the context to send one request with, and the Request that explains its failure.
+func Track(ctx context.Context) (context.Context, *Request) {
+	ctx, c := withCall(ctx)
+	return ctx, &Request{c: c}
+}
+
+// Err turns the request's error into drover's (an *APIError naming op, the attempts and
+// DigitalOcean's message, or a context error wrapped with op); nil stays nil.
+func (r *Request) Err(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return apiError(op, err, r.c)
 }
 
 // transport signs and retries the godo client's requests. It is safe for concurrent use.
@@ -164,7 +184,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, err
 		}
 		if wait <= 0 {
-			wait = jittered(t.retry.Base, t.retry.Max, attempt)
+			wait = backoff.Jittered(t.retry.Base, t.retry.Max, attempt)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			c.note = fmt.Sprintf("the next try (in %s) would come after the deadline", wait.Round(time.Millisecond))
@@ -359,15 +379,4 @@ func apiError(op string, err error, c *call) error {
 		e.Status = 0 // the answer was fine; what failed came after it (decoding, say)
 	}
 	return e
-}
-
-// jittered is the backoff before try attempt+1: base doubled per try up to ceiling, then a random
-// duration between half of it and all of it.
-func jittered(base, ceiling time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	return d/2 + rand.N(d/2+1)
 }

@@ -1,5 +1,5 @@
-// Package backoff is the wait between retries that the dns API providers (cloudflare, route53)
-// share.
+// Package backoff is the wait between retries that the API providers (cloudflare, route53, the
+// DigitalOcean ones) share.
 package backoff
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/drover-dev/drover/plugins/config"
 	"github.com/drover-dev/drover/plugins/store"
 	"github.com/drover-dev/drover/plugins/store/etcd"
+	"github.com/drover-dev/drover/plugins/store/etcd/etcdtest"
 	"github.com/drover-dev/drover/plugins/store/storetest"
 )
 
@@ -167,7 +168,7 @@ func TestRenewalsKeepEtcdLeaseAlive(t *testing.T) {
 // TestUnreachableCluster: opening does not contact etcd, and an operation on a cluster that does
 // not answer fails after the request timeout, naming the endpoints.
 func TestUnreachableCluster(t *testing.T) {
-	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))
 	f := etcd.Factory()
 	cfg, err := f.NewConfig(lookup(map[string]string{"DROVER_ETCD_ENDPOINTS": url}))
 	if err != nil {

@@ -36,10 +36,17 @@ func Binary(tb testing.TB) string {
 // printed when tb failed.
 func Start(tb testing.TB) string {
 	tb.Helper()
+	return StartWith(tb, "http", http.DefaultClient)
+}
+
+// StartWith is Start with the client URL of scheme ("https" needs etcd's TLS flags in extra) and
+// the server's health asked through hc (a client that trusts its certificate).
+func StartWith(tb testing.TB, scheme string, hc *http.Client, extra ...string) string {
+	tb.Helper()
 	bin := Binary(tb)
 	dir := tb.TempDir()
-	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
+	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(tb))
+	peer := fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
 	cmd := exec.Command(bin,
 		"--name", "drover-test",
 		"--data-dir", filepath.Join(dir, "data"),
@@ -48,6 +55,7 @@ func Start(tb testing.TB) string {
 		"--initial-cluster", "drover-test="+peer, "--initial-cluster-state", "new",
 		"--initial-cluster-token", filepath.Base(dir),
 		"--logger", "zap", "--log-level", "warn")
+	cmd.Args = append(cmd.Args, extra...)
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -70,7 +78,7 @@ func Start(tb testing.TB) string {
 			tb.Fatalf("etcd exited before it answered: %v\n%s", err, log.String())
 		default:
 		}
-		if healthy(client) {
+		if healthy(hc, client) {
 			return client
 		}
 		if time.Now().After(deadline) {
@@ -80,7 +88,8 @@ func Start(tb testing.TB) string {
 	}
 }
 
-func freePort(tb testing.TB) int {
+// FreePort returns a loopback TCP port nobody listens on at the moment.
+func FreePort(tb testing.TB) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,11 +99,12 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func healthy(url string) bool {
+// healthy asks etcd's /health endpoint whether the member serves requests.
+func healthy(hc *http.Client, url string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}

@@ -73,36 +73,16 @@ func (a *app) build(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	roles, err := selectRoles(f, c.Args().Slice())
-	if err != nil {
-		return err
-	}
-	if c.Int("jobs") < 1 {
-		return usageError(fmt.Sprintf("--jobs must be at least 1, got %d", c.Int("jobs")), "")
-	}
-	epoch, _, err := rootfs.EpochFromEnv(a.env)
-	if err != nil {
-		return usageError(err.Error(), "unset SOURCE_DATE_EPOCH or give it seconds since 1970")
-	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := newBuildProgress(a.stdout, a.json(), c.Bool("verbose"))
 	defer progress.Close()
-	agentDir := c.String("agent-dir")
-	if agentDir == "" {
-		agentDir = rootfs.DefaultAgentDir(a.env)
+	roles, opts, done, err := a.buildSetup(ctx, c, f)
+	if err != nil {
+		return err
 	}
-	cacheDir, _ := a.env("DROVER_CACHE_DIR")
-	opts := rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
-		Epoch: epoch, Force: c.Bool("force"), Progress: progress, Context: ctx}
-	if a.sharesCatalog(f) {
-		st, err := a.openStore(ctx, f, opts.StateDir)
-		if err != nil {
-			return failed(err, "the fleet's store block names the state store the team's catalog is in: check that it is reachable")
-		}
-		defer st.Close()
-		opts.Store = st
-	}
+	defer done()
+	opts.Force, opts.Progress = c.Bool("force"), progress
 
 	outcomes := make([]buildOutcome, len(roles))
 	sem := make(chan struct{}, c.Int("jobs"))
@@ -123,6 +103,39 @@ func (a *app) build(c *cli.Context) error {
 	wg.Wait()
 	a.autoPrune(ctx, c, f, outcomes, progress)
 	return buildSummary(outcomes, ctx)
+}
+
+// buildSetup is what drover build and drover ci share before building: the roles named (all when
+// none), --jobs checked, the build options (state, cache, agent, SOURCE_DATE_EPOCH), and the team's
+// store when the fleet shares its catalog, so that what is built is recorded there. done closes
+// that store.
+func (a *app) buildSetup(ctx context.Context, c *cli.Context, f *fleet.Fleet) (roles []*fleet.Role, opts rootfs.Options, done func(), err error) {
+	done = func() {}
+	if roles, err = selectRoles(f, c.Args().Slice()); err != nil {
+		return nil, opts, done, err
+	}
+	if c.Int("jobs") < 1 {
+		return nil, opts, done, usageError(fmt.Sprintf("--jobs must be at least 1, got %d", c.Int("jobs")), "")
+	}
+	epoch, _, err := rootfs.EpochFromEnv(a.env)
+	if err != nil {
+		return nil, opts, done, usageError(err.Error(), "unset SOURCE_DATE_EPOCH or give it seconds since 1970")
+	}
+	agentDir := c.String("agent-dir")
+	if agentDir == "" {
+		agentDir = rootfs.DefaultAgentDir(a.env)
+	}
+	cacheDir, _ := a.env("DROVER_CACHE_DIR")
+	opts = rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
+		Epoch: epoch, Context: ctx}
+	if a.sharesCatalog(f) {
+		st, err := a.openStore(ctx, f, opts.StateDir)
+		if err != nil {
+			return nil, opts, done, failed(err, "the fleet's store block names the state store the team's catalog is in: check that it is reachable")
+		}
+		opts.Store, done = st, func() { st.Close() }
+	}
+	return roles, opts, done, nil
 }
 
 // buildRole builds one role. values gives the role's secret values for the scan (Request.Forbidden);

@@ -109,34 +109,13 @@ func (a *app) ci(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	roles, err := selectRoles(f, c.Args().Slice())
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	roles, opts, done, err := a.buildSetup(ctx, c, f)
 	if err != nil {
 		return err
 	}
-	if c.Int("jobs") < 1 {
-		return usageError(fmt.Sprintf("--jobs must be at least 1, got %d", c.Int("jobs")), "")
-	}
-	epoch, _, err := rootfs.EpochFromEnv(a.env)
-	if err != nil {
-		return usageError(err.Error(), "unset SOURCE_DATE_EPOCH or give it seconds since 1970")
-	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	agentDir := c.String("agent-dir")
-	if agentDir == "" {
-		agentDir = rootfs.DefaultAgentDir(a.env)
-	}
-	state := a.stateDir(c, f)
-	cacheDir, _ := a.env("DROVER_CACHE_DIR")
-	opts := rootfs.Options{StateDir: state, CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir, Epoch: epoch, Context: ctx}
-	if a.sharesCatalog(f) { // what is built is recorded in the team's store, as drover build does
-		st, err := a.openStore(ctx, f, state)
-		if err != nil {
-			return failed(err, "the fleet's store block names the state store the team's catalog is in: check that it is reachable")
-		}
-		defer st.Close()
-		opts.Store = st
-	}
+	defer done()
 
 	run, err := a.ciDecide(ctx, c, f, roles, opts)
 	if err != nil {

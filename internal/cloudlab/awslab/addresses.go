@@ -14,14 +14,12 @@ package awslab
 // private IP addresses as association targets, BYOIP pools, EC2-Classic.
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
-	"sync"
+
+	"github.com/drover-dev/drover/internal/cloudlab/addrproxy"
 )
 
 // Address is what the fake knows of one Elastic IP, for tests.
@@ -37,10 +35,7 @@ type address struct {
 	allocationID, associationID, instanceID string
 	ip                                      netip.Addr
 	tags                                    map[string]string
-	listeners                               []net.Listener
-	connMu                                  sync.Mutex
-	conns                                   map[net.Conn]bool
-	closed                                  bool
+	proxy                                   *addrproxy.Proxy
 }
 
 // Addresses returns the Elastic IPs the fake holds.
@@ -69,19 +64,22 @@ func (c *Cloud) allocateAddress(f url.Values) (any, *ec2Error) {
 	if err != nil {
 		return nil, &ec2Error{http.StatusBadRequest, "AddressLimitExceeded", "The maximum number of addresses has been reached."}
 	}
-	a := &address{allocationID: newID("eipalloc"), ip: ip, tags: specs["elastic-ip"], conns: map[net.Conn]bool{}}
+	a := &address{allocationID: newID("eipalloc"), ip: ip, tags: specs["elastic-ip"]}
 	if a.tags == nil {
 		a.tags = map[string]string{}
 	}
-	for _, port := range c.opts.Ports {
-		ln, err := listenLoopback(ip, port)
-		if err != nil {
-			a.closeProxies()
-			c.t.Errorf("awslab: the proxy of Elastic IP %s: %v", ip, err)
-			return nil, &ec2Error{http.StatusInternalServerError, "InternalError", "awslab: listening on " + ip.String() + ":" + strconv.Itoa(port) + ": " + err.Error()}
+	// The address reaches its instance while that runs; the proxy asks at each connection.
+	a.proxy, err = addrproxy.Listen(ip, c.opts.Ports, func() netip.Addr {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if in := c.instances[a.instanceID]; in != nil && in.State == "running" {
+			return in.PublicIP
 		}
-		a.listeners = append(a.listeners, ln)
-		go c.proxy(a, ln, port)
+		return netip.Addr{}
+	})
+	if err != nil {
+		c.t.Errorf("awslab: the proxy of Elastic IP %s: %v", ip, err)
+		return nil, &ec2Error{http.StatusInternalServerError, "InternalError", "awslab: " + err.Error()}
 	}
 	c.addresses[a.allocationID] = a
 	return struct {
@@ -91,80 +89,6 @@ func (c *Cloud) allocateAddress(f url.Values) (any, *ec2Error) {
 		PublicIPv4Pool     string `xml:"publicIpv4Pool"`
 		NetworkBorderGroup string `xml:"networkBorderGroup"`
 	}{ip.String(), "vpc", a.allocationID, "amazon", c.opts.Region}, nil
-}
-
-// proxy forwards the connections of one Elastic IP port to the current holder.
-func (c *Cloud) proxy(a *address, ln net.Listener, port int) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		var target netip.Addr
-		if in := c.instances[a.instanceID]; in != nil && in.State == "running" {
-			target = in.PublicIP
-		}
-		c.mu.Unlock()
-		if !target.IsValid() || !a.track(conn) {
-			conn.Close()
-			continue
-		}
-		go func() {
-			defer a.untrack(conn)
-			up, err := net.Dial("tcp", netip.AddrPortFrom(target, uint16(port)).String())
-			if err != nil {
-				return
-			}
-			if !a.track(up) {
-				up.Close()
-				return
-			}
-			defer a.untrack(up)
-			done := make(chan struct{}, 2)
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go pipe(up, conn)
-			go pipe(conn, up)
-			<-done
-			<-done
-		}()
-	}
-}
-
-func (a *address) track(conn net.Conn) bool {
-	a.connMu.Lock()
-	defer a.connMu.Unlock()
-	if a.closed {
-		return false
-	}
-	a.conns[conn] = true
-	return true
-}
-
-func (a *address) untrack(conn net.Conn) {
-	a.connMu.Lock()
-	defer a.connMu.Unlock()
-	delete(a.conns, conn)
-	conn.Close()
-}
-
-// closeProxies stops an address's listeners and its forwarded connections.
-func (a *address) closeProxies() {
-	for _, ln := range a.listeners {
-		ln.Close()
-	}
-	a.connMu.Lock()
-	defer a.connMu.Unlock()
-	a.closed = true
-	for conn := range a.conns {
-		conn.Close()
-	}
 }
 
 type addressXML struct {
@@ -320,7 +244,7 @@ func (c *Cloud) releaseAddress(f url.Values) (any, *ec2Error) {
 	if a.instanceID != "" {
 		return nil, &ec2Error{http.StatusBadRequest, "InvalidIPAddress.InUse", "The address with allocation id [" + a.allocationID + "] is in use"}
 	}
-	a.closeProxies()
+	a.proxy.Close()
 	delete(c.addresses, a.allocationID)
 	return returnTrue{true}, nil
 }

@@ -207,7 +207,7 @@ func (c *Cloud) close() {
 	c.cancel()
 	c.mu.Lock()
 	for _, a := range c.addresses {
-		a.closeProxies()
+		a.proxy.Close()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()

@@ -34,7 +34,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -168,7 +167,7 @@ func (c *Cloud) close() {
 	c.cancel()
 	c.mu.Lock()
 	for _, ip := range c.ips {
-		ip.closeProxies()
+		ip.proxy.Close()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
@@ -407,10 +406,6 @@ func (c *Cloud) allocAddress() (netip.Addr, error) {
 	}
 	c.nextAddr = a.Next()
 	return a, nil
-}
-
-func listenLoopback(addr netip.Addr, port int) (net.Listener, error) {
-	return net.Listen("tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 }
 
 func apiTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

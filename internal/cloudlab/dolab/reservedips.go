@@ -18,13 +18,12 @@ package dolab
 
 import (
 	"encoding/binary"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
-	"sync"
+
+	"github.com/drover-dev/drover/internal/cloudlab/addrproxy"
 )
 
 // ReservedIP is what the fake knows of one reserved IP, for tests.
@@ -34,14 +33,10 @@ type ReservedIP struct {
 }
 
 type reservedIP struct {
-	ip        netip.Addr
-	droplet   int
-	pending   *action // the last action, locked until it completes
-	listeners []net.Listener
-
-	connMu sync.Mutex
-	conns  map[net.Conn]bool
-	closed bool
+	ip      netip.Addr
+	droplet int
+	pending *action // the last action, locked until it completes
+	proxy   *addrproxy.Proxy
 }
 
 // ReservedIPs returns the reserved IPs that exist.
@@ -85,7 +80,7 @@ func (c *Cloud) routeReservedIPs(r *http.Request, parts []string, body []byte) a
 		return answer{http.StatusOK, map[string]any{"reserved_ip": c.reservedIPJSON(ip)}}
 	case len(parts) == 1 && r.Method == http.MethodDelete:
 		delete(c.ips, addr)
-		ip.closeProxies()
+		ip.proxy.Close()
 		return answer{http.StatusNoContent, nil}
 	case len(parts) == 2 && parts[1] == "actions" && r.Method == http.MethodPost:
 		return c.reservedIPAction(ip, body)
@@ -118,16 +113,19 @@ func (c *Cloud) createReservedIP(body []byte) answer {
 	if err != nil {
 		return unprocessable("%v", err)
 	}
-	ip := &reservedIP{ip: addr, droplet: in.DropletID, conns: map[net.Conn]bool{}}
-	for _, port := range c.opts.Ports {
-		ln, err := listenLoopback(addr, port)
-		if err != nil {
-			ip.closeProxies()
-			c.t.Errorf("dolab: the proxy of reserved IP %s: %v", addr, err)
-			return apiError(http.StatusInternalServerError, "server_error", err.Error())
+	ip := &reservedIP{ip: addr, droplet: in.DropletID}
+	// The address reaches its droplet while that is active; the proxy asks at each connection.
+	ip.proxy, err = addrproxy.Listen(addr, c.opts.Ports, func() netip.Addr {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if d := c.droplets[ip.droplet]; d != nil && d.Status == "active" {
+			return d.Address
 		}
-		ip.listeners = append(ip.listeners, ln)
-		go c.proxy(ip, ln, port)
+		return netip.Addr{}
+	})
+	if err != nil {
+		c.t.Errorf("dolab: the proxy of reserved IP %s: %v", addr, err)
+		return apiError(http.StatusInternalServerError, "server_error", err.Error())
 	}
 	c.ips[addr] = ip
 	return answer{http.StatusAccepted, map[string]any{"reserved_ip": c.reservedIPJSON(ip), "links": map[string]any{}}}
@@ -189,77 +187,4 @@ func (c *Cloud) reservedIPJSON(ip *reservedIP) map[string]any {
 	locked := ip.pending != nil && ip.pending.completed.IsZero()
 	return map[string]any{"ip": ip.ip, "droplet": d, "locked": locked, "project_id": "",
 		"region": map[string]any{"slug": c.opts.Region, "name": c.opts.Region, "available": true}}
-}
-
-// proxy forwards the connections of one reserved IP port to its droplet at accept time.
-func (c *Cloud) proxy(ip *reservedIP, ln net.Listener, port int) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		var target netip.Addr
-		if d := c.droplets[ip.droplet]; d != nil && d.Status == "active" {
-			target = d.Address
-		}
-		c.mu.Unlock()
-		if !target.IsValid() || !ip.track(conn) {
-			conn.Close()
-			continue
-		}
-		go func() {
-			defer ip.untrack(conn)
-			up, err := net.Dial("tcp", netip.AddrPortFrom(target, uint16(port)).String())
-			if err != nil {
-				return
-			}
-			if !ip.track(up) {
-				up.Close()
-				return
-			}
-			defer ip.untrack(up)
-			done := make(chan struct{}, 2)
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go pipe(up, conn)
-			go pipe(conn, up)
-			<-done
-			<-done
-		}()
-	}
-}
-
-func (ip *reservedIP) track(conn net.Conn) bool {
-	ip.connMu.Lock()
-	defer ip.connMu.Unlock()
-	if ip.closed {
-		return false
-	}
-	ip.conns[conn] = true
-	return true
-}
-
-func (ip *reservedIP) untrack(conn net.Conn) {
-	ip.connMu.Lock()
-	defer ip.connMu.Unlock()
-	delete(ip.conns, conn)
-	conn.Close()
-}
-
-func (ip *reservedIP) closeProxies() {
-	for _, ln := range ip.listeners {
-		ln.Close()
-	}
-	ip.connMu.Lock()
-	defer ip.connMu.Unlock()
-	ip.closed = true
-	for conn := range ip.conns {
-		conn.Close()
-	}
 }

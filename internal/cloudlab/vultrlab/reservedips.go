@@ -9,13 +9,12 @@ package vultrlab
 
 import (
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"sort"
-	"strconv"
 	"sync"
+
+	"github.com/drover-dev/drover/internal/cloudlab/addrproxy"
 )
 
 // ReservedIP is what the fake knows of one reserved IP, for tests.
@@ -27,7 +26,7 @@ type ReservedIP struct {
 type reservedIP struct {
 	id, label, region, instanceID string
 	ip                            netip.Addr
-	listeners                     []net.Listener
+	proxy                         *addrproxy.Proxy
 
 	targetMu sync.Mutex
 	target   netip.Addr  // where new connections go; invalid: closed at once
@@ -90,15 +89,8 @@ func (c *Cloud) createReservedIP(r *http.Request) (int, any) {
 		return errorf(http.StatusBadRequest, "Unable to reserve an IP: %v", err)
 	}
 	rip := &reservedIP{id: newID(), label: req.Label, region: req.Region, ip: ip}
-	for _, port := range c.opts.Ports {
-		ln, err := listenLoopback(ip, port)
-		if err != nil {
-			rip.closeProxies()
-			return errorf(http.StatusInternalServerError, "vultrlab: the proxy of %s: %v", ip, err)
-		}
-		rip.listeners = append(rip.listeners, ln)
-		c.wg.Add(1)
-		go func() { defer c.wg.Done(); rip.proxy(ln, port) }()
+	if rip.proxy, err = addrproxy.Listen(ip, c.opts.Ports, rip.holder); err != nil {
+		return errorf(http.StatusInternalServerError, "vultrlab: the proxy of %s: %v", ip, err)
 	}
 	c.rips[rip.id] = rip
 	return http.StatusCreated, map[string]any{"reserved_ip": rip.json()}
@@ -146,7 +138,7 @@ func (c *Cloud) deleteReservedIP(r *http.Request) (int, any) {
 		return s, b
 	}
 	delete(c.rips, rip.id)
-	rip.closeProxies()
+	rip.proxy.Close()
 	return http.StatusNoContent, nil
 }
 
@@ -206,46 +198,14 @@ func (r *reservedIP) setTarget(id string, addr netip.Addr) {
 	r.targetMu.Unlock()
 }
 
-func (r *reservedIP) closeProxies() {
-	for _, ln := range r.listeners {
-		ln.Close()
+// holder is where a new connection to the address goes: the attached instance while it runs,
+// else nowhere (the connection is closed, as Vultr's network drops it).
+func (r *reservedIP) holder() netip.Addr {
+	r.targetMu.Lock()
+	target, running := r.target, r.running
+	r.targetMu.Unlock()
+	if !target.IsValid() || running == nil || !running() {
+		return netip.Addr{}
 	}
-}
-
-// proxy forwards each connection to ln to the holder's address at port until ln is closed.
-func (r *reservedIP) proxy(ln net.Listener, port int) {
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		r.targetMu.Lock()
-		target, running := r.target, r.running
-		r.targetMu.Unlock()
-		if !target.IsValid() || running == nil || !running() {
-			conn.Close()
-			continue
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			pipe(conn, net.JoinHostPort(target.String(), strconv.Itoa(port)))
-		}()
-	}
-}
-
-// pipe copies between conn and a new connection to addr until either side closes.
-func pipe(conn net.Conn, addr string) {
-	defer conn.Close()
-	up, err := net.Dial("tcp", addr)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, conn); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(conn, up); done <- struct{}{} }()
-	<-done
+	return target
 }

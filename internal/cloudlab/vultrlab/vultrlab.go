@@ -24,7 +24,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -129,7 +128,7 @@ func (c *Cloud) close() {
 	c.stop()
 	c.mu.Lock()
 	for _, r := range c.rips {
-		r.closeProxies()
+		r.proxy.Close()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
@@ -314,10 +313,6 @@ func (c *Cloud) allocAddress() (netip.Addr, error) {
 	}
 	c.nextAddr = a.Next()
 	return a, nil
-}
-
-func listenLoopback(addr netip.Addr, port int) (net.Listener, error) {
-	return net.Listen("tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 }
 
 func vultrTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05+00:00") }

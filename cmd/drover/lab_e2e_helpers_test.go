@@ -94,6 +94,14 @@ func (s *streamed) wait() result {
 	return <-s.done
 }
 
+// killedOrDone reports whether a command sent SIGKILL right after it reported the transition to pt
+// ended as it should: killed (exit 137), or, when pt is the command's last transition (points'
+// last), possibly done already (exit 0): after the last transition is persisted the command only
+// releases its lock and exits, and a loaded machine can deliver the signal after that.
+func killedOrDone(r result, pt rollout.State, points []rollout.State) bool {
+	return r.code == 137 || (r.code == 0 && pt == points[len(points)-1])
+}
+
 func transitionTo(st rollout.State) func(rollout.Event) bool {
 	return func(e rollout.Event) bool { return e.Kind == "transition" && e.State == st }
 }

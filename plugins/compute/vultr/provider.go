@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/internal/keylock"
+	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 )
 
 var (
@@ -131,7 +132,7 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 			if s := status(resp); s >= 400 && s < 500 && s != 429 {
 				return compute.Instance{}, fmt.Errorf("vultr: Vultr refused to launch %q as %s in %s from snapshot %s (nothing was started): %w", spec.Name, p.cfg.Plan, p.cfg.Region, img.ID, err)
 			}
-			return compute.Instance{}, fmt.Errorf("vultr: launching %q: %w", spec.Name, ctxErr(ctx, err))
+			return compute.Instance{}, fmt.Errorf("vultr: launching %q: %w", spec.Name, vultrapi.CtxErr(ctx, err))
 		}
 		if found, err = p.byTag(ctx, tag); err != nil {
 			return compute.Instance{}, fmt.Errorf("vultr: looking up token %q after launching: %w", spec.Token, err)
@@ -160,8 +161,8 @@ func (p *Provider) keepOldest(ctx context.Context, ins []govultr.Instance) (govu
 		return ins[i].ID < ins[j].ID
 	})
 	for _, extra := range ins[1:] {
-		if err := p.c.Instance.Delete(ctx, extra.ID); err != nil && apiStatus(err) != 404 {
-			return govultr.Instance{}, fmt.Errorf("vultr: deleting %s, a second instance of one token: %w", extra.ID, ctxErr(ctx, err))
+		if err := p.c.Instance.Delete(ctx, extra.ID); err != nil && vultrapi.Status(err) != 404 {
+			return govultr.Instance{}, fmt.Errorf("vultr: deleting %s, a second instance of one token: %w", extra.ID, vultrapi.CtxErr(ctx, err))
 		}
 	}
 	return ins[0], nil
@@ -173,12 +174,12 @@ func (p *Provider) waitActive(ctx context.Context, id string) (compute.Instance,
 	for {
 		v, _, err := p.c.Instance.Get(ctx, id)
 		if err != nil {
-			return compute.Instance{}, fmt.Errorf("vultr: waiting for instance %s to be active: %w", id, ctxErr(ctx, err))
+			return compute.Instance{}, fmt.Errorf("vultr: waiting for instance %s to be active: %w", id, vultrapi.CtxErr(ctx, err))
 		}
 		if in := p.instance(*v); in.State == compute.Running && in.Address.IsValid() {
 			return in, nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := vultrapi.Sleep(ctx, wait); err != nil {
 			return compute.Instance{}, fmt.Errorf("vultr: waiting for instance %s to be active: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)
@@ -226,7 +227,7 @@ func (p *Provider) list(ctx context.Context, tag string) ([]govultr.Instance, er
 	for {
 		page, meta, _, err := p.c.Instance.List(ctx, opts)
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, vultrapi.CtxErr(ctx, err)
 		}
 		out = append(out, page...)
 		if meta == nil || meta.Links == nil || meta.Links.Next == "" {
@@ -242,14 +243,14 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 		return fmt.Errorf("vultr: %w", err)
 	}
 	v, _, err := p.c.Instance.Get(ctx, id)
-	if apiStatus(err) == 404 {
+	if vultrapi.Status(err) == 404 {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("vultr: terminating %s: %w", id, ctxErr(ctx, err))
+		return fmt.Errorf("vultr: terminating %s: %w", id, vultrapi.CtxErr(ctx, err))
 	}
-	if err := p.c.Instance.Delete(ctx, id); err != nil && apiStatus(err) != 404 {
-		return fmt.Errorf("vultr: terminating %s: %w", id, ctxErr(ctx, err))
+	if err := p.c.Instance.Delete(ctx, id); err != nil && vultrapi.Status(err) != 404 {
+		return fmt.Errorf("vultr: terminating %s: %w", id, vultrapi.CtxErr(ctx, err))
 	}
 	if tag := parseTags(v.Tags).token; tag != "" {
 		in := p.instance(*v)
@@ -283,12 +284,12 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	for {
 		v, _, err := p.c.Instance.Get(ctx, id)
 		if err != nil {
-			return fmt.Errorf("vultr: waiting for %s to stop: %w", id, ctxErr(ctx, err))
+			return fmt.Errorf("vultr: waiting for %s to stop: %w", id, vultrapi.CtxErr(ctx, err))
 		}
 		if v.PowerStatus == "stopped" {
 			return nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := vultrapi.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("vultr: waiting for %s to stop: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)
@@ -305,11 +306,11 @@ func (p *Provider) power(ctx context.Context, id, verb string, do func(context.C
 		return fmt.Errorf("vultr: %w", err)
 	}
 	err := do(ctx, id)
-	if apiStatus(err) == 404 {
+	if vultrapi.Status(err) == 404 {
 		return fmt.Errorf("vultr: %s %s: %w", verb, id, compute.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("vultr: %s %s: %w", verb, id, ctxErr(ctx, err))
+		return fmt.Errorf("vultr: %s %s: %w", verb, id, vultrapi.CtxErr(ctx, err))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/vultr/govultr/v3"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 )
 
 var _ compute.Publisher = (*Provider)(nil)
@@ -80,7 +81,7 @@ func (p *Provider) Publish(ctx context.Context, src compute.PublishSource, progr
 			progress(compute.PublishProgress{Phase: compute.PhaseUpload, Done: sent, Total: total})
 		})
 		if err != nil {
-			return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: uploading: %w", src.Identity, ctxErr(ctx, err))
+			return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: uploading: %w", src.Identity, vultrapi.CtxErr(ctx, err))
 		}
 		url, err := p.store.Presign(ctx, key, presignTTL)
 		if err != nil {
@@ -89,7 +90,7 @@ func (p *Provider) Publish(ctx context.Context, src compute.PublishSource, progr
 		progress(compute.PublishProgress{Phase: compute.PhaseImport})
 		_, _, err = p.c.Snapshot.CreateFromURL(ctx, &govultr.SnapshotURLReq{URL: url, Description: description(src.Identity), UEFI: govultr.BoolToBoolPtr(true)})
 		if err != nil {
-			return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: creating a snapshot from the uploaded disk: %w", src.Identity, ctxErr(ctx, err))
+			return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: creating a snapshot from the uploaded disk: %w", src.Identity, vultrapi.CtxErr(ctx, err))
 		}
 		if snaps, err = p.snapshotsOf(ctx, src.Identity); err != nil {
 			return compute.PublishedImage{}, err
@@ -112,7 +113,7 @@ func (p *Provider) Publish(ctx context.Context, src compute.PublishSource, progr
 		}
 	}
 	if err := p.store.Delete(ctx, key); err != nil {
-		return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: snapshot %s is complete, deleting its uploaded disk: %w", src.Identity, snap.ID, ctxErr(ctx, err))
+		return compute.PublishedImage{}, fmt.Errorf("vultr: publish %s: snapshot %s is complete, deleting its uploaded disk: %w", src.Identity, snap.ID, vultrapi.CtxErr(ctx, err))
 	}
 	return published(src.Identity, *snap), nil
 }
@@ -131,16 +132,16 @@ func (p *Provider) waitSnapshot(ctx context.Context, id string) (*govultr.Snapsh
 	wait := min(100*time.Millisecond, p.poll)
 	for {
 		s, _, err := p.c.Snapshot.Get(ctx, id)
-		if apiStatus(err) == 404 {
+		if vultrapi.Status(err) == 404 {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("vultr: waiting for snapshot %s: %w", id, ctxErr(ctx, err))
+			return nil, fmt.Errorf("vultr: waiting for snapshot %s: %w", id, vultrapi.CtxErr(ctx, err))
 		}
 		if s.Status == "complete" {
 			return s, nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := vultrapi.Sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("vultr: waiting for snapshot %s: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)
@@ -157,8 +158,8 @@ func (p *Provider) oldestSnapshot(ctx context.Context, snaps []govultr.Snapshot)
 		return snaps[i].ID < snaps[j].ID
 	})
 	for _, extra := range snaps[1:] {
-		if err := p.c.Snapshot.Delete(ctx, extra.ID); err != nil && apiStatus(err) != 404 {
-			return nil, fmt.Errorf("vultr: deleting snapshot %s, a second copy of one image: %w", extra.ID, ctxErr(ctx, err))
+		if err := p.c.Snapshot.Delete(ctx, extra.ID); err != nil && vultrapi.Status(err) != 404 {
+			return nil, fmt.Errorf("vultr: deleting snapshot %s, a second copy of one image: %w", extra.ID, vultrapi.CtxErr(ctx, err))
 		}
 	}
 	return &snaps[0], nil
@@ -197,8 +198,8 @@ func (p *Provider) Unpublish(ctx context.Context, ref compute.PublishedImage) er
 	}
 	var errs []error
 	if ref.ID != "" {
-		if err := p.c.Snapshot.Delete(ctx, ref.ID); err != nil && apiStatus(err) != 404 {
-			errs = append(errs, fmt.Errorf("deleting snapshot %s: %w", ref.ID, ctxErr(ctx, err)))
+		if err := p.c.Snapshot.Delete(ctx, ref.ID); err != nil && vultrapi.Status(err) != 404 {
+			errs = append(errs, fmt.Errorf("deleting snapshot %s: %w", ref.ID, vultrapi.CtxErr(ctx, err)))
 		}
 	}
 	if ref.Identity != "" {
@@ -207,13 +208,13 @@ func (p *Provider) Unpublish(ctx context.Context, ref compute.PublishedImage) er
 			return err
 		}
 		for _, s := range snaps {
-			if err := p.c.Snapshot.Delete(ctx, s.ID); err != nil && apiStatus(err) != 404 {
-				errs = append(errs, fmt.Errorf("deleting snapshot %s: %w", s.ID, ctxErr(ctx, err)))
+			if err := p.c.Snapshot.Delete(ctx, s.ID); err != nil && vultrapi.Status(err) != 404 {
+				errs = append(errs, fmt.Errorf("deleting snapshot %s: %w", s.ID, vultrapi.CtxErr(ctx, err)))
 			}
 		}
 		if p.store != nil {
 			if err := p.store.Delete(ctx, objectKey(ref.Identity)); err != nil {
-				errs = append(errs, fmt.Errorf("deleting the uploaded disk: %w", ctxErr(ctx, err)))
+				errs = append(errs, fmt.Errorf("deleting the uploaded disk: %w", vultrapi.CtxErr(ctx, err)))
 			}
 		}
 	}
@@ -231,7 +232,7 @@ func (p *Provider) snapshotsOf(ctx context.Context, identity string) ([]govultr.
 	for {
 		page, meta, _, err := p.c.Snapshot.List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("vultr: looking up the snapshots of %s: %w", identity, ctxErr(ctx, err))
+			return nil, fmt.Errorf("vultr: looking up the snapshots of %s: %w", identity, vultrapi.CtxErr(ctx, err))
 		}
 		for _, s := range page {
 			if s.Description == desc { // the filter is Vultr's; checking again keeps another image's out

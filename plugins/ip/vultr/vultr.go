@@ -2,7 +2,6 @@ package vultr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/internal/keylock"
+	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 	"github.com/drover-dev/drover/plugins/ip"
 )
 
@@ -94,19 +94,10 @@ func New(ctx context.Context, cfg *Config, on compute.Provider, opts ...Option) 
 	if url == "" {
 		url = DefaultAPIURL
 	}
-	hc := *o.client
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
+	c, err := vultrapi.NewClient(url, cfg.APIKey, o.client, o.retries, o.minWait)
+	if err != nil {
+		return nil, fmt.Errorf("vultr ip: %w", err)
 	}
-	hc.Transport = bearer{key: cfg.APIKey, next: base}
-	c := govultr.NewClient(&hc)
-	if err := c.SetBaseURL(url); err != nil {
-		return nil, fmt.Errorf("vultr ip: API URL %q: %w", url, err)
-	}
-	c.SetUserAgent("drover")
-	c.SetRetryLimit(o.retries)
-	c.SetRateLimit(o.minWait * 3 / 2)
 	p := &Provider{c: c, region: r.Region(), addr: cfg.addr(), poll: o.poll}
 	if _, err := p.lookup(ctx, p.addr); err != nil {
 		return nil, err
@@ -176,7 +167,7 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 		var detached time.Time
 		if old != "" {
 			if err := p.c.ReservedIP.Detach(ctx, rip.ID); err != nil && !notAttached(err) {
-				return fmt.Errorf("vultr ip: detaching %v from %s: %w", addr, old, ctxErr(ctx, err))
+				return fmt.Errorf("vultr ip: detaching %v from %s: %w", addr, old, vultrapi.CtxErr(ctx, err))
 			}
 			detached = time.Now()
 		}
@@ -191,7 +182,7 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 			return p.waitHolder(ctx, addr, instanceID)
 		case alreadyAttached(err):
 			continue // another process attached it meanwhile: detach again
-		case apiStatus(err) == http.StatusNotFound:
+		case vultrapi.Status(err) == http.StatusNotFound:
 			err = fmt.Errorf("%w (%v)", ip.ErrUnknownInstance, err)
 		}
 		where := "attached to no instance"
@@ -200,7 +191,7 @@ func (p *Provider) Assign(ctx context.Context, addr netip.Addr, instanceID strin
 				where = "attached back to " + old
 			}
 		}
-		return fmt.Errorf("vultr ip: attaching %v to %s (%s now): %w", addr, instanceID, where, ctxErr(ctx, err))
+		return fmt.Errorf("vultr ip: attaching %v to %s (%s now): %w", addr, instanceID, where, vultrapi.CtxErr(ctx, err))
 	}
 	return fmt.Errorf("vultr ip: assign %v to %s: another client kept attaching it elsewhere (%d tries)", addr, instanceID, attempts)
 }
@@ -216,7 +207,7 @@ func (p *Provider) waitHolder(ctx context.Context, addr netip.Addr, id string) e
 		if rip.InstanceID == id {
 			return nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := vultrapi.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("vultr ip: waiting for %v to show on %s: %w", addr, id, err)
 		}
 		wait = min(2*wait, p.poll)
@@ -235,7 +226,7 @@ func (p *Provider) lookup(ctx context.Context, addr netip.Addr) (govultr.Reserve
 	for {
 		rips, meta, _, err := p.c.ReservedIP.List(ctx, opts)
 		if err != nil {
-			return govultr.ReservedIP{}, fmt.Errorf("vultr ip: looking up %v: %w", addr, ctxErr(ctx, err))
+			return govultr.ReservedIP{}, fmt.Errorf("vultr ip: looking up %v: %w", addr, vultrapi.CtxErr(ctx, err))
 		}
 		for _, r := range rips {
 			if r.Subnet == addr.String() && r.Region == p.region {
@@ -252,68 +243,21 @@ func (p *Provider) lookup(ctx context.Context, addr netip.Addr) (govultr.Reserve
 // alive reports whether the instance exists.
 func (p *Provider) alive(ctx context.Context, id string) (bool, error) {
 	_, _, err := p.c.Instance.Get(ctx, id)
-	if s := apiStatus(err); s == http.StatusNotFound || s == http.StatusBadRequest {
+	if s := vultrapi.Status(err); s == http.StatusNotFound || s == http.StatusBadRequest {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("looking up instance %s: %w", id, ctxErr(ctx, err))
+		return false, fmt.Errorf("looking up instance %s: %w", id, vultrapi.CtxErr(ctx, err))
 	}
 	return true, nil
 }
 
-// bearer adds the API key to every request.
-type bearer struct {
-	key  string
-	next http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.key)
-	return b.next.RoundTrip(r)
-}
-
-// apiError is Vultr's error answer, which govultr hands back as an error holding the body.
-func apiError(err error) (status int, msg string) {
-	if err == nil {
-		return 0, ""
-	}
-	var body struct {
-		Error  string `json:"error"`
-		Status int    `json:"status"`
-	}
-	if json.Unmarshal([]byte(err.Error()), &body) != nil {
-		return 0, ""
-	}
-	return body.Status, body.Error
-}
-
-func apiStatus(err error) int { s, _ := apiError(err); return s }
-
 func alreadyAttached(err error) bool {
-	s, msg := apiError(err)
+	s, msg := vultrapi.Error(err)
 	return s == http.StatusBadRequest && strings.Contains(strings.ToLower(msg), "already attached")
 }
 
 func notAttached(err error) bool {
-	s, msg := apiError(err)
+	s, msg := vultrapi.Error(err)
 	return s == http.StatusBadRequest && strings.Contains(strings.ToLower(msg), "not attached")
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%v)", cerr, err)
-	}
-	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

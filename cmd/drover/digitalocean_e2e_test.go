@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -260,31 +259,9 @@ ip "digitalocean" "rip" {
 
 	t.Run("drover killed with SIGKILL right after each transition converges when run again", func(t *testing.T) {
 		page(t, "3")
-		chain := []struct {
-			cmd    string
-			points []rollout.State
-		}{
-			{"start", []rollout.State{rollout.Planned, rollout.Booting, rollout.Checking, rollout.Ready}},
-			{"promote", []rollout.State{rollout.CuttingOver, rollout.Draining, rollout.Promoted}},
-			{"rollback", []rollout.State{rollout.RolledBack}},
-		}
-		for _, c := range chain {
-			for _, pt := range c.points {
-				s := stream(t, "rollout", c.cmd, "web")
-				if _, ok := s.until(transitionTo(pt)); !ok {
-					t.Fatalf("%s ended before %s: %+v", c.cmd, pt, s.wait())
-				}
-				_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
-				if r := s.wait(); !killedOrDone(r, pt, c.points) {
-					t.Errorf("%s killed after %s: exit %d, want 137 (or 0 after its last transition)", c.cmd, pt, r.code)
-				}
-			}
-			r := drover(t, "rollout", c.cmd, "web")
-			if r.code != 0 {
-				t.Errorf("%s rerun after the kills: exit %d\n%s", c.cmd, r.code, r.stderr)
-			}
-			row("%-8s killed after each of %v, rerun: exit %d in %s; %s", c.cmd, c.points, r.code, r.elapsed.Round(time.Millisecond), accounted(t))
-		}
+		killAfterEachTransition(t, stream, drover, func(cmd string, points []rollout.State, r result) {
+			row("%-8s killed after each of %v, rerun: exit %d in %s; %s", cmd, points, r.code, r.elapsed.Round(time.Millisecond), accounted(t))
+		})
 		serves(t, "web on digitalocean 1")
 	})
 

@@ -94,6 +94,42 @@ func (s *streamed) wait() result {
 	return <-s.done
 }
 
+// killChain is what the cloud tests kill drover in: each rollout command, SIGKILLed right after
+// each of its transitions in turn.
+var killChain = []struct {
+	cmd    string
+	points []rollout.State
+}{
+	{"start", []rollout.State{rollout.Planned, rollout.Booting, rollout.Checking, rollout.Ready}},
+	{"promote", []rollout.State{rollout.CuttingOver, rollout.Draining, rollout.Promoted}},
+	{"rollback", []rollout.State{rollout.RolledBack}},
+}
+
+// killAfterEachTransition runs each command of killChain on the role web through stream, SIGKILLing
+// drover right after each of its transitions, then once more through run to the end, which must
+// exit 0; report is given each command's rerun.
+func killAfterEachTransition(t *testing.T, stream func(*testing.T, ...string) *streamed, run func(*testing.T, ...string) result,
+	report func(cmd string, points []rollout.State, rerun result)) {
+	t.Helper()
+	for _, c := range killChain {
+		for _, pt := range c.points {
+			s := stream(t, "rollout", c.cmd, "web")
+			if _, ok := s.until(transitionTo(pt)); !ok {
+				t.Fatalf("%s ended before %s: %+v", c.cmd, pt, s.wait())
+			}
+			_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+			if r := s.wait(); !killedOrDone(r, pt, c.points) {
+				t.Errorf("%s killed after %s: exit %d, want 137 (or 0 after its last transition)", c.cmd, pt, r.code)
+			}
+		}
+		r := run(t, "rollout", c.cmd, "web")
+		if r.code != 0 {
+			t.Errorf("%s rerun after the kills: exit %d\n%s", c.cmd, r.code, r.stderr)
+		}
+		report(c.cmd, c.points, r)
+	}
+}
+
 // killedOrDone reports whether a command sent SIGKILL right after it reported the transition to pt
 // ended as it should: killed (exit 137), or, when pt is the command's last transition (points'
 // last), possibly done already (exit 0): after the last transition is persisted the command only

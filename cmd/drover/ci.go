@@ -251,10 +251,11 @@ func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run [
 	defer progress.Close()
 	outcomes := make([]buildOutcome, len(todo))
 	sem := make(chan struct{}, c.Int("jobs"))
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for i, cr := range todo {
+		wg.Add(1)
 		go func() {
-			defer func() { done <- struct{}{} }()
+			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			values := func(ctx context.Context) ([]secrets.Secret, error) {
@@ -264,9 +265,7 @@ func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run [
 			a.reportOutcome(progress, outcomes[i])
 		}()
 	}
-	for range todo {
-		<-done
-	}
+	wg.Wait()
 	for i, cr := range todo {
 		switch o := outcomes[i]; {
 		case o.err != nil:

@@ -72,8 +72,37 @@ func droverExec(t *testing.T, env []string, args ...string) result {
 	} else if err != nil {
 		t.Fatalf("drover %v: %v", args, err)
 	}
-	t.Logf("drover %s: exit %d in %s\n%s%s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
+	t.Logf("drover %s: exit %d in %s\n%s%s", strings.Join(args, " "), r.code, r.elapsed.Round(time.Millisecond), r.stdout, compactHealth(r.stderr))
 	return r
+}
+
+// compactHealth shortens each run of more than four consecutive failed health-check lines to its
+// first two, a count and its last: a rollout waiting minutes for a boot prints hundreds, which
+// would bury the lines around them (and CI keeps only a log's head and tail).
+func compactHealth(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	failed := func(l string) bool { return strings.Contains(l, ": health: ") && !strings.Contains(l, "healthy") }
+	var b strings.Builder
+	for i := 0; i < len(lines); {
+		j := i
+		for j < len(lines) && failed(lines[j]) {
+			j++
+		}
+		if n := j - i; n > 4 {
+			b.WriteString(lines[i] + lines[i+1])
+			fmt.Fprintf(&b, "        … %d more failed health checks like these …\n", n-3)
+			b.WriteString(lines[j-1])
+			i = j
+			continue
+		}
+		if j == i {
+			j++
+		}
+		for ; i < j; i++ {
+			b.WriteString(lines[i])
+		}
+	}
+	return b.String()
 }
 
 func maxRSSOf(cmd *exec.Cmd) int64 {

@@ -1,0 +1,115 @@
+// Package failsummary reads the text output of go test and tells, for each failed test, what it
+// said last. CI keeps only the head and the tail of a long log: a failure's message, printed at the
+// end of a test's block behind hundreds of lines of progress, falls in the part that is cut. The
+// summary goes at the very end of the output, where it is kept.
+package failsummary
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// Failure is one failed test and the last things it logged (its t.Fatal among them).
+type Failure struct {
+	Test    string   // "TestE2EDBHandoff" or "TestX/sub"
+	Package string   // the package's FAIL line, when the output has it
+	Last    []string // the test's last log entries, oldest first, each possibly several lines
+}
+
+var (
+	failLine = regexp.MustCompile(`^\s*--- FAIL: (\S+)`)
+	// A log entry begins with the file and line of the t.Log call, indented once per level.
+	entryLine = regexp.MustCompile(`^(\s+)[\w.-]+\.go:\d+: `)
+	// A block ends at the next test's header, a package's result or go test's own lines.
+	endLine  = regexp.MustCompile(`^(\s*--- (FAIL|PASS|SKIP): |=== |ok\s|FAIL\s|FAIL$|PASS$|\?\s)`)
+	pkgFail  = regexp.MustCompile(`^FAIL\s+(\S+)`)
+	maxLines = 12
+)
+
+// Read returns the failures in r, each with up to entries of its last log entries, every entry
+// cut to its first lines. Subtests that failed are reported on their own as well as their parent.
+func Read(r io.Reader, entries int) ([]Failure, error) {
+	var (
+		out     []Failure
+		cur     = -1 // index in out of the test whose block is being read
+		current []string // the entry being read
+		pending []int    // failures waiting for their package's FAIL line
+	)
+	flush := func() {
+		if cur >= 0 && current != nil {
+			f := &out[cur]
+			f.Last = append(f.Last, strings.Join(current, "\n"))
+			if len(f.Last) > entries {
+				f.Last = f.Last[len(f.Last)-entries:]
+			}
+		}
+		current = nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := failLine.FindStringSubmatch(line); m != nil {
+			flush()
+			out = append(out, Failure{Test: m[1]})
+			cur = len(out) - 1
+			pending = append(pending, cur)
+			continue
+		}
+		if m := pkgFail.FindStringSubmatch(line); m != nil {
+			for _, i := range pending {
+				out[i].Package = m[1]
+			}
+			pending = nil
+		}
+		if endLine.MatchString(line) {
+			flush()
+			cur = -1
+			continue
+		}
+		if cur < 0 {
+			continue
+		}
+		if entryLine.MatchString(line) {
+			flush()
+			current = []string{strings.TrimSpace(line)}
+			continue
+		}
+		if current != nil {
+			switch {
+			case len(current) < maxLines:
+				current = append(current, strings.TrimRight(line, " "))
+			case len(current) == maxLines:
+				current = append(current, "\t…")
+			}
+		}
+	}
+	flush()
+	return out, sc.Err()
+}
+
+// Write prints failures as a summary for people: each test, its package, its last entries.
+func Write(w io.Writer, failures []Failure) {
+	if len(failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n=== what the %d failed test(s) said last\n", len(failures))
+	for _, f := range failures {
+		pkg := ""
+		if f.Package != "" {
+			pkg = " (" + f.Package + ")"
+		}
+		fmt.Fprintf(w, "\n--- %s%s\n", f.Test, pkg)
+		if len(f.Last) == 0 {
+			fmt.Fprintln(w, "    (it logged nothing)")
+		}
+		for _, e := range f.Last {
+			for _, l := range strings.Split(e, "\n") {
+				fmt.Fprintln(w, "    "+strings.TrimLeft(l, " \t"))
+			}
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package health
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -12,8 +14,11 @@ import (
 	"github.com/drover-dev/drover/fleet"
 )
 
-// sslRequestCode is the PostgreSQL protocol's SSLRequest code (1234 << 16 | 5679).
-const sslRequestCode = 80877103
+// protocolVersion is the PostgreSQL frontend/backend protocol 3.0 (3 << 16).
+const protocolVersion = 196608
+
+// cannotConnectNow is the SQLSTATE of a server that is starting up, in recovery or shutting down.
+const cannotConnectNow = "57P03"
 
 // dialTCP connects to target with ctx's deadline (5 s without one) on the connection, for checks
 // that speak a protocol over it.
@@ -30,10 +35,14 @@ func dialTCP(ctx context.Context, d Dialer, target netip.AddrPort) (net.Conn, er
 	return c, nil
 }
 
-// newPostgres makes a postgres check: the server speaks the PostgreSQL protocol. It sends an
-// SSLRequest, the one message a server answers before authentication, and wants the one-byte answer
-// 'S' or 'N'. A port that merely accepts connections (a proxy with no backend, a server still
-// starting that closes them) fails, which a tcp check would not catch; no credentials are needed.
+// newPostgres makes a postgres check: the server accepts connections, as pg_isready decides it. It
+// sends a StartupMessage (user and database "postgres", no TLS) and reads the answer: an
+// authentication request, or an error other than 57P03, means the server is up and taking
+// connections (a wrong user or a pg_hba.conf refusal is about who asks, not whether it is up); the
+// error 57P03 means it is starting up, recovering after a crash or shutting down, and fails the
+// check. No credentials are needed and none are sent. A port that merely accepts connections, or
+// a server that answers the SSLRequest handshake but is still replaying its WAL, fails, which a
+// tcp check would not catch.
 func newPostgres(_ fleet.HealthCheck, d Dialer) (Prober, error) {
 	return ProberFunc(func(ctx context.Context, target netip.AddrPort) error {
 		c, err := dialTCP(ctx, d, target)
@@ -41,23 +50,72 @@ func newPostgres(_ fleet.HealthCheck, d Dialer) (Prober, error) {
 			return err
 		}
 		defer c.Close()
-		var req [8]byte
-		binary.BigEndian.PutUint32(req[0:4], 8)
-		binary.BigEndian.PutUint32(req[4:8], sslRequestCode)
-		if _, err := c.Write(req[:]); err != nil {
-			return fmt.Errorf("postgres handshake: %w", err)
+		params := "user\x00postgres\x00database\x00postgres\x00application_name\x00drover-health\x00\x00"
+		msg := binary.BigEndian.AppendUint32(nil, uint32(8+len(params)))
+		msg = binary.BigEndian.AppendUint32(msg, protocolVersion)
+		if _, err := c.Write(append(msg, params...)); err != nil {
+			return fmt.Errorf("postgres startup: %w", err)
 		}
-		var answer [1]byte
-		if _, err := io.ReadFull(c, answer[:]); err != nil {
-			return fmt.Errorf("postgres handshake: no answer to SSLRequest: %w", err)
+		r := bufio.NewReader(c)
+		for range 4 {
+			kind, body, err := readPostgresMessage(r)
+			if err != nil {
+				return fmt.Errorf("postgres startup: no answer to the startup message: %w", err)
+			}
+			switch kind {
+			case 'R': // an authentication request: the server took the connection
+				_, _ = c.Write([]byte{'X', 0, 0, 0, 4})
+				return nil
+			case 'E':
+				code, text := postgresError(body)
+				if code == cannotConnectNow {
+					return fmt.Errorf("postgres startup: not accepting connections yet: %s (SQLSTATE %s)", text, code)
+				}
+				return nil
+			case 'v', 'N': // NegotiateProtocolVersion or a notice: the answer follows
+				continue
+			default:
+				return fmt.Errorf("postgres startup: answer %q is not the PostgreSQL protocol", kind)
+			}
 		}
-		switch answer[0] {
-		case 'S', 'N':
-			return nil
-		case 'E':
-			return fmt.Errorf("postgres handshake: the server answered with an error (too many connections, or starting up)")
-		default:
-			return fmt.Errorf("postgres handshake: answer %q is not the PostgreSQL protocol", answer[0])
-		}
+		return fmt.Errorf("postgres startup: no authentication request or error in the first 4 messages")
 	}), nil
+}
+
+// readPostgresMessage reads one backend message: its type byte and body. A length that no startup
+// answer has (over 64 KiB) is refused, so that a stranger on the port cannot make it read forever.
+func readPostgresMessage(r *bufio.Reader) (byte, []byte, error) {
+	var head [5]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(head[1:])
+	if n < 4 || n > 64<<10 {
+		return head[0], nil, fmt.Errorf("message %q of length %d is not the PostgreSQL protocol", head[0], n)
+	}
+	body := make([]byte, n-4)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return head[0], body, nil
+}
+
+// postgresError returns an ErrorResponse's SQLSTATE (field C) and message (field M).
+func postgresError(body []byte) (code, text string) {
+	for len(body) > 1 && body[0] != 0 {
+		field := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			break
+		}
+		value := string(body[1 : 1+end])
+		switch field {
+		case 'C':
+			code = value
+		case 'M':
+			text = value
+		}
+		body = body[2+end:]
+	}
+	return code, text
 }

@@ -34,6 +34,9 @@ type blockDevices interface {
 	Mount(ctx context.Context, dev, dir, fsType string) error
 	// Chown gives dir to owner ("user" or "user:group", names resolved on the system).
 	Chown(ctx context.Context, dir, owner string) error
+	// Rescan asks the kernel to look for devices on its buses again, for a hot-plugged disk whose
+	// event it missed (one that came while it was still booting). Harmless when nothing is new.
+	Rescan() error
 }
 
 // volumeWait is how long mounting waits for a device and how often it looks and says so.
@@ -136,6 +139,13 @@ func (b *boot) waitForDevice(ctx context.Context, dev blockDevices, v bootdata.V
 			return fmt.Errorf("%s did not appear within %s (is the volume attached to this instance?)", v.GuestPath, b.volWait.Limit)
 		}
 		if lastSaid.IsZero() || b.c.Now().Sub(lastSaid) >= b.volWait.Say {
+			if !lastSaid.IsZero() {
+				// A device attached while the kernel was starting can be on the bus with its
+				// hot-plug event lost; a rescan finds it. Failing that is only a lost shortcut.
+				if err := dev.Rescan(); err != nil {
+					b.say(b.c.Stdout, "volume %s: rescanning the PCI bus: %v", v.Name, err)
+				}
+			}
 			lastSaid = b.c.Now()
 			b.st.State, b.st.Waiting, b.st.Time = "waiting", "volume "+v.Name+" at "+v.GuestPath, lastSaid.UTC()
 			if err := b.writeStatus(); err != nil {

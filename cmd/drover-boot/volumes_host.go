@@ -33,6 +33,12 @@ func (hostDevices) Exists(dev string) (bool, error) {
 	return false, fmt.Errorf("looking for %s: %w", dev, err)
 }
 
+// Rescan writes 1 to /sys/bus/pci/rescan, as an administrator would after a hot-plug the kernel
+// did not notice.
+func (hostDevices) Rescan() error {
+	return os.WriteFile("/sys/bus/pci/rescan", []byte("1"), 0o200)
+}
+
 // Probe runs blkid's low-level probe (no cache): exit status 2 means it found nothing.
 func (hostDevices) Probe(ctx context.Context, dev string) (string, error) {
 	out, err := command(ctx, "blkid", "-p", "-o", "export", dev)

@@ -24,6 +24,9 @@ type fakeDevices struct {
 	fsType      string
 	probeErr    error
 	mountedFrom string
+	rescans     int
+	// onRescan makes the device appear at the first rescan: a hot-plug event the kernel missed.
+	onRescan bool
 }
 
 func (f *fakeDevices) record(format string, args ...any) {
@@ -36,7 +39,14 @@ func (f *fakeDevices) Exists(dev string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.looks++
-	return f.looks > f.appearAfter, nil
+	return f.looks > f.appearAfter || (f.onRescan && f.rescans > 0), nil
+}
+
+func (f *fakeDevices) Rescan() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rescans++
+	return nil
 }
 
 func (f *fakeDevices) Probe(_ context.Context, dev string) (string, error) {
@@ -203,6 +213,25 @@ func TestVolumeThatNeverAppearsFails(t *testing.T) {
 	}
 	if strings.Count(m.stdout.String(), "waiting for volume pgdata") < 2 {
 		t.Errorf("want a waiting line every few (here 5) milliseconds: %q", m.stdout.String())
+	}
+	if devices.rescans == 0 {
+		t.Error("no rescan of the bus while waiting")
+	}
+}
+
+// A disk hot-plugged while the kernel was still starting can be on the bus with its event lost:
+// the rescan drover-boot asks for at its second waiting line finds it.
+func TestVolumeWhoseHotPlugWasMissedIsFoundByARescan(t *testing.T) {
+	devices := &fakeDevices{appearAfter: 1 << 30, onRescan: true}
+	m := volumeMachine(t, devices, pgVolume())
+	if code := m.run(); code != exitOK {
+		t.Fatalf("exit %d: %s", code, m.stderr.String())
+	}
+	if devices.rescans != 1 {
+		t.Errorf("%d rescans, want 1 (the device came at the first)", devices.rescans)
+	}
+	if !slices.Contains(devices.recorded(), "probe "+pgDevice) {
+		t.Errorf("calls %q: the device found by the rescan was not used", devices.recorded())
 	}
 }
 

@@ -16,6 +16,10 @@ import (
 // the device.
 const unplugPoll = 100 * time.Millisecond
 
+// unplugRepeat is how long DetachVolume waits for the guest before it asks
+// again (device_del once more).
+const unplugRepeat = 5 * time.Second
+
 // undoTimeout bounds taking a volume out again after a failed attach.
 const undoTimeout = 30 * time.Second
 
@@ -150,10 +154,18 @@ func (p *Provider) unplug(ctx context.Context, v *volumeRecord) error {
 		return err
 	}
 	if block.Device {
-		if _, err := m.exec(ctx, "device_del", map[string]string{"id": v.ID}); err != nil && !strings.Contains(err.Error(), "DeviceNotFound") {
-			return fmt.Errorf("qemu: detaching volume %s from %s: %w", v.ID, v.Holder, err)
-		}
+		// The guest releases the device when its ACPI hot-plug handler runs. One busy with an
+		// earlier event, or still starting, can let a request pass: asking again every
+		// unplugRepeat, as libvirt's users do, makes that a delay instead of a hang.
+		asked := time.Time{}
 		for block.Device {
+			if time.Since(asked) >= unplugRepeat {
+				if _, err := m.exec(ctx, "device_del", map[string]string{"id": v.ID}); err != nil &&
+					!strings.Contains(err.Error(), "DeviceNotFound") && !strings.Contains(err.Error(), "in the process of unplug") {
+					return fmt.Errorf("qemu: detaching volume %s from %s: %w", v.ID, v.Holder, err)
+				}
+				asked = time.Now()
+			}
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("qemu: detaching volume %s from %s: the guest has not released the device: %w", v.ID, v.Holder, context.Cause(ctx))

@@ -3,9 +3,11 @@
 package qemu
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,4 +92,45 @@ func TestE2EVolumeAttachAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestE2EVolumeDetachAsksAgain: a guest that does not release the device (here one with no OS,
+// so no ACPI handler) is asked again every unplugRepeat, and qemu takes the repeated device_del;
+// DetachVolume ends only with ctx, saying the guest has not released it, and the record keeps
+// the holder.
+func TestE2EVolumeDetachAsksAgain(t *testing.T) {
+	blank := filepath.Join(t.TempDir(), "blank.raw")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newTest(t, func(c *Config) { c.Firmware, c.Memory, c.Accel, c.Network = "bios", 128, "tcg", "127.0.16.0/24" })
+	ctx := t.Context()
+	in, err := p.Launch(ctx, compute.Spec{Token: "asks-again", Image: compute.Image{Identity: "blank", Path: blank}, Ports: []int{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if r, err := p.record(in.ID); err == nil && r.PID > 0 && running(r.PID, p.instanceDir(in.ID)) {
+			syscall.Kill(r.PID, syscall.SIGKILL)
+		}
+	})
+	v, err := p.CreateVolume(ctx, compute.VolumeSpec{Token: "asks-again-vol", SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AttachVolume(ctx, v.ID, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*unplugRepeat+2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = p.DetachVolume(dctx, v.ID)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "has not released the device") || took < 2*unplugRepeat {
+		t.Fatalf("DetachVolume from a guest that never releases: %v after %s; want it to ask %d times and end with its context", err, took.Round(time.Millisecond), 3)
+	}
+	if vs, err := p.Volumes(ctx, nil); err != nil || len(vs) != 1 || vs[0].AttachedTo != in.ID {
+		t.Fatalf("after the failed detach: %+v, %v; want the volume still held by %s", vs, err, in.ID)
+	}
+	t.Logf("DetachVolume gave up after %s: %v", took.Round(time.Millisecond), err)
 }

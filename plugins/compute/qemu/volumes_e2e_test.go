@@ -93,9 +93,11 @@ func readMarker(ctx context.Context, path string, n int) ([]byte, error) {
 	return b[:n], nil
 }
 
-// virtioDisk is the kernel's line for a virtio disk it found, such as
-// "virtio_blk virtio3: [vdb] 2097152 512-byte logical blocks".
-var virtioDisk = regexp.MustCompile(`virtio_blk (virtio\d+): \[(vd[b-z])\] (\d+) 512-byte logical blocks`)
+// virtioDisk is the start of the kernel's line for a virtio disk it found,
+// such as "virtio_blk virtio3: [vdb] 2097152 512-byte logical blocks". Only
+// the start: what systemd or getty writes to the same serial console can
+// land in the middle of a kernel line.
+var virtioDisk = regexp.MustCompile(`virtio_blk virtio\d+: \[vd[b-z]\]`)
 
 // TestE2EVolumeMove boots two lab VMs, moves one volume from the first to
 // the second and checks, through QMP of both VMs after every step, that at
@@ -233,8 +235,12 @@ func waitConsole(t *testing.T, ctx context.Context, console string, offset int) 
 	for {
 		b, _ := os.ReadFile(console)
 		if len(b) > offset {
-			if m := virtioDisk.Find(b[offset:]); m != nil {
-				return string(bytes.TrimSpace(m))
+			if loc := virtioDisk.FindIndex(b[offset:]); loc != nil {
+				line := b[offset+loc[0]:]
+				if end := bytes.IndexByte(line, '\n'); end >= 0 {
+					line = line[:end]
+				}
+				return string(bytes.TrimSpace(line))
 			}
 		}
 		select {

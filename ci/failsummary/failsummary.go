@@ -34,7 +34,7 @@ var (
 func Read(r io.Reader, entries int) ([]Failure, error) {
 	var (
 		out     []Failure
-		cur     = -1 // index in out of the test whose block is being read
+		cur     = -1     // index in out of the test whose block is being read
 		current []string // the entry being read
 		pending []int    // failures waiting for their package's FAIL line
 	)

@@ -22,21 +22,7 @@ func TestPostgresRefusesPortsThatAreNotPostgres(t *testing.T) {
 	ok.Store(true)
 	httpPort := server(t, false, &ok)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	closing := netip.MustParseAddrPort(ln.Addr().String())
+	closing := listen(t, func(c net.Conn) { c.Close() })
 
 	for _, tc := range []struct {
 		name   string
@@ -56,9 +42,9 @@ func TestPostgresRefusesPortsThatAreNotPostgres(t *testing.T) {
 	}
 }
 
-// backend answers every connection's StartupMessage with answer, after checking the message is
-// protocol 3.0 asking for user postgres, as PostgreSQL's postmaster reads it.
-func backend(t *testing.T, answer []byte) netip.AddrPort {
+// listen serves each connection to a loopback port with handle, in a goroutine of its own, until
+// the test ends.
+func listen(t *testing.T, handle func(net.Conn)) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,26 +57,32 @@ func backend(t *testing.T, answer []byte) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var head [8]byte
-				if _, err := io.ReadFull(c, head[:]); err != nil {
-					return
-				}
-				body := make([]byte, binary.BigEndian.Uint32(head[:4])-8)
-				if _, err := io.ReadFull(c, body); err != nil {
-					return
-				}
-				if binary.BigEndian.Uint32(head[4:]) != 196608 || !strings.Contains(string(body), "user\x00postgres\x00") {
-					c.Write([]byte("not a startup message"))
-					return
-				}
-				c.Write(answer)
-				io.Copy(io.Discard, c)
-			}()
+			go handle(c)
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// backend answers every connection's StartupMessage with answer, after checking the message is
+// protocol 3.0 asking for user postgres, as PostgreSQL's postmaster reads it.
+func backend(t *testing.T, answer []byte) netip.AddrPort {
+	return listen(t, func(c net.Conn) {
+		defer c.Close()
+		var head [8]byte
+		if _, err := io.ReadFull(c, head[:]); err != nil {
+			return
+		}
+		body := make([]byte, binary.BigEndian.Uint32(head[:4])-8)
+		if _, err := io.ReadFull(c, body); err != nil {
+			return
+		}
+		if binary.BigEndian.Uint32(head[4:]) != 196608 || !strings.Contains(string(body), "user\x00postgres\x00") {
+			c.Write([]byte("not a startup message"))
+			return
+		}
+		c.Write(answer)
+		io.Copy(io.Discard, c)
+	})
 }
 
 // message is a backend message: its type, length and body.

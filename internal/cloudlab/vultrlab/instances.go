@@ -261,6 +261,7 @@ func (c *Cloud) deleteInstance(r *http.Request) (int, any) {
 			rip.setTarget("", netip.Addr{})
 		}
 	}
+	c.detachBlocksOf(in.ID) // and its block storage
 	m, dir := in.machine, in.dir
 	in.machine = nil
 	c.mu.Unlock()

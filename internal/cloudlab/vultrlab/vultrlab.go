@@ -1,6 +1,6 @@
 // Package vultrlab is a fake of the Vultr API v2, as github.com/vultr/govultr/v3 uses it, for tests:
-// instances (create, get, list by tag, delete, halt, start), snapshots made from a URL, and reserved
-// IPs (create, list, attach, detach, delete), written from Vultr's API reference
+// instances (create, get, list by tag, delete, halt, start), snapshots made from a URL, reserved
+// IPs (create, list, attach, detach, delete) and block storage with its snapshots (blockstorage.go), written from Vultr's API reference
 // (https://www.vultr.com/api/) and govultr's request and response types.
 //
 // What it keeps to: every request needs "Authorization: Bearer <key>" (401 otherwise); bodies and
@@ -73,6 +73,8 @@ type Cloud struct {
 	instances   map[string]*instance
 	snapshots   map[string]*snapshot
 	rips        map[string]*reservedIP
+	blocks      map[string]*block
+	blockSnaps  map[string]*blockSnapshot
 	faults      []*queuedFault
 	refuse      []string          // reasons of the next instance creations to refuse
 	failSnaps   []string          // reasons of the next snapshot downloads to fail
@@ -107,6 +109,7 @@ func New(t testing.TB, opts Options) *Cloud {
 	c := &Cloud{
 		t: t, opts: opts, nextAddr: opts.AddressRange.Masked().Addr().Next(),
 		instances: map[string]*instance{}, snapshots: map[string]*snapshot{}, rips: map[string]*reservedIP{},
+		blocks: map[string]*block{}, blockSnaps: map[string]*blockSnapshot{},
 	}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.srv = httptest.NewServer(c.routes())
@@ -203,6 +206,17 @@ func (c *Cloud) routes() http.Handler {
 	handle("DELETE /v2/reserved-ips/{id}", c.deleteReservedIP)
 	handle("POST /v2/reserved-ips/{id}/attach", c.attachReservedIP)
 	handle("POST /v2/reserved-ips/{id}/detach", c.detachReservedIP)
+	handle("POST /v2/blocks", c.createBlock)
+	handle("GET /v2/blocks", c.listBlocks)
+	handle("GET /v2/blocks/{id}", c.getBlock)
+	handle("PATCH /v2/blocks/{id}", c.updateBlock)
+	handle("DELETE /v2/blocks/{id}", c.deleteBlock)
+	handle("POST /v2/blocks/{id}/attach", c.attachBlock)
+	handle("POST /v2/blocks/{id}/detach", c.detachBlock)
+	handle("POST /v2/blocks/snapshots", c.createBlockSnapshot)
+	handle("GET /v2/blocks/snapshots", c.listBlockSnapshots)
+	handle("GET /v2/blocks/snapshots/{id}", c.getBlockSnapshot)
+	handle("DELETE /v2/blocks/snapshots/{id}", c.deleteBlockSnapshot)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)

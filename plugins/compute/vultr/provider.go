@@ -44,6 +44,7 @@ type Provider struct {
 
 	launching  keylock.Locks[string]
 	publishing keylock.Locks[string] // by image identity
+	volumes    keylock.Locks[string] // by block ID, and by "token:" and a CreateVolume token
 
 	mu   sync.Mutex
 	gone map[string]goneInstance // token tag -> an instance Terminate destroyed

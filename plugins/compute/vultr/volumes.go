@@ -70,7 +70,12 @@ func parseBlockLabel(label string) parsedLabel {
 	return p
 }
 
-// CreateVolume implements compute.Volumes: a blank block in the provider's region.
+// CreateVolume implements compute.Volumes: a blank block in the provider's region, idempotent by
+// spec.Token. Calls of one token are serialized within the process. A create whose answer is lost
+// (ctx ended, the process killed) leaves a block labelled with the token, which a retry adopts.
+// Two processes racing one token within a second of each other may both create; the second to
+// list deletes the loser, which the other may already have returned: its next call on that ID
+// finds ErrNotFound, and CreateVolume of the token again returns the winner.
 func (p *Provider) CreateVolume(ctx context.Context, spec compute.VolumeSpec) (compute.Volume, error) {
 	if err := spec.Validate(false); err != nil {
 		return compute.Volume{}, err

@@ -56,6 +56,9 @@ type procNode struct {
 func newRaftProcs(t *testing.T, bin, seal, transit, key, initScript string) *raftProcs {
 	p := &raftProcs{t: t, bin: bin, seal: seal, transit: transit, key: key, init_: initScript, dir: t.TempDir(), byToken: map[string]*procNode{}}
 	t.Cleanup(func() {
+		if t.Failed() {
+			p.logNodes()
+		}
 		p.mu.Lock()
 		nodes := make([]*procNode, 0, len(p.byToken))
 		for _, n := range p.byToken {
@@ -67,6 +70,23 @@ func newRaftProcs(t *testing.T, bin, seal, transit, key, initScript string) *raf
 		}
 	})
 	return p
+}
+
+// logNodes logs, for a failed test, what each node's vault-init.sh said and the end of its
+// server's log, in the order the nodes were launched.
+func (p *raftProcs) logNodes() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for _, n := range p.byToken {
+		ids = append(ids, n.in.ID)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		init_, _ := os.ReadFile(filepath.Join(p.dir, id, "console.log"))
+		server, _ := os.ReadFile(filepath.Join(p.dir, id, "vault.log"))
+		p.t.Logf("%s: vault-init.sh said:\n%s\n%s: the end of its server's log:\n%s", id, init_, id, tail(string(server), 15))
+	}
 }
 
 func (n *procNode) kill() {

@@ -101,8 +101,8 @@ func TestE2EVaultRaft(t *testing.T) {
 	start := time.Now()
 	c := controller("")
 	rec, err := c.Start(t.Context(), "vault", rollout.StartOptions{Image: img1, AutoPromote: new(true)})
-	if err != nil || rec.State != rollout.Retired {
-		t.Fatalf("first deploy: %v (%v)", err, rec)
+	if err != nil || rec == nil || rec.State != rollout.Retired {
+		t.Fatalf("first deploy: %v (rollout record %s)", err, recordSummary(rec))
 	}
 	row("first deploy of 3 nodes (node 0 inits, 1 and 2 join)", fmt.Sprintf("retired in %s", time.Since(start).Round(time.Second)))
 	nodes, _ := procs.Instances(t.Context(), compute.Selector{rollout.LabelRollout: rec.ID})
@@ -306,4 +306,12 @@ func stageImage(t *testing.T, cat *images.Catalog, role string, n int) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// recordSummary is a rollout record in a line: its ID and state, or "none".
+func recordSummary(rec *rollout.Record) string {
+	if rec == nil {
+		return "none"
+	}
+	return rec.ID + ", " + string(rec.State)
 }

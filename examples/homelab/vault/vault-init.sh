@@ -37,6 +37,25 @@ if [ -n "${DROVER_RAFT_JOIN:-}" ]; then
 	echo "drover-vault-init: could not join $DROVER_RAFT_JOIN: $out" >&2
 	exit 1
 fi
-out=$(vault operator init -format=json -recovery-shares=1 -recovery-threshold=1 \
-	-recovery-pgp-keys="$key" -root-token-pgp-key="$key")
-echo "drover-vault-init: $(printf '%s' "$out" | tr -d ' \n')"
+# Init needs the transit seal's Vault as well as this one: retried while either comes up. Init
+# either happens or not; one whose answer was lost leaves the cluster initialized with nothing
+# printed, which the next round says.
+errors=$(mktemp)
+for _ in $(seq 1 30); do
+	if out=$(vault operator init -format=json -recovery-shares=1 -recovery-threshold=1 \
+		-recovery-pgp-keys="$key" -root-token-pgp-key="$key" 2>"$errors"); then
+		echo "drover-vault-init: $(printf '%s' "$out" | tr -d ' \n')"
+		exit 0
+	fi
+	out=$(cat "$errors")
+	echo "drover-vault-init: init failed, retrying in 2 s: $out" >&2
+	sleep 2
+	rc=0
+	vault operator init -status >/dev/null 2>&1 || rc=$?
+	if [ "$rc" = 0 ]; then
+		echo "drover-vault-init: initialized by an init whose answer was lost: its recovery key and root token were never printed and are gone; deploy this cluster again from scratch" >&2
+		exit 1
+	fi
+done
+echo "drover-vault-init: could not initialize vault at $VAULT_ADDR: $out" >&2
+exit 1

@@ -9,6 +9,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 	"github.com/drover-dev/drover/plugins/internal/doapi"
 )
 
@@ -98,12 +99,5 @@ func (p *Provider) poller() *poller { return &poller{next: min(firstPoll, p.poll
 func (w *poller) wait(ctx context.Context) error {
 	d := w.next
 	w.next = min(2*w.next, w.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Sleep(ctx, d)
 }

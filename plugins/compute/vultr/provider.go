@@ -13,6 +13,7 @@ import (
 	"github.com/vultr/govultr/v3"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 	"github.com/drover-dev/drover/plugins/internal/keylock"
 	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 )
@@ -180,7 +181,7 @@ func (p *Provider) waitActive(ctx context.Context, id string) (compute.Instance,
 		if in := p.instance(*v); in.State == compute.Running && in.Address.IsValid() {
 			return in, nil
 		}
-		if err := vultrapi.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return compute.Instance{}, fmt.Errorf("vultr: waiting for instance %s to be active: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)
@@ -290,7 +291,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 		if v.PowerStatus == "stopped" {
 			return nil
 		}
-		if err := vultrapi.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("vultr: waiting for %s to stop: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)

@@ -14,6 +14,7 @@ import (
 	"github.com/vultr/govultr/v3"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 )
 
@@ -141,7 +142,7 @@ func (p *Provider) waitSnapshot(ctx context.Context, id string) (*govultr.Snapsh
 		if s.Status == "complete" {
 			return s, nil
 		}
-		if err := vultrapi.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("vultr: waiting for snapshot %s: %w", id, err)
 		}
 		wait = min(2*wait, p.poll)

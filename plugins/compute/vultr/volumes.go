@@ -23,6 +23,7 @@ import (
 	"github.com/vultr/govultr/v3"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 )
 
@@ -292,7 +293,7 @@ func (p *Provider) waitBlock(ctx context.Context, id, what string, done func(*go
 		if done(b) {
 			return b, nil
 		}
-		if err := vultrapi.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("vultr: waiting for block storage %s %s: %w", id, what, err)
 		}
 		wait = min(2*wait, p.poll)

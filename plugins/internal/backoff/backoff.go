@@ -1,8 +1,9 @@
 // Package backoff is the wait between retries that the API providers (cloudflare, route53, the
-// DigitalOcean ones) share.
+// DigitalOcean and Vultr ones) share, and a sleep that ends with its context.
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -16,4 +17,16 @@ func Jittered(base, ceiling time.Duration, attempt int) time.Duration {
 	}
 	d = min(d, ceiling)
 	return d/2 + rand.N(d/2+1)
+}
+
+// Sleep waits d or until ctx ends, whichever is first; it returns ctx's error when ctx ended.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

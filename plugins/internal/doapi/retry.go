@@ -194,7 +194,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 			_ = res.Body.Close()
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -253,7 +253,7 @@ func (t *transport) waitQuota(ctx context.Context, c *call) error {
 		c.note = fmt.Sprintf("no requests remain in the API's rate limit for %s (RateLimit-Reset), past the call's deadline", wait.Round(time.Second))
 		return errors.New("rate limit exhausted")
 	}
-	return sleep(ctx, wait)
+	return backoff.Sleep(ctx, wait)
 }
 
 // exhausted returns RateLimit-Reset when RateLimit-Remaining is 0.
@@ -281,17 +281,6 @@ func retryAfter(v string) time.Duration {
 		return max(time.Until(t), 0)
 	}
 	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // keepErrorBody reads an error answer's body into c (when it is DigitalOcean's error JSON) and

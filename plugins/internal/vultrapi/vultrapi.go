@@ -73,15 +73,3 @@ func CtxErr(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// Sleep waits d or until ctx ends, whichever is first.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

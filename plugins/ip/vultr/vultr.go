@@ -13,6 +13,7 @@ import (
 	"github.com/vultr/govultr/v3"
 
 	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/internal/backoff"
 	"github.com/drover-dev/drover/plugins/internal/keylock"
 	"github.com/drover-dev/drover/plugins/internal/vultrapi"
 	"github.com/drover-dev/drover/plugins/ip"
@@ -207,7 +208,7 @@ func (p *Provider) waitHolder(ctx context.Context, addr netip.Addr, id string) e
 		if rip.InstanceID == id {
 			return nil
 		}
-		if err := vultrapi.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("vultr ip: waiting for %v to show on %s: %w", addr, id, err)
 		}
 		wait = min(2*wait, p.poll)

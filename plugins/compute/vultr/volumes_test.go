@@ -144,21 +144,12 @@ func TestVolumesPaginated(t *testing.T) {
 // attach request, and by the fake's API when asked anyway), and stays attached nowhere.
 func TestAttachVolumeOtherRegion(t *testing.T) {
 	cloud := vultrlab.New(t, vultrlab.Options{})
-	img := labSnapshot(t, cloud)
-	p := labProvider(t, cloud)
-	in, err := p.Launch(t.Context(), compute.Spec{Token: "t1", Name: "db-1", Image: img})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := p.CreateVolume(t.Context(), compute.VolumeSpec{Token: "v1", Name: "data", SizeGiB: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, in, v := instanceAndVolume(t, cloud)
 	if _, err := p.waitBlock(t.Context(), v.ID, "active", func(b *govultr.BlockStorage) bool { return b.Status == "active" }); err != nil {
 		t.Fatal(err)
 	}
 	cloud.PlaceBlock(v.ID, "ams")
-	_, err = p.AttachVolume(t.Context(), v.ID, in.ID)
+	_, err := p.AttachVolume(t.Context(), v.ID, in.ID)
 	if err == nil || errors.Is(err, compute.ErrVolumeInUse) || !strings.Contains(err.Error(), "ams") {
 		t.Fatalf("AttachVolume across regions: %v, want a refusal naming the regions", err)
 	}
@@ -178,6 +169,21 @@ func TestAttachVolumeOtherRegion(t *testing.T) {
 
 func TestAttachVolumeRetriesRateLimit(t *testing.T) {
 	cloud := vultrlab.New(t, vultrlab.Options{PendingPolls: 2})
+	p, in, v := instanceAndVolume(t, cloud)
+	cloud.Fail(vultrlab.RateLimited("POST /v2/blocks/{id}/attach", 1, 0))
+	cloud.Fail(vultrlab.ServerError("GET /v2/blocks/{id}", 2))
+	got, err := p.AttachVolume(t.Context(), v.ID, in.ID)
+	if err != nil || got.AttachedTo != in.ID {
+		t.Fatalf("AttachVolume through a 429 and two 500s: %+v, %v", got, err)
+	}
+	if h := cloud.BlockHolder(v.ID); h != in.ID {
+		t.Fatalf("the fake has the block on %q, want %s", h, in.ID)
+	}
+}
+
+// instanceAndVolume launches instance db-1 and creates a 1 GB volume on cloud, for the attach tests.
+func instanceAndVolume(t *testing.T, cloud *vultrlab.Cloud) (*Provider, compute.Instance, compute.Volume) {
+	t.Helper()
 	img := labSnapshot(t, cloud)
 	p := labProvider(t, cloud)
 	in, err := p.Launch(t.Context(), compute.Spec{Token: "t1", Name: "db-1", Image: img})
@@ -188,13 +194,5 @@ func TestAttachVolumeRetriesRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloud.Fail(vultrlab.RateLimited("POST /v2/blocks/{id}/attach", 1, 0))
-	cloud.Fail(vultrlab.ServerError("GET /v2/blocks/{id}", 2))
-	got, err := p.AttachVolume(t.Context(), v.ID, in.ID)
-	if err != nil || got.AttachedTo != in.ID {
-		t.Fatalf("AttachVolume through a 429 and two 500s: %+v, %v", got, err)
-	}
-	if h := cloud.BlockHolder(v.ID); h != in.ID {
-		t.Fatalf("the fake has the block on %q, want %s", h, in.ID)
-	}
+	return p, in, v
 }

@@ -46,6 +46,18 @@ type Inputs struct {
 	// fleet file) when there is one, so that changing what the scan lets through rebuilds (and
 	// rescans) the images. It is one file for the whole fleet: a change rebuilds every role.
 	ScanAllowlist string `json:"scan_allowlist,omitempty"`
+	// PackageSet is empty for an image made from the mirror as it was when it was built, and for
+	// one made by a refresh (drover build --refresh) the digest of the package versions the mirror
+	// offered then (PackageSetDigest): a refresh that finds a newer version of a package the
+	// role's newest image has makes a new identity, and one that finds none keeps the old.
+	PackageSet string `json:"package_set,omitempty"`
+}
+
+// Recipe is the identity of in without its package set: what the fleet asks for, whichever
+// versions the mirror gives. Images of one recipe differ only in the package versions they got.
+func (in Inputs) Recipe() string {
+	in.PackageSet = ""
+	return in.Identity()
 }
 
 // ScanAllowlistPath is where the secret scan's allowlist of a fleet is: drover-scan-allow in the

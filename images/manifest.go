@@ -18,6 +18,9 @@ type Manifest struct {
 	ArtifactSHA256 string     `json:"artifact_sha256"` // sha256 of the raw disk
 	Artifacts      []Artifact `json:"artifacts"`
 	Packages       []Package  `json:"packages"` // the SBOM: every installed Debian package
+	// Refresh is set on an image a refresh made: which packages the mirror offered newer than the
+	// image before it had.
+	Refresh *Refresh `json:"refresh,omitempty"`
 	// BaseTreeEntry is the cached base tree the image was made from: the base's key (Inputs'
 	// BaseTree) and, for a live mirror, "-" and the state of its suites' package indexes then.
 	BaseTreeEntry string     `json:"base_tree_entry,omitempty"`

@@ -37,7 +37,10 @@ token should not be able to read them (drover vault policy): with it, or with no
 goes on and says the values were not checked. Vault unreachable fails the role's build.
 
 An image is named by the sha256 of its inputs (the role's image block, the bytes of its files, the
-base, drover's version): a role whose image is already in the catalog is not rebuilt. After a
+base, drover's version): a role whose image is already in the catalog is not rebuilt. Its packages
+keep the versions the role's newest image got until --refresh asks the mirror again: a role is then
+rebuilt exactly when the mirror offers another version of a package its image has (a security
+update), and the build says which; drover images diff shows every version that changed. After a
 build that added an image, each role keeps its newest images (drover { keep_images = 3 } by default;
 0 turns this off) and every image a rollout uses; older ones are removed with their published
 copies, as drover images prune does. Images land
@@ -48,9 +51,11 @@ Examples:
    sudo drover build                 # every role that changed
    sudo drover build web db --jobs 2
    sudo drover build web --force     # rebuild even if up to date
+   sudo drover build --refresh       # the weekly rebuild: roles whose packages have updates
    drover build --output json | jq -c 'select(.event=="image")'`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "rebuild even when the image is already in the catalog"},
+			refreshFlag,
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built at the same time"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show the tools' output (always in each image's build.log)"},
 			&cli.StringFlag{Name: "agent-dir", EnvVars: []string{"DROVER_BOOT_DIR"}, Usage: "directory with drover-boot-linux-ARCH (default: next to drover)"},
@@ -66,6 +71,7 @@ type buildOutcome struct {
 	skipped string
 	elapsed time.Duration
 	deploys string // the compute blocks the role deploys to
+	refresh bool   // built with --refresh: the mirror was asked again
 }
 
 func (a *app) build(c *cli.Context) error {
@@ -127,7 +133,7 @@ func (a *app) buildSetup(ctx context.Context, c *cli.Context, f *fleet.Fleet) (r
 	}
 	cacheDir, _ := a.env("DROVER_CACHE_DIR")
 	opts = rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
-		Epoch: epoch, Context: ctx}
+		Epoch: epoch, Context: ctx, Refresh: c.Bool("refresh")}
 	if a.sharesCatalog(f) {
 		st, err := a.openStore(ctx, f, opts.StateDir)
 		if err != nil {
@@ -142,7 +148,7 @@ func (a *app) buildSetup(ctx context.Context, c *cli.Context, f *fleet.Fleet) (r
 // it is asked only when the image is to be built, not when the catalog has it already.
 func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options, values func(context.Context) ([]secrets.Secret, error)) buildOutcome {
 	start := time.Now()
-	out := buildOutcome{role: role.Name}
+	out := buildOutcome{role: role.Name, refresh: opts.Refresh}
 	if role.Deploy != nil {
 		out.deploys = role.Deploy.Compute
 	}
@@ -246,11 +252,16 @@ func (a *app) reportOutcome(p *buildProgress, o buildOutcome) {
 		p.Line(fmt.Sprintf("%s: failed: %s", o.role, describeBuildError(o.err)))
 	case o.result.Elsewhere:
 		p.Line(fmt.Sprintf("%s: up to date (%s, built elsewhere and published on %s: the state store records it)", o.role, o.result.Manifest.Identity, o.deploys))
+	case o.result.Cached && o.refresh:
+		p.Line(fmt.Sprintf("%s: up to date (%s; the mirror offers the versions of its packages it has)", o.role, o.result.Manifest.Identity))
 	case o.result.Cached:
 		p.Line(fmt.Sprintf("%s: up to date (%s)", o.role, o.result.Manifest.Identity))
 	default:
 		m := o.result.Manifest
 		p.Line(fmt.Sprintf("%s: built %s in %s (%s)", o.role, m.Identity, round(o.elapsed), artifactSizes(m)))
+		if m.Refresh != nil {
+			p.Line(fmt.Sprintf("%s: refreshed: %s", o.role, m.Refresh.Summary(5)))
+		}
 	}
 }
 
@@ -337,3 +348,6 @@ func selectRoles(f *fleet.Fleet, names []string) ([]*fleet.Role, error) {
 	}
 	return out, nil
 }
+
+// refreshFlag is drover build's and drover ci's --refresh.
+var refreshFlag = &cli.BoolFlag{Name: "refresh", Usage: "ask each base's mirror again for its package versions: rebuild the roles whose images have a package it now offers in another version (the weekly security rebuild)"}

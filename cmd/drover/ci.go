@@ -42,7 +42,11 @@ func ciCommand(a *app) *cli.Command {
      prints the exact promote and rollback commands;
   5. prints a summary, and writes it as Markdown to --summary (default $GITHUB_STEP_SUMMARY).
 
-A commit that changes no image builds nothing, starts nothing and exits 0, quickly. A role whose
+A commit that changes no image builds nothing, starts nothing and exits 0, quickly. A role keeps
+the package versions of its newest image until --refresh (the weekly run of the pipelines drover
+ci init writes) asks each base's mirror again: then exactly the roles whose images have a package
+the mirror offers in another version (a security update) are rebuilt and rolled out, and the
+summary names the packages. A role whose
 rollout is in flight for another image is not touched: it is reported and fails the run.
 
 Exit codes:
@@ -58,10 +62,12 @@ Examples:
    drover ci                                  # what the pipeline runs
    drover ci --summary summary.md web db      # only these roles, summary to a file
    drover ci --dry-run                        # say what would be built and rolled out
+   drover ci --refresh                        # the weekly run: roles with package updates
    drover ci init github                      # write the pipeline that runs it`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "summary", EnvVars: []string{"GITHUB_STEP_SUMMARY"}, Usage: "append the run's summary, in Markdown, to this file"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "decide what would be built and rolled out, do none of it"},
+			refreshFlag,
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "roles built, then rolled out, at the same time"},
 			&cli.StringFlag{Name: "agent-dir", EnvVars: []string{"DROVER_BOOT_DIR"}, Usage: "directory with drover-boot-linux-ARCH (default: next to drover)"},
 		},
@@ -83,6 +89,9 @@ type ciRole struct {
 	Detail  string `json:"detail,omitempty"`
 	// Next are the commands a person runs next (promote and rollback of a rollout at ready).
 	Next []string `json:"next,omitempty"`
+	// Refresh is what --refresh found: the packages of the role's image the mirror now offers in
+	// another version (nil when none, or without --refresh).
+	Refresh *images.Refresh `json:"refresh,omitempty"`
 
 	role     *fleet.Role
 	build    bool // the image is to be built (not in the catalog)
@@ -152,7 +161,8 @@ func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, role
 	for _, r := range roles {
 		cr := &ciRole{Role: r.Name, role: r}
 		run = append(run, cr)
-		id, err := ident.Identity(f, r)
+		req, err := ident.Request(f, r)
+		id := req.Identity()
 		switch {
 		case errors.Is(err, rootfs.ErrNotYet):
 			cr.Result, cr.Detail = ciSkipped, err.Error()
@@ -161,7 +171,7 @@ func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, role
 			cr.Result, cr.Detail = ciFailed, err.Error()
 			continue
 		}
-		cr.Image = id
+		cr.Image, cr.Refresh = id, req.Refresh
 		// The disk is built here only when something here needs it: a role without a deploy block
 		// (the build is the work), or a rollout to start. A role whose image runs already needs no
 		// local disk, whoever built it (a team's runners each have their own catalog).
@@ -270,6 +280,10 @@ func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run [
 		switch o := outcomes[i]; {
 		case o.err != nil:
 			cr.Result, cr.Detail, cr.rollout = ciFailed, "build: "+firstLine(o.err), false
+		case o.skipped == "" && o.result.Manifest.Identity != cr.Image:
+			// Only a refresh can get here: the mirror changed between the decision and the build.
+			cr.Result, cr.rollout = ciFailed, false
+			cr.Detail = fmt.Sprintf("build: made %s, not %s: the mirror changed during the run; run drover ci again", images.ShortID(o.result.Manifest.Identity), images.ShortID(cr.Image))
 		case o.skipped != "":
 			cr.Result, cr.Detail, cr.rollout = ciSkipped, o.skipped, false
 		case cr.role.Deploy == nil:

@@ -86,6 +86,12 @@ func (a *app) ciText(run []*ciRole, summary string, took time.Duration) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cr.Role, dash(images.ShortID(cr.Image)), cr.Result, dash(rollout), dash(firstLineOf(cr.Detail)))
 	}
 	tw.Flush()
+	if lines := ciRefreshLines(run); len(lines) > 0 {
+		fmt.Fprintln(a.stdout, "\nrefreshed:")
+		for _, l := range lines {
+			fmt.Fprintln(a.stdout, "  "+l)
+		}
+	}
 	var next []string
 	for _, cr := range run {
 		next = append(next, cr.Next...)
@@ -118,6 +124,12 @@ func ciMarkdown(f *fleet.Fleet, run []*ciRole, summary string, took time.Duratio
 			rollout += " (" + cr.State + ")"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", mdEscape(cr.Role), mdCode(images.ShortID(cr.Image)), cr.Result, mdEscape(rollout), mdEscape(firstLineOf(cr.Detail)))
+	}
+	if lines := ciRefreshLines(run); len(lines) > 0 {
+		b.WriteString("\nRefreshed:\n\n")
+		for _, l := range lines {
+			b.WriteString("- " + mdEscape(l) + "\n")
+		}
 	}
 	var next []string
 	for _, cr := range run {
@@ -164,4 +176,16 @@ func appendFile(path, text string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ciRefreshLines say, per role a refresh rebuilds, which packages the mirror offers in another
+// version.
+func ciRefreshLines(run []*ciRole) []string {
+	var out []string
+	for _, cr := range run {
+		if cr.Refresh != nil {
+			out = append(out, cr.Role+": "+cr.Refresh.Summary(5))
+		}
+	}
+	return out
 }

@@ -207,8 +207,12 @@ func (a *app) resolveImage(c *cli.Context, ref string) (*images.Catalog, *images
 }
 
 func imageSummary(m *images.Manifest) map[string]any {
-	return map[string]any{"role": m.Role, "identity": m.Identity, "artifact_sha256": m.ArtifactSHA256,
+	out := map[string]any{"role": m.Role, "identity": m.Identity, "artifact_sha256": m.ArtifactSHA256,
 		"created": m.Created, "arch": m.Arch, "artifacts": m.Artifacts, "packages": len(m.Packages)}
+	if m.Refresh != nil {
+		out["refresh"] = m.Refresh
+	}
+	return out
 }
 
 func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []images.PublishedRef, packages bool) {
@@ -229,6 +233,9 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 		fmt.Fprintf(w, "updates    off: %s\n", in.Base.UpdatesOffReason)
 	}
 	fmt.Fprintf(w, "packages   %d installed; role asks for %s\n", len(m.Packages), strings.Join(in.Packages, " "))
+	if m.Refresh != nil {
+		fmt.Fprintf(w, "refresh    of %s: %s\n", images.ShortID(m.Refresh.Predecessor), m.Refresh.Summary(10))
+	}
 	for _, f := range in.Files {
 		fmt.Fprintf(w, "file       %s %s %s sha256:%s\n", f.Dest, f.Mode, f.Owner, f.SHA256[:12])
 	}

@@ -32,7 +32,11 @@ type Options struct {
 	AgentDir      string // where drover-boot-linux-ARCH binaries are
 	Epoch         time.Time
 	Force         bool
-	Progress      Progress
+	// Refresh asks the mirror again which versions it offers for the packages of each role's newest
+	// image (drover build --refresh): a role gets a new image exactly when one of them changed.
+	// Without it, a role whose fleet inputs did not change keeps the package versions it has.
+	Refresh  bool
+	Progress Progress
 	// Store, when set, is the state store a team shares: the catalog records its images there and a
 	// build is skipped when the store's catalog covers it (Request.Deploys).
 	Store store.Store
@@ -59,30 +63,86 @@ func EpochFromEnv(lookup func(string) (string, bool)) (time.Time, bool, error) {
 // NewRequest turns a role of the fleet into a build request. Roles that need a builder that is not
 // here yet return an error wrapping ErrNotYet.
 func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error) {
-	return newRequest(f, role, opts, images.FileSHA256)
+	req, err := newRequest(f, role, opts, images.FileSHA256)
+	if err != nil {
+		return req, err
+	}
+	p := pinner{list: req.Catalog.List, candidates: req.Cache.Candidates}
+	return req, p.pin(contextOf(opts), &req, opts.Refresh)
 }
 
 // Identifier says which image a build of a role would make, without building: the identity
-// drover build gives it for the fleet as it is now. It hashes each agent binary once, so it is
-// cheap for many roles. It is safe for concurrent use.
+// drover build gives it for the fleet as it is now (with opts.Refresh, as drover build --refresh
+// would). It hashes each agent binary once, reads the catalog once and asks a mirror once, so it
+// is cheap for many roles. It is safe for concurrent use.
 type Identifier struct {
-	opts Options
-	mu   sync.Mutex
-	sums map[string]string
+	opts   Options
+	mu     sync.Mutex
+	sums   map[string]string
+	listed []*images.Manifest
+	listOK bool
+	offers map[string]map[string]string // by the base spec's sources
 }
 
 // NewIdentifier returns an Identifier for builds made with opts.
 func NewIdentifier(opts Options) *Identifier {
-	return &Identifier{opts: opts, sums: map[string]string{}}
+	return &Identifier{opts: opts, sums: map[string]string{}, offers: map[string]map[string]string{}}
 }
 
 // Identity is the identity of role's image for the fleet as it is now.
 func (id *Identifier) Identity(f *fleet.Fleet, role *fleet.Role) (string, error) {
-	req, err := newRequest(f, role, id.opts, id.agentSum)
+	req, err := id.Request(f, role)
 	if err != nil {
 		return "", err
 	}
 	return req.Identity(), nil
+}
+
+// Request is the build request of role that Identity is the identity of; its Refresh says what a
+// refresh found.
+func (id *Identifier) Request(f *fleet.Fleet, role *fleet.Role) (Request, error) {
+	req, err := newRequest(f, role, id.opts, id.agentSum)
+	if err != nil {
+		return req, err
+	}
+	p := pinner{list: func() ([]*images.Manifest, error) { return id.list(req.Catalog) }, candidates: id.candidates(req.Cache)}
+	return req, p.pin(contextOf(id.opts), &req, id.opts.Refresh)
+}
+
+func (id *Identifier) list(cat *images.Catalog) ([]*images.Manifest, error) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if !id.listOK {
+		all, err := cat.List()
+		if err != nil {
+			return nil, err
+		}
+		id.listed, id.listOK = all, true
+	}
+	return id.listed, nil
+}
+
+func (id *Identifier) candidates(cache *tree.Cache) func(context.Context, tree.BaseSpec) (map[string]string, error) {
+	return func(ctx context.Context, spec tree.BaseSpec) (map[string]string, error) {
+		key := fmt.Sprint(spec.Arch, spec.Components, spec.Sources())
+		id.mu.Lock()
+		defer id.mu.Unlock() // one mirror question at a time: the others want the same answer
+		if offer, ok := id.offers[key]; ok {
+			return offer, nil
+		}
+		offer, err := cache.Candidates(ctx, spec)
+		if err == nil {
+			id.offers[key] = offer
+		}
+		return offer, err
+	}
+}
+
+func contextOf(opts Options) context.Context {
+	if opts.Context != nil {
+		return opts.Context
+	}
+	return context.Background()
 }
 
 func (id *Identifier) agentSum(path string) (string, error) {

@@ -38,6 +38,9 @@ type Request struct {
 	Deploys  []string
 	Cache    *tree.Cache
 	Progress Progress // nil for none
+	// Refresh is set when a refresh found packages of the role's newest image that the mirror now
+	// offers in another version: the manifest records it, and Inputs.PackageSet carries its digest.
+	Refresh *images.Refresh
 }
 
 // Ansible is a playbook run against the tree through Ansible's chroot connection.

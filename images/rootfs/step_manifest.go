@@ -34,6 +34,7 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 		Inputs:         req.Inputs,
 		ArtifactSHA256: d.SHA256,
 		Packages:       state.Get(keyPackages).([]images.Package),
+		Refresh:        req.Refresh,
 		BaseTreeEntry:  filepath.Base(state.Get(keyBase).(string)),
 		Sizes:          images.Sizes{TreeBytes: treeBytes, RootBytes: d.RootSize, ESPBytes: d.ESPSize, DiskBytes: d.Size},
 		Kernel:         d.KernelVersion,

@@ -35,6 +35,8 @@ type pipelineData struct {
 	JWT           bool     // the vault block logs in with the job's OIDC token
 	JWTEnv        string
 	Actions       []string // what a person does by hand
+	// RefreshCron is when the weekly drover ci --refresh runs: five cron fields, UTC.
+	RefreshCron string
 }
 
 func (d pipelineData) RoleList() string { return strings.Join(d.Roles, ", ") }
@@ -56,7 +58,9 @@ func ciInitCommand(a *app) *cli.Command {
   drone   .drone.yml
 (the paths are relative to the fleet file's directory; --file names another). The pipeline runs
 drover ci on every push to --branch, treats exit 3 (a rollout waits at ready) as success with a
-notice, and lets a person promote, roll back or abort each role's rollout by hand
+notice, runs drover ci --refresh weekly (--refresh-schedule, a cron expression in UTC: in the
+file on GitHub; GitLab and Drone keep schedules in their settings, and the file's header gives the
+one command that creates it), and lets a person promote, roll back or abort each role's rollout by hand
 (workflow_dispatch inputs, manual jobs, Drone promotions with DROVER_ROLE). Two runs of the fleet
 never overlap (concurrency group, resource group, concurrency limit).
 
@@ -75,6 +79,7 @@ Examples:
    drover ci init drone --stdout`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "branch", Value: "main", Usage: "the branch whose pushes run drover ci"},
+			&cli.StringFlag{Name: "refresh-schedule", Value: defaultRefreshCron, Usage: "when the weekly drover ci --refresh runs: five cron fields, UTC (default Mondays 04:17)"},
 			&cli.StringFlag{Name: "file", Usage: "where to write the pipeline (default: the CI system's own path, next to the fleet file)"},
 			&cli.BoolFlag{Name: "stdout", Usage: "print the pipeline instead of writing it"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite a pipeline file that exists"},
@@ -88,11 +93,17 @@ Examples:
 			if branch == "" || strings.ContainsAny(branch, " \t\n\"'`$") {
 				return usageError(fmt.Sprintf("--branch %q is not a branch name", branch), "for example --branch main")
 			}
+			cron := c.String("refresh-schedule")
+			if !validCron(cron) {
+				return usageError(fmt.Sprintf("--refresh-schedule %q is not five cron fields", cron), `for example --refresh-schedule "17 4 * * 1" (Mondays at 04:17 UTC)`)
+			}
 			f, err := a.requireFleet(c)
 			if err != nil {
 				return err
 			}
-			text, err := renderPipeline(platform, pipelineFor(f, c.String("fleet"), branch))
+			d := pipelineFor(f, c.String("fleet"), branch)
+			d.RefreshCron = cron
+			text, err := renderPipeline(platform, d)
 			if err != nil {
 				return failed(err, "")
 			}
@@ -107,6 +118,24 @@ Examples:
 			return a.writePipeline(path, text, c.Bool("force"))
 		},
 	}
+}
+
+// defaultRefreshCron is Mondays at 04:17 UTC: off the hour, when schedulers are busiest.
+const defaultRefreshCron = "17 4 * * 1"
+
+// validCron says whether s is five cron fields of the characters cron allows: the pipelines put it
+// inside quotes and commands, so nothing else may get through.
+func validCron(s string) bool {
+	fields := strings.Fields(s)
+	if len(fields) != 5 || strings.Join(fields, " ") != s {
+		return false
+	}
+	for _, f := range fields {
+		if strings.Trim(f, "0123456789*/,-") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // pipelineFor gathers what the templates need from the fleet.

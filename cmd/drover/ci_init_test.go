@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,7 @@ func TestCIInitGitHubPassesActionlint(t *testing.T) {
 		var doc struct {
 			On struct {
 				Push     struct{ Branches []string }
+				Schedule []struct{ Cron string }
 				Dispatch struct {
 					Inputs map[string]struct{ Options []string } `yaml:"inputs"`
 				} `yaml:"workflow_dispatch"`
@@ -91,8 +93,14 @@ func TestCIInitGitHubPassesActionlint(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.Equal(doc.On.Push.Branches, []string{"main"}) || !slices.Equal(doc.On.Dispatch.Inputs["role"].Options, []string{"web", "db", "dns", "vault"}) ||
-			!slices.Equal(doc.On.Dispatch.Inputs["action"].Options, []string{"ci", "promote", "rollback", "abort"}) {
+			!slices.Equal(doc.On.Dispatch.Inputs["action"].Options, []string{"ci", "refresh", "promote", "rollback", "abort"}) ||
+			len(doc.On.Schedule) != 1 || doc.On.Schedule[0].Cron != defaultRefreshCron {
 			t.Errorf("%s: triggers %+v", name, doc.On)
+		}
+		// The weekly run and the refresh by hand pass --refresh; a push does not.
+		if s := string(wf); !strings.Contains(s, "REFRESH: ${{ github.event_name == 'schedule' || inputs.action == 'refresh' }}") ||
+			!strings.Contains(s, `if [ "$REFRESH" = true ]; then set -- --refresh; fi`) || !strings.Contains(s, `drover ci "$@"`) {
+			t.Errorf("%s: the drover ci step does not refresh on the schedule:\n%s", name, s)
 		}
 		if doc.Concurrency.Group == "" || doc.Concurrency.CancelInProgress {
 			t.Errorf("%s: concurrency %+v: runs must queue, not cancel each other", name, doc.Concurrency)
@@ -154,6 +162,10 @@ func TestCIInitGitLabStructure(t *testing.T) {
 				}
 			}
 		}
+		ci, _ := doc["drover-ci"].(map[string]any)
+		if script := fmt.Sprint(ci["script"]); !strings.Contains(script, `if [ "$CI_PIPELINE_SOURCE" = schedule ]; then set -- --refresh; fi`) {
+			t.Errorf("%s: drover-ci does not refresh in a scheduled pipeline: %s", name, script)
+		}
 		if jobs != 1+4*3 {
 			t.Errorf("%s: %d jobs, want drover-ci and 3 manual jobs for each of 4 roles", name, jobs)
 		}
@@ -179,7 +191,7 @@ func TestCIInitDroneStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	if doc.Kind != "pipeline" || doc.Type != "exec" || doc.Concurrency.Limit != 1 || !slices.Equal(doc.Trigger.Branch, []string{"main"}) ||
-		!slices.Equal(doc.Trigger.Event, []string{"push", "promote"}) || doc.Platform.OS != "linux" {
+		!slices.Equal(doc.Trigger.Event, []string{"push", "cron", "promote"}) || doc.Platform.OS != "linux" {
 		t.Errorf("pipeline %+v", doc)
 	}
 	var targets []string
@@ -189,7 +201,8 @@ func TestCIInitDroneStructure(t *testing.T) {
 		}
 		targets = append(targets, s.When.Target...)
 	}
-	if len(doc.Steps) != 4 || !slices.Equal(doc.Steps[0].When.Event, []string{"push"}) || !slices.Equal(targets, []string{"promote", "rollback", "abort"}) {
+	if len(doc.Steps) != 4 || !slices.Equal(doc.Steps[0].When.Event, []string{"push", "cron"}) ||
+		!strings.Contains(strings.Join(doc.Steps[0].Commands, "\n"), `if [ "$DRONE_BUILD_EVENT" = cron ]; then set -- --refresh; fi`) || !slices.Equal(targets, []string{"promote", "rollback", "abort"}) {
 		t.Errorf("steps %+v", doc.Steps)
 	}
 	// The commands are sh: check them when shellcheck is here.
@@ -218,5 +231,13 @@ func TestCIInitWritesAndRefuses(t *testing.T) {
 	}
 	if code, _, stderr := drover(t, nil, "--fleet", fleetFile, "ci", "init", "jenkins"); code != exitUsage || !strings.Contains(stderr, "drover ci init github, gitlab or drone") {
 		t.Errorf("ci init jenkins: exit %d\n%s", code, stderr)
+	}
+	for _, bad := range []string{"17 4 * *", "17 4 * * 1; rm -rf /", "@weekly"} {
+		if code, _, stderr := drover(t, nil, "--fleet", fleetFile, "ci", "init", "gitlab", "--stdout", "--refresh-schedule", bad); code != exitUsage || !strings.Contains(stderr, "is not five cron fields") {
+			t.Errorf("ci init --refresh-schedule %q: exit %d\n%s", bad, code, stderr)
+		}
+	}
+	if code, out, stderr := drover(t, nil, "--fleet", fleetFile, "ci", "init", "drone", "--stdout", "--refresh-schedule", "0 3 * * 0"); code != exitOK || !strings.Contains(out, `drone cron add OWNER/REPO drover-refresh "0 0 3 * * 0" --branch main`) {
+		t.Errorf("ci init drone --refresh-schedule: exit %d\n%s%s", code, out, stderr)
 	}
 }

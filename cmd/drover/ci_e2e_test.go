@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // clone A; a commit to web's page rolls out web only; a commit to dns's zone, run from clone B
 // (which never built web), rolls out dns only and knows web's image from the store; a commit that
 // changes nothing is a no-op; two runs of one role at once: the second is refused naming the first,
-// and with --wait it waits and then finds the role up to date.
+// and with --wait it waits and then finds the role up to date; a runner killed while it holds a
+// role's lock: its etcd lease runs out and the next run, waiting, finishes its rollout.
 func TestE2ECITeam(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
 	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (its lab's 127.0.33.0/24, 127.0.0.131-132).
@@ -238,13 +240,44 @@ role "vault"`)
 			t.Errorf("the failover address answers %q", got)
 		}
 	})
+	t.Run("the runner holding the lock is killed", func(t *testing.T) {
+		commit(a, "web/index.html", "<h1>commit 4</h1>\n", "web: commit 4")
+		git(b, "pull", "-q", "--rebase", "origin", "main")
+		if r := droverExec(t, nil, "--fleet", filepath.Join(b, "drover.hcl"), "build", "web"); r.code != 0 {
+			t.Fatalf("build web in B: exit %d", r.code)
+		}
+		runA := droverStream(t, []string{"DROVER_OWNER=runner A"}, "--fleet", filepath.Join(a, "drover.hcl"), "ci", "web")
+		if _, ok := runA.until(transitionTo(rollout.Booting)); !ok {
+			t.Fatalf("A's run ended before booting: %+v", runA.wait())
+		}
+		if err := runA.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if ra := runA.wait(); ra.code != 128+int(syscall.SIGKILL) {
+			t.Fatalf("A's run was not killed: exit %d", ra.code)
+		}
+		// A's lease in etcd is not renewed any more: B waits for it to run out, then finishes the
+		// rollout A started (the same image) rather than starting another.
+		r := droverExec(t, []string{"DROVER_OWNER=runner B"}, "--fleet", filepath.Join(b, "drover.hcl"), "--output", "json", "--wait", "3m", "ci", "web")
+		var res ciResult
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || results(res)["web"] != "rolled-out" {
+			t.Fatalf("B's run after A was killed: exit %d, %v, %s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "runner A") {
+			t.Errorf("B's wait never named the killed holder:\n%s", r.stderr)
+		}
+		timings["after a killed runner"] = r.elapsed
+		if got := get(t, "http://127.0.0.131/"); !strings.Contains(got, "commit 4") {
+			t.Errorf("the failover address answers %q", got)
+		}
+	})
 	vms := labVMs(t, labDir)
 	if len(vms) != 2 {
 		t.Errorf("the shared lab runs %d VMs (%v), want web's and dns's green only", len(vms), vms)
 	}
-	t.Logf("drover ci: first deploy %s, web commit %s, dns commit from B %s, no-op %s",
+	t.Logf("drover ci: first deploy %s, web commit %s, dns commit from B %s, no-op %s, after a killed runner (lease expiry and the rest of its rollout) %s",
 		timings["first deploy"].Round(time.Millisecond), timings["web commit"].Round(time.Millisecond),
-		timings["dns commit from B"].Round(time.Millisecond), timings["no-op"].Round(time.Millisecond))
+		timings["dns commit from B"].Round(time.Millisecond), timings["no-op"].Round(time.Millisecond), timings["after a killed runner"].Round(time.Millisecond))
 }
 
 // zoneWith returns the clone's lab.example zone with one more record line.

@@ -82,7 +82,7 @@ role "tools" {
 
 // writeTestSuite writes dists/SUITE of a package archive under root with one Packages.gz holding
 // "name version" entries, and its Release file: what drover asks a mirror when it refreshes.
-func writeTestSuite(t *testing.T, root, suite string, entries ...string) {
+func writeTestSuite(t testing.TB, root, suite string, entries ...string) {
 	t.Helper()
 	var plain bytes.Buffer
 	for _, e := range entries {
@@ -228,5 +228,31 @@ func TestCIRefreshRebuildsExactlyTheRolesAnUpdateTouches(t *testing.T) {
 	}
 	if roles["tools"].Image == tools1 {
 		t.Error("libc6 updated: tools keeps its identity")
+	}
+}
+
+// BenchmarkCIRefreshUnchangedMirror is drover ci --refresh on the three-role fleet when the mirror
+// has not changed since the last refresh, with a main index the size of bookworm's (63,000
+// packages): the Release files are read, the cached parse of each index is used, no role changes.
+func BenchmarkCIRefreshUnchangedMirror(b *testing.B) {
+	mirror := b.TempDir()
+	e := newCIEnvWith(b, strings.ReplaceAll(refreshFleet, "MIRROR", mirror), nil)
+	entries := []string{"libc6 2.36-9+deb12u4", "nginx 1.22.1-9", "postgresql 15.6-0+deb12u1"}
+	for i := range 63000 {
+		entries = append(entries, fmt.Sprintf("package-%d 1.%d-1", i, i%97))
+	}
+	writeTestSuite(b, mirror, "bookworm", entries...)
+	writeTestSuite(b, mirror, "bookworm-updates")
+	writeTestSuite(b, mirror, "bookworm-security", "nginx 1.22.1-9")
+	e.builtFrom("web", false, "libc6 2.36-9+deb12u4", "nginx 1.22.1-9")
+	e.builtFrom("api", false, "libc6 2.36-9+deb12u4", "postgresql 15.6-0+deb12u1")
+	e.builtFrom("tools", false, "libc6 2.36-9+deb12u4")
+	e.ciJSON(exitOK)
+	e.ciJSON(exitOK, "--refresh") // the first refresh reads and caches the indexes
+	b.ResetTimer()
+	for range b.N {
+		if code, out, stderr := e.drover("ci", "--refresh"); code != exitOK || !strings.Contains(out, "3 role(s): 3 up to date") {
+			b.Fatalf("exit %d\n%s%s", code, out, stderr)
+		}
 	}
 }

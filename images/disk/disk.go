@@ -64,6 +64,11 @@ type Spec struct {
 	// SourceDateEpoch stamps everything the tools create (filesystem
 	// superblocks, ESP files). Zero means the newest mtime in the tree.
 	SourceDateEpoch time.Time
+	// Base, when set, makes the root filesystem from a kept image of the
+	// base tree plus Tree's differences from it (see BaseLayer) instead of
+	// writing the whole tree. Modification times later than the epoch are
+	// clamped in the image, so Tree's need not be.
+	Base *BaseLayer
 }
 
 // Result describes the disk Assemble made.
@@ -100,6 +105,9 @@ func Assemble(ctx context.Context, s Spec) (Result, error) {
 	}
 	defer os.RemoveAll(work)
 	b := builder{spec: s, arch: a, root: root, serial: serial, info: info, epoch: epoch, work: work}
+	if s.Base != nil {
+		return b.buildLayered(ctx)
+	}
 	return b.build(ctx)
 }
 
@@ -112,6 +120,8 @@ func (s Spec) check() (arch, uuid, string, error) {
 		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Output is empty")
 	case s.MinRootSize < 0 || s.Headroom.Bytes < 0 || s.Headroom.Fraction < 0:
 		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: sizes must not be negative")
+	case s.Base != nil && (s.Base.Tree == "" || s.Base.ImageDir == ""):
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Base needs Tree and ImageDir")
 	}
 	a, err := lookupArch(s.Arch)
 	if err != nil {
@@ -185,6 +195,85 @@ func (b builder) build(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("disk: %w", err)
 	}
 	return res, nil
+}
+
+// buildLayered is build with the root filesystem made from the base image
+// and the layer, written straight into the disk: the ESP and partition
+// table as in build, the base image copied to the root partition, the
+// layer applied there, and the UUID set last.
+func (b builder) buildLayered(ctx context.Context) (Result, error) {
+	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: b.arch.kernelCmdline(b.root, b.spec.KernelCmdline)}
+	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
+	base, _, _, err := b.baseImage(ctx, res.RootSize)
+	if err != nil {
+		return Result{}, err
+	}
+	l, err := diffTrees(b.spec.Base.Tree, b.spec.Tree, b.spec.Base.Hint, b.epoch)
+	if err != nil {
+		return Result{}, err
+	}
+	files, err := b.espFiles(ctx, res.Cmdline)
+	if err != nil {
+		return Result{}, err
+	}
+	content, err := totalSize(files)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ESPSize = espSize(content)
+	lay := newLayout(b.arch, b.root, res.ESPSize, res.RootSize)
+	espImg := filepath.Join(b.work, "esp.vfat")
+	err = makeESP(ctx, espSpec{image: espImg, size: lay.espSize, serial: b.serial,
+		startLBA: lay.espStart / sectorSize, epoch: b.epoch, files: files, syslinux: b.arch.bios})
+	if err != nil {
+		return Result{}, err
+	}
+	raw := filepath.Join(b.work, "disk.raw")
+	if err := writeDiskFrom(ctx, raw, lay, espImg, base, b.arch.bios); err != nil {
+		return Result{}, err
+	}
+	if err := applyLayer(ctx, raw, lay.rootStart, l, b.epoch, b.work); err != nil {
+		return Result{}, err
+	}
+	if err := setUUID(ctx, raw, lay.rootStart, b.root, b.epoch); err != nil {
+		return Result{}, err
+	}
+	if res.SHA256, err = sha256File(raw); err != nil {
+		return Result{}, err
+	}
+	res.Size = lay.total
+	if err := os.Rename(raw, b.spec.Output); err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	return res, nil
+}
+
+// writeDiskFrom is writeDisk with the root partition copied from the base
+// image's data extents.
+func writeDiskFrom(ctx context.Context, path string, l layout, espImg, baseImg string, bios bool) error {
+	if err := createSized(path, l.total); err != nil {
+		return err
+	}
+	if err := writePartitionTable(ctx, path, l); err != nil {
+		return err
+	}
+	if bios {
+		if err := writeGPTMBR(path); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	defer f.Close()
+	if err := copyInto(ctx, f, espImg, l.espStart); err != nil {
+		return err
+	}
+	if err := copySparse(ctx, f, baseImg, l.rootStart); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // espFiles builds the bootloader files and lists everything that goes

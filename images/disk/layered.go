@@ -1,0 +1,388 @@
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BaseLayer makes the root filesystem incrementally: a filesystem image of
+// the base tree, made once and kept in ImageDir, is copied into the disk
+// and the differences between the base tree and Spec.Tree are written into
+// it with debugfs. A build is then a copy of the base image, a few debugfs
+// commands and a UUID change instead of writing every file again.
+//
+// The bytes depend only on the two trees and the Spec, never on whether the
+// base image was already kept: a build that makes the base image first
+// gives the same disk as one that finds it (TestLayeredColdEqualsWarm).
+type BaseLayer struct {
+	// Tree is the base tree Spec.Tree was made from, which must not change.
+	// Its directory name is part of the base image's key, so it must name
+	// its content (as the tree cache's entries do).
+	Tree string
+	// ImageDir keeps the base filesystem images, at most KeepImages per
+	// base tree (one per root size).
+	ImageDir string
+	// Hint, when set, says which regular files at the same path in both
+	// trees may differ in content; the others are taken as equal when their
+	// sizes are. Nil compares every such file byte for byte.
+	Hint ContentHint
+}
+
+// KeepImages is how many base filesystem images (of different root sizes)
+// are kept per base tree.
+const KeepImages = 2
+
+// baseImageVersion changes when the way a base image is made changes, so
+// that images made the old way are not used.
+const baseImageVersion = "drover-base-ext4-v1"
+
+// baseNamespace is the UUID namespace of base images' UUIDs and hash seeds.
+var baseNamespace = uuid{0x6b, 0x1d, 0x4f, 0x0e, 0x3a, 0x52, 0x4c, 0x8e, 0x9f, 0x11, 0x2d, 0x7a, 0x5e, 0x60, 0x83, 0xc4}
+
+// baseImage returns the path of the base filesystem image of the given
+// size, making it (mkfs.ext4 -d of the base tree, times clamped to the
+// epoch) when it is not kept yet. Concurrent builds may both make it; each
+// writes a temporary file and renames it, and both make the same bytes.
+func (b builder) baseImage(ctx context.Context, size int64) (string, uuid, bool, error) {
+	bl := b.spec.Base
+	version, err := mke2fsVersion(ctx)
+	if err != nil {
+		return "", uuid{}, false, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%d\n%d\n%s\n%s\n", baseImageVersion, filepath.Base(bl.Tree), size, b.epoch.Unix(), mke2fsConf, version)
+	key := hex.EncodeToString(h.Sum(nil))[:24]
+	id := baseNamespace.derive(key)
+	name := filepath.Base(bl.Tree) + "-" + key + ".ext4"
+	img := filepath.Join(bl.ImageDir, name)
+	if _, err := os.Stat(img); err == nil {
+		return img, id, true, nil
+	}
+	if err := os.MkdirAll(bl.ImageDir, 0o755); err != nil {
+		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+	}
+	info, err := scanTree(bl.Tree)
+	if err != nil {
+		return "", uuid{}, false, err
+	}
+	tmp, err := os.CreateTemp(bl.ImageDir, "."+name+".tmp-")
+	if err != nil {
+		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	err = makeRootFS(ctx, rootfsSpec{
+		tree: bl.Tree, image: tmp.Name(), size: size, uuid: id,
+		hashSeed: id.derive("ext4-hash-seed"), epoch: b.epoch, clamp: true,
+		entries: info.entries, workDir: b.work,
+	})
+	if err != nil {
+		return "", uuid{}, false, fmt.Errorf("%w (making the base filesystem image of %s)", err, bl.Tree)
+	}
+	if err := os.Rename(tmp.Name(), img); err != nil {
+		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+	}
+	pruneBaseImages(bl.ImageDir, filepath.Base(bl.Tree), KeepImages)
+	return img, id, false, nil
+}
+
+// pruneBaseImages keeps the newest keep images of one base tree. Removing
+// an image another build is copying is safe: its open file stays readable.
+func pruneBaseImages(dir, tree string, keep int) {
+	matches, _ := filepath.Glob(filepath.Join(dir, tree+"-*.ext4"))
+	type img struct {
+		path string
+		mod  time.Time
+	}
+	var imgs []img
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil {
+			imgs = append(imgs, img{m, fi.ModTime()})
+		}
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].mod.After(imgs[j].mod) })
+	for i := keep; i < len(imgs); i++ {
+		_ = os.Remove(imgs[i].path)
+	}
+}
+
+func mke2fsVersion(ctx context.Context) (string, error) {
+	out, err := run(ctx, command{step: "root filesystem", args: []string{"mke2fs", "-V"}})
+	if err != nil {
+		return "", err
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	return first, nil
+}
+
+// copySparse copies the file src into dst at byte offset off, only its
+// data extents (SEEK_DATA/SEEK_HOLE), in the kernel (copy_file_range): dst
+// is a fresh sparse file whose holes already read as zeros.
+func copySparse(ctx context.Context, dst *os.File, src string, off int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+	}
+	const seekData, seekHole = 3, 4
+	for pos := int64(0); pos < fi.Size(); {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		start, err := in.Seek(pos, seekData)
+		if errors.Is(err, syscall.ENXIO) {
+			return nil // only a hole is left
+		}
+		if err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		end, err := in.Seek(start, seekHole)
+		if err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		if _, err := in.Seek(start, io.SeekStart); err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		if _, err := dst.Seek(off+start, io.SeekStart); err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		if _, err := io.CopyN(dst, in, end-start); err != nil {
+			return fmt.Errorf("disk: copy %s into disk: %w", src, err)
+		}
+		pos = end
+	}
+	return nil
+}
+
+// applyLayer writes the layer into the ext4 filesystem at byte offset off
+// of the raw disk: the freed files' blocks zeroed, then one debugfs session
+// of removals, creations and attributes.
+func applyLayer(ctx context.Context, raw string, off int64, l *layer, epoch time.Time, workDir string) error {
+	dev := fmt.Sprintf("%s?offset=%d", raw, off)
+	env := []string{"E2FSPROGS_FAKE_TIME=" + unixString(epoch)}
+	if len(l.zero) > 0 {
+		if err := zeroFreed(ctx, raw, dev, off, l.zero, env, workDir); err != nil {
+			return err
+		}
+	}
+	script, err := layerScript(l, workDir)
+	if err != nil {
+		return err
+	}
+	if script == "" {
+		return nil
+	}
+	file := filepath.Join(workDir, "layer.debugfs")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		return fmt.Errorf("disk: layer: %w", err)
+	}
+	out, err := run(ctx, command{step: "layer", args: []string{"debugfs", "-w", "-f", file, dev}, env: env})
+	if err != nil {
+		return err
+	}
+	if errs := debugfsErrors(out); len(errs) > 0 {
+		return fmt.Errorf("disk: layer: debugfs -f %s: %d commands failed:\n%s\nhint: if the filesystem is full, raise Spec.MinRootSize or Spec.Headroom",
+			file, len(errs), lastLines(strings.Join(errs, "\n"), outputTailLines))
+	}
+	return nil
+}
+
+// zeroFreed asks debugfs for the data blocks of the files whose inodes the
+// layer frees and punches them out of the raw disk (they read as zeros).
+func zeroFreed(ctx context.Context, raw, dev string, off int64, paths []string, env []string, workDir string) error {
+	var b strings.Builder
+	for _, p := range paths {
+		q, err := debugfsQuote(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "blocks %s\n", q)
+	}
+	file := filepath.Join(workDir, "blocks.debugfs")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("disk: layer: %w", err)
+	}
+	out, err := run(ctx, command{step: "layer", args: []string{"debugfs", "-f", file, dev}, env: env})
+	if err != nil {
+		return err
+	}
+	var blocks []int64
+	var bad []string
+	for _, line := range debugfsErrors(out) {
+		ok := true
+		var nums []int64
+		for _, f := range strings.Fields(line) {
+			n, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				ok = false
+				break
+			}
+			nums = append(nums, n)
+		}
+		if !ok {
+			bad = append(bad, line)
+			continue
+		}
+		blocks = append(blocks, nums...)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("disk: layer: debugfs -f %s: %d commands failed:\n%s", file, len(bad), lastLines(strings.Join(bad, "\n"), outputTailLines))
+	}
+	f, err := os.OpenFile(raw, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("disk: layer: %w", err)
+	}
+	defer f.Close()
+	const punchHole, keepSize = 0x02, 0x01
+	for _, blk := range blocks {
+		if err := syscall.Fallocate(int(f.Fd()), punchHole|keepSize, off+blk*blockSize, blockSize); err != nil {
+			return fmt.Errorf("disk: layer: zeroing block %d: %w", blk, err)
+		}
+	}
+	return f.Close()
+}
+
+// layerScript renders the debugfs commands of a layer: removals, then the
+// new and changed entries (parents first) with their attributes, then the
+// link counts of hard-linked new files. Extended attribute values go into
+// files in workDir, read by ea_set -f.
+func layerScript(l *layer, workDir string) (string, error) {
+	var b strings.Builder
+	for _, r := range l.removals {
+		q, err := debugfsQuote(r.path)
+		if err != nil {
+			return "", err
+		}
+		if r.dir {
+			fmt.Fprintf(&b, "rmdir %s\n", q)
+		} else {
+			fmt.Fprintf(&b, "rm %s\n", q)
+		}
+	}
+	links := map[string]int{}
+	var linkOrder []string
+	xattrFiles := 0
+	for _, e := range l.entries {
+		q, err := debugfsQuote(e.path)
+		if err != nil {
+			return "", err
+		}
+		if e.create {
+			dir, err := debugfsQuote(path.Dir(e.path))
+			if err != nil {
+				return "", err
+			}
+			name, err := debugfsQuote(path.Base(e.path))
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "cd %s\n", dir)
+			switch fileType(e.st.Mode) {
+			case syscall.S_IFDIR:
+				fmt.Fprintf(&b, "mkdir %s\n", name)
+			case syscall.S_IFREG:
+				if e.linkTo != "" {
+					to, err := debugfsQuote(e.linkTo)
+					if err != nil {
+						return "", err
+					}
+					fmt.Fprintf(&b, "ln %s %s\n", to, name)
+					if links[e.linkTo] == 0 {
+						linkOrder = append(linkOrder, e.linkTo)
+					}
+					links[e.linkTo]++
+					continue // the first name carries the attributes
+				}
+				host, err := debugfsQuote(e.host)
+				if err != nil {
+					return "", err
+				}
+				fmt.Fprintf(&b, "write %s %s\n", host, name)
+			case syscall.S_IFLNK:
+				target, err := debugfsQuote(e.target)
+				if err != nil {
+					return "", err
+				}
+				fmt.Fprintf(&b, "symlink %s %s\n", name, target)
+			case syscall.S_IFCHR, syscall.S_IFBLK:
+				kind := "c"
+				if fileType(e.st.Mode) == syscall.S_IFBLK {
+					kind = "b"
+				}
+				fmt.Fprintf(&b, "mknod %s %s %d %d\n", name, kind, major(e.st.Rdev), minor(e.st.Rdev))
+			case syscall.S_IFIFO:
+				fmt.Fprintf(&b, "mknod %s p\n", name)
+			default:
+				return "", fmt.Errorf("disk: layer: %s is a %v, which the root filesystem cannot hold (remove it in the role's steps)", e.path, e.mode.Type())
+			}
+		}
+		t := unixString(e.mtime)
+		fmt.Fprintf(&b, "sif %s mode 0%o\nsif %s uid %d\nsif %s gid %d\nsif %s mtime @%s\nsif %s atime @%s\nsif %s ctime @%s\n",
+			q, e.st.Mode, q, e.st.Uid, q, e.st.Gid, q, t, q, t, q, t)
+		for _, name := range e.xattrsRemoved {
+			fmt.Fprintf(&b, "ea_rm %s %s\n", q, name)
+		}
+		names := make([]string, 0, len(e.xattrs))
+		for k := range e.xattrs {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			xattrFiles++
+			f := filepath.Join(workDir, fmt.Sprintf("xattr-%d", xattrFiles))
+			if err := os.WriteFile(f, e.xattrs[name], 0o644); err != nil {
+				return "", fmt.Errorf("disk: layer: %w", err)
+			}
+			fq, err := debugfsQuote(f)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "ea_set -f %s %s %s\n", fq, q, name)
+		}
+	}
+	for _, p := range linkOrder {
+		q, _ := debugfsQuote(p)
+		fmt.Fprintf(&b, "sif %s links_count %d\n", q, links[p]+1)
+	}
+	return b.String(), nil
+}
+
+// debugfsQuote quotes a path the way debugfs' parser reads it (a quote
+// inside quotes is doubled). A newline cannot be quoted.
+func debugfsQuote(p string) (string, error) {
+	if strings.ContainsAny(p, "\n\r") {
+		return "", fmt.Errorf("disk: layer: the path %q has a line break, which debugfs cannot name", p)
+	}
+	return `"` + strings.ReplaceAll(p, `"`, `""`) + `"`, nil
+}
+
+func major(dev uint64) uint64 { return (dev>>8)&0xfff | (dev>>32)&^0xfff }
+func minor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }
+
+// setUUID gives the filesystem at byte offset off of raw its own UUID;
+// tune2fs rewrites every metadata checksum, which metadata_csum seeds with
+// the UUID.
+func setUUID(ctx context.Context, raw string, off int64, id uuid, epoch time.Time) error {
+	_, err := run(ctx, command{
+		step: "root filesystem uuid",
+		args: []string{"tune2fs", "-U", id.String(), fmt.Sprintf("%s?offset=%d", raw, off)},
+		env:  []string{"E2FSPROGS_FAKE_TIME=" + unixString(epoch)},
+	})
+	return err
+}

@@ -54,10 +54,13 @@ type layerEntry struct {
 	xattrsRemoved []string
 }
 
-// ContentHint says whether a regular file present at the same path in the
-// base tree and in the new tree may have different content. A hint that
-// answers false for a changed file gives a wrong image: the overlay work
-// tree answers from its upper directory, where every written file is.
+// ContentHint says whether the new tree's path rel ("/"-rooted) may differ
+// from the base tree's in any way: type, content, attributes, extended
+// attributes, or for a directory its list of names (not its entries' own
+// content). False promises that it is the same, and the path is not
+// compared; a false answer for a changed path gives a wrong image. An
+// overlay work tree answers from its upper directory, which holds every
+// path written or removed; a copy from change times.
 type ContentHint func(rel string) bool
 
 // diffTrees computes the layer from the base tree to the new tree. epoch
@@ -65,7 +68,7 @@ type ContentHint func(rel string) bool
 func diffTrees(base, tree string, hint ContentHint, epoch time.Time) (*layer, error) {
 	d := &differ{base: base, tree: tree, hint: hint, epoch: epoch, l: &layer{},
 		linked: map[[2]uint64]string{}, freed: map[[2]uint64]int{}}
-	if err := d.walk("/"); err != nil {
+	if err := d.walk("/", true); err != nil {
 		return nil, fmt.Errorf("disk: layer over base tree %s: %w", base, err)
 	}
 	return d.l, nil
@@ -80,8 +83,14 @@ type differ struct {
 	freed      map[[2]uint64]int    // base inode -> names removed
 }
 
-func (d *differ) walk(rel string) error {
+func (d *differ) walk(rel string, isDir bool) error {
 	host := filepath.Join(d.tree, rel)
+	if d.hint != nil && rel != "/" && !d.hint(rel) {
+		if !isDir {
+			return nil
+		}
+		return d.walkChildren(rel, host)
+	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(host, &st); err != nil {
 		return &fs.PathError{Op: "lstat", Path: host, Err: err}
@@ -167,8 +176,17 @@ func (d *differ) walk(rel string) error {
 			}
 		}
 	}
-	for _, n := range names {
-		if err := d.walk(joinRel(rel, n)); err != nil {
+	return d.walkChildren(rel, host)
+}
+
+// walkChildren walks a directory's entries in name order.
+func (d *differ) walkChildren(rel, host string) error {
+	entries, err := os.ReadDir(host)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := d.walk(joinRel(rel, e.Name()), e.IsDir()); err != nil {
 			return err
 		}
 	}
@@ -210,9 +228,6 @@ func (d *differ) sameObject(rel string, e *layerEntry, bst syscall.Stat_t) (bool
 	case syscall.S_IFREG:
 		if e.st.Size != bst.Size {
 			return false, nil
-		}
-		if d.hint != nil && !d.hint(rel) {
-			return true, nil
 		}
 		return sameContent(filepath.Join(d.base, rel), e.host)
 	}

@@ -52,15 +52,23 @@ func baseLayer(state multistep.StateBag) *disk.BaseLayer {
 	if req.Cache == nil || req.Cache.Dir == "" {
 		return nil
 	}
-	bl := &disk.BaseLayer{Tree: state.Get(keyBase).(string), ImageDir: filepath.Join(req.Cache.Dir, baseImageDir)}
+	return &disk.BaseLayer{Tree: state.Get(keyBase).(string), ImageDir: filepath.Join(req.Cache.Dir, baseImageDir),
+		Hint: changedHint(state)}
+}
+
+// changedHint says which paths of the work tree may differ from the base tree's (disk.ContentHint):
+// an overlay's upper directory holds them all, and a copy's have a change time after the copy.
+// Nil when neither is known.
+func changedHint(state multistep.StateBag) func(rel string) bool {
 	if o, ok := state.GetOk(keyOverlay); ok {
-		bl.Hint = o.(*tree.Overlay).InUpper
-	} else if copied, ok := state.GetOk(keyCopied); ok {
+		return o.(*tree.Overlay).InUpper
+	}
+	if copied, ok := state.GetOk(keyCopied); ok {
 		root := treeDir(state)
-		bl.Hint = func(rel string) bool {
+		return func(rel string) bool {
 			fi, err := os.Lstat(filepath.Join(root, rel))
 			return err != nil || !images.ChangeTime(fi).Before(copied.(time.Time))
 		}
 	}
-	return bl
+	return nil
 }

@@ -198,17 +198,13 @@ func (b builder) build(ctx context.Context) (Result, error) {
 }
 
 // buildLayered is build with the root filesystem made from the base image
-// and the layer, written straight into the disk: the ESP and partition
-// table as in build, the base image copied to the root partition, the
-// layer applied there, and the UUID set last.
+// and the layer, written straight into the disk: the partition table, the
+// base image copied to the root partition, the layer applied there and the
+// UUID set, while the ESP is made beside it; then the ESP is copied in.
 func (b builder) buildLayered(ctx context.Context) (Result, error) {
 	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: b.arch.kernelCmdline(b.root, b.spec.KernelCmdline)}
 	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
 	base, _, _, err := b.baseImage(ctx, res.RootSize)
-	if err != nil {
-		return Result{}, err
-	}
-	l, err := diffTrees(b.spec.Base.Tree, b.spec.Tree, b.spec.Base.Hint, b.epoch)
 	if err != nil {
 		return Result{}, err
 	}
@@ -223,19 +219,20 @@ func (b builder) buildLayered(ctx context.Context) (Result, error) {
 	res.ESPSize = espSize(content)
 	lay := newLayout(b.arch, b.root, res.ESPSize, res.RootSize)
 	espImg := filepath.Join(b.work, "esp.vfat")
-	err = makeESP(ctx, espSpec{image: espImg, size: lay.espSize, serial: b.serial,
-		startLBA: lay.espStart / sectorSize, epoch: b.epoch, files: files, syslinux: b.arch.bios})
+	espDone := make(chan error, 1)
+	go func() {
+		espDone <- makeESP(ctx, espSpec{image: espImg, size: lay.espSize, serial: b.serial,
+			startLBA: lay.espStart / sectorSize, epoch: b.epoch, files: files, syslinux: b.arch.bios})
+	}()
+	raw := filepath.Join(b.work, "disk.raw")
+	err = b.layeredRoot(ctx, raw, lay, base)
+	if espErr := <-espDone; err == nil {
+		err = espErr
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	raw := filepath.Join(b.work, "disk.raw")
-	if err := writeDiskFrom(ctx, raw, lay, espImg, base, b.arch.bios); err != nil {
-		return Result{}, err
-	}
-	if err := applyLayer(ctx, raw, lay.rootStart, l, b.epoch, b.work); err != nil {
-		return Result{}, err
-	}
-	if err := setUUID(ctx, raw, lay.rootStart, b.root, b.epoch); err != nil {
+	if err := copyFileInto(ctx, raw, espImg, lay.espStart); err != nil {
 		return Result{}, err
 	}
 	if res.SHA256, err = sha256File(raw); err != nil {
@@ -248,29 +245,42 @@ func (b builder) buildLayered(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// writeDiskFrom is writeDisk with the root partition copied from the base
-// image's data extents.
-func writeDiskFrom(ctx context.Context, path string, l layout, espImg, baseImg string, bios bool) error {
-	if err := createSized(path, l.total); err != nil {
+// layeredRoot writes the raw disk's partition table and its root
+// filesystem: the base image's data, the layer, the UUID.
+func (b builder) layeredRoot(ctx context.Context, raw string, lay layout, base string) error {
+	l, err := diffTrees(b.spec.Base.Tree, b.spec.Tree, b.spec.Base.Hint, b.epoch)
+	if err != nil {
 		return err
 	}
-	if err := writePartitionTable(ctx, path, l); err != nil {
+	if err := createSized(raw, lay.total); err != nil {
 		return err
 	}
-	if bios {
-		if err := writeGPTMBR(path); err != nil {
+	if err := writePartitionTable(ctx, raw, lay); err != nil {
+		return err
+	}
+	if b.arch.bios {
+		if err := writeGPTMBR(raw); err != nil {
 			return err
 		}
 	}
+	if err := copyFileInto(ctx, raw, base, lay.rootStart); err != nil {
+		return err
+	}
+	if err := applyLayer(ctx, raw, lay.rootStart, l, b.epoch, b.work); err != nil {
+		return err
+	}
+	return setUUID(ctx, raw, lay.rootStart, b.root, b.epoch)
+}
+
+// copyFileInto copies src's data extents into the file at path, at byte
+// offset off.
+func copyFileInto(ctx context.Context, path, src string, off int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
 	defer f.Close()
-	if err := copyInto(ctx, f, espImg, l.espStart); err != nil {
-		return err
-	}
-	if err := copySparse(ctx, f, baseImg, l.rootStart); err != nil {
+	if err := copySparse(ctx, f, src, off); err != nil {
 		return err
 	}
 	return f.Close()

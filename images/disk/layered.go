@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,7 +47,7 @@ const KeepImages = 2
 
 // baseImageVersion changes when the way a base image is made changes, so
 // that images made the old way are not used.
-const baseImageVersion = "drover-base-ext4-v1"
+const baseImageVersion = "drover-base-ext4-v2"
 
 // baseNamespace is the UUID namespace of base images' UUIDs and hash seeds.
 var baseNamespace = uuid{0x6b, 0x1d, 0x4f, 0x0e, 0x3a, 0x52, 0x4c, 0x8e, 0x9f, 0x11, 0x2d, 0x7a, 0x5e, 0x60, 0x83, 0xc4}
@@ -91,6 +92,9 @@ func (b builder) baseImage(ctx context.Context, size int64) (string, uuid, bool,
 	if err != nil {
 		return "", uuid{}, false, fmt.Errorf("%w (making the base filesystem image of %s)", err, bl.Tree)
 	}
+	if err := digHoles(tmp.Name()); err != nil {
+		return "", uuid{}, false, err
+	}
 	if err := os.Rename(tmp.Name(), img); err != nil {
 		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
 	}
@@ -125,6 +129,34 @@ func mke2fsVersion(ctx context.Context) (string, error) {
 	}
 	first, _, _ := strings.Cut(out, "\n")
 	return first, nil
+}
+
+// digHoles punches out the all-zero MiB chunks of a file (mkfs.ext4 writes
+// its journal and tables as zeros), so that copies of it, which copy only
+// data extents, stay as sparse as a disk copied chunk by chunk. The bytes
+// read the same.
+func digHoles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("disk: base image: %w", err)
+	}
+	defer f.Close()
+	buf, zero := make([]byte, copyChunk), make([]byte, copyChunk)
+	const punchHole, keepSize = 0x02, 0x01
+	for off := int64(0); ; off += copyChunk {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 && bytes.Equal(buf[:n], zero[:n]) {
+			if perr := syscall.Fallocate(int(f.Fd()), punchHole|keepSize, off, int64(n)); perr != nil {
+				return fmt.Errorf("disk: base image: punching a hole at %d: %w", off, perr)
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("disk: base image: %w", err)
+		}
+	}
 }
 
 // copySparse copies the file src into dst at byte offset off, only its

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"github.com/drover-dev/drover/images/scan"
@@ -36,18 +37,8 @@ type scanBaseline struct {
 // openScanBaseline finds the baseline for the base tree and options in cacheDir. A missing or
 // unreadable baseline is an empty one: every file is read and the results are kept for next time.
 func openScanBaseline(cacheDir, baseTree string, opts scan.Options, allowlist []byte, changed func(string) bool) (*scanBaseline, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	h := sha256.New()
-	f, err := os.Open(exe)
-	if err != nil {
-		return nil, err
-	}
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
+	if err := writeRulesVersion(h); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(h, "\n%s\n%d\n%d\n%q\n", filepath.Base(baseTree), opts.MaxFileSize, opts.MinForbiddenLen, allowlist)
@@ -71,6 +62,37 @@ func openScanBaseline(cacheDir, baseTree string, opts scan.Options, allowlist []
 		}
 	}
 	return b, nil
+}
+
+// writeRulesVersion writes what names the scan rules compiled into this program: the commit it was
+// built from when the build says it had no local changes, or else the executable's own digest.
+func writeRulesVersion(w io.Writer) error {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" && modified == "false" {
+			_, err := fmt.Fprintf(w, "%s@%s\n", bi.Main.Path, rev)
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 // reuse is scan.Options.Reuse: the kept result of a file the build did not change.

@@ -126,6 +126,12 @@ func ensureNothingMountedBelow(dir string) error {
 	return nil
 }
 
+// RemoveTree is removeTree for other packages: the catalog removes a killed
+// build's staging directory with it, where the overlay work tree may still
+// be mounted. It is idempotent; on failure the mounts it could not detach
+// and what is below them are left, and the error names them.
+func RemoveTree(dir string) error { return removeTree(dir) }
+
 // removeTree deletes dir like os.RemoveAll, but first detaches anything
 // mounted below it and refuses when that fails: os.RemoveAll crosses mount
 // points, and a bind mount of the host's /dev or /sys left by a killed

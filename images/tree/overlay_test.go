@@ -75,3 +75,36 @@ func TestOverlayWorkTree(t *testing.T) {
 		t.Errorf("a second Remove: %v", err)
 	}
 }
+
+// TestRemoveTreeDetachesAKilledBuildsOverlay: a staging directory whose overlay was never unmounted
+// (its build was killed) is removed whole, and the base tree is untouched.
+func TestRemoveTreeDetachesAKilledBuildsOverlay(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting overlayfs needs root")
+	}
+	lower := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lower, "file"), []byte("base"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(t.TempDir(), ".staging-1-abc")
+	if err := os.Mkdir(staging, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := MountOverlay(lower, staging)
+	if err != nil {
+		t.Skipf("no overlayfs here: %v", err)
+	}
+	defer o.Remove()
+	if err := RemoveTree(staging); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(staging); !os.IsNotExist(err) {
+		t.Errorf("the staging directory is still there: %v", err)
+	}
+	if m, _ := mountsUnder(filepath.Dir(staging)); len(m) != 0 {
+		t.Errorf("left mounted: %v", m)
+	}
+	if b, err := os.ReadFile(filepath.Join(lower, "file")); err != nil || string(b) != "base" {
+		t.Errorf("the base tree changed: %q %v", b, err)
+	}
+}

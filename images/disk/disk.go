@@ -204,10 +204,11 @@ func (b builder) build(ctx context.Context) (Result, error) {
 func (b builder) buildLayered(ctx context.Context) (Result, error) {
 	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: b.arch.kernelCmdline(b.root, b.spec.KernelCmdline)}
 	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
-	base, _, _, err := b.baseImage(ctx, res.RootSize)
+	base, err := b.baseImage(ctx, res.RootSize)
 	if err != nil {
 		return Result{}, err
 	}
+	defer base.Close()
 	files, err := b.espFiles(ctx, res.Cmdline)
 	if err != nil {
 		return Result{}, err
@@ -232,7 +233,12 @@ func (b builder) buildLayered(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := copyFileInto(ctx, raw, espImg, lay.espStart); err != nil {
+	esp, err := os.Open(espImg)
+	if err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	defer esp.Close()
+	if err := copyFileInto(ctx, raw, esp, lay.espStart); err != nil {
 		return Result{}, err
 	}
 	if res.SHA256, err = sha256File(raw); err != nil {
@@ -247,7 +253,7 @@ func (b builder) buildLayered(ctx context.Context) (Result, error) {
 
 // layeredRoot writes the raw disk's partition table and its root
 // filesystem: the base image's data, the layer, the UUID.
-func (b builder) layeredRoot(ctx context.Context, raw string, lay layout, base string) error {
+func (b builder) layeredRoot(ctx context.Context, raw string, lay layout, base *os.File) error {
 	l, err := diffTrees(b.spec.Base.Tree, b.spec.Tree, b.spec.Base.Hint, b.epoch)
 	if err != nil {
 		return err
@@ -274,7 +280,7 @@ func (b builder) layeredRoot(ctx context.Context, raw string, lay layout, base s
 
 // copyFileInto copies src's data extents into the file at path, at byte
 // offset off.
-func copyFileInto(ctx context.Context, path, src string, off int64) error {
+func copyFileInto(ctx context.Context, path string, src *os.File, off int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)

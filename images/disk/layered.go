@@ -3,6 +3,7 @@ package disk
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -50,15 +51,34 @@ const baseImageVersion = "drover-base-ext4-v2"
 // baseNamespace is the UUID namespace of base images' UUIDs and hash seeds.
 var baseNamespace = uuid{0x6b, 0x1d, 0x4f, 0x0e, 0x3a, 0x52, 0x4c, 0x8e, 0x9f, 0x11, 0x2d, 0x7a, 0x5e, 0x60, 0x83, 0xc4}
 
-// baseImage returns the path of the base filesystem image of the given
-// size, making it (mkfs.ext4 -d of the base tree, times clamped to the
-// epoch) when it is not kept yet. Concurrent builds may both make it; each
-// writes a temporary file and renames it, and both make the same bytes.
-func (b builder) baseImage(ctx context.Context, size int64) (string, uuid, bool, error) {
+// baseImage opens the base filesystem image of the given size, making it
+// (mkfs.ext4 -d of the base tree, times clamped to the epoch) when it is
+// not kept yet. The caller closes it. Concurrent builds may both make it;
+// each writes a temporary file and renames it, and both make the same
+// bytes. Being open, it stays readable when another build prunes it.
+func (b builder) baseImage(ctx context.Context, size int64) (*os.File, error) {
+	img, err := b.keptBaseImage(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(img)
+	if errors.Is(err, fs.ErrNotExist) { // pruned or deleted since: make it again
+		if img, err = b.keptBaseImage(ctx, size); err == nil {
+			f, err = os.Open(img)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disk: base image: %w", err)
+	}
+	return f, nil
+}
+
+// keptBaseImage is baseImage's path, made when missing.
+func (b builder) keptBaseImage(ctx context.Context, size int64) (string, error) {
 	bl := b.spec.Base
 	version, err := mke2fsVersion(ctx)
 	if err != nil {
-		return "", uuid{}, false, err
+		return "", err
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%d\n%d\n%s\n%s\n", baseImageVersion, filepath.Base(bl.Tree), size, b.epoch.Unix(), mke2fsConf, version)
@@ -67,18 +87,18 @@ func (b builder) baseImage(ctx context.Context, size int64) (string, uuid, bool,
 	name := filepath.Base(bl.Tree) + "-" + key + ".ext4"
 	img := filepath.Join(bl.ImageDir, name)
 	if _, err := os.Stat(img); err == nil {
-		return img, id, true, nil
+		return img, nil
 	}
 	if err := os.MkdirAll(bl.ImageDir, 0o755); err != nil {
-		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+		return "", fmt.Errorf("disk: base image: %w", err)
 	}
 	info, err := scanTree(bl.Tree)
 	if err != nil {
-		return "", uuid{}, false, err
+		return "", err
 	}
 	tmp, err := os.CreateTemp(bl.ImageDir, "."+name+".tmp-")
 	if err != nil {
-		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+		return "", fmt.Errorf("disk: base image: %w", err)
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
@@ -88,16 +108,16 @@ func (b builder) baseImage(ctx context.Context, size int64) (string, uuid, bool,
 		entries: info.entries, workDir: b.work,
 	})
 	if err != nil {
-		return "", uuid{}, false, fmt.Errorf("%w (making the base filesystem image of %s)", err, bl.Tree)
+		return "", fmt.Errorf("%w (making the base filesystem image of %s)", err, bl.Tree)
 	}
 	if err := digHoles(tmp.Name()); err != nil {
-		return "", uuid{}, false, err
+		return "", err
 	}
 	if err := os.Rename(tmp.Name(), img); err != nil {
-		return "", uuid{}, false, fmt.Errorf("disk: base image: %w", err)
+		return "", fmt.Errorf("disk: base image: %w", err)
 	}
 	pruneBaseImages(bl.ImageDir, filepath.Base(bl.Tree), KeepImages)
-	return img, id, false, nil
+	return img, nil
 }
 
 // pruneBaseImages keeps the newest keep images of one base tree. Removing
@@ -157,15 +177,11 @@ func digHoles(path string) error {
 	}
 }
 
-// copySparse copies the file src into dst at byte offset off, only its
+// copySparse copies the file in into dst at byte offset off, only its
 // data extents (SEEK_DATA/SEEK_HOLE), in the kernel (copy_file_range): dst
 // is a fresh sparse file whose holes already read as zeros.
-func copySparse(ctx context.Context, dst *os.File, src string, off int64) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("disk: copy %s into disk: %w", src, err)
-	}
-	defer in.Close()
+func copySparse(ctx context.Context, dst, in *os.File, off int64) error {
+	src := in.Name()
 	fi, err := in.Stat()
 	if err != nil {
 		return fmt.Errorf("disk: copy %s into disk: %w", src, err)

@@ -3,12 +3,12 @@ package disk
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"

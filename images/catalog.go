@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drover-dev/drover/images/tree"
 	"github.com/drover-dev/drover/plugins/store"
 )
 
@@ -242,7 +243,8 @@ func (c *Catalog) removeDeadStaging() {
 		pidText, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
 		if err != nil || !alive(pid) {
-			_ = os.RemoveAll(filepath.Join(c.Dir, e.Name()))
+			// A killed build may have left its overlay work tree mounted in it.
+			_ = tree.RemoveTree(filepath.Join(c.Dir, e.Name()))
 		}
 	}
 }

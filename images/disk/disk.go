@@ -64,6 +64,11 @@ type Spec struct {
 	// SourceDateEpoch stamps everything the tools create (filesystem
 	// superblocks, ESP files). Zero means the newest mtime in the tree.
 	SourceDateEpoch time.Time
+	// Base, when set, makes the root filesystem from a kept image of the
+	// base tree plus Tree's differences from it (see BaseLayer) instead of
+	// writing the whole tree. Modification times later than the epoch are
+	// clamped in the image, so Tree's need not be.
+	Base *BaseLayer
 }
 
 // Result describes the disk Assemble made.
@@ -100,6 +105,9 @@ func Assemble(ctx context.Context, s Spec) (Result, error) {
 	}
 	defer os.RemoveAll(work)
 	b := builder{spec: s, arch: a, root: root, serial: serial, info: info, epoch: epoch, work: work}
+	if s.Base != nil {
+		return b.buildLayered(ctx)
+	}
 	return b.build(ctx)
 }
 
@@ -112,6 +120,8 @@ func (s Spec) check() (arch, uuid, string, error) {
 		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Output is empty")
 	case s.MinRootSize < 0 || s.Headroom.Bytes < 0 || s.Headroom.Fraction < 0:
 		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: sizes must not be negative")
+	case s.Base != nil && (s.Base.Tree == "" || s.Base.ImageDir == ""):
+		return arch{}, uuid{}, "", fmt.Errorf("disk: spec: Base needs Tree and ImageDir")
 	}
 	a, err := lookupArch(s.Arch)
 	if err != nil {
@@ -185,6 +195,101 @@ func (b builder) build(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("disk: %w", err)
 	}
 	return res, nil
+}
+
+// buildLayered is build with the root filesystem made from the base image
+// and the layer, written straight into the disk: the partition table, the
+// base image copied to the root partition, the layer applied there and the
+// UUID set, while the ESP is made beside it; then the ESP is copied in.
+func (b builder) buildLayered(ctx context.Context) (Result, error) {
+	res := Result{Path: b.spec.Output, KernelVersion: b.info.kernel.version, Cmdline: b.arch.kernelCmdline(b.root, b.spec.KernelCmdline)}
+	res.RootSize = rootSize(b.info.usage, b.spec.MinRootSize, b.spec.Headroom)
+	base, err := b.baseImage(ctx, res.RootSize)
+	if err != nil {
+		return Result{}, err
+	}
+	defer base.Close()
+	files, err := b.espFiles(ctx, res.Cmdline)
+	if err != nil {
+		return Result{}, err
+	}
+	content, err := totalSize(files)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ESPSize = espSize(content)
+	lay := newLayout(b.arch, b.root, res.ESPSize, res.RootSize)
+	espImg := filepath.Join(b.work, "esp.vfat")
+	espDone := make(chan error, 1)
+	go func() {
+		espDone <- makeESP(ctx, espSpec{image: espImg, size: lay.espSize, serial: b.serial,
+			startLBA: lay.espStart / sectorSize, epoch: b.epoch, files: files, syslinux: b.arch.bios})
+	}()
+	raw := filepath.Join(b.work, "disk.raw")
+	err = b.layeredRoot(ctx, raw, lay, base)
+	if espErr := <-espDone; err == nil {
+		err = espErr
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	esp, err := os.Open(espImg)
+	if err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	defer esp.Close()
+	if err := copyFileInto(ctx, raw, esp, lay.espStart); err != nil {
+		return Result{}, err
+	}
+	if res.SHA256, err = sha256File(raw); err != nil {
+		return Result{}, err
+	}
+	res.Size = lay.total
+	if err := os.Rename(raw, b.spec.Output); err != nil {
+		return Result{}, fmt.Errorf("disk: %w", err)
+	}
+	return res, nil
+}
+
+// layeredRoot writes the raw disk's partition table and its root
+// filesystem: the base image's data, the layer, the UUID.
+func (b builder) layeredRoot(ctx context.Context, raw string, lay layout, base *os.File) error {
+	l, err := diffTrees(b.spec.Base.Tree, b.spec.Tree, b.spec.Base.Hint, b.epoch)
+	if err != nil {
+		return err
+	}
+	if err := createSized(raw, lay.total); err != nil {
+		return err
+	}
+	if err := writePartitionTable(ctx, raw, lay); err != nil {
+		return err
+	}
+	if b.arch.bios {
+		if err := writeGPTMBR(raw); err != nil {
+			return err
+		}
+	}
+	if err := copyFileInto(ctx, raw, base, lay.rootStart); err != nil {
+		return err
+	}
+	if err := applyLayer(ctx, raw, lay.rootStart, l, b.epoch, b.work); err != nil {
+		return err
+	}
+	return setUUID(ctx, raw, lay.rootStart, b.root, b.epoch)
+}
+
+// copyFileInto copies src's data extents into the file at path, at byte
+// offset off.
+func copyFileInto(ctx context.Context, path string, src *os.File, off int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	defer f.Close()
+	if err := copySparse(ctx, f, src, off); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // espFiles builds the bootloader files and lists everything that goes

@@ -115,7 +115,7 @@ func TestMemdiskTarIsStable(t *testing.T) {
 
 func TestTimesScript(t *testing.T) {
 	mt := time.Unix(1700000000, 5)
-	got := timesScript([]entry{{"/", mt}, {`/a "b" c`, mt}, {"/bad\nname", mt}})
+	got := timesScript([]entry{{"/", mt}, {`/a "b" c`, mt}, {"/bad\nname", mt}}, time.Time{})
 	want := "sif \"/\" atime @1700000000\nsif \"/\" ctime @1700000000\n" +
 		"sif \"/a \"\"b\"\" c\" atime @1700000000\nsif \"/a \"\"b\"\" c\" ctime @1700000000\n"
 	if got != want {

@@ -105,6 +105,9 @@ type rootfsSpec struct {
 	entries  []entry
 	workDir  string // for the mke2fs.conf and the debugfs script
 	hashSeed uuid
+	// clamp sets modification times later than epoch to epoch, as a base
+	// image needs (its tree was never clamped).
+	clamp bool
 }
 
 // makeRootFS builds the ext4 root filesystem from the tree into a plain
@@ -139,7 +142,11 @@ func makeRootFS(ctx context.Context, s rootfsSpec) error {
 // this two images of the same tree would differ.
 func normalizeTimes(ctx context.Context, s rootfsSpec) error {
 	script := filepath.Join(s.workDir, "times.debugfs")
-	if err := os.WriteFile(script, []byte(timesScript(s.entries)), 0o644); err != nil {
+	var clamp time.Time
+	if s.clamp {
+		clamp = s.epoch
+	}
+	if err := os.WriteFile(script, []byte(timesScript(s.entries, clamp)), 0o644); err != nil {
 		return fmt.Errorf("disk: timestamps: %w", err)
 	}
 	out, err := run(ctx, command{
@@ -165,6 +172,7 @@ func debugfsErrors(out string) []string {
 		switch {
 		case strings.TrimSpace(line) == "",
 			strings.HasPrefix(line, "debugfs: "),                               // an echoed command
+			strings.HasPrefix(line, "Allocated inode: "),                       // write's report
 			strings.HasPrefix(line, "debugfs ") && strings.Contains(line, "("): // the version banner
 			continue
 		}
@@ -173,18 +181,23 @@ func debugfsErrors(out string) []string {
 	return errs
 }
 
-// timesScript renders debugfs commands that set atime and ctime to mtime.
-// Paths are quoted the way debugfs' parser reads them (a quote inside
-// quotes is doubled); a path with a newline cannot be written and keeps
-// its times.
-func timesScript(entries []entry) string {
+// timesScript renders debugfs commands that set atime and ctime to mtime,
+// and with a non-zero clamp a later mtime to clamp first. Paths are quoted
+// the way debugfs' parser reads them (a quote inside quotes is doubled); a
+// path with a newline cannot be written and keeps its times.
+func timesScript(entries []entry, clamp time.Time) string {
 	var b strings.Builder
 	for _, e := range entries {
 		if strings.ContainsAny(e.path, "\n\r") {
 			continue
 		}
 		p := `"` + strings.ReplaceAll(e.path, `"`, `""`) + `"`
-		t := unixString(e.mtime)
+		mt := e.mtime
+		if !clamp.IsZero() && mt.After(clamp) {
+			mt = clamp
+			fmt.Fprintf(&b, "sif %s mtime @%s\n", p, unixString(mt))
+		}
+		t := unixString(mt)
 		fmt.Fprintf(&b, "sif %s atime @%s\nsif %s ctime @%s\n", p, t, p, t)
 	}
 	return b.String()

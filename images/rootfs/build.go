@@ -20,6 +20,7 @@ const (
 	keyTree     = "tree"      // string: the work tree being customized
 	keyCopied   = "copied"    // time.Time: a change time the work tree's copied files are older than
 	keyBase     = "base_tree" // string: the cached base tree
+	keyOverlay  = "overlay"   // *tree.Overlay: the work tree, when it is an overlay of the base tree
 	keyLog      = "log"       // io.Writer: the build log (and progress output)
 	keyDisk     = "disk"      // disk.Result
 	keyPackages = "packages"  // []images.Package

@@ -2,10 +2,15 @@ package rootfs
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
+	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/disk"
+	"github.com/drover-dev/drover/images/tree"
 )
 
 const rawName = "disk.raw"
@@ -25,6 +30,7 @@ func (s *stepDisk) Run(ctx context.Context, state multistep.StateBag) multistep.
 		MinRootSize:     req.Disk.MinSize,
 		Headroom:        disk.Headroom{Fraction: float64(req.Disk.Headroom) / 100, Bytes: disk.DefaultHeadroom().Bytes},
 		SourceDateEpoch: req.Epoch,
+		Base:            baseLayer(state),
 	})
 	if err != nil {
 		return fail(state, err)
@@ -34,3 +40,35 @@ func (s *stepDisk) Run(ctx context.Context, state multistep.StateBag) multistep.
 }
 
 func (s *stepDisk) Cleanup(multistep.StateBag) {}
+
+// baseImageDir is where, in the tree cache's directory, the base trees' filesystem images are kept.
+const baseImageDir = "rootfs"
+
+// baseLayer has the root filesystem made from the base tree's kept filesystem image plus the work
+// tree's changes. Which files may have changed is known: an overlay's upper directory holds them, and
+// a copy's have a change time after the copy; without either every file is compared.
+func baseLayer(state multistep.StateBag) *disk.BaseLayer {
+	req := request(state)
+	if req.Cache == nil || req.Cache.Dir == "" {
+		return nil
+	}
+	return &disk.BaseLayer{Tree: state.Get(keyBase).(string), ImageDir: filepath.Join(req.Cache.Dir, baseImageDir),
+		Hint: changedHint(state)}
+}
+
+// changedHint says which paths of the work tree may differ from the base tree's (disk.ContentHint):
+// an overlay's upper directory holds them all, and a copy's have a change time after the copy.
+// Nil when neither is known.
+func changedHint(state multistep.StateBag) func(rel string) bool {
+	if o, ok := state.GetOk(keyOverlay); ok {
+		return o.(*tree.Overlay).InUpper
+	}
+	if copied, ok := state.GetOk(keyCopied); ok {
+		root := treeDir(state)
+		return func(rel string) bool {
+			fi, err := os.Lstat(filepath.Join(root, rel))
+			return err != nil || !images.ChangeTime(fi).Before(copied.(time.Time))
+		}
+	}
+	return nil
+}

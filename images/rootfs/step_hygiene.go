@@ -13,6 +13,12 @@ import (
 type stepHygiene struct{}
 
 func (s *stepHygiene) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	if o, ok := state.GetOk(keyOverlay); ok {
+		if err := tree.HygieneOverlay(o.(*tree.Overlay), request(state).Epoch); err != nil {
+			return fail(state, err)
+		}
+		return multistep.ActionContinue
+	}
 	if err := tree.Hygiene(treeDir(state), request(state).Epoch); err != nil {
 		return fail(state, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/disk"
+	"github.com/drover-dev/drover/images/tree"
 )
 
 // stepManifest writes manifest.json and moves the staging directory into the catalog in one rename:
@@ -22,7 +23,11 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 	req := request(state)
 	d := state.Get(keyDisk).(disk.Result)
 	treeBytes := duBytes(treeDir(state))
-	if err := os.RemoveAll(treeDir(state)); err != nil {
+	if o, ok := state.GetOk(keyOverlay); ok {
+		if err := o.(*tree.Overlay).Remove(); err != nil {
+			return fail(state, fmt.Errorf("removing the work tree: %w", err))
+		}
+	} else if err := os.RemoveAll(treeDir(state)); err != nil {
 		return fail(state, fmt.Errorf("removing the work tree: %w", err))
 	}
 	m := &images.Manifest{

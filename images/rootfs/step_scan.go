@@ -26,18 +26,36 @@ const maxListed = 20
 func (s *stepScan) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	req := request(state)
 	opts := scan.Options{Forbidden: req.Forbidden}
+	var allowlist []byte
 	if req.ScanAllowlist != "" {
-		if _, err := os.Stat(req.ScanAllowlist); err == nil {
-			opts.AllowlistFile = req.ScanAllowlist
+		content, err := os.ReadFile(req.ScanAllowlist)
+		if err == nil {
+			opts.AllowlistFile, allowlist = req.ScanAllowlist, content
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fail(state, fmt.Errorf("the secret scan's allowlist: %w", err))
+		}
+	}
+	w := logWriter(state)
+	var baseline *scanBaseline
+	if changed := changedHint(state); changed != nil && req.Cache != nil && req.Cache.Dir != "" {
+		b, err := openScanBaseline(req.Cache.Dir, state.Get(keyBase).(string), opts, allowlist, changed)
+		if err != nil {
+			fmt.Fprintf(w, "secret scan: no baseline of the base tree's files (%v): reading every file\n", err)
+		} else {
+			baseline = b
+			opts.Reuse, opts.Record = b.reuse, b.record
 		}
 	}
 	r, err := scan.Scan(ctx, treeDir(state), opts)
 	if err != nil {
 		return fail(state, err)
 	}
-	w := logWriter(state)
+	if baseline != nil {
+		fmt.Fprintf(w, "secret scan: %d unchanged base file(s) not read again (their results are kept by base tree, rules and options)\n", baseline.reused())
+		if err := baseline.save(); err != nil {
+			fmt.Fprintf(w, "secret scan: keeping the base tree's results: %v\n", err)
+		}
+	}
 	fmt.Fprintf(w, "secret scan: %d files, %d bytes, %d finding(s), %d allowlisted, %d secret value(s) looked for, in %s\n",
 		r.FilesScanned, r.BytesScanned, len(r.Findings), r.Suppressed, r.ForbiddenChecked, r.Duration.Round(1e6))
 	if r.ForbiddenSkipped > 0 {

@@ -69,6 +69,23 @@ type Options struct {
 	MinEntropy float64
 	// Workers is how many files are scanned at once. Zero means GOMAXPROCS.
 	Workers int
+	// Reuse, when set, is asked for each regular file of a tree scan (by its path in the tree)
+	// before the file is read: a result it gives is counted as the file's, unread. It lets a scan
+	// of a tree made from a base tree read only what changed (a result recorded with the same
+	// Options for the same content is the result a read would give). Called from several
+	// goroutines at once.
+	Reuse func(rel string) (FileResult, bool)
+	// Record, when set, is given each regular file's result of a tree scan, read or reused, one
+	// call at a time.
+	Record func(rel string, r FileResult)
+}
+
+// FileResult is what a tree scan found in one regular file (Options.Reuse, Options.Record).
+type FileResult struct {
+	Bytes      int64     `json:"b,omitempty"` // read from the file
+	Skipped    bool      `json:"s,omitempty"` // not read by the pattern rules
+	Suppressed int       `json:"a,omitempty"` // findings an allowlist silenced
+	Findings   []Finding `json:"f,omitempty"`
 }
 
 // Finding is one secret found.
@@ -274,6 +291,9 @@ type scanner struct {
 
 	forbiddenSkipped int
 
+	reuse  func(string) (FileResult, bool)
+	record func(string, FileResult)
+
 	mu       sync.Mutex
 	findings []Finding
 	files    int
@@ -283,7 +303,7 @@ type scanner struct {
 }
 
 func newScanner(opts Options) (*scanner, error) {
-	s := &scanner{maxSize: opts.MaxFileSize, minEntropy: opts.MinEntropy, workers: opts.Workers}
+	s := &scanner{maxSize: opts.MaxFileSize, minEntropy: opts.MinEntropy, workers: opts.Workers, reuse: opts.Reuse, record: opts.Record}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxFileSize
 	}
@@ -360,6 +380,12 @@ func (s *scanner) newWorker() *worker { return &worker{s: s} }
 // scanTreeFile reads one regular file of the tree and applies the rules and the forbidden values.
 func (w *worker) scanTreeFile(ctx context.Context, abs, rel string) error {
 	s := w.s
+	if s.reuse != nil {
+		if r, ok := s.reuse(rel); ok {
+			s.add(rel, r)
+			return nil
+		}
+	}
 	f, err := os.Open(abs)
 	if err != nil {
 		return fmt.Errorf("scan: %s: %w", rel, unwrapPath(err))
@@ -434,16 +460,24 @@ func (w *worker) scanTreeFile(ctx context.Context, abs, rel string) error {
 		}
 		kept = append(kept, fd)
 	}
+	s.add(rel, FileResult{Bytes: read, Skipped: skipped, Suppressed: suppressed, Findings: append([]Finding(nil), kept...)})
+	return nil
+}
+
+// add counts one file's result and hands it to Options.Record.
+func (s *scanner) add(rel string, r FileResult) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.files++
-	s.bytes += read
-	if skipped {
+	s.bytes += r.Bytes
+	if r.Skipped {
 		s.skipped++
 	}
-	s.suppress += suppressed
-	s.findings = append(s.findings, kept...)
-	s.mu.Unlock()
-	return nil
+	s.suppress += r.Suppressed
+	s.findings = append(s.findings, r.Findings...)
+	if s.record != nil {
+		s.record(rel, r)
+	}
 }
 
 // read reads the first n bytes of f into the worker's buffer.

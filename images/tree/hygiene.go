@@ -40,6 +40,12 @@ func Hygiene(root string, epoch time.Time) error {
 }
 
 func hygiene(root string, epoch time.Time, host hostIdentity) error {
+	return hygieneWith(root, epoch, host, "")
+}
+
+// hygieneWith is hygiene; with upper set, root is an overlay's merged tree
+// (itself a mount point) and only upper's paths get their times clamped.
+func hygieneWith(root string, epoch time.Time, host hostIdentity, upper string) error {
 	if epoch.IsZero() {
 		return errors.New("no epoch given (SOURCE_DATE_EPOCH)")
 	}
@@ -50,7 +56,13 @@ func hygiene(root string, epoch time.Time, host hostIdentity) error {
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 		return fmt.Errorf("tree %s is not a directory", root)
 	}
-	if err := ensureNothingMounted(abs); err != nil {
+	mounted := ensureNothingMounted
+	clamp := func(r string) error { return clampTimes(r, epoch) }
+	if upper != "" {
+		mounted = ensureNothingMountedBelow
+		clamp = func(r string) error { return clampLayer(r, upper, epoch) }
+	}
+	if err := mounted(abs); err != nil {
 		return err
 	}
 	steps := []struct {
@@ -66,7 +78,7 @@ func hygiene(root string, epoch time.Time, host hostIdentity) error {
 		{"backups and caches", scrubBackups},
 		{"policy-rc.d", scrubPolicyRCD},
 		{"build host names", func(r string) error { return scrubHostIdentity(r, host) }},
-		{"file times", func(r string) error { return clampTimes(r, epoch) }},
+		{"file times", clamp},
 	}
 	for _, s := range steps {
 		if err := s.fn(abs); err != nil {

@@ -103,6 +103,35 @@ func ensureNothingMounted(dir string) error {
 	return nil
 }
 
+// ensureNothingMountedBelow is ensureNothingMounted for a dir that may
+// itself be a mount point, such as an overlay work tree.
+func ensureNothingMountedBelow(dir string) error {
+	m, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	real, err := realPath(dir)
+	if err != nil {
+		return err
+	}
+	var below []string
+	for _, p := range m {
+		if p != real {
+			below = append(below, p)
+		}
+	}
+	if len(below) > 0 {
+		return fmt.Errorf("%s has %d mounts below it (first %s); unmount them first (umount -R)", dir, len(below), below[len(below)-1])
+	}
+	return nil
+}
+
+// RemoveTree is removeTree for other packages: the catalog removes a killed
+// build's staging directory with it, where the overlay work tree may still
+// be mounted. It is idempotent; on failure the mounts it could not detach
+// and what is below them are left, and the error names them.
+func RemoveTree(dir string) error { return removeTree(dir) }
+
 // removeTree deletes dir like os.RemoveAll, but first detaches anything
 // mounted below it and refuses when that fails: os.RemoveAll crosses mount
 // points, and a bind mount of the host's /dev or /sys left by a killed

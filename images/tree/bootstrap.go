@@ -28,6 +28,7 @@ type build struct {
 	debs    string   // shared .deb cache, synced in
 	debsOut string   // where this build's .debs are synced out to
 	log     io.Writer
+	keyring string // the spec's Keyring as a file, written by run; "" without one
 }
 
 func (b build) run(ctx context.Context) error {
@@ -44,6 +45,9 @@ func (b build) run(ctx context.Context) error {
 		return err
 	}
 	if err := os.MkdirAll(b.debsOut, 0o755); err != nil {
+		return err
+	}
+	if err := b.writeKeyring(); err != nil {
 		return err
 	}
 	args, err := b.args()
@@ -112,6 +116,9 @@ func (b build) simulateArgs() []string {
 		"--architectures=" + b.spec.Arch,
 		"--components=" + strings.Join(b.spec.Components, ",")}
 	args = append(args, b.aptOpts()...)
+	if b.keyring != "" {
+		args = append(args, "--keyring="+b.keyring)
+	}
 	args = append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null")
 	return append(args, b.spec.sourceLines()...)
 }
@@ -137,12 +144,13 @@ func (b build) args() ([]string, error) {
 		"--customize-hook=sync-out /var/cache/apt/archives " + b.debsOut,
 	}
 	args = append(args, dpkgOpts()...)
-	for _, p := range []string{b.debs, b.debsOut} {
+	for _, p := range []string{b.debs, b.debsOut, b.keyring} {
 		if strings.ContainsAny(p, " \t\n\"'\\$`") {
 			return nil, fmt.Errorf("cache path %q has characters mmdebstrap's hooks cannot take", p)
 		}
 	}
 	args = append(args, b.aptOpts()...)
+	args = append(args, b.keyringOpts()...)
 	if b.spec.normalized().Arch != hostArch() {
 		args = append(args, foreignInitramfsHooks()...)
 	}
@@ -196,6 +204,46 @@ func (b build) aptOpts() []string {
 		return nil
 	}
 	return []string{`--aptopt=Acquire::Check-Valid-Until "false"`}
+}
+
+// imageKeyringDir is where a tree keeps the keyring of its spec, in the place Debian documents for
+// keys that sources.list names with signed-by.
+const imageKeyringDir = "/etc/apt/keyrings"
+
+// writeKeyring writes the spec's keyring next to the tree (in the build's work directory, removed
+// with it) for mmdebstrap to read: .asc when armored, .gpg when binary, the names apt needs.
+func (b *build) writeKeyring() error {
+	if len(b.spec.Keyring) == 0 {
+		return nil
+	}
+	b.keyring = filepath.Join(filepath.Dir(b.root), "archive-key"+keyringExt(b.spec.Keyring))
+	if err := os.WriteFile(b.keyring, b.spec.Keyring, 0o644); err != nil {
+		return fmt.Errorf("write the base's keyring: %w", err)
+	}
+	return nil
+}
+
+func keyringExt(key []byte) string {
+	if strings.HasPrefix(strings.TrimSpace(string(key)), "-----BEGIN PGP") {
+		return ".asc"
+	}
+	return ".gpg"
+}
+
+// keyringOpts make mmdebstrap verify the sources with the spec's keyring instead of the host's
+// keys (--keyring is only for mmdebstrap's own apt) and then put the keyring into the tree and
+// name it on every sources.list line with signed-by, so the image's apt trusts that key for these
+// archives and nothing else does.
+func (b build) keyringOpts() []string {
+	if b.keyring == "" {
+		return nil
+	}
+	inTree := imageKeyringDir + "/drover-archive" + keyringExt(b.spec.Keyring)
+	return []string{
+		"--keyring=" + b.keyring,
+		`--customize-hook=mkdir -p "$1` + imageKeyringDir + `" && cp ` + b.keyring + ` "$1` + inTree + `" && chmod 0644 "$1` + inTree + `"`,
+		`--customize-hook=sed -i -E 's#^deb (\[[^]]*\] )?#deb [signed-by=` + inTree + `] #' "$1/etc/apt/sources.list"`,
+	}
 }
 
 // env is mmdebstrap's environment: the host's (it may need a proxy), with

@@ -34,52 +34,18 @@ func makeDeb(t *testing.T, dir, name, version string) {
 	}
 }
 
-// apt runs apt-get or apt-cache against only the given sources.list and a private state, as
-// mmdebstrap's apt and an image's own apt would see the archive.
-type apt struct{ dir string }
-
-func newApt(t *testing.T, sources string) apt {
+func newApt(t *testing.T, sources string) Apt {
 	t.Helper()
-	a := apt{dir: t.TempDir()}
-	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "empty", "log"} {
-		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, body := range map[string]string{"status": "", "sources.list": sources} {
-		if err := os.WriteFile(filepath.Join(a.dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	a, err := NewApt(t.TempDir(), "amd64", sources)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return a
 }
 
-func (a apt) run(t *testing.T, tool string, args ...string) (string, error) {
+func candidate(t *testing.T, a Apt, pkg string) string {
 	t.Helper()
-	opts := []string{
-		"-o", "Dir::State=" + a.dir + "/state", "-o", "Dir::State::status=" + a.dir + "/status",
-		"-o", "Dir::Cache=" + a.dir + "/cache", "-o", "Dir::Log=" + a.dir + "/log",
-		"-o", "Dir::Etc::SourceList=" + a.dir + "/sources.list", "-o", "Dir::Etc::SourceParts=" + a.dir + "/empty",
-		"-o", "Dir::Etc::Parts=" + a.dir + "/empty", "-o", "Dir::Etc::Preferences=" + a.dir + "/empty/none",
-		"-o", "Dir::Etc::PreferencesParts=" + a.dir + "/empty",
-		"-o", "Dir::Etc::Trusted=" + a.dir + "/empty/none.gpg", "-o", "Dir::Etc::TrustedParts=" + a.dir + "/empty",
-		"-o", "APT::Architecture=amd64", "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root",
-	}
-	out, err := exec.Command(tool, append(opts, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-func sourcesFor(m *Mirror, keyring string) string {
-	var b strings.Builder
-	for _, s := range m.Suites() {
-		fmt.Fprintf(&b, "deb [signed-by=%s] %s %s main\n", keyring, m.URL(), s)
-	}
-	return b.String()
-}
-
-func candidate(t *testing.T, a apt, pkg string) string {
-	t.Helper()
-	out, err := a.run(t, "apt-cache", "policy", pkg)
+	out, err := a.Run(context.Background(), "apt-cache", "policy", pkg)
 	if err != nil {
 		t.Fatalf("apt-cache policy: %v\n%s", err, out)
 	}
@@ -119,8 +85,8 @@ func TestAptAcceptsTheSignedArchive(t *testing.T) {
 		}
 	}
 
-	a := newApt(t, sourcesFor(m, m.Keyring))
-	if out, err := a.run(t, "apt-get", "update", "--error-on=any"); err != nil {
+	a := newApt(t, SourcesFor(m, m.Keyring))
+	if out, err := a.Run(ctx, "apt-get", "update", "--error-on=any"); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
 	if got := candidate(t, a, "drover-hello"); got != "1.0-2" {
@@ -140,13 +106,13 @@ func TestAptAcceptsTheSignedArchive(t *testing.T) {
 	if err := exec.Command("dpkg", "--compare-versions", v, "gt", "1.0-2").Run(); err != nil {
 		t.Errorf("dpkg does not take %s for newer than 1.0-2: %v", v, err)
 	}
-	if out, err := a.run(t, "apt-get", "update", "--error-on=any"); err != nil {
+	if out, err := a.Run(ctx, "apt-get", "update", "--error-on=any"); err != nil {
 		t.Fatalf("apt-get update after the security update: %v\n%s", err, out)
 	}
 	if got := candidate(t, a, "drover-hello"); got != v {
 		t.Errorf("after the security update the candidate is %s, want %s", got, v)
 	}
-	if out, err := a.run(t, "apt-get", "install", "--simulate", "drover-hello"); err != nil || !strings.Contains(out, "Inst drover-hello ("+v+" drover-testmirror:bookworm-security") {
+	if out, err := a.Run(ctx, "apt-get", "install", "--simulate", "drover-hello"); err != nil || !strings.Contains(out, "Inst drover-hello ("+v+" drover-testmirror:bookworm-security") {
 		t.Errorf("apt-get install --simulate does not install %s from bookworm-security: %v\n%s", v, err, out)
 	}
 	if v2, err := m.AddNewerVersion(ctx, "drover-hello", "bookworm-updates"); err != nil || v2 != "1.0-2+drover2" {
@@ -158,8 +124,8 @@ func TestAptAcceptsTheSignedArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	wrongKey := newApt(t, sourcesFor(m, other.Keyring))
-	if out, err := wrongKey.run(t, "apt-get", "update", "--error-on=any"); err == nil {
+	wrongKey := newApt(t, SourcesFor(m, other.Keyring))
+	if out, err := wrongKey.Run(ctx, "apt-get", "update", "--error-on=any"); err == nil {
 		t.Errorf("apt-get update accepted the archive with another archive's key:\n%s", out)
 	} else if !strings.Contains(out, "NO_PUBKEY") && !strings.Contains(out, "not signed") {
 		t.Errorf("apt-get update failed, but not for the signature: %v\n%s", err, out)

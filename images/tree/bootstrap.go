@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +48,11 @@ func (b build) run(ctx context.Context) error {
 	if err := os.MkdirAll(b.debsOut, 0o755); err != nil {
 		return err
 	}
-	if err := b.writeKeyring(); err != nil {
+	removeKeyring, err := b.writeKeyring()
+	if err != nil {
 		return err
 	}
+	defer removeKeyring()
 	args, err := b.args()
 	if err != nil {
 		return err
@@ -120,7 +123,7 @@ func (b build) simulateArgs() []string {
 		args = append(args, "--keyring="+b.keyring)
 	}
 	args = append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null")
-	return append(args, b.spec.sourceLines()...)
+	return append(args, b.bootstrapSourceLines()...)
 }
 
 // args is mmdebstrap's command line. The apt variant is Essential: yes
@@ -151,6 +154,7 @@ func (b build) args() ([]string, error) {
 	}
 	args = append(args, b.aptOpts()...)
 	args = append(args, b.keyringOpts()...)
+	args = append(args, b.fileMirrorOpts()...)
 	if b.spec.normalized().Arch != hostArch() {
 		args = append(args, foreignInitramfsHooks()...)
 	}
@@ -158,7 +162,28 @@ func (b build) args() ([]string, error) {
 		args = append(args, "--include="+strings.Join(b.spec.Packages, ","))
 	}
 	args = append(args, b.spec.Suite, b.root)
-	return append(args, b.spec.sourceLines()...), nil
+	return append(args, b.bootstrapSourceLines()...), nil
+}
+
+// bootstrapSourceLines are the spec's sources as mmdebstrap takes them: a file:// archive is named
+// copy:// instead, so that apt copies its .debs into the tree where dpkg, chrooted, can read them
+// (mmdebstrap refuses a file:// archive the chroot cannot see, and bind-mounting it would leave its
+// mount point in the tree). fileMirrorOpts turns them back into file:// in the tree's sources.list.
+func (b build) bootstrapSourceLines() []string {
+	lines := b.spec.sourceLines()
+	for i, l := range lines {
+		lines[i] = strings.Replace(l, " file://", " copy://", 1)
+	}
+	return lines
+}
+
+// fileMirrorOpts restore the file:// URLs of the tree's sources.list that bootstrapSourceLines
+// made copy://, so the image's apt reads the archive where the base says it is.
+func (b build) fileMirrorOpts() []string {
+	if !slices.ContainsFunc(b.spec.sourceLines(), func(l string) bool { return strings.Contains(l, " file://") }) {
+		return nil
+	}
+	return []string{`--customize-hook=sed -i 's# copy://# file://#' "$1/etc/apt/sources.list"`}
 }
 
 // foreignInitramfsModules are the modules the initramfs of a tree built for another architecture
@@ -210,17 +235,30 @@ func (b build) aptOpts() []string {
 // keys that sources.list names with signed-by.
 const imageKeyringDir = "/etc/apt/keyrings"
 
-// writeKeyring writes the spec's keyring next to the tree (in the build's work directory, removed
-// with it) for mmdebstrap to read: .asc when armored, .gpg when binary, the names apt needs.
-func (b *build) writeKeyring() error {
+// writeKeyring writes the spec's keyring for mmdebstrap to read into a new directory of its own
+// under the system's temporary directory: .asc when armored, .gpg when binary, the names apt needs.
+// Not next to the tree: apt verifies signatures as its unprivileged _apt user, which must reach the
+// file, and the cache may sit below a directory only root can enter. The returned cleanup removes
+// it; on error nothing is left.
+func (b *build) writeKeyring() (cleanup func(), err error) {
 	if len(b.spec.Keyring) == 0 {
-		return nil
+		return func() {}, nil
 	}
-	b.keyring = filepath.Join(filepath.Dir(b.root), "archive-key"+keyringExt(b.spec.Keyring))
+	dir, err := os.MkdirTemp("", "drover-keyring-")
+	if err != nil {
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	b.keyring = filepath.Join(dir, "archive-key"+keyringExt(b.spec.Keyring))
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
+	}
 	if err := os.WriteFile(b.keyring, b.spec.Keyring, 0o644); err != nil {
-		return fmt.Errorf("write the base's keyring: %w", err)
+		cleanup()
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
 	}
-	return nil
+	return cleanup, nil
 }
 
 func keyringExt(key []byte) string {

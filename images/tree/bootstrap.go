@@ -284,10 +284,16 @@ func (b build) keyringOpts() []string {
 	}
 }
 
+// liveEpoch is SOURCE_DATE_EPOCH for a tree from a live (not snapshot) archive. A fixed time,
+// not the build's: the tree's cache key names the archive's package state and no time, so two cold
+// builds of one key must make the same bytes (mkinitramfs, for one, writes every file time of the
+// initramfs from it, and without it the build's clock). It is rootfs's default image epoch.
+var liveEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // env is mmdebstrap's environment: the host's (it may need a proxy), with
-// SOURCE_DATE_EPOCH set to the snapshot time for reproducible output, or
-// removed without a snapshot so that the host's value does not change a
-// tree whose cache key does not include it.
+// SOURCE_DATE_EPOCH set to the snapshot time, or liveEpoch without a snapshot,
+// for reproducible output; the host's value is dropped, since the tree's
+// cache key does not include it.
 func (b build) env() ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -299,9 +305,10 @@ func (b build) env() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !t.IsZero() {
-		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(t.Unix(), 10))
+	if t.IsZero() {
+		t = liveEpoch
 	}
+	env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(t.Unix(), 10))
 	return append(env, "LC_ALL=C.UTF-8"), nil
 }
 

@@ -283,7 +283,7 @@ func (m *Mirror) writeSuite(ctx context.Context, suite string) error {
 	var rel strings.Builder
 	fmt.Fprintf(&rel, "Origin: drover-testmirror\nLabel: drover-testmirror\nSuite: %s\nCodename: %s\n", suite, suite)
 	fmt.Fprintf(&rel, "Date: %s\nArchitectures: %s\nComponents: main\nDescription: a local test archive made by drover's testmirror\n",
-		date.UTC().Format(time.RFC1123Z[:len(time.RFC1123Z)-6])+" UTC", m.Arch)
+		date.UTC().Format("Mon, 02 Jan 2006 15:04:05 UTC"), m.Arch)
 	for _, sum := range []struct {
 		name string
 		hash func([]byte) string

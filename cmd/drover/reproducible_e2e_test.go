@@ -134,11 +134,18 @@ func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
 
 	root := extractRoot(t, first.raw)
 	sources := debugfs(t, root, "cat /etc/apt/sources.list")
-	for _, suite := range m.Suites() {
-		want := "deb [signed-by=/etc/apt/keyrings/drover-archive.gpg] " + m.URL() + " " + suite + " main"
-		if !strings.Contains(sources, want) {
-			t.Errorf("the image's sources.list lacks %q:\n%s", want, sources)
+	var debLines []string
+	for _, l := range strings.Split(sources, "\n") {
+		if strings.HasPrefix(l, "deb ") || strings.HasPrefix(l, "deb-src ") { // not debugfs's banner
+			debLines = append(debLines, l)
 		}
+	}
+	var want []string
+	for _, suite := range m.Suites() {
+		want = append(want, "deb [signed-by=/etc/apt/keyrings/drover-archive.gpg] "+m.URL()+" "+suite+" main")
+	}
+	if strings.Join(debLines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the image's sources.list has\n%s\nwant exactly\n%s", strings.Join(debLines, "\n"), strings.Join(want, "\n"))
 	}
 	key, _ := os.ReadFile(m.Keyring)
 	if got := debugfs(t, root, "cat /etc/apt/keyrings/drover-archive.gpg"); !strings.Contains(got, string(key)) {

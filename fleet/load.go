@@ -118,7 +118,7 @@ func loadSource(parser *hclparse.Parser, report *Diagnostics, src []byte, path, 
 	d.ctx.Variables = map[string]cty.Value{"var": objectOf(f.Variables)}
 
 	d.decodeDrover(f, byType["drover"])
-	f.Bases = d.decodeBases(byType["base"])
+	f.Bases = d.decodeBases(f, byType["base"], opts)
 	f.Compute = d.decodeProviders(KindCompute, byType["compute"], opts)
 	f.DNS = d.decodeProviders(KindDNS, byType["dns"], opts)
 	f.IP = d.decodeProviders(KindIP, byType["ip"], opts)

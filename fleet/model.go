@@ -50,7 +50,10 @@ type Base struct {
 	// UpdatesOffReason; the zero value installs from them, so a Base made in code gets updates.
 	UpdatesOff       bool
 	UpdatesOffReason string
-	Range            hcl.Range
+	// Keyring is the absolute path of the OpenPGP public key file that signs the base's archives
+	// (the fleet's keyring, relative to the fleet file); empty for Debian's own archive keys.
+	Keyring string
+	Range   hcl.Range
 }
 
 // Role is one kind of server: how its image is baked and how it is deployed.

@@ -15,7 +15,7 @@ import (
 
 var baseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "suite"}, {Name: "mirror"}, {Name: "snapshot"}, {Name: "arch"}, {Name: "components"}, {Name: "packages"},
-	{Name: "security_mirror"}, {Name: "updates"}, {Name: "updates_off_reason"},
+	{Name: "security_mirror"}, {Name: "updates"}, {Name: "updates_off_reason"}, {Name: "keyring"},
 }}
 
 // Architectures that images can be built for.
@@ -30,7 +30,7 @@ func DefaultBase() *Base {
 
 var snapshotPattern = regexp.MustCompile(`^\d{8}T\d{6}Z$`)
 
-func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
+func (d *decoder) decodeBases(f *Fleet, blocks hcl.Blocks, opts Options) []*Base {
 	var bases []*Base
 	seen := map[string]hcl.Range{}
 	for _, b := range blocks {
@@ -67,6 +67,7 @@ func (d *decoder) decodeBases(blocks hcl.Blocks) []*Base {
 			d.checkNames(c.Attributes, "packages", base.Packages, debianPackage, "package")
 		}
 		d.decodeBaseUpdates(c, base)
+		d.decodeBaseKeyring(f, c, base, opts)
 		bases = append(bases, base)
 	}
 	return bases

@@ -82,6 +82,9 @@ type BaseInputs struct {
 	SecurityMirror string `json:"security_mirror,omitempty"`
 	// UpdatesOffReason is set when the base leaves SUITE-updates and SUITE-security out.
 	UpdatesOffReason string `json:"updates_off_reason,omitempty"`
+	// Keyring is the sha256 of the base's keyring file (the key its archives are signed with)
+	// when it names one; empty for Debian's archive keys.
+	Keyring string `json:"keyring,omitempty"`
 	// Sources are the apt sources (archive URL and suite) the tree's packages came from, as the
 	// builder resolves the base's defaults; the manifest shows them and the identity covers them.
 	Sources []Source `json:"sources,omitempty"`
@@ -166,6 +169,11 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Secrets:  sortedSet(role.Image.SecretPaths()),
 		Disk:     role.Image.Disk,
 		Agent:    agentSHA256,
+	}
+	if base.Keyring != "" {
+		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {
+			return Inputs{}, fmt.Errorf("images: base %q, keyring: %w", base.Name, err)
+		}
 	}
 	if base.UpdatesOff {
 		in.Base.UpdatesOffReason = base.UpdatesOffReason

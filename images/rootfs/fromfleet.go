@@ -2,6 +2,8 @@ package rootfs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -208,6 +210,15 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 	}
 	if role.Deploy != nil && role.Deploy.Compute != "" {
 		req.Deploys = []string{role.Deploy.Compute}
+	}
+	if base.Keyring != "" {
+		// The bytes given to the builder are the ones the identity covers, even if the file changes
+		// between the two reads.
+		if req.Base.Keyring, err = os.ReadFile(base.Keyring); err != nil {
+			return Request{}, fmt.Errorf("rootfs: base %q, keyring: %w", base.Name, err)
+		}
+		sum := sha256.Sum256(req.Base.Keyring)
+		req.Inputs.Base.Keyring = hex.EncodeToString(sum[:])
 	}
 	req.Inputs.BaseTree = req.Base.Key()
 	for _, src := range req.Base.Sources() {

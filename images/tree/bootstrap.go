@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type build struct {
 	debs    string   // shared .deb cache, synced in
 	debsOut string   // where this build's .debs are synced out to
 	log     io.Writer
+	keyring string // the spec's Keyring as a file, written by run; "" without one
 }
 
 func (b build) run(ctx context.Context) error {
@@ -46,6 +48,11 @@ func (b build) run(ctx context.Context) error {
 	if err := os.MkdirAll(b.debsOut, 0o755); err != nil {
 		return err
 	}
+	removeKeyring, err := b.writeKeyring()
+	if err != nil {
+		return err
+	}
+	defer removeKeyring()
 	args, err := b.args()
 	if err != nil {
 		return err
@@ -112,8 +119,11 @@ func (b build) simulateArgs() []string {
 		"--architectures=" + b.spec.Arch,
 		"--components=" + strings.Join(b.spec.Components, ",")}
 	args = append(args, b.aptOpts()...)
+	if b.keyring != "" {
+		args = append(args, "--keyring="+b.keyring)
+	}
 	args = append(args, "--include="+strings.Join(b.spec.Packages, ","), b.spec.Suite, "/dev/null")
-	return append(args, b.spec.sourceLines()...)
+	return append(args, b.bootstrapSourceLines()...)
 }
 
 // args is mmdebstrap's command line. The apt variant is Essential: yes
@@ -137,12 +147,14 @@ func (b build) args() ([]string, error) {
 		"--customize-hook=sync-out /var/cache/apt/archives " + b.debsOut,
 	}
 	args = append(args, dpkgOpts()...)
-	for _, p := range []string{b.debs, b.debsOut} {
+	for _, p := range []string{b.debs, b.debsOut, b.keyring} {
 		if strings.ContainsAny(p, " \t\n\"'\\$`") {
 			return nil, fmt.Errorf("cache path %q has characters mmdebstrap's hooks cannot take", p)
 		}
 	}
 	args = append(args, b.aptOpts()...)
+	args = append(args, b.keyringOpts()...)
+	args = append(args, b.fileMirrorOpts()...)
 	if b.spec.normalized().Arch != hostArch() {
 		args = append(args, foreignInitramfsHooks()...)
 	}
@@ -150,7 +162,28 @@ func (b build) args() ([]string, error) {
 		args = append(args, "--include="+strings.Join(b.spec.Packages, ","))
 	}
 	args = append(args, b.spec.Suite, b.root)
-	return append(args, b.spec.sourceLines()...), nil
+	return append(args, b.bootstrapSourceLines()...), nil
+}
+
+// bootstrapSourceLines are the spec's sources as mmdebstrap takes them: a file:// archive is named
+// copy:// instead, so that apt copies its .debs into the tree where dpkg, chrooted, can read them
+// (mmdebstrap refuses a file:// archive the chroot cannot see, and bind-mounting it would leave its
+// mount point in the tree). fileMirrorOpts turns them back into file:// in the tree's sources.list.
+func (b build) bootstrapSourceLines() []string {
+	lines := b.spec.sourceLines()
+	for i, l := range lines {
+		lines[i] = strings.Replace(l, " file://", " copy://", 1)
+	}
+	return lines
+}
+
+// fileMirrorOpts restore the file:// URLs of the tree's sources.list that bootstrapSourceLines
+// made copy://, so the image's apt reads the archive where the base says it is.
+func (b build) fileMirrorOpts() []string {
+	if !slices.ContainsFunc(b.spec.sourceLines(), func(l string) bool { return strings.Contains(l, " file://") }) {
+		return nil
+	}
+	return []string{`--customize-hook=sed -i 's# copy://# file://#' "$1/etc/apt/sources.list"`}
 }
 
 // foreignInitramfsModules are the modules the initramfs of a tree built for another architecture
@@ -198,10 +231,69 @@ func (b build) aptOpts() []string {
 	return []string{`--aptopt=Acquire::Check-Valid-Until "false"`}
 }
 
+// imageKeyringDir is where a tree keeps the keyring of its spec, in the place Debian documents for
+// keys that sources.list names with signed-by.
+const imageKeyringDir = "/etc/apt/keyrings"
+
+// writeKeyring writes the spec's keyring for mmdebstrap to read into a new directory of its own
+// under the system's temporary directory: .asc when armored, .gpg when binary, the names apt needs.
+// Not next to the tree: apt verifies signatures as its unprivileged _apt user, which must reach the
+// file, and the cache may sit below a directory only root can enter. The returned cleanup removes
+// it; on error nothing is left.
+func (b *build) writeKeyring() (cleanup func(), err error) {
+	if len(b.spec.Keyring) == 0 {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "drover-keyring-")
+	if err != nil {
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	b.keyring = filepath.Join(dir, "archive-key"+keyringExt(b.spec.Keyring))
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
+	}
+	if err := os.WriteFile(b.keyring, b.spec.Keyring, 0o644); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("write the base's keyring: %w", err)
+	}
+	return cleanup, nil
+}
+
+func keyringExt(key []byte) string {
+	if strings.HasPrefix(strings.TrimSpace(string(key)), "-----BEGIN PGP") {
+		return ".asc"
+	}
+	return ".gpg"
+}
+
+// keyringOpts make mmdebstrap verify the sources with the spec's keyring instead of the host's
+// keys (--keyring is only for mmdebstrap's own apt) and then put the keyring into the tree and
+// name it on every sources.list line with signed-by, so the image's apt trusts that key for these
+// archives and nothing else does.
+func (b build) keyringOpts() []string {
+	if b.keyring == "" {
+		return nil
+	}
+	inTree := imageKeyringDir + "/drover-archive" + keyringExt(b.spec.Keyring)
+	return []string{
+		"--keyring=" + b.keyring,
+		`--customize-hook=mkdir -p "$1` + imageKeyringDir + `" && cp ` + b.keyring + ` "$1` + inTree + `" && chmod 0644 "$1` + inTree + `"`,
+		`--customize-hook=sed -i -E 's#^deb (\[[^]]*\] )?#deb [signed-by=` + inTree + `] #' "$1/etc/apt/sources.list"`,
+	}
+}
+
+// liveEpoch is SOURCE_DATE_EPOCH for a tree from a live (not snapshot) archive. A fixed time,
+// not the build's: the tree's cache key names the archive's package state and no time, so two cold
+// builds of one key must make the same bytes (mkinitramfs, for one, writes every file time of the
+// initramfs from it, and without it the build's clock). It is rootfs's default image epoch.
+var liveEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // env is mmdebstrap's environment: the host's (it may need a proxy), with
-// SOURCE_DATE_EPOCH set to the snapshot time for reproducible output, or
-// removed without a snapshot so that the host's value does not change a
-// tree whose cache key does not include it.
+// SOURCE_DATE_EPOCH set to the snapshot time, or liveEpoch without a snapshot,
+// for reproducible output; the host's value is dropped, since the tree's
+// cache key does not include it.
 func (b build) env() ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -213,9 +305,10 @@ func (b build) env() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !t.IsZero() {
-		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(t.Unix(), 10))
+	if t.IsZero() {
+		t = liveEpoch
 	}
+	env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(t.Unix(), 10))
 	return append(env, "LC_ALL=C.UTF-8"), nil
 }
 

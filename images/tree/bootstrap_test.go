@@ -47,6 +47,11 @@ func TestBuildArgs(t *testing.T) {
 	if !slices.Contains(env, "SOURCE_DATE_EPOCH=1793491200") {
 		t.Error("snapshot time is not SOURCE_DATE_EPOCH")
 	}
+	t.Setenv("SOURCE_DATE_EPOCH", "1234")
+	live := build{spec: BaseSpec{Arch: "amd64"}.normalized()}
+	if env, _ := live.env(); !slices.Contains(env, "SOURCE_DATE_EPOCH=1767225600") || slices.Contains(env, "SOURCE_DATE_EPOCH=1234") {
+		t.Error("a live archive's tree is not made with the fixed SOURCE_DATE_EPOCH 2026-01-01 (or the host's leaks in)")
+	}
 	b.debs = "/c/with space/debs"
 	if _, err := b.args(); err == nil {
 		t.Error("a cache path with a space was accepted")

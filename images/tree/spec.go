@@ -66,6 +66,11 @@ type BaseSpec struct {
 	// NoUpdates leaves out SUITE-updates and SUITE-security: the tree gets
 	// the point release's packages only. The zero value is the safe one.
 	NoUpdates bool
+	// Keyring is an OpenPGP public key file's content (binary or armored)
+	// that signs every source of the spec, in place of Debian's archive
+	// keys; nil for those. Its bytes are part of the Key; the tree's apt
+	// trusts it for these sources only (signed-by).
+	Keyring []byte
 }
 
 // Source is one apt source of a tree: an archive URL and a suite (with the spec's components).
@@ -150,6 +155,7 @@ func (s BaseSpec) normalized() BaseSpec {
 		Arch:           strings.TrimSpace(s.Arch),
 		SecurityMirror: strings.TrimRight(strings.TrimSpace(s.SecurityMirror), "/"),
 		NoUpdates:      s.NoUpdates,
+		Keyring:        s.Keyring,
 	}
 	if n.Suite == "" {
 		n.Suite = DefaultSuite
@@ -272,10 +278,19 @@ func (s BaseSpec) Key() string {
 		"packages=" + strings.Join(n.Packages, ","),
 		"variant=apt",
 	}, "\n") + "\n"
+	if len(n.Keyring) > 0 {
+		text += "keyring=" + n.keyringSHA256() + "\n"
+	}
 	if n.Arch != hostArch() {
 		text += "initramfs=" + strings.Join(foreignInitramfsModules, ",") + "\n"
 	}
 	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
+
+// keyringSHA256 is the sha256 (hex) of the keyring's bytes.
+func (s BaseSpec) keyringSHA256() string {
+	sum := sha256.Sum256(s.Keyring)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -287,6 +302,9 @@ func (s BaseSpec) String() string {
 		desc += " without updates"
 	} else {
 		desc += " with " + n.Suite + "-updates and " + securitySuite(n.Suite) + " from " + n.securityURL()
+	}
+	if len(n.Keyring) > 0 {
+		desc += " signed by keyring sha256:" + n.keyringSHA256()[:12]
 	}
 	if len(n.Packages) > 0 {
 		desc += " with " + strings.Join(n.Packages, ",")

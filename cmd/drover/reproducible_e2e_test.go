@@ -1,0 +1,154 @@
+//go:build e2e
+
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/images"
+	"github.com/drover-dev/drover/internal/testmirror"
+)
+
+// mirrorEpoch dates the local archive's Release files: a fixed past time, so the archive's
+// indexes are the same bytes on every run.
+var mirrorEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// localMirror makes a signed file:// archive of bookworm/amd64 from the e2e .deb cache that can
+// bootstrap the boot packages plus packages (downloading what the cache lacks once).
+func localMirror(t *testing.T, packages ...string) *testmirror.Mirror {
+	t.Helper()
+	return testmirror.ForTest(t, "bookworm", "amd64", images.ImagePackages("amd64", nil, packages), mirrorEpoch)
+}
+
+// mirrorBase is a base block named name whose archives (the suite, -updates and -security) are
+// all the local mirror m, with its key copied into fleetDir as keys/NAME.gpg (a fleet keeps its
+// mirror's key in its repository).
+func mirrorBase(t *testing.T, m *testmirror.Mirror, fleetDir, name string) string {
+	t.Helper()
+	key, err := os.ReadFile(m.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(fleetDir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fleetDir, "keys", name+".gpg"), key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("base %q {\n  suite           = %q\n  arch            = %q\n  mirror          = %q\n  security_mirror = %q\n  keyring         = \"keys/%s.gpg\"\n}\n",
+		name, m.Suite, m.Arch, m.URL(), m.URL(), name)
+}
+
+// coldBuild is one build of a role in a fleet directory of its own, with an empty state directory
+// and an empty base-tree cache.
+type coldBuild struct {
+	fleetDir, raw, identity, sha256 string
+	took                            time.Duration
+}
+
+// buildCold writes fleet (the fleet file's text) into a new directory DIR/fleet and builds role
+// there with DROVER_CACHE_DIR=DIR/cache, both empty.
+func buildCold(t *testing.T, fleetText func(fleetDir string) string, role string) coldBuild {
+	t.Helper()
+	top := t.TempDir()
+	b := coldBuild{fleetDir: filepath.Join(top, "fleet")}
+	if err := os.MkdirAll(b.fleetDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fleetFile := filepath.Join(b.fleetDir, "drover.hcl")
+	if err := os.WriteFile(fleetFile, []byte(fleetText(b.fleetDir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DROVER_CACHE_DIR=" + filepath.Join(top, "cache")}
+	r := droverExec(t, env, "--fleet", fleetFile, "build", role)
+	if r.code != 0 {
+		t.Fatalf("cold build of %s in %s: exit %d\n%s", role, b.fleetDir, r.code, r.stderr)
+	}
+	b.took = r.elapsed
+	state := filepath.Join(b.fleetDir, ".drover")
+	list, err := images.OpenCatalog(state).List()
+	if err != nil || len(list) != 1 || list[0].Role != role {
+		t.Fatalf("the catalog of %s: %d images, %v; want the one image of %s", state, len(list), err, role)
+	}
+	b.identity = list[0].Identity
+	b.raw = filepath.Join(state, "images", strings.TrimPrefix(b.identity, "sha256:"), "disk.raw")
+	b.sha256 = fileSum(t, b.raw)
+	if list[0].ArtifactSHA256 != b.sha256 {
+		t.Errorf("the manifest says the raw disk is sha256 %s, it is %s", list[0].ArtifactSHA256, b.sha256)
+	}
+	return b
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestE2EReproducibleFromPinnedMirror builds one small bootable role twice from scratch, from the
+// same signed local file:// mirror, in different directories and at different times (each with its
+// own empty state and base-tree cache): the raw disks must be the same bytes. It also checks that
+// the image's apt trusts the mirror through the base's keyring (signed-by) and nothing else.
+func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
+	}
+	start := time.Now()
+	m := localMirror(t)
+	t.Logf("local signed mirror %s ready in %s", m.URL(), time.Since(start).Round(time.Millisecond))
+	fleetText := func(dir string) string {
+		return "drover {\n  name = \"repro\"\n}\n\n" + mirrorBase(t, m, dir, "pinned") +
+			"\nrole \"tiny\" {\n  image {\n    base = \"pinned\"\n    file \"/etc/motd\" {\n      content = \"built twice, one image\\n\"\n    }\n  }\n}\n"
+	}
+	first := buildCold(t, fleetText, "tiny")
+	// The second build starts later by at least a few seconds whatever the first one took, so a
+	// clock read anywhere in the build would show.
+	time.Sleep(3 * time.Second)
+	second := buildCold(t, fleetText, "tiny")
+	t.Logf("cold builds from the local mirror: %s and %s; whole test %s", first.took.Round(time.Second), second.took.Round(time.Second), time.Since(start).Round(time.Second))
+
+	if first.identity != second.identity {
+		t.Errorf("identities differ: %s and %s", first.identity, second.identity)
+	}
+	if first.sha256 != second.sha256 {
+		t.Errorf("raw images differ: sha256 %s (%s) and %s (%s)\n%s", first.sha256, first.raw, second.sha256, second.raw, diffImages(t, first.raw, second.raw))
+	} else {
+		t.Logf("both raw images are sha256 %s", first.sha256)
+	}
+
+	root := extractRoot(t, first.raw)
+	sources := debugfs(t, root, "cat /etc/apt/sources.list")
+	var debLines []string
+	for _, l := range strings.Split(sources, "\n") {
+		if strings.HasPrefix(l, "deb ") || strings.HasPrefix(l, "deb-src ") { // not debugfs's banner
+			debLines = append(debLines, l)
+		}
+	}
+	var want []string
+	for _, suite := range m.Suites() {
+		want = append(want, "deb [signed-by=/etc/apt/keyrings/drover-archive.gpg] "+m.URL()+" "+suite+" main")
+	}
+	if strings.Join(debLines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the image's sources.list has\n%s\nwant exactly\n%s", strings.Join(debLines, "\n"), strings.Join(want, "\n"))
+	}
+	key, _ := os.ReadFile(m.Keyring)
+	if got := debugfs(t, root, "cat /etc/apt/keyrings/drover-archive.gpg"); !strings.Contains(got, string(key)) {
+		t.Errorf("the image's /etc/apt/keyrings/drover-archive.gpg is not the mirror's key (%d bytes, want %d)", len(got), len(key))
+	}
+}

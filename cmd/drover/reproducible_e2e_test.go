@@ -3,8 +3,10 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -104,13 +106,17 @@ func fileSum(t *testing.T, path string) string {
 // TestE2EReproducibleFromPinnedMirror builds one small bootable role twice from scratch, from the
 // same signed local file:// mirror, in different directories and at different times (each with its
 // own empty state and base-tree cache): the raw disks must be the same bytes. It also checks that
-// the image's apt trusts the mirror through the base's keyring (signed-by) and nothing else.
+// the image's apt trusts the mirror through the base's keyring (signed-by) and nothing else. Then,
+// on the same mirror, drover ci --refresh (refreshFromPinnedMirror).
 func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
+	// It builds four base trees and boots nothing: it runs beside the package's other parallel e2e
+	// tests once the serial ones are done.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}
 	start := time.Now()
-	m := localMirror(t)
+	m := localMirror(t, "nginx")
 	t.Logf("local signed mirror %s ready in %s", m.URL(), time.Since(start).Round(time.Millisecond))
 	fleetText := func(dir string) string {
 		return "drover {\n  name = \"repro\"\n}\n\n" + mirrorBase(t, m, dir, "pinned") +
@@ -151,4 +157,92 @@ func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
 	if got := debugfs(t, root, "cat /etc/apt/keyrings/drover-archive.gpg"); !strings.Contains(got, string(key)) {
 		t.Errorf("the image's /etc/apt/keyrings/drover-archive.gpg is not the mirror's key (%d bytes, want %d)", len(got), len(key))
 	}
+
+	t.Run("refresh", func(t *testing.T) { refreshFromPinnedMirror(t, m, second, fleetText) })
+}
+
+// refreshFromPinnedMirror goes on in the second build's directory with a role that installs nginx
+// beside tiny, which does not: a refresh against the unchanged mirror rebuilds nothing; after a
+// newer nginx lands in the mirror's security suite it rebuilds web alone, says why, and the new
+// image has that nginx; a refresh after that rebuilds nothing again.
+func refreshFromPinnedMirror(t *testing.T, m *testmirror.Mirror, b coldBuild, fleetText func(string) string) {
+	fleetFile := filepath.Join(b.fleetDir, "drover.hcl")
+	withWeb := fleetText(b.fleetDir) + "\nrole \"web\" {\n  image {\n    base     = \"pinned\"\n    packages = [\"nginx\"]\n  }\n}\n"
+	if err := os.WriteFile(fleetFile, []byte(withWeb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DROVER_CACHE_DIR=" + filepath.Join(filepath.Dir(b.fleetDir), "cache")}
+	if r := droverExec(t, env, "--fleet", fleetFile, "build", "web"); r.code != 0 {
+		t.Fatalf("build web: exit %d\n%s", r.code, r.stderr)
+	}
+	ci := func(what string) (map[string]ciRole, result) {
+		t.Helper()
+		r := droverExec(t, env, "--fleet", fleetFile, "--output", "json", "ci", "--refresh")
+		var res struct{ Roles []ciRole }
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+			t.Fatalf("drover ci --refresh, %s: exit %d, %v\n%s\n%s", what, r.code, err, r.stdout, r.stderr)
+		}
+		roles := map[string]ciRole{}
+		for _, cr := range res.Roles {
+			roles[cr.Role] = cr
+		}
+		t.Logf("drover ci --refresh, %s: %s", what, r.elapsed.Round(time.Millisecond))
+		return roles, r
+	}
+	catalog := images.OpenCatalog(filepath.Join(b.fleetDir, ".drover"))
+	web1, err := catalog.Resolve("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	roles, r := ci("unchanged mirror")
+	if roles["tiny"].Result != ciUpToDate || roles["web"].Result != ciUpToDate || roles["web"].Image != web1.Identity || roles["tiny"].Image != b.identity {
+		t.Errorf("a refresh against the unchanged mirror: %+v", roles)
+	}
+	if strings.Contains(r.stderr, `"event":"step"`) {
+		t.Errorf("a refresh against the unchanged mirror built something:\n%s", r.stderr)
+	}
+
+	old := nginxVersion(t, web1)
+	newer, err := m.AddNewerVersion(context.Background(), "nginx", m.Suite+"-security")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles, _ = ci("nginx updated in " + m.Suite + "-security")
+	web := roles["web"]
+	if web.Result != ciBuilt || web.Refresh == nil || fmt.Sprint(web.Refresh.Changed) != fmt.Sprint([]images.PackageChange{{Name: "nginx", From: old, To: newer}}) {
+		t.Errorf("after the nginx update web is %s, refresh %+v; want built for nginx %s -> %s", web.Result, web.Refresh, old, newer)
+	}
+	if roles["tiny"].Result != ciUpToDate || roles["tiny"].Image != b.identity {
+		t.Errorf("after the nginx update tiny, which has no nginx, is %s (%s)", roles["tiny"].Result, roles["tiny"].Image)
+	}
+	web2, err := catalog.Get(web.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nginxVersion(t, web2); got != newer || web2.Refresh == nil || web2.Refresh.Predecessor != web1.Identity {
+		t.Errorf("the refreshed image has nginx %s (want %s), refresh %+v", got, newer, web2.Refresh)
+	}
+	if d := droverExec(t, env, "--fleet", fleetFile, "images", "diff", web1.Identity, web2.Identity); d.code != 0 || !strings.Contains(d.stdout, newer) {
+		t.Errorf("images diff does not show nginx's new version: exit %d\n%s", d.code, d.stdout)
+	}
+
+	roles, _ = ci("after the refreshed build")
+	for _, cr := range roles {
+		if cr.Result != ciUpToDate {
+			t.Errorf("a refresh once the update is in: %s is %s", cr.Role, cr.Result)
+		}
+	}
+}
+
+// nginxVersion is the version of nginx an image's SBOM lists.
+func nginxVersion(t *testing.T, m *images.Manifest) string {
+	t.Helper()
+	for _, p := range m.Packages {
+		if p.Name == "nginx" {
+			return p.Version
+		}
+	}
+	t.Fatalf("image %s has no nginx", m.Identity)
+	return ""
 }

@@ -56,6 +56,6 @@ func TestScanReusesTheBaseTreesResults(t *testing.T) {
 	}
 	action, state, log = run(before)
 	if action != multistep.ActionHalt || !strings.Contains(log, "/var/www/html/index.html:1: github-token") {
-		t.Fatalf("a changed file with a secret passed:\n%s", log)
+		t.Fatalf("a changed file with a secret passed: %v\n%s", state.Get(keyError), log)
 	}
 }

@@ -29,7 +29,11 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		return nil, nil, err
 	}
 	if strings.Contains(c.Command.ArgsUsage, "ROLE") {
-		if err := checkRoles(f, c.Args().Slice()); err != nil {
+		roles := c.Args().Slice()
+		if !strings.Contains(c.Command.ArgsUsage, "ROLE...") && len(roles) > 1 {
+			roles = roles[:1] // ROLE VOLUME ...: the rest are not roles
+		}
+		if err := checkRoles(f, roles); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -93,11 +93,20 @@ func TestVolumesSnapshotRestore(t *testing.T) {
 	}
 	if _, stdout, _ := run("volumes", "show", "db"); !strings.Contains(stdout, "SET ASIDE") || !strings.Contains(stdout, old.ID) {
 		t.Errorf("show does not list the set-aside volume:\n%s", stdout)
+	} else {
+		t.Logf("drover volumes show db:\n%s", stdout)
 	}
 
 	// Undo: the set-aside volume back, as it is.
-	if code, stdout, stderr := run("volumes", "restore", "db", "pgdata", old.ID); code != exitOK {
-		t.Fatalf("restore of the set-aside volume: exit %d\n%s%s", code, stdout, stderr)
+	code, stdout, stderr = run("--output", "json", "volumes", "restore", "db", "pgdata", old.ID)
+	var undo struct {
+		OK        bool              `json:"ok"`
+		Source    string            `json:"source"`
+		Operation *rollout.VolumeOp `json:"operation"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &undo) != nil || !undo.OK || undo.Source != old.ID ||
+		undo.Operation.State != rollout.VolumeOpDone || undo.Operation.From.ID != v.ID || undo.Operation.To == nil || undo.Operation.To.ID != old.ID {
+		t.Fatalf("restore --output json of the set-aside volume: exit %d\n%s%s", code, stdout, stderr)
 	}
 	vols, err := lab.Volumes(context.Background(), sel)
 	if err != nil || len(vols) != 1 || vols[0].ID != old.ID {

@@ -238,3 +238,47 @@ func (s *session) bootVolumesOf(vols []HandoffVolume) []BootVolume {
 	}
 	return out
 }
+
+// DeleteSetAside deletes what drover volumes show lists under role's volume and no rollout needs:
+// a volume a restore set aside, or a snapshot of the volume. The volume in service is refused, as
+// is anything of another role or volume (ErrNoSuchSource names what may be deleted). It takes the
+// role's lock and is refused while a volume operation of the role is unfinished. It returns what
+// it deleted: "volume" or "snapshot".
+func (c *Controller) DeleteSetAside(ctx context.Context, role, volume, id string) (string, error) {
+	var kind string
+	_, err := c.withVolumeOp(ctx, "volumes delete", role, func(ctx context.Context, s *session, ops []*VolumeOp) (*VolumeOp, error) {
+		if op := pendingOp(ops); op != nil {
+			return nil, &VolumeOpPendingError{Op: op}
+		}
+		caps, err := s.opCaps(false)
+		if err != nil {
+			return nil, err
+		}
+		if deployVolume(s.dep, volume) == nil {
+			return nil, fmt.Errorf("rollout: role %q has no volume %q", role, volume)
+		}
+		if inService, err := caps.vols.Volumes(ctx, s.volumeLabels(volume)); err != nil {
+			return nil, fmt.Errorf("rollout: role %q: listing volume %s: %w", role, volume, err)
+		} else if slices.ContainsFunc(inService, func(v compute.Volume) bool { return v.ID == id }) {
+			return nil, fmt.Errorf("rollout: role %q: %s is volume %s in service: it is never deleted by drover", role, id, volume)
+		}
+		src, err := s.restoreSource(ctx, caps.vols, volume, id)
+		if err != nil {
+			return nil, err
+		}
+		if src != nil {
+			kind = "volume"
+			if err := caps.vols.DeleteVolume(ctx, id); err != nil {
+				return nil, fmt.Errorf("rollout: role %q: deleting volume %s: %w", role, id, err)
+			}
+		} else {
+			kind = "snapshot"
+			if err := caps.vols.DeleteVolumeSnapshot(ctx, id); err != nil {
+				return nil, fmt.Errorf("rollout: role %q: deleting snapshot %s: %w", role, id, err)
+			}
+		}
+		s.step("", "volumes", fmt.Sprintf("deleted %s %s of volume %s", kind, id, volume))
+		return nil, nil
+	})
+	return kind, err
+}

@@ -16,7 +16,7 @@ import (
 func volumesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "volumes",
-		Usage: "the roles' volumes and their snapshots: list, show, snapshot, restore",
+		Usage: "the roles' volumes and their snapshots: list, show, snapshot, restore, delete",
 		Description: `A role's volumes are found by their labels (fleet, role, volume), never by an instance: the
 handoff strategy moves them from blue to green. Snapshots are those taken before each handoff
 (snapshot_before) and those taken with drover volumes snapshot. drover volumes restore goes back
@@ -89,6 +89,7 @@ to one: a new volume made from it takes the place of the one in service, which i
 			},
 			volumesSnapshotCommand(a),
 			volumesRestoreCommand(a),
+			volumesDeleteCommand(a),
 		},
 	}
 }

@@ -111,7 +111,7 @@ the same way, and the command fails saying so.
 At no moment are two volumes labelled as the role's, nor a volume attached to two instances.
 Every step is recorded in the state store before it is done: a drover killed part way is run
 again with the same command and finishes; rollout commands of the role are refused until then.
-A restore takes the role's lock and is refused while a rollout of the role is in flight.
+drover volumes delete removes a set-aside volume once it is not needed. A restore takes the role's lock and is refused while a rollout of the role is in flight.
 
 Providers: the lab (qemu). A provider that cannot relabel a volume or change a stopped
 instance's user-data is refused, naming what it lacks.
@@ -149,6 +149,41 @@ Examples:
 			}
 			fmt.Fprintf(a.stdout, "%s/%s: restored from %s: volume %s serves, %s; %s is set aside (drover volumes restore %s %s %s puts it back)\n",
 				role, volume, source, op.To.ID, on, op.From.ID, role, volume, op.From.ID)
+			return nil
+		},
+	}
+}
+
+func volumesDeleteCommand(a *app) *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "delete a snapshot of a role's volume, or a volume a restore set aside (never the one in service)",
+		ArgsUsage: "ROLE VOLUME ID",
+		Description: `Deletes ID, as drover volumes show ROLE lists it under VOLUME: a snapshot, or a volume a restore
+set aside. The volume in service is refused, and so is anything show does not list there. The data
+is gone for good.
+
+Example:
+  drover volumes delete db pgdata vol-0123456789ab`,
+		Action: func(c *cli.Context) error {
+			role, volume, id := c.Args().Get(0), c.Args().Get(1), c.Args().Get(2)
+			if err := a.checkRoleVolume(c, role, volume); err != nil {
+				return err
+			}
+			ctl, closeFn, err := a.controller(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			kind, err := ctl.DeleteSetAside(c.Context, role, volume, id)
+			if err != nil {
+				return a.volumeOpFailed(c, role, nil, err)
+			}
+			if a.json() {
+				writeJSON(a.stdout, map[string]any{"ok": true, "role": role, "volume": volume, "deleted": id, "kind": kind})
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "%s/%s: %s %s deleted\n", role, volume, kind, id)
 			return nil
 		},
 	}

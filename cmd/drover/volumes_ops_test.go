@@ -113,12 +113,23 @@ func TestVolumesSnapshotRestore(t *testing.T) {
 		t.Fatalf("volumes labelled as db's pgdata after the undo: %+v, %v; want only %s", vols, err, old.ID)
 	}
 
+	// The restored volume, set aside by the undo, deleted; the one in service is refused.
+	if code, stdout, stderr := run("volumes", "delete", "db", "pgdata", old.ID); code != exitFailure || !strings.Contains(stderr, "in service") {
+		t.Errorf("delete of the volume in service: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run("volumes", "delete", "db", "pgdata", v.ID); code != exitOK || !strings.Contains(stdout, "volume "+v.ID+" deleted") {
+		t.Errorf("delete of the set-aside volume: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if got, _ := lab.Volumes(context.Background(), compute.Selector{rollout.LabelRole: "db"}); len(got) != 1 || got[0].ID != old.ID {
+		t.Errorf("after the delete the volumes of db are %+v, want only %s", got, old.ID)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		code int
 		want []string
 	}{
-		{[]string{"volumes", "restore", "db", "pgdata", "snap-000000000000"}, exitUsage, []string{`"snap-000000000000"`, snap.Snapshot, v.ID, "drover volumes show db"}},
+		{[]string{"volumes", "restore", "db", "pgdata", "snap-000000000000"}, exitUsage, []string{`"snap-000000000000"`, "want one of: " + snap.Snapshot, "drover volumes show db"}},
 		{[]string{"volumes", "restore", "db", "data", snap.Snapshot}, exitUsage, []string{`role "db" has no volume "data"`, "its volumes: pgdata"}},
 		{[]string{"volumes", "snapshot", "web", "pgdata"}, exitUsage, []string{`role "web" has no volume`}},
 		{[]string{"volumes", "snapshot", "dbx", "pgdata"}, exitUsage, []string{`no role "dbx"`, "did you mean db"}},

@@ -113,7 +113,7 @@ Every step is recorded in the state store before it is done: a drover killed par
 again with the same command and finishes; rollout commands of the role are refused until then.
 drover volumes delete removes a set-aside volume once it is not needed. A restore takes the role's lock and is refused while a rollout of the role is in flight.
 
-Providers: the lab (qemu) and aws. A provider that cannot relabel a volume or change a stopped
+Providers: the lab (qemu), aws and vultr. A provider that cannot relabel a volume or change a stopped
 instance's user-data is refused, naming what it lacks.
 
 Examples:

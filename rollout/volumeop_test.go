@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/rollout"
@@ -264,6 +265,11 @@ func TestVolumeRestoreCrashAtEveryStep(t *testing.T) {
 			}
 			if _, err := l.dbController().SnapshotVolume(t.Context(), "db", "pgdata", rollout.SnapshotOptions{}); !errors.Is(err, rollout.ErrVolumeOpPending) {
 				t.Fatalf("snapshot with a restore interrupted: %v; want ErrVolumeOpPending", err)
+			}
+			st, err := l.dbController().Status(t.Context(), "db")
+			var text strings.Builder
+			if err != nil || st.VolumeOp == nil || st.WriteText(&text, time.Now()) != nil || !strings.Contains(text.String(), "finish it with: drover volumes restore db pgdata "+snap.Snapshot) {
+				t.Fatalf("status with a restore interrupted: %+v, %v\n%s", st, err, text.String())
 			}
 			op, err := l.dbController().RestoreVolume(t.Context(), "db", "pgdata", snap.Snapshot)
 			if err != nil || op.State != rollout.VolumeOpDone {

@@ -362,3 +362,38 @@ func TestVolumeSnapshotStopCrashAtEveryStep(t *testing.T) {
 		})
 	}
 }
+
+// noRelabel is a provider with volumes and stop/start but neither VolumeLabeler nor
+// UserDataEditor (DigitalOcean's case).
+type noRelabel struct {
+	compute.Provider
+	volumesOnly // not compute.Volumes: a field named Volumes would hide the method
+	compute.Stopper
+}
+
+type volumesOnly = compute.Volumes
+
+// TestVolumeRestoreNeedsCapabilities: a restore on a provider that cannot relabel a volume nor edit
+// a stopped instance's user-data is refused before anything is done, naming what it lacks; a
+// snapshot there works.
+func TestVolumeRestoreNeedsCapabilities(t *testing.T) {
+	l, _ := dbDeployed(t)
+	limited := func(o *rollout.Options) {
+		o.Compute = func(context.Context, string) (compute.Provider, error) { return noRelabel{l.comp, l.comp, l.comp}, nil }
+	}
+	op, err := l.dbController(limited).SnapshotVolume(t.Context(), "db", "pgdata", rollout.SnapshotOptions{})
+	if err != nil {
+		t.Fatalf("snapshot without the restore capabilities: %v", err)
+	}
+	before := l.volume(t)
+	_, err = l.dbController(limited).RestoreVolume(t.Context(), "db", "pgdata", op.Snapshot)
+	if err == nil || !strings.Contains(err.Error(), "compute.VolumeLabeler") || !strings.Contains(err.Error(), "compute.UserDataEditor") {
+		t.Fatalf("restore without the capabilities: %v; want a refusal naming both", err)
+	}
+	if v := l.volume(t); v.ID != before.ID || v.AttachedTo != before.AttachedTo {
+		t.Errorf("a refused restore changed the volume: %+v, was %+v", v, before)
+	}
+	if ops, _ := l.dbController().VolumeOps(t.Context(), "db"); len(ops) != 1 {
+		t.Errorf("%d volume operations recorded, want only the snapshot", len(ops))
+	}
+}

@@ -77,13 +77,12 @@ func (s *session) runSnapshot(ctx context.Context, caps volumeOpCaps, op *Volume
 			labels[LabelDescription] = op.Description
 		}
 		sn, err := caps.vols.SnapshotVolume(ctx, op.From.ID, op.ID, labels)
+		if errors.Is(err, compute.ErrVolumeInUse) && !op.Stop {
+			return s.endOp(ctx, op, VolumeOpFailed, fmt.Errorf("rollout: role %q: compute %q copies volume %s (%s) only detached, and %s uses it (%w): %w",
+				s.role.Name, s.dep.Compute, op.Volume, op.From.ID, op.Instance, ErrSnapshotNeedsStop, err))
+		}
 		if err != nil {
-			err = fmt.Errorf("rollout: role %q: snapshot of volume %s (%s): %w", s.role.Name, op.Volume, op.From.ID, err)
-			if errors.Is(err, compute.ErrVolumeInUse) && !op.Stop {
-				err = fmt.Errorf("%w: %w", err, ErrSnapshotNeedsStop)
-				return s.endOp(ctx, op, VolumeOpFailed, err)
-			}
-			return err
+			return fmt.Errorf("rollout: role %q: snapshot of volume %s (%s): %w", s.role.Name, op.Volume, op.From.ID, err)
 		}
 		if err := s.opStep(ctx, op, "", "", func(o *VolumeOp) { o.Snapshot = sn.ID }); err != nil {
 			return err

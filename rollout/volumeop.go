@@ -2,6 +2,9 @@ package rollout
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,7 +304,9 @@ func (s *session) newVolumeOp(ctx context.Context, ops []*VolumeOp, op *VolumeOp
 	if n := len(ops); n > 0 {
 		op.Seq = ops[n-1].Seq + 1
 	}
-	op.ID = fmt.Sprintf("%s-%s-%s-%d", s.role.Name, op.Volume, op.Kind, op.Seq)
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	op.ID = fmt.Sprintf("%s-%s-%s-%d-%s", s.role.Name, op.Volume, op.Kind, op.Seq, hex.EncodeToString(rnd[:]))
 	op.Role, op.Owner, op.State, op.Created = s.role.Name, s.c.owner, VolumeOpRunning, s.c.now()
 	op.Steps = []Transition{}
 	return s.opStep(ctx, op, "volume-begin", fmt.Sprintf("%s of volume %s (%s) by %s", op.Kind, op.Volume, op.From.ID, op.Owner), nil)
@@ -320,6 +325,14 @@ func (c *Controller) withVolumeOp(ctx context.Context, cmd, role string, fn func
 		return nil, err
 	})
 	return out, err
+}
+
+// opToken makes the provider's snapshot or restore of op idempotent across crashes and processes,
+// and unique to the fleet and the operation: a platform account shared by several fleets, or a
+// state store started afresh on an old account, never hands back another operation's volume.
+func (s *session) opToken(op *VolumeOp) string {
+	h := sha256.Sum256([]byte(s.c.opts.Fleet.Name + "\x00" + op.ID))
+	return "drover-op-" + hex.EncodeToString(h[:12])
 }
 
 // opLabels are labels for a volume of the role (fleet and role) plus extra.

@@ -103,7 +103,7 @@ func (s *session) runRestore(ctx context.Context, caps volumeOpCaps, op *VolumeO
 			if err := s.opStep(ctx, op, "volume-create", "make a volume from snapshot "+op.Source, nil); err != nil {
 				return err
 			}
-			v, err := caps.vols.RestoreVolume(ctx, op.Source, compute.VolumeSpec{Token: op.ID, Name: fmt.Sprintf("%s-%s", s.role.Name, op.Volume),
+			v, err := caps.vols.RestoreVolume(ctx, op.Source, compute.VolumeSpec{Token: s.opToken(op), Name: fmt.Sprintf("%s-%s", s.role.Name, op.Volume),
 				Labels: s.opLabels(map[string]string{LabelRestoring: op.Volume, LabelRestoreOp: op.ID})})
 			if err != nil {
 				return fmt.Errorf("rollout: role %q: making a volume from snapshot %s: %w", s.role.Name, op.Source, err)

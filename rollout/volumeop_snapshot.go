@@ -76,7 +76,7 @@ func (s *session) runSnapshot(ctx context.Context, caps volumeOpCaps, op *Volume
 		if op.Description != "" {
 			labels[LabelDescription] = op.Description
 		}
-		sn, err := caps.vols.SnapshotVolume(ctx, op.From.ID, op.ID, labels)
+		sn, err := caps.vols.SnapshotVolume(ctx, op.From.ID, s.opToken(op), labels)
 		if errors.Is(err, compute.ErrVolumeInUse) && !op.Stop {
 			return s.endOp(ctx, op, VolumeOpFailed, fmt.Errorf("rollout: role %q: compute %q copies volume %s (%s) only detached, and %s uses it (%w): %w",
 				s.role.Name, s.dep.Compute, op.Volume, op.From.ID, op.Instance, ErrSnapshotNeedsStop, err))

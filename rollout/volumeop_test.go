@@ -23,7 +23,7 @@ func (d detachedOnly) SnapshotVolume(ctx context.Context, id, token string, labe
 	}
 	for _, v := range vols {
 		if v.ID == id && v.AttachedTo != "" {
-			if sn, err := d.VolumeSnapshots(ctx, compute.Selector{rollout.LabelVolumeOp: token}); err == nil && len(sn) == 1 {
+			if sn, err := d.VolumeSnapshots(ctx, compute.Selector{rollout.LabelVolumeOp: labels[rollout.LabelVolumeOp]}); err == nil && len(sn) == 1 {
 				return sn[0], nil // taken already: idempotent by token, as qemu's
 			}
 			return compute.VolumeSnapshot{}, fmt.Errorf("test: snapshot of %s: attached to %s: %w", id, v.AttachedTo, compute.ErrVolumeInUse)

@@ -8,7 +8,8 @@ import (
 
 // CrashEnv is the environment variable the CLI reads for the crash hook of fault tests:
 // DROVER_TEST_CRASH_AFTER=<state> stops drover right after a transition to that state is persisted;
-// one of HandoffCrashPoints stops it right after that step of a handoff is written to the record.
+// one of HandoffCrashPoints (VolumeOpCrashPoints) stops it right after that step of a handoff (a
+// volume operation) is written to the record.
 const CrashEnv = "DROVER_TEST_CRASH_AFTER"
 
 // ErrCrashed is wrapped by the error a command returns when the crash hook stopped it.
@@ -20,7 +21,7 @@ func CrashAfterFromEnv(getenv func(string) string) (State, error) {
 	if v == "" {
 		return "", nil
 	}
-	if s := State(v); slices.Contains(HandoffCrashPoints, s) {
+	if s := State(v); slices.Contains(HandoffCrashPoints, s) || slices.Contains(VolumeOpCrashPoints, s) {
 		return s, nil
 	}
 	s, err := ParseState(v)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/fleet"
@@ -84,7 +85,17 @@ func (c *Controller) withRole(ctx context.Context, cmd, role string, fn func(con
 	if s.recs, err = loadRecords(lctx, c.opts.Store, role); err != nil {
 		return nil, err
 	}
-	if err := s.sweep(lctx); err != nil {
+	// An unfinished volume operation is finished by its own command first: the sweep would move the
+	// volumes it is moving.
+	ops, err := loadVolumeOps(lctx, c.opts.Store, role)
+	if err != nil {
+		return nil, err
+	}
+	if op := pendingOp(ops); op != nil {
+		if !strings.HasPrefix(cmd, "volumes ") {
+			return nil, &VolumeOpPendingError{Op: op}
+		}
+	} else if err := s.sweep(lctx); err != nil {
 		return nil, err
 	}
 	return fn(lctx, s)

@@ -25,6 +25,9 @@ type Status struct {
 	Lock      *LockStatus      `json:"lock,omitempty"`
 	// BlueDue is set when a promoted rollout's keep_old has passed: the next command destroys blue.
 	BlueDue bool `json:"blue_due,omitempty"`
+	// VolumeOp is an unfinished drover volumes snapshot or restore of the role: rollout commands
+	// are refused until its own command, run again, finishes it.
+	VolumeOp *VolumeOp `json:"volume_op,omitempty"`
 }
 
 // InstanceStatus is one instance of the role with drover's labels.
@@ -82,6 +85,11 @@ func (c *Controller) Status(ctx context.Context, role string) (*Status, error) {
 	if a := st.Active; a != nil && a.State == Promoted && !c.now().Before(a.KeepUntil) {
 		st.BlueDue = true
 	}
+	ops, err := loadVolumeOps(ctx, c.opts.Store, role)
+	if err != nil {
+		return nil, err
+	}
+	st.VolumeOp = pendingOp(ops)
 	if l, err := c.opts.Store.Lease(ctx, lockName(role)); err == nil {
 		st.Lock = &LockStatus{Owner: l.Owner, Acquired: l.Acquired, Expires: l.Expires, Expired: l.Expired(time.Now())}
 	} else if !errors.Is(err, store.ErrNotFound) {

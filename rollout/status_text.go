@@ -34,6 +34,9 @@ func (st *Status) WriteText(w io.Writer, now time.Time) error {
 			fmt.Fprintf(bw, "blue      rollout %s kept until %s (in %s) for an instant rollback\n", a.Previous, stamp(a.KeepUntil), human(a.KeepUntil.Sub(now)))
 		}
 	}
+	if op := st.VolumeOp; op != nil {
+		fmt.Fprintf(bw, "volumes   %s %s of volume %s interrupted at %q (%s); finish it with: %s\n", op.Kind, op.ID, op.Volume, op.Step, op.State, op.Command())
+	}
 	fmt.Fprintf(bw, "cutover   %s", st.Cutover.Target)
 	switch {
 	case st.Cutover.Type == "none":

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,8 @@ import (
 // rows written on blue are on green after promote and new writes land there; a rollback brings
 // every row back to blue; a green whose PostgreSQL cannot start is rolled back by itself with blue
 // serving the same data; drover killed (exit 137, the crash hook) after every step of a handoff and
-// of a hand-back, then run again, converges with the volume on exactly one VM and no row lost.
+// of a hand-back, then run again, converges with the volume on exactly one VM and no row lost;
+// drover volumes snapshot --stop, then a restore of that snapshot, loses the row written between.
 // Throughout, every VM's QMP query-block is polled: no two VMs ever have the volume.
 func TestE2EDBHandoff(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
@@ -173,6 +175,41 @@ func TestE2EDBHandoff(t *testing.T) {
 	}
 	checkRows(t, "blue after the killed rollbacks", rows(blue), want)
 
+	// drover volumes: the lab copies only a detached volume, so a snapshot is refused without
+	// --stop; with it, blue is stopped for the copy and serves again. A row written after the
+	// snapshot is gone after a restore of it, the older rows are there, and the volume it replaced
+	// is kept aside.
+	volStart := time.Now()
+	if r := run(nil, "volumes", "snapshot", "db", "pgdata"); r.code != 1 || !strings.Contains(r.stderr, "--stop") {
+		t.Fatalf("snapshot of the lab's volume in use: exit %d, want 1 and a hint naming --stop\n%s", r.code, tail(r.stderr, 20))
+	}
+	var taken struct{ Snapshot string }
+	if r := must("--output", "json", "volumes", "snapshot", "db", "pgdata", "--stop", "--name", "e2e"); json.Unmarshal([]byte(r.stdout), &taken) != nil || taken.Snapshot == "" {
+		t.Fatalf("snapshot --stop --output json: %s", r.stdout)
+	}
+	snapTime := time.Since(volStart)
+	if h := serving(); h.ID != blue.ID {
+		t.Fatalf("after snapshot --stop the volume is on %s, want blue %s", h.ID, blue.ID)
+	}
+	checkRows(t, "blue after the snapshot", rows(blue), want)
+	exec(blue, "INSERT INTO kept VALUES (10, 'after-the-snapshot')")
+	replaced := volumeOf(t, lab)
+	restoreStart := time.Now()
+	must("volumes", "restore", "db", "pgdata", taken.Snapshot)
+	restoreTime := time.Since(restoreStart)
+	if h := serving(); h.ID != blue.ID {
+		t.Fatalf("after the restore the volume is on %s, want blue %s", h.ID, blue.ID)
+	}
+	if v := volumeOf(t, lab); v.ID == replaced.ID {
+		t.Fatalf("after the restore volume %s still serves, want a new one", v.ID)
+	}
+	checkRows(t, "blue after the restore", rows(blue), want)
+	aside, err := lab.Volumes(t.Context(), compute.Selector{rollout.LabelRole: "db", rollout.LabelReplaced: "pgdata"})
+	if err != nil || len(aside) != 1 || aside[0].ID != replaced.ID || aside[0].AttachedTo != "" {
+		t.Errorf("volumes set aside: %+v, %v; want %s, detached", aside, err, replaced.ID)
+	}
+	t.Logf("drover volumes snapshot --stop: %s; restore: %s; both: %s", snapTime.Round(time.Millisecond), restoreTime.Round(time.Millisecond), time.Since(volStart).Round(time.Millisecond))
+
 	polls, most := holders.stop()
 	if most > 1 {
 		t.Errorf("QMP showed the volume in %d VMs at once", most)
@@ -225,3 +262,13 @@ func appendTo(t *testing.T, path, s string) {
 }
 
 func editFile(t *testing.T, path, from, to string) { t.Helper(); editFleet(t, path, from, to) }
+
+// volumeOf is the volume labelled as db's pgdata.
+func volumeOf(t *testing.T, lab *qemu.Provider) compute.Volume {
+	t.Helper()
+	vols, err := lab.Volumes(context.Background(), compute.Selector{rollout.LabelRole: "db", rollout.LabelVolume: "pgdata"})
+	if err != nil || len(vols) != 1 {
+		t.Fatalf("the db volume: %+v, %v; want one", vols, err)
+	}
+	return vols[0]
+}

@@ -29,7 +29,11 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 		return nil, nil, err
 	}
 	if strings.Contains(c.Command.ArgsUsage, "ROLE") {
-		if err := checkRoles(f, c.Args().Slice()); err != nil {
+		roles := c.Args().Slice()
+		if !strings.Contains(c.Command.ArgsUsage, "ROLE...") && len(roles) > 1 {
+			roles = roles[:1] // ROLE VOLUME ...: the rest are not roles
+		}
+		if err := checkRoles(f, roles); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -256,6 +260,8 @@ func (a *app) finishRollout(cmd, role string, rec *rollout.Record, err error) er
 		return failed(err, "wait for it to finish (--wait DURATION waits for the lock), or check drover rollout status "+role)
 	case errors.Is(err, rollout.ErrInProgress):
 		return failed(err, "drover rollout status "+role+" shows it; promote or abort it first")
+	case errors.Is(err, rollout.ErrVolumeOpPending):
+		return failed(err, "run the drover volumes command it names to finish it, then this one again")
 	case errors.As(err, &hf):
 		if !a.json() {
 			fmt.Fprintln(a.stderr, hf.Report())

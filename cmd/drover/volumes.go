@@ -16,10 +16,12 @@ import (
 func volumesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "volumes",
-		Usage: "the roles' volumes and their snapshots, as the providers report them: list, show",
+		Usage: "the roles' volumes and their snapshots: list, show, snapshot, restore, delete",
 		Description: `A role's volumes are found by their labels (fleet, role, volume), never by an instance: the
 handoff strategy moves them from blue to green. Snapshots are those taken before each handoff
-(snapshot_before) and any made by hand with the same labels.`,
+(snapshot_before) and those taken with drover volumes snapshot. drover volumes restore goes back
+to one: a new volume made from it takes the place of the one in service, which is set aside
+(kept, listed by show, and restorable the same way).`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "list",
@@ -68,20 +70,26 @@ handoff strategy moves them from blue to green. Snapshots are those taken before
 						}
 						if len(v.Snapshots) == 0 {
 							fmt.Fprintln(a.stdout, "  no snapshots")
-							continue
+						} else {
+							tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+							fmt.Fprintln(tw, "  SNAPSHOT\tCREATED\tSTATE\tBEFORE ROLLOUT\tNAME\tTAKEN BY")
+							for _, s := range v.Snapshots {
+								fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Created.Local().Format(time.DateTime), s.State, orDash(s.Rollout), orDash(s.Name), orDash(s.TakenBy))
+							}
+							if err := tw.Flush(); err != nil {
+								return err
+							}
 						}
-						tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(tw, "  SNAPSHOT\tCREATED\tSTATE\tBEFORE ROLLOUT")
-						for _, s := range v.Snapshots {
-							fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.ID, s.Created.Local().Format(time.DateTime), s.State, orDash(s.Rollout))
-						}
-						if err := tw.Flush(); err != nil {
+						if err := writeSetAside(a.stdout, v); err != nil {
 							return err
 						}
 					}
 					return nil
 				},
 			},
+			volumesSnapshotCommand(a),
+			volumesRestoreCommand(a),
+			volumesDeleteCommand(a),
 		},
 	}
 }
@@ -96,6 +104,9 @@ type volumeView struct {
 	AttachedTo string         `json:"attached_to,omitempty"`
 	GuestPath  string         `json:"guest_path,omitempty"`
 	Snapshots  []snapshotView `json:"snapshots"`
+	// SetAside are volumes a restore took out of service (or made and reverted): kept with their
+	// data, restorable with drover volumes restore ROLE VOLUME ID.
+	SetAside []setAsideView `json:"set_aside"`
 }
 
 type snapshotView struct {
@@ -103,6 +114,10 @@ type snapshotView struct {
 	Created time.Time `json:"created"`
 	State   string    `json:"state"`
 	Rollout string    `json:"rollout,omitempty"` // the rollout it was taken before
+	Name    string    `json:"name,omitempty"`    // drover volumes snapshot --name
+	TakenBy string    `json:"taken_by,omitempty"`
+	// Description is drover volumes snapshot --description.
+	Description string `json:"description,omitempty"`
 }
 
 // roleVolumes asks each role's compute provider for the role's declared volumes (only ROLE's when
@@ -134,7 +149,7 @@ func (a *app) roleVolumes(c *cli.Context, only string) ([]volumeView, error) {
 		}
 		for _, v := range r.Deploy.Volumes {
 			sel := compute.Selector{rollout.LabelFleet: f.Name, rollout.LabelRole: r.Name, rollout.LabelVolume: v.Name}
-			view := volumeView{Role: r.Name, Name: v.Name, Mount: v.Mount, SizeGiB: v.SizeGiB, Snapshots: []snapshotView{}}
+			view := volumeView{Role: r.Name, Name: v.Name, Mount: v.Mount, SizeGiB: v.SizeGiB, Snapshots: []snapshotView{}, SetAside: []setAsideView{}}
 			vols, err := vp.Volumes(c.Context, sel)
 			if err != nil {
 				return nil, failed(fmt.Errorf("role %s: volume %s: %w", r.Name, v.Name, err), "")
@@ -155,7 +170,11 @@ func (a *app) roleVolumes(c *cli.Context, only string) ([]volumeView, error) {
 				return nil, failed(fmt.Errorf("role %s: snapshots of volume %s: %w", r.Name, v.Name, err), "")
 			}
 			for _, s := range snaps {
-				view.Snapshots = append(view.Snapshots, snapshotView{ID: s.ID, Created: s.Created, State: s.State, Rollout: s.Labels[rollout.LabelRollout]})
+				view.Snapshots = append(view.Snapshots, snapshotView{ID: s.ID, Created: s.Created, State: s.State, Rollout: s.Labels[rollout.LabelRollout],
+					Name: s.Labels[rollout.LabelSnapName], TakenBy: s.Labels[rollout.LabelTakenBy], Description: s.Labels[rollout.LabelDescription]})
+			}
+			if view.SetAside, err = setAside(c.Context, vp, f.Name, r.Name, v.Name); err != nil {
+				return nil, failed(fmt.Errorf("role %s: volumes set aside of %s: %w", r.Name, v.Name, err), "")
 			}
 			views = append(views, view)
 		}

@@ -148,3 +148,31 @@ type VolumeSnapshot struct {
 	State   string
 	Created time.Time
 }
+
+// VolumeLabeler is implemented by Volumes providers that can change a
+// volume's labels after it was made. A restore needs it: the restored
+// volume takes the role's labels and the volume it replaces gives them up,
+// so that never two volumes carry them.
+//
+// SetVolumeLabels replaces volume id's labels with labels (attached or not)
+// and returns the volume. It is idempotent; an unknown volume wraps
+// ErrNotFound.
+type VolumeLabeler interface {
+	SetVolumeLabels(ctx context.Context, id string, labels map[string]string) (Volume, error)
+}
+
+// UserDataEditor is implemented by providers that can change the user-data
+// of a stopped instance, which it reads again at its next start. A restore
+// needs it where a volume's guest path is made of the volume's ID (the lab,
+// EBS): the instance's user-data must name the restored volume's path.
+//
+// EditUserData replaces instance's user-data with what edit returns, given
+// the current one (nil when it has none). It refuses a running instance
+// (ErrInstanceRunning) and wraps ErrNotFound for an unknown one. It is
+// idempotent when edit is.
+type UserDataEditor interface {
+	EditUserData(ctx context.Context, instance string, edit func([]byte) ([]byte, error)) error
+}
+
+// ErrInstanceRunning means the call needs the instance stopped.
+var ErrInstanceRunning = errors.New("compute: instance is running")

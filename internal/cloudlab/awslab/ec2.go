@@ -70,6 +70,9 @@ var ec2Actions = map[string]ec2Handler{
 	"DeleteVolume":        (*Cloud).deleteVolume,
 	"CreateSnapshot":      (*Cloud).createSnapshot,
 	"DescribeSubnets":     (*Cloud).describeSubnets,
+
+	"DescribeInstanceAttribute": (*Cloud).describeInstanceAttribute,
+	"ModifyInstanceAttribute":   (*Cloud).modifyInstanceAttribute,
 }
 
 func (c *Cloud) serveEC2(w http.ResponseWriter, r *http.Request) {

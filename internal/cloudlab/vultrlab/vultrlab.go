@@ -194,6 +194,8 @@ func (c *Cloud) routes() http.Handler {
 	handle("GET /v2/instances", c.listInstances)
 	handle("GET /v2/instances/{id}", c.getInstance)
 	handle("DELETE /v2/instances/{id}", c.deleteInstance)
+	handle("PATCH /v2/instances/{id}", c.updateInstance)
+	handle("GET /v2/instances/{id}/user-data", c.getUserData)
 	handle("POST /v2/instances/{id}/halt", c.haltInstance)
 	handle("POST /v2/instances/{id}/start", c.startInstance)
 	handle("POST /v2/snapshots/create-from-url", c.createSnapshotFromURL)

@@ -27,6 +27,7 @@ type Provider struct {
 	instances map[string]*compute.Instance // live or dead, by ID
 	tokens    map[string]string            // token -> ID, kept after Terminate
 	gone      map[string]compute.Instance  // terminated instances, by ID
+	userData  map[string][]byte            // by ID, as launched or edited
 	volumeState
 }
 
@@ -83,6 +84,10 @@ func (p *Provider) Launch(ctx context.Context, spec compute.Spec) (compute.Insta
 	}
 	p.instances[in.ID] = in
 	p.tokens[spec.Token] = in.ID
+	if p.userData == nil {
+		p.userData = map[string][]byte{}
+	}
+	p.userData[in.ID] = spec.UserData
 	return in.Clone(), nil
 }
 

@@ -193,6 +193,12 @@ func TestCIRefreshRebuildsExactlyTheRolesAnUpdateTouches(t *testing.T) {
 	if roles["api"].Result != ciUpToDate || roles["tools"].Result != ciUpToDate {
 		t.Errorf("nginx updated: api %s, tools %s: neither has nginx", roles["api"].Result, roles["tools"].Result)
 	}
+	// drover build --refresh decides the same way: api and tools have no nginx.
+	if code, out, stderr := e.drover("build", "--refresh", "api", "tools"); code != exitOK ||
+		!strings.Contains(out, "api: up to date ("+api1+"; the mirror offers the versions of its packages it has)") ||
+		!strings.Contains(out, "tools: up to date ("+tools1+"; the mirror offers the versions of its packages it has)") {
+		t.Errorf("build --refresh api tools after the nginx update: exit %d\n%s%s", code, out, stderr)
+	}
 	_, out, _ := e.drover("ci", "--refresh", "--dry-run")
 	if !strings.Contains(out, "refreshed:\n  web: 1 package changed in the mirror: nginx 1.22.1-9 -> 1.22.1-9+deb12u1\n") {
 		t.Errorf("the summary does not say what the refresh found:\n%s", out)

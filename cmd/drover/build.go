@@ -89,6 +89,7 @@ func (a *app) build(c *cli.Context) error {
 	}
 	defer done()
 	opts.Force, opts.Progress = c.Bool("force"), progress
+	ident := rootfs.NewIdentifier(opts) // one catalog read and one question per mirror for all roles
 
 	outcomes := make([]buildOutcome, len(roles))
 	sem := make(chan struct{}, c.Int("jobs"))
@@ -102,7 +103,7 @@ func (a *app) build(c *cli.Context) error {
 			values := func(ctx context.Context) ([]secrets.Secret, error) {
 				return a.buildSecretValues(ctx, f, role, progress)
 			}
-			outcomes[i] = buildRole(ctx, f, role, opts, values)
+			outcomes[i] = buildRole(ctx, f, role, ident, values)
 			a.reportOutcome(progress, outcomes[i])
 		}(i, role)
 	}
@@ -144,15 +145,15 @@ func (a *app) buildSetup(ctx context.Context, c *cli.Context, f *fleet.Fleet) (r
 	return roles, opts, done, nil
 }
 
-// buildRole builds one role. values gives the role's secret values for the scan (Request.Forbidden);
+// buildRole builds one role, its request made by ident (shared by the roles of one command). values gives the role's secret values for the scan (Request.Forbidden);
 // it is asked only when the image is to be built, not when the catalog has it already.
-func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, opts rootfs.Options, values func(context.Context) ([]secrets.Secret, error)) buildOutcome {
+func buildRole(ctx context.Context, f *fleet.Fleet, role *fleet.Role, ident *rootfs.Identifier, values func(context.Context) ([]secrets.Secret, error)) buildOutcome {
 	start := time.Now()
-	out := buildOutcome{role: role.Name, refresh: opts.Refresh}
+	out := buildOutcome{role: role.Name, refresh: ident.Refresh()}
 	if role.Deploy != nil {
 		out.deploys = role.Deploy.Compute
 	}
-	req, err := rootfs.NewRequest(f, role, opts)
+	req, err := ident.Request(f, role)
 	if errors.Is(err, rootfs.ErrNotYet) {
 		out.skipped = err.Error()
 		return out

@@ -126,12 +126,14 @@ func (a *app) ci(c *cli.Context) error {
 	}
 	defer done()
 
-	run, err := a.ciDecide(ctx, c, f, roles, opts)
+	// One identifier for deciding and building: the catalog is read and each mirror asked once.
+	ident := rootfs.NewIdentifier(opts)
+	run, err := a.ciDecide(ctx, c, f, roles, opts, ident)
 	if err != nil {
 		return err
 	}
 	if !c.Bool("dry-run") {
-		a.ciBuild(ctx, c, f, run, opts)
+		a.ciBuild(ctx, c, f, run, opts, ident)
 		if err := a.ciRollouts(ctx, c, run); err != nil {
 			return err
 		}
@@ -141,8 +143,7 @@ func (a *app) ci(c *cli.Context) error {
 
 // ciDecide works out each role's image and what is to be done with it, reading the rollout state
 // (never changing it) and the catalog.
-func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, roles []*fleet.Role, opts rootfs.Options) ([]*ciRole, error) {
-	ident := rootfs.NewIdentifier(opts)
+func (a *app) ciDecide(ctx context.Context, c *cli.Context, f *fleet.Fleet, roles []*fleet.Role, opts rootfs.Options, ident *rootfs.Identifier) ([]*ciRole, error) {
 	cat := images.OpenCatalog(opts.StateDir)
 	var ctl *rollout.Controller
 	for _, r := range roles {
@@ -243,7 +244,7 @@ func (a *app) ciDecideRollout(cr *ciRole, st *rollout.Status, dry bool) {
 
 // ciBuild builds the images the run needs, as drover build does (with the secret scan), and prunes
 // as a build does.
-func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run []*ciRole, opts rootfs.Options) {
+func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run []*ciRole, opts rootfs.Options, ident *rootfs.Identifier) {
 	var todo []*ciRole
 	for _, cr := range run {
 		if cr.build && cr.Result != ciFailed && cr.Result != ciBlocked && cr.Result != ciSkipped {
@@ -271,7 +272,7 @@ func (a *app) ciBuild(ctx context.Context, c *cli.Context, f *fleet.Fleet, run [
 			values := func(ctx context.Context) ([]secrets.Secret, error) {
 				return a.buildSecretValues(ctx, f, cr.role, progress)
 			}
-			outcomes[i] = buildRole(ctx, f, cr.role, opts, values)
+			outcomes[i] = buildRole(ctx, f, cr.role, ident, values)
 			a.reportOutcome(progress, outcomes[i])
 		}()
 	}

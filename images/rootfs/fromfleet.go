@@ -64,13 +64,10 @@ func EpochFromEnv(lookup func(string) (string, bool)) (time.Time, bool, error) {
 
 // NewRequest turns a role of the fleet into a build request. Roles that need a builder that is not
 // here yet return an error wrapping ErrNotYet.
+// A build of several roles shares one Identifier instead (Identifier.Request), so that the
+// catalog is read and each mirror asked once for all of them.
 func NewRequest(f *fleet.Fleet, role *fleet.Role, opts Options) (Request, error) {
-	req, err := newRequest(f, role, opts, images.FileSHA256)
-	if err != nil {
-		return req, err
-	}
-	p := pinner{list: req.Catalog.List, candidates: req.Cache.Candidates}
-	return req, p.pin(contextOf(opts), &req, opts.Refresh)
+	return NewIdentifier(opts).Request(f, role)
 }
 
 // Identifier says which image a build of a role would make, without building: the identity
@@ -110,6 +107,9 @@ func (id *Identifier) Request(f *fleet.Fleet, role *fleet.Role) (Request, error)
 	p := pinner{list: func() ([]*images.Manifest, error) { return id.list(req.Catalog) }, candidates: id.candidates(req.Cache)}
 	return req, p.pin(contextOf(id.opts), &req, id.opts.Refresh)
 }
+
+// Refresh says whether the requests ask the mirrors again (Options.Refresh).
+func (id *Identifier) Refresh() bool { return id.opts.Refresh }
 
 func (id *Identifier) list(cat *images.Catalog) ([]*images.Manifest, error) {
 	id.mu.Lock()

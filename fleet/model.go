@@ -53,7 +53,9 @@ type Base struct {
 	// Keyring is the absolute path of the OpenPGP public key file that signs the base's archives
 	// (the fleet's keyring, relative to the fleet file); empty for Debian's own archive keys.
 	Keyring string
-	Range   hcl.Range
+	// Repositories are third-party apt repositories every image of the base may install from.
+	Repositories []Repository
+	Range        hcl.Range
 }
 
 // Role is one kind of server: how its image is baked and how it is deployed.
@@ -82,7 +84,10 @@ type Image struct {
 	// Services are the role's systemd units that start only after drover-boot has written the
 	// secrets, and not at all when it fails.
 	Services []string
-	Disk     Disk
+	// Repositories are third-party apt repositories the image's packages may come from, besides
+	// its base's (one of the same name replaces the base's).
+	Repositories []Repository
+	Disk         Disk
 }
 
 // SecretFile is one secret block: a file drover-boot writes under /run/drover/secrets at boot.

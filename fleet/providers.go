@@ -16,7 +16,7 @@ import (
 var baseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "suite"}, {Name: "mirror"}, {Name: "snapshot"}, {Name: "arch"}, {Name: "components"}, {Name: "packages"},
 	{Name: "security_mirror"}, {Name: "updates"}, {Name: "updates_off_reason"}, {Name: "keyring"},
-}}
+}, Blocks: []hcl.BlockHeaderSchema{{Type: "repository", LabelNames: []string{"name"}}}}
 
 // Architectures that images can be built for.
 var Architectures = []string{"amd64", "arm64"}
@@ -68,6 +68,7 @@ func (d *decoder) decodeBases(f *Fleet, blocks hcl.Blocks, opts Options) []*Base
 		}
 		d.decodeBaseUpdates(c, base)
 		d.decodeBaseKeyring(f, c, base, opts)
+		base.Repositories = d.decodeRepositories(f, c.Blocks, opts)
 		bases = append(bases, base)
 	}
 	return bases

@@ -20,7 +20,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
-			{Type: "secret", LabelNames: []string{"name"}},
+			{Type: "secret", LabelNames: []string{"name"}}, {Type: "repository", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}
@@ -149,6 +149,7 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 			}
 		}
 	}
+	img.Repositories = d.decodeRepositories(f, c.Blocks, opts)
 	for _, fb := range c.Blocks {
 		switch fb.Type {
 		case "file":

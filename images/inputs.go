@@ -51,6 +51,10 @@ type Inputs struct {
 	// offered then (PackageSetDigest): a refresh that finds a newer version of a package the
 	// role's newest image has makes a new identity, and one that finds none keeps the old.
 	PackageSet string `json:"package_set,omitempty"`
+	// Repositories are the third-party apt repositories the image installs from (its base's and
+	// its own), each with its key's sha256; absent for an image with none, so the identities of
+	// such images are what they were before repositories existed.
+	Repositories []RepositoryInput `json:"repositories,omitempty"`
 }
 
 // Recipe is the identity of in without its package set: what the fleet asks for, whichever
@@ -174,6 +178,9 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {
 			return Inputs{}, fmt.Errorf("images: base %q, keyring: %w", base.Name, err)
 		}
+	}
+	if in.Repositories, err = repositoryInputs(RoleRepositories(base, role)); err != nil {
+		return Inputs{}, err
 	}
 	if base.UpdatesOff {
 		in.Base.UpdatesOffReason = base.UpdatesOffReason

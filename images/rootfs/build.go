@@ -37,6 +37,7 @@ func steps() []namedStep {
 		{"stage", &stepStage{}},
 		{"base tree", &stepBaseTree{}},
 		{"work tree", &stepWorkTree{}},
+		{"repositories", &stepRepositories{}},
 		{"files", &stepFiles{}},
 		{"agent", &stepAgent{}},
 		{"run", &stepRun{}},

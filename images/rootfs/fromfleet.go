@@ -80,7 +80,7 @@ type Identifier struct {
 	sums   map[string]string
 	listed []*images.Manifest
 	listOK bool
-	offers map[string]map[string]string // by the base spec's sources
+	offers map[string]map[string]string // by the base spec's sources, and the repositories'
 }
 
 // NewIdentifier returns an Identifier for builds made with opts.
@@ -100,7 +100,7 @@ func (id *Identifier) Identity(f *fleet.Fleet, role *fleet.Role) (string, error)
 // Request is the build request of role that Identity is the identity of; its Refresh says what a
 // refresh found.
 func (id *Identifier) Request(f *fleet.Fleet, role *fleet.Role) (Request, error) {
-	req, err := newRequest(f, role, id.opts, id.agentSum)
+	req, err := newRequest(f, role, id.opts, id.agentSum, id.repositoryOffers)
 	if err != nil {
 		return req, err
 	}
@@ -124,15 +124,15 @@ func (id *Identifier) list(cat *images.Catalog) ([]*images.Manifest, error) {
 	return id.listed, nil
 }
 
-func (id *Identifier) candidates(cache *tree.Cache) func(context.Context, tree.BaseSpec) (map[string]string, error) {
-	return func(ctx context.Context, spec tree.BaseSpec) (map[string]string, error) {
-		key := fmt.Sprint(spec.Arch, spec.Components, spec.Sources())
+func (id *Identifier) candidates(cache *tree.Cache) func(context.Context, tree.BaseSpec, []tree.Repository) (map[string]string, error) {
+	return func(ctx context.Context, spec tree.BaseSpec, repos []tree.Repository) (map[string]string, error) {
+		key := fmt.Sprint(spec.Arch, spec.Components, spec.Sources(), repositoriesKey(repos))
 		id.mu.Lock()
 		defer id.mu.Unlock() // one mirror question at a time: the others want the same answer
 		if offer, ok := id.offers[key]; ok {
 			return offer, nil
 		}
-		offer, err := cache.Candidates(ctx, spec)
+		offer, err := cache.Candidates(ctx, spec, repos...)
 		if err == nil {
 			id.offers[key] = offer
 		}
@@ -160,7 +160,7 @@ func (id *Identifier) agentSum(path string) (string, error) {
 	return s, err
 }
 
-func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func(string) (string, error)) (Request, error) {
+func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func(string) (string, error), offers offersFunc) (Request, error) {
 	switch {
 	case role.Image.Builder == "rpi":
 		return Request{}, fmt.Errorf("rootfs: role %q: the Raspberry Pi SD-card builder: %w", role.Name, ErrNotYet)
@@ -219,6 +219,9 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		}
 		sum := sha256.Sum256(req.Base.Keyring)
 		req.Inputs.Base.Keyring = hex.EncodeToString(sum[:])
+	}
+	if err := addRepositories(contextOf(opts), &req, base, role, offers); err != nil {
+		return Request{}, err
 	}
 	req.Inputs.BaseTree = req.Base.Key()
 	for _, src := range req.Base.Sources() {

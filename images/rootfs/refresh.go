@@ -12,7 +12,7 @@ import (
 // unchanged role keeps its image until a refresh finds a package it has in another version.
 type pinner struct {
 	list       func() ([]*images.Manifest, error)
-	candidates func(context.Context, tree.BaseSpec) (map[string]string, error)
+	candidates func(context.Context, tree.BaseSpec, []tree.Repository) (map[string]string, error)
 }
 
 // pin sets req.Inputs.PackageSet. A recipe with no image yet keeps the empty set: its build takes
@@ -32,7 +32,7 @@ func (p pinner) pin(ctx context.Context, req *Request, refresh bool) error {
 	if !refresh {
 		return nil
 	}
-	offered, err := p.candidates(ctx, req.Base)
+	offered, err := p.candidates(ctx, req.Base, req.Repositories)
 	if err != nil {
 		return fmt.Errorf("rootfs: role %q: asking the mirror for its package versions: %w", req.Role, err)
 	}

@@ -28,18 +28,21 @@ const maxIndexBytes = 256 << 20
 // which includes Architecture: all), the newest version any source offers, which is apt's choice
 // among sources of equal priority. It is what a refresh compares an image's packages with.
 //
+// A package that repos (third-party repositories, RepositoryOffers) offer is installed from them
+// and not from the base's archives, so its candidate is theirs.
+//
 // Each index is checked against the sha256 its suite's Release file gives, and its parse is kept
 // in Dir/indexes/<sha256>.gz, so asking again while the archive is unchanged reads only the
 // Release files. It is safe for concurrent use (a cache entry is written whole, then renamed); a
 // failure leaves at most a partial temporary file that no later call reads.
-func (c *Cache) Candidates(ctx context.Context, spec BaseSpec) (map[string]string, error) {
+func (c *Cache) Candidates(ctx context.Context, spec BaseSpec, repos ...Repository) (map[string]string, error) {
 	n, err := spec.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.Dir, "indexes")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("tree: package index cache: %w", err)
+	dir, err := c.indexDir()
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]string{}
 	for _, src := range n.Sources() {
@@ -59,7 +62,26 @@ func (c *Cache) Candidates(ctx context.Context, spec BaseSpec) (map[string]strin
 			}
 		}
 	}
+	if len(repos) == 0 {
+		return out, nil
+	}
+	offers, err := c.RepositoryOffers(ctx, n.Arch, repos)
+	if err != nil {
+		return nil, err
+	}
+	for name, version := range offers {
+		out[name] = version
+	}
 	return out, nil
+}
+
+// indexDir is where parsed Packages indexes are kept, made if need be.
+func (c *Cache) indexDir() (string, error) {
+	dir := filepath.Join(c.Dir, "indexes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("tree: package index cache: %w", err)
+	}
+	return dir, nil
 }
 
 // indexFile is one Packages index a Release file lists.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"unicode"
@@ -108,4 +109,9 @@ func (d *decoder) decodeRepositories(f *Fleet, blocks hcl.Blocks, opts Options) 
 		}
 	}
 	return out
+}
+
+// String names the block for messages: repository "NAME" (FILE:LINE:COL).
+func (r Repository) String() string {
+	return fmt.Sprintf("repository %q (%s)", r.Name, pos(r.Range))
 }

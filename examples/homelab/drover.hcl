@@ -190,6 +190,17 @@ role "vault" {
   image {
     base = "debian-bookworm"
     # A stock Vault server binary (HashiCorp's release, or the one go tool task vault builds here).
+    # Outside the lab, Vault comes from HashiCorp's apt repository instead: a repository block with
+    # its signing key kept here, never fetched at build time (vault/README.md, "Vault from
+    # HashiCorp's apt repository"). The lab builds without reaching HashiCorp, so it is shown, not
+    # used; TestE2EThirdPartyRepository builds a role from a repository of this layout it serves:
+    #
+    #   repository "hashicorp" {
+    #     uri   = "https://apt.releases.hashicorp.com"
+    #     suite = "bookworm"
+    #     key   = "vault/hashicorp-archive-keyring.gpg"
+    #   }
+    #   packages = ["vault"]                 # instead of the file below
     file "/usr/local/bin/vault" {
       source  = var.vault_binary
       mode    = "0755"

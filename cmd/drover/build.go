@@ -17,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/rootfs"
+	"github.com/drover-dev/drover/images/tree"
 	"github.com/drover-dev/drover/plugins/secrets"
 )
 
@@ -286,9 +287,12 @@ func buildSummary(outcomes []buildOutcome, ctx context.Context) error {
 		hint = "the build log is kept at " + se.Log + "; drover build --verbose shows the tools' output as it runs"
 	}
 	var notMade *images.NotMadeError
+	var repo *tree.RepositoryError
 	switch {
 	case errors.As(first, &notMade):
 		hint = "make it first: " + notMade.MadeBy
+	case errors.As(first, &repo):
+		hint = "check the repository block's uri and suite, and that its key is the public key the repository is signed with; nothing was built"
 	case ctx.Err() != nil:
 		hint = "the build was interrupted; nothing was added to the catalog"
 	case strings.Contains(first.Error(), "needs root"):

@@ -222,7 +222,7 @@ func TestE2EThirdPartyRepository(t *testing.T) {
 			r := drover("build", role)
 			line := strings.Count(text[:strings.Index(text, fmt.Sprintf("role %q", role))], "\n") + 5
 			block := fmt.Sprintf(`repository "local" (%s:%d:5)`, fleetFile, line)
-			if r.code == 0 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, block) {
+			if r.code == 0 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, block) || !strings.Contains(r.stderr, "hint: check the repository block's uri and suite") {
 				t.Errorf("drover build %s: exit %d\n%s\nwant a failure saying %q and naming %s", role, r.code, r.stderr, want, block)
 			}
 		}

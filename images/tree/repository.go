@@ -52,10 +52,20 @@ func (r Repository) keySHA256() string {
 func (r Repository) Release(ctx context.Context) (string, error) {
 	text, err := r.release(ctx)
 	if err != nil {
-		return "", fmt.Errorf("tree: %s: %w", r.Block, err)
+		return "", &RepositoryError{Block: r.Block, Err: err}
 	}
 	return text, nil
 }
+
+// RepositoryError is a third-party repository that cannot be used: unreachable, without a Release
+// file for its suite, unsigned, or signed by another key than its block's.
+type RepositoryError struct {
+	Block string // the repository block, as Repository.Block
+	Err   error
+}
+
+func (e *RepositoryError) Error() string { return fmt.Sprintf("tree: %s: %v", e.Block, e.Err) }
+func (e *RepositoryError) Unwrap() error { return e.Err }
 
 func (r Repository) release(ctx context.Context) (string, error) {
 	keys, err := readKeyRing(r.Key)

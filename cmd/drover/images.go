@@ -229,6 +229,9 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	for _, src := range in.Base.Sources {
 		fmt.Fprintf(w, "source     %s %s\n", src.URL, src.Suite)
 	}
+	for _, r := range in.Repositories {
+		fmt.Fprintf(w, "repository %s %s %s %s key sha256:%s\n", r.Name, r.URI, r.Suite, strings.Join(r.Components, " "), r.Key[:min(12, len(r.Key))])
+	}
 	if in.Base.UpdatesOffReason != "" {
 		fmt.Fprintf(w, "updates    off: %s\n", in.Base.UpdatesOffReason)
 	}

@@ -184,6 +184,16 @@ func TestE2EThirdPartyRepository(t *testing.T) {
 		return out.Roles[0]
 	}
 
+	t.Run("images show names the repository", func(t *testing.T) {
+		if len(img.Inputs.Repositories) == 0 {
+			t.Fatal("the manifest's inputs have no repository")
+		}
+		r := drover("images", "show", "tools")
+		if want := "repository local " + srv.URL + "/signed stable main key sha256:" + img.Inputs.Repositories[0].Key[:12]; r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("drover images show tools: exit %d, no line %q\n%s", r.code, want, r.stdout)
+		}
+	})
+
 	t.Run("the key is an input of the identity", func(t *testing.T) {
 		writeKey("local.gpg", append(append([]byte{}, key...), other...)) // still verifies: it holds the signing key
 		changed := dryRun(t)

@@ -23,13 +23,14 @@ import (
 )
 
 // helloDeb builds drover-hello_VERSION_all.deb into dir with dpkg-deb: a package no archive has,
-// holding /usr/share/drover-hello/hello.txt.
+// holding /usr/share/drover-hello/hello.txt, that depends on Debian's hello (which the base tree
+// lacks, so the build gets it from the base's archive).
 func helloDeb(t *testing.T, dir, version string) {
 	t.Helper()
 	src := t.TempDir()
 	for name, content := range map[string]string{
 		"DEBIAN/control": "Package: drover-hello\nVersion: " + version + "\nArchitecture: all\nMaintainer: drover tests <tests@drover.invalid>\n" +
-			"Section: misc\nPriority: optional\nDescription: a package from a third-party repository\n made by a drover test\n",
+			"Depends: hello\nSection: misc\nPriority: optional\nDescription: a package from a third-party repository\n made by a drover test\n",
 		"usr/share/drover-hello/hello.txt": "hello from the third-party repository, version " + version + "\n",
 	} {
 		p := filepath.Join(src, name)
@@ -158,12 +159,18 @@ func TestE2EThirdPartyRepository(t *testing.T) {
 		if v := packageVersion(img.Packages, "nginx"); v == "" {
 			t.Error("the manifest's packages lack nginx, from the base tree")
 		}
+		if v := packageVersion(img.Packages, "hello"); v == "" {
+			t.Error("the manifest's packages lack hello, the Debian package drover-hello depends on")
+		}
 		if len(img.Inputs.Repositories) != 1 || img.Inputs.Repositories[0].Key == "" || img.Inputs.Repositories[0].URI != srv.URL+"/signed" {
 			t.Errorf("the manifest's inputs have repositories %+v, want the one block with its key's sha256", img.Inputs.Repositories)
 		}
 		root := extractRoot(t, filepath.Join(state, "images", strings.TrimPrefix(img.Identity, "sha256:"), "disk.raw"))
 		if got := debugfs(t, root, "cat /usr/share/drover-hello/hello.txt"); !strings.Contains(got, "hello from the third-party repository, version 1.0") {
 			t.Errorf("/usr/share/drover-hello/hello.txt in the image: %q", got)
+		}
+		if got := debugfs(t, root, "stat /usr/bin/hello"); !strings.Contains(got, "Type: regular") {
+			t.Errorf("/usr/bin/hello (Debian's hello, a dependency) is not in the image:\n%s", got)
 		}
 		list := debugfs(t, root, "cat /etc/apt/sources.list.d/drover-repositories.list")
 		if want := "deb [signed-by=/etc/apt/keyrings/drover-local.gpg] " + srv.URL + "/signed stable main"; !strings.Contains(list, want) {

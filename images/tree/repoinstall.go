@@ -21,9 +21,10 @@ var repositoryAptOpts = []string{"-o", "Dir::Etc::SourceList=" + repositoryList,
 // InstallFromRepositories adds repos to the tree at root (their keys under /etc/apt/keyrings as
 // drover-NAME.gpg or .asc, and repositoryList naming them with signed-by) and installs packages
 // from them with the tree's own apt, chrooted, without recommends. apt verifies each repository's
-// Release file with its key and refuses an unsigned one. The packages' dependencies that the
-// repositories do not have must be in the tree already (the base tree holds the role's Debian
-// packages). With no repositories it does nothing. On failure the tree is left half-changed:
+// Release file with its key and refuses an unsigned one. apt reads the repositories alone first
+// (the base tree holds the role's Debian packages already); only when a package needs a Debian
+// package the tree lacks does it read the base's archives too and install that from them. With no
+// repositories it does nothing. On failure the tree is left half-changed:
 // callers throw the work tree away. Errors are StepErrors of step "repositories".
 func InstallFromRepositories(ctx context.Context, root string, repos []Repository, packages []string, log io.Writer) error {
 	if len(repos) == 0 {
@@ -79,28 +80,42 @@ func installFromRepositories(ctx context.Context, root string, repos []Repositor
 	for i, r := range repos {
 		names[i] = r.Block
 	}
-	steps := []struct {
-		args []string
-		what string
-	}{
-		{append(append([]string{"apt-get"}, repositoryAptOpts...), "update", "--error-on=any"), "apt-get update of " + strings.Join(names, ", ")},
-		{append(append([]string{"apt-get"}, repositoryAptOpts...), append([]string{"install", "-y", "--no-install-recommends"}, packages...)...),
-			"apt-get install " + strings.Join(packages, " ") + " from " + strings.Join(names, ", ")},
+	from := strings.Join(names, ", ")
+	aptGet := func(opts []string, args ...string) *commandFailure {
+		argv := append(append([]string{"apt-get"}, opts...), args...)
+		fmt.Fprintf(log, "+ %s\n", strings.Join(argv, " "))
+		return run(ctx, command{args: s.argv(append([]string{"chroot", s.root}, argv...)...), env: chrootEnv(), log: log, isolate: true})
 	}
-	for _, st := range steps {
-		fmt.Fprintf(log, "+ %s\n", strings.Join(st.args, " "))
-		f := run(ctx, command{args: s.argv(append([]string{"chroot", s.root}, st.args...)...), env: chrootEnv(), log: log, isolate: true})
-		if f == nil {
-			continue
+	install := append([]string{"install", "-y", "--no-install-recommends"}, packages...)
+	if f := aptGet(repositoryAptOpts, "update", "--error-on=any"); f != nil {
+		return f.asStepError("repositories", "apt-get update of "+from)
+	}
+	f := aptGet(repositoryAptOpts, install...)
+	if f != nil && missingDependencies(f.tail) {
+		// Debian packages the repositories' packages need and the base tree lacks: read the
+		// base's archives too (the tree's own sources.list), which costs their indexes' download.
+		fmt.Fprintf(log, "repositories: %s need packages the base tree lacks; installing them from the base's archives too\n", strings.Join(packages, " "))
+		if f := aptGet(nil, "update", "--error-on=any"); f != nil {
+			return f.asStepError("repositories", "apt-get update of the base's archives and "+from)
 		}
-		se := f.asStepError("repositories", st.what)
-		for _, l := range f.tail {
-			if strings.Contains(l, "is not installable") || strings.Contains(l, "unmet dependencies") {
-				se.Err = fmt.Errorf("%w (a package from a repository gets the Debian packages it depends on from the base tree: add them to the image's packages)", se.Err)
-				break
-			}
+		f = aptGet(nil, install...)
+	}
+	if f != nil {
+		se := f.asStepError("repositories", "apt-get install "+strings.Join(packages, " ")+" from "+from)
+		if missingDependencies(f.tail) {
+			se.Err = fmt.Errorf("%w (a dependency is neither in the repositories nor in the base's archives)", se.Err)
 		}
 		return se
 	}
 	return s.close()
+}
+
+// missingDependencies says whether apt's output is a failure to install for want of a package.
+func missingDependencies(tail []string) bool {
+	for _, l := range tail {
+		if strings.Contains(l, "is not installable") || strings.Contains(l, "unmet dependencies") {
+			return true
+		}
+	}
+	return false
 }

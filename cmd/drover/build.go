@@ -135,7 +135,7 @@ func (a *app) buildSetup(ctx context.Context, c *cli.Context, f *fleet.Fleet) (r
 	}
 	cacheDir, _ := a.env("DROVER_CACHE_DIR")
 	opts = rootfs.Options{StateDir: a.stateDir(c, f), CacheDir: cacheDir, DroverVersion: versionString(), AgentDir: agentDir,
-		Epoch: epoch, Context: ctx, Refresh: c.Bool("refresh")}
+		Epoch: epoch, Context: ctx, Refresh: c.Bool("refresh"), Logger: a.log}
 	if a.sharesCatalog(f) {
 		st, err := a.openStore(ctx, f, opts.StateDir)
 		if err != nil {

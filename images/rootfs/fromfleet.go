@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +45,9 @@ type Options struct {
 	Store store.Store
 	// Context bounds the store's operations made by the catalog.
 	Context context.Context
+	// Logger hears what a person should know but that does not stop a build, such as a
+	// third-party repository answered from its last verified offers. nil discards it.
+	Logger *slog.Logger
 }
 
 // AgentPath is the drover-boot binary for an architecture in a directory.

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
@@ -93,11 +95,26 @@ func (id *Identifier) repositoryOffers(ctx context.Context, cache *tree.Cache, a
 	if offer, ok := id.offers[key]; ok {
 		return offer, nil
 	}
-	offer, err := cache.RepositoryOffers(ctx, arch, repos)
-	if err == nil {
-		id.offers[key] = offer
+	// An identity must not depend on a third-party server being up: a repository that does not
+	// answer is taken as it last answered here (which packages come from it), and said so. The
+	// build itself asks it again (apt) and fails if it still does not answer.
+	offer, stale, err := cache.RepositoryOffersOrLast(ctx, arch, repos)
+	if err != nil {
+		return nil, err
 	}
-	return offer, err
+	for _, s := range stale {
+		id.logger().Warn("a third-party repository did not answer; using its packages as last verified",
+			"repository", s.Block, "verified", s.Checked.Format(time.RFC3339), "error", s.Err)
+	}
+	id.offers[key] = offer
+	return offer, nil
+}
+
+func (id *Identifier) logger() *slog.Logger {
+	if id.opts.Logger != nil {
+		return id.opts.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // repositoriesKey tells repository sets apart: every field, the key by its sha256.

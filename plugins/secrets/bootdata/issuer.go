@@ -45,8 +45,8 @@ type RoleSecrets struct {
 	// Certificates hold no ${role.dns_name} any more (the caller resolved it); InstanceAddress is
 	// left for drover-boot.
 	Certificates []Certificate
-	TokenTTL    time.Duration
-	SecretIDTTL time.Duration
+	TokenTTL     time.Duration
+	SecretIDTTL  time.Duration
 	// AWSIAMRole, when set, is the ARN of the IAM role the instances run as: they log in with
 	// Vault's aws auth method (iam) by their own AWS identity, and no SecretID is issued.
 	AWSIAMRole string

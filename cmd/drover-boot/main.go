@@ -7,6 +7,11 @@
 // /run/drover/status. It then keeps the Vault token alive until SIGTERM and revokes it, or with
 // --oneshot revokes it at once.
 //
+// When the user-data lists certificates, drover-boot then issues each from Vault's PKI engine with
+// the instance's own token (certificates.go), writes NAME.key and NAME.crt (certificate and issuing
+// CA) next to the secrets before reporting READY, and, while it keeps the token alive, renews each
+// at two thirds of its lifetime and reload-or-restarts the units the certificate names.
+//
 // With "auth": "aws" in the Vault section, nothing secret is delivered: drover-boot instead logs in
 // with Vault's aws auth method (iam type), signing an sts:GetCallerIdentity request with the
 // instance profile's credentials from the EC2 metadata service, and goes on as above.

@@ -19,6 +19,10 @@
 //	    {"path": "kv/data/web/tls", "field": "key", "name": "tls.key", "owner": "root:www-data", "mode": "0440"},
 //	    {"path": "kv/data/web/db", "name": "db.json"}
 //	  ],
+//	  "certificates": [
+//	    {"name": "www", "pki_role": "web", "common_name": "www.lab.example",
+//	     "ip_sans": ["${instance.address}"], "ttl": 259200, "reload": ["nginx"]}
+//	  ],
 //	  "volumes": [
 //	    {"name": "pgdata", "guest_path": "/dev/disk/by-id/virtio-vol1", "mount": "/var/lib/postgresql",
 //	     "fs": "ext4", "owner": "postgres:postgres", "mode": "0700"}

@@ -81,6 +81,8 @@ type Image struct {
 	// SecretFiles are the secret blocks: files written at boot from one path each, a field of it
 	// or a template rendered with its fields.
 	SecretFiles []SecretFile
+	// Certificates are the certificate blocks: issued from Vault's PKI engine at boot, renewed.
+	Certificates []Certificate
 	// Services are the role's systemd units that start only after drover-boot has written the
 	// secrets, and not at all when it fails.
 	Services []string

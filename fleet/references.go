@@ -27,10 +27,14 @@ func (d *decoder) checkReferences(f *Fleet) {
 		if role.Image.Base != "" && !contains(baseNames, role.Image.Base) {
 			d.unknownRef(attrRange(body, "image", "base"), "base", role.Name, role.Image.Base, baseNames)
 		}
-		if len(role.Image.SecretPaths()) > 0 && f.Vault == nil {
+		if (len(role.Image.SecretPaths()) > 0 || len(role.Image.Certificates) > 0) && f.Vault == nil {
 			rng := attrRange(body, "image", "secrets")
-			if len(role.Image.Secrets) == 0 {
+			switch {
+			case len(role.Image.Secrets) > 0:
+			case len(role.Image.SecretFiles) > 0:
 				rng = role.Image.SecretFiles[0].Range
+			default:
+				rng = role.Image.Certificates[0].Range
 			}
 			d.errorf(rng, "Secrets without a vault block",
 				"Role %q fetches secrets at boot, but the fleet has no vault block saying where Vault is.", role.Name)

@@ -21,6 +21,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
 			{Type: "secret", LabelNames: []string{"name"}}, {Type: "repository", LabelNames: []string{"name"}},
+			{Type: "certificate", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}
@@ -82,6 +83,7 @@ func (d *decoder) decodeRoles(f *Fleet, blocks hcl.Blocks, opts Options) []*Role
 		if len(deploys) > 0 {
 			role.Deploy = d.decodeDeploy(f, deploys[0], opts)
 		}
+		d.checkCertificates(role)
 		roles = append(roles, role)
 	}
 	return roles
@@ -173,6 +175,18 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 			secretNames[sf.Name] = fb.LabelRanges[0]
 			if ok {
 				img.SecretFiles = append(img.SecretFiles, sf)
+			}
+		case "certificate":
+			cert, ok := d.decodeCertificate(fb)
+			for _, file := range []string{cert.Name + ".key", cert.Name + ".crt"} {
+				if prev, dup := secretNames[file]; dup {
+					d.errorf(fb.LabelRanges[0], "Duplicate secret file", "/run/drover/secrets/%s is already written by the block at %s.", file, pos(prev))
+					ok = false
+				}
+				secretNames[file] = fb.LabelRanges[0]
+			}
+			if ok {
+				img.Certificates = append(img.Certificates, cert)
 			}
 		}
 	}

@@ -7,6 +7,11 @@
 // /run/drover/status. It then keeps the Vault token alive until SIGTERM and revokes it, or with
 // --oneshot revokes it at once.
 //
+// When the user-data lists certificates, drover-boot then issues each from Vault's PKI engine with
+// the instance's own token (certificates.go), writes NAME.key and NAME.crt (certificate and issuing
+// CA) next to the secrets before reporting READY, and, while it keeps the token alive, renews each
+// at two thirds of its lifetime and reload-or-restarts the units the certificate names.
+//
 // With "auth": "aws" in the Vault section, nothing secret is delivered: drover-boot instead logs in
 // with Vault's aws auth method (iam type), signing an sts:GetCallerIdentity request with the
 // instance profile's credentials from the EC2 metadata service, and goes on as above.
@@ -32,6 +37,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,6 +79,12 @@ type config struct {
 	Net          dropletNet    // configures a droplet's network (digitalocean.go); nil means the system's (hostNet)
 	volumePoll   time.Duration // how often to look for a volume's device; zero means 1s (tests shorten it)
 	volumeSay    time.Duration // how often to say it is still waiting; zero means 10s (tests shorten it)
+
+	// Reload reload-or-restarts units after a certificate's renewal; nil means systemctl's.
+	Reload func(ctx context.Context, units []string) error
+	// InstanceAddress is the instance's own address for a certificate's ${instance.address}; nil
+	// means the source address of its route to Vault.
+	InstanceAddress func(ctx context.Context) (netip.Addr, error)
 
 	Stdout, Stderr io.Writer
 	Now            func() time.Time
@@ -172,6 +184,9 @@ type status struct {
 	// TokenAccessor names the instance's Vault token (it can look up or revoke it, not use it).
 	TokenAccessor string     `json:"token_accessor,omitempty"`
 	TokenExpires  *time.Time `json:"token_expires,omitempty"`
+	// Certificates are the certificates issued from Vault's PKI engine, each NAME.key and NAME.crt
+	// under SecretsDir.
+	Certificates []certStatus `json:"certificates,omitempty"`
 	// Volumes are the volumes mounted, "NAME on MOUNT".
 	Volumes []string `json:"volumes,omitempty"`
 	// Waiting, with State "waiting", is what drover-boot waits for before it starts the services:
@@ -192,6 +207,9 @@ type boot struct {
 
 	mdUnreachable error // why the metadata service could not be reached, if it could not
 	volWait       volumeWait
+
+	certEvents <-chan certEvent // what the certificate renewer reports; nil without certificates
+	certDone   chan struct{}    // closed when the renewer has stopped
 }
 
 func run(ctx context.Context, c config) int {
@@ -209,6 +227,9 @@ func run(ctx context.Context, c config) int {
 	}
 	if c.Notify == nil {
 		c.Notify = func(string) {}
+	}
+	if c.Reload == nil {
+		c.Reload = systemctlReload
 	}
 	if c.Devices == nil {
 		c.Devices = hostDevices{mountinfo: "/proc/self/mountinfo"}
@@ -268,7 +289,11 @@ func (b *boot) run(ctx context.Context) int {
 	if err != nil {
 		return b.fail(err)
 	}
-	if err := prepareDir(b.c.SecretsDir, !b.c.NoMount, needsTraverse(targets)); err != nil {
+	certs, err := resolveCertificates(ud.Certificates)
+	if err != nil {
+		return b.fail(err)
+	}
+	if err := prepareDir(b.c.SecretsDir, !b.c.NoMount, needsTraverse(append(targets, certFiles(certs)...))); err != nil {
 		return b.fail(err)
 	}
 	vc, err := newVaultClient(ud.Vault)
@@ -282,6 +307,10 @@ func (b *boot) run(ctx context.Context) int {
 	}
 	b.st.TokenAccessor = tok.accessor
 	if err := b.fetchAndWrite(ctx, vc, tok, targets); err != nil {
+		b.revokeAfterFailure(vc, tok)
+		return b.fail(err)
+	}
+	if err := b.bootCertificates(ctx, vc, tok.token, ud.Vault.Addr, certs); err != nil {
 		b.revokeAfterFailure(vc, tok)
 		return b.fail(err)
 	}
@@ -320,13 +349,18 @@ func (b *boot) run(ctx context.Context) int {
 		b.revokeAfterFailure(vc, tok)
 		return b.fail(err)
 	}
-	b.say(b.c.Stdout, "role %s image %s: wrote %d secrets to %s (%s); user-data from %s; vault token %s",
-		img.Role, img.Identity, len(b.st.Secrets), b.c.SecretsDir, strings.Join(b.st.Secrets, ", "), src, b.st.Vault)
-	b.c.Notify("READY=1\nSTATUS=secrets written: " + strings.Join(b.st.Secrets, ", "))
+	b.say(b.c.Stdout, "role %s image %s: wrote %d secrets to %s (%s)%s; user-data from %s; vault token %s",
+		img.Role, img.Identity, len(b.st.Secrets), b.c.SecretsDir, strings.Join(b.st.Secrets, ", "), certSummary(certs), src, b.st.Vault)
+	b.c.Notify("READY=1\nSTATUS=secrets written: " + strings.Join(b.st.Secrets, ", ") + certSummary(certs))
 	if b.c.Oneshot {
 		return exitOK
 	}
-	return b.keep(ctx, vc, tok)
+	b.startRenewer(ctx, vc, tok.token, certs)
+	code := b.keep(ctx, vc, tok)
+	if b.certDone != nil {
+		<-b.certDone
+	}
+	return code
 }
 
 // nothingToFetch ends a boot without secrets, once vols are mounted: fine for an image that

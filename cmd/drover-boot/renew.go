@@ -19,10 +19,8 @@ func (b *boot) keep(ctx context.Context, vc *vaultClient, tok vaultToken) int {
 	renewing := tok.renewable && tok.lease >= minLease
 	for renewing {
 		wait := time.Until(tok.at.Add(tok.lease * 2 / 3))
-		select {
-		case <-ctx.Done():
+		if !b.sleep(ctx, max(wait, 0)) {
 			return b.stop(vc, tok)
-		case <-time.After(wait):
 		}
 		next, err := vc.renewSelf(ctx, tok)
 		switch {
@@ -53,21 +51,19 @@ func (b *boot) keep(ctx context.Context, vc *vaultClient, tok vaultToken) int {
 	if tok.lease > 0 {
 		return b.expire(ctx, vc, tok)
 	}
-	<-ctx.Done() // a token without a lease: it lives until revoked
+	b.sleep(ctx, -1) // a token without a lease: it lives until revoked
 	return b.stop(vc, tok)
 }
 
 // expire waits for the token's end or ctx, whichever comes first.
 func (b *boot) expire(ctx context.Context, vc *vaultClient, tok vaultToken) int {
-	select {
-	case <-ctx.Done():
+	if !b.sleep(ctx, max(time.Until(tok.expires()), 0)) {
 		return b.stop(vc, tok)
-	case <-time.After(time.Until(tok.expires())):
 	}
 	b.st.Vault = "expired"
 	b.status()
 	b.say(b.c.Stdout, "vault token expired")
-	<-ctx.Done()
+	b.sleep(ctx, -1)
 	return exitOK
 }
 

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/images"
@@ -26,6 +28,7 @@ type credentials struct {
 
 	mu      sync.Mutex
 	issuers map[string]*bootdata.Issuer // by compute block: instances of each reach Vault their own way
+	named   bool                        // the roles' certificates have their ${role.dns_name} resolved
 }
 
 var _ rollout.Credentials = (*credentials)(nil)
@@ -34,8 +37,8 @@ var _ rollout.Credentials = (*credentials)(nil)
 func newCredentials(f *fleet.Fleet, provs *providers) *credentials {
 	roles := map[string]bootdata.RoleSecrets{}
 	for _, r := range f.Roles {
-		if files := secretFiles(r); len(files) > 0 {
-			rs := bootdata.RoleSecrets{Files: files}
+		if files, certs := secretFiles(r), certificates(r); len(files) > 0 || len(certs) > 0 {
+			rs := bootdata.RoleSecrets{Files: files, Certificates: certs}
 			if r.Deploy != nil {
 				rs.AWSIAMRole = r.Deploy.AWSIAMRole
 			}
@@ -62,6 +65,74 @@ func secretFiles(r *fleet.Role) []bootdata.SecretFile {
 	return out
 }
 
+// certificates are the certificates drover-boot issues for a role, ${role.dns_name} still in them
+// (resolveDNSNames replaces it).
+func certificates(r *fleet.Role) []bootdata.Certificate {
+	var out []bootdata.Certificate
+	for _, c := range r.Image.Certificates {
+		out = append(out, bootdata.Certificate{
+			Name: c.Name, Mount: c.Mount, PKIRole: c.PKIRole, CommonName: c.CommonName,
+			AltNames: c.AltNames, IPSANs: c.IPSANs, TTL: int64(c.TTL / time.Second),
+			Owner: c.Owner, Mode: bootdata.Mode(c.Mode.Perm()), Reload: c.Reload,
+		})
+	}
+	return out
+}
+
+// resolveDNSNames replaces ${role.dns_name} in the roles' certificates with each role's published
+// name: its cutover's record in its dns block's zone, as the cutover writes it. It runs once, before
+// the first issuer exists (the issuers share c.roles), with c.mu held.
+func (c *credentials) resolveDNSNames(ctx context.Context) error {
+	if c.named {
+		return nil
+	}
+	for role, rs := range c.roles {
+		r := c.fleet.Role(role)
+		var resolved []bootdata.Certificate
+		for _, cert := range rs.Certificates {
+			if strings.Contains(cert.CommonName+strings.Join(cert.AltNames, " "), fleet.PlaceholderRoleDNSName) {
+				name, err := c.dnsName(ctx, r)
+				if err != nil {
+					return err
+				}
+				repl := strings.NewReplacer(fleet.PlaceholderRoleDNSName, name)
+				cert.CommonName = repl.Replace(cert.CommonName)
+				alt := make([]string, len(cert.AltNames))
+				for i, n := range cert.AltNames {
+					alt[i] = repl.Replace(n)
+				}
+				cert.AltNames = alt
+			}
+			resolved = append(resolved, cert)
+		}
+		rs.Certificates = resolved
+		c.roles[role] = rs
+	}
+	c.named = true
+	return nil
+}
+
+// dnsName is the role's published name without its final dot: the cutover's record name in the dns
+// block's zone (fleet validation made sure there is one).
+func (c *credentials) dnsName(ctx context.Context, r *fleet.Role) (string, error) {
+	if r.Deploy == nil || r.Deploy.Cutover.DNS == "" || r.Deploy.Cutover.Name == "" {
+		return "", fmt.Errorf("role %q uses %s in a certificate but publishes no DNS name", r.Name, fleet.PlaceholderRoleDNSName)
+	}
+	name := r.Deploy.Cutover.Name
+	if !strings.HasSuffix(name, ".") {
+		p, err := c.provs.DNS(ctx, r.Deploy.Cutover.DNS)
+		if err != nil {
+			return "", fmt.Errorf("role %q: the zone of dns block %q, for %s: %w", r.Name, r.Deploy.Cutover.DNS, fleet.PlaceholderRoleDNSName, err)
+		}
+		if name == "@" {
+			name = p.Zone()
+		} else {
+			name += "." + p.Zone()
+		}
+	}
+	return strings.ToLower(strings.TrimSuffix(name, ".")), nil
+}
+
 // issuer is the issuer for the instances of role's compute block.
 func (c *credentials) issuer(ctx context.Context, role string) (*bootdata.Issuer, error) {
 	r := c.fleet.Role(role)
@@ -72,6 +143,9 @@ func (c *credentials) issuer(ctx context.Context, role string) (*bootdata.Issuer
 	defer c.mu.Unlock()
 	if iss, ok := c.issuers[r.Deploy.Compute]; ok {
 		return iss, nil
+	}
+	if err := c.resolveDNSNames(ctx); err != nil {
+		return nil, err
 	}
 	broker, err := c.provs.Secrets(ctx)
 	if err != nil {

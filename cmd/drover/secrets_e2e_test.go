@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,10 @@ func TestE2ESecrets(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv, root, controllerToken := startLabVault(t)
+	pki := srv.EnablePKI(t, "pki", "web", time.Hour)
+	pkiRoots := x509.NewCertPool()
+	pkiRoots.AppendCertsFromPEM([]byte(pki.CAPEM))
+	const pkiTTL = 60 * time.Second
 
 	addr := "127.0.0.124" // a failover address of this test's own
 	certs := newWebTLS(t, addr)
@@ -76,6 +81,13 @@ func TestE2ESecrets(t *testing.T) {
       owner    = "root:www-data"
       mode     = "0440"
     }
+    certificate "pki" {
+      pki_role    = "web"
+      common_name = "`+pkiWebName+`"
+      ip_sans     = [instance.address]
+      ttl         = "`+pkiTTL.String()+`"
+      reload      = ["nginx"]
+    }
     services = ["nginx"]`)
 	writeFile(t, filepath.Join(fleetDir, "web/htpasswd.tmpl"), "admin:{PLAIN}{{ .password }}\n")
 	writeFile(t, filepath.Join(fleetDir, "web/index.html"), "<h1>web with secrets</h1>\n")
@@ -94,6 +106,13 @@ server {
         auth_basic_user_file /run/drover/secrets/htpasswd;
         try_files $uri $uri/ =404;
     }
+}
+server {
+    listen 443 ssl;
+    server_name `+pkiWebName+`;
+    ssl_certificate     /run/drover/secrets/pki.crt;
+    ssl_certificate_key /run/drover/secrets/pki.key;
+    root /var/www/html;
 }
 `)
 
@@ -121,6 +140,8 @@ server {
 	}()
 
 	var green compute.Instance
+	var firstPKISerial string
+	var firstPKISeen time.Time
 	t.Run("a web instance fetches its TLS key and password at boot and serves with them", func(t *testing.T) {
 		// The build reads the values with a token that may (the controller's may not) and looks for
 		// them in the image: none may be baked in.
@@ -156,6 +177,13 @@ server {
 			t.Errorf("the console does not show drover-boot writing the secrets; it ends:\n%s", tail(string(console), 20))
 		}
 		row("TLS (key from Vault, verified against its cert) and basic auth", "served: 200 with the password, 401 without or wrong")
+		chain, err := servedChain(addr+":443", pkiWebName, pkiRoots)
+		if err != nil {
+			t.Fatalf("%s on 443 against the PKI's CA: %v", pkiWebName, err)
+		}
+		checkPKIChain(t, chain, pkiTTL)
+		firstPKISerial, firstPKISeen = chain[0].SerialNumber.String(), time.Now()
+		row("certificate from Vault PKI (issued at boot with the instance's token)", "served on 443 for "+pkiWebName+": chain verified against the PKI's CA; SANs "+pkiWebName+", 10.0.2.15")
 		// The lab VM's SecretID and token work only from where the VM reaches Vault (its SecretID is
 		// spent: the role says what every one of them is bound to).
 		role, err := root.Logical().Read("auth/approle/role/drover-web")
@@ -200,6 +228,19 @@ server {
 			t.Errorf("web's token reading db's secret: %v, want 403", err)
 		}
 		row("web's AppRole token reads kv/data/db/postgres", "403 (its own: 200)")
+		for _, p := range []string{"pki/issue/other", "pki/sign/web", "pki/roles/web"} {
+			if _, err := c.Logical().Write(p, map[string]any{"common_name": "x.lab.example"}); statusOf(err) != 403 {
+				t.Errorf("web's token writing %s: %v, want 403", p, err)
+			}
+		}
+		if _, err := c.Logical().Write("pki/issue/web", map[string]any{"common_name": pkiWebName, "ttl": "30s"}); err != nil {
+			t.Errorf("web's token issuing at pki/issue/web: %v", err)
+		}
+		pol, err := root.Sys().GetPolicy("drover-web")
+		if err != nil || !strings.Contains(pol, "path \"pki/issue/web\" {\n  capabilities = [\"update\"]\n}") || strings.Count(pol, "pki/") != 1 {
+			t.Errorf("drover-web's policy: %v\n%s", err, pol)
+		}
+		row("web's token: pki/issue/web (its policy's one PKI path); pki/issue/other, sign, roles", "issues; 403 for each")
 	})
 
 	t.Run("replayed, re-wrapped and expired wrapping tokens are refused on real VMs", func(t *testing.T) {
@@ -293,6 +334,35 @@ server {
 				t.Error(err)
 			}
 		}
+	})
+
+	// The refused VMs above took minutes: the PKI certificate (60 s) has been renewed on green by now,
+	// or is about to be.
+	t.Run("the PKI certificate is renewed and served without a new instance", func(t *testing.T) {
+		deadline := firstPKISeen.Add(3 * pkiTTL)
+		var chain []*x509.Certificate
+		for {
+			var err error
+			chain, err = servedChain(addr+":443", pkiWebName, pkiRoots)
+			if err == nil && chain[0].SerialNumber.String() != firstPKISerial {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the served certificate still has serial %s %s after it was first seen (%v)", firstPKISerial, time.Since(firstPKISeen).Round(time.Second), err)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		checkPKIChain(t, chain, pkiTTL)
+		live := liveInstances(t, lab, compute.Selector{"role": "web"})
+		if len(live) != 1 || live[0].ID != green.ID {
+			t.Errorf("live web instances %v, want green %s alone", live, green.ID)
+		}
+		console, _ := os.ReadFile(green.Console)
+		line := consoleLine(string(console), "drover-boot: certificate pki renewed")
+		if !strings.Contains(line, "reloaded nginx") {
+			t.Errorf("green's console says no renewal with a reload of nginx; it ends:\n%s", tail(string(console), 20))
+		}
+		row("the PKI certificate (ttl 60 s) later, same instance", "new serial served, chain verified; console: "+strings.TrimPrefix(line, "drover-boot: "))
 	})
 
 	t.Run("the secret values are nowhere in state, logs, manifests, user-data or argv", func(t *testing.T) {

@@ -88,6 +88,20 @@ role "web" {
     #     mode     = "0440"
     #   }
     #   services = ["nginx"]               # starts only once drover-boot wrote them
+    #
+    # TLS for www from Vault's PKI engine rather than a key kept in KV (web/README.md: the PKI mount
+    # and role to make once, and the one path drover's policy for web grants): drover-boot issues
+    # it at boot with the instance's own token, writes /run/drover/secrets/www.key and www.crt
+    # (certificate, then the issuing CA) before nginx starts, renews it at two thirds of its ttl
+    # and reloads nginx. TestE2ESecrets serves one from a real Vault's PKI on the lab.
+    #
+    #   certificate "www" {
+    #     pki_role    = "web"
+    #     common_name = "${role.dns_name}"   # www.lab.example: the cutover's name in its zone
+    #     ip_sans     = [instance.address]   # the instance's own address, filled in at boot
+    #     ttl         = "72h"
+    #     reload      = ["nginx"]
+    #   }
   }
   deploy {
     compute = "lab"

@@ -64,6 +64,11 @@ type RoleSpec struct {
 	// Paths are the exact API paths the role may read, KV version 2 style: "secret/data/web/tls".
 	// No globs: the policy grants read on exactly these paths and nothing else.
 	Paths []string
+	// IssuePaths are the exact paths the role may write to (update) to have something issued to
+	// it, such as a PKI engine's "pki/issue/web": nothing else under their mounts. A role with
+	// IssuePaths gets a periodic token (renewable for as long as it is renewed within TokenTTL), so
+	// an instance can renew its certificates for as long as it runs.
+	IssuePaths []string
 	// TokenTTL is the lifetime (and max lifetime) of the token a SecretID login gets. Zero means
 	// the implementation's default.
 	TokenTTL time.Duration

@@ -19,6 +19,10 @@
 //	    {"path": "kv/data/web/tls", "field": "key", "name": "tls.key", "owner": "root:www-data", "mode": "0440"},
 //	    {"path": "kv/data/web/db", "name": "db.json"}
 //	  ],
+//	  "certificates": [
+//	    {"name": "www", "pki_role": "web", "common_name": "www.lab.example",
+//	     "ip_sans": ["${instance.address}"], "ttl": 259200, "reload": ["nginx"]}
+//	  ],
 //	  "volumes": [
 //	    {"name": "pgdata", "guest_path": "/dev/disk/by-id/virtio-vol1", "mount": "/var/lib/postgresql",
 //	     "fs": "ext4", "owner": "postgres:postgres", "mode": "0700"}
@@ -79,6 +83,8 @@ type UserData struct {
 	Volumes []VolumeMount `json:"volumes,omitempty"`
 	// Raft is what a node of a raft cluster (strategy "raft") needs at boot (see RaftNode).
 	Raft *RaftNode `json:"raft,omitempty"`
+	// Certificates are issued from Vault's PKI engine at boot and renewed (see Certificate).
+	Certificates []Certificate `json:"certificates,omitempty"`
 }
 
 // Vault is where and how the instance logs in. Only WrappedSecretID is secret; the RoleID alone logs
@@ -228,6 +234,8 @@ type wire struct {
 	Secrets []SecretFile  `json:"secrets,omitempty"`
 	Volumes []VolumeMount `json:"volumes,omitempty"`
 	Raft    *RaftNode     `json:"raft,omitempty"`
+
+	Certificates []Certificate `json:"certificates,omitempty"`
 }
 
 type wireVault struct {
@@ -247,7 +255,7 @@ type wireVault struct {
 // JSON handler uses LogValue, which redacts), and never embed one in something that is logged,
 // stored or printed.
 func (u UserData) MarshalJSON() ([]byte, error) {
-	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets, Volumes: u.Volumes, Raft: u.Raft}
+	w := wire{Version: u.Version, Role: u.Role, Secrets: u.Secrets, Volumes: u.Volumes, Raft: u.Raft, Certificates: u.Certificates}
 	if v := u.Vault; v != nil {
 		w.Vault = &wireVault{
 			Addr:            v.Addr,
@@ -284,6 +292,9 @@ func (u UserData) String() string {
 			fmt.Fprintf(&sb, " via %s", s.Template)
 		}
 		fmt.Fprintf(&sb, "->%s", s.Name)
+	}
+	for _, c := range u.Certificates {
+		fmt.Fprintf(&sb, " certificate %s from %s", c.Name, c.IssuePath())
 	}
 	for _, v := range u.Volumes {
 		fmt.Fprintf(&sb, " volume %s %s->%s", v.Name, v.GuestPath, v.Mount)
@@ -392,13 +403,16 @@ func (u UserData) Validate() error {
 		if len(u.Secrets) > 0 {
 			return errors.New("bootdata: secrets without a vault section")
 		}
+		if len(u.Certificates) > 0 {
+			return errors.New("bootdata: certificates without a vault section")
+		}
 		return nil
 	}
 	if err := u.Vault.validate(u.Role); err != nil {
 		return err
 	}
-	if len(u.Secrets) == 0 {
-		return errors.New("bootdata: a vault section but no secrets")
+	if len(u.Secrets) == 0 && len(u.Certificates) == 0 {
+		return errors.New("bootdata: a vault section but no secrets or certificates")
 	}
 	var names []string
 	for i, s := range u.Secrets {
@@ -410,7 +424,7 @@ func (u UserData) Validate() error {
 		}
 		names = append(names, s.Name)
 	}
-	return nil
+	return validateCertificates(u.Certificates, names)
 }
 
 func (v *Vault) validate(role string) error {

@@ -39,11 +39,14 @@ type Issuer struct {
 }
 
 // RoleSecrets is what a role declares: the files drover-boot writes at boot, each from one KV
-// version 2 path.
+// version 2 path, and the certificates it issues from Vault's PKI engine.
 type RoleSecrets struct {
-	Files       []SecretFile
-	TokenTTL    time.Duration
-	SecretIDTTL time.Duration
+	Files []SecretFile
+	// Certificates hold no ${role.dns_name} any more (the caller resolved it); InstanceAddress is
+	// left for drover-boot.
+	Certificates []Certificate
+	TokenTTL     time.Duration
+	SecretIDTTL  time.Duration
 	// AWSIAMRole, when set, is the ARN of the IAM role the instances run as: they log in with
 	// Vault's aws auth method (iam) by their own AWS identity, and no SecretID is issued.
 	AWSIAMRole string
@@ -73,7 +76,7 @@ func (r RoleSecrets) Paths() []string {
 // Wants reports whether the role declares secrets.
 func (i *Issuer) Wants(role string) bool {
 	r, ok := i.Roles[role]
-	return ok && len(r.Files) > 0
+	return ok && (len(r.Files) > 0 || len(r.Certificates) > 0)
 }
 
 func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) {
@@ -83,7 +86,7 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 		return ref, nil
 	}
 	r := i.Roles[role]
-	spec := secrets.RoleSpec{Role: role, Paths: r.Paths(), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL, BoundCIDRs: i.BoundCIDRs, AWSIAMPrincipal: r.AWSIAMRole}
+	spec := secrets.RoleSpec{Role: role, Paths: r.Paths(), IssuePaths: IssuePaths(r.Certificates), TokenTTL: r.TokenTTL, SecretIDTTL: r.SecretIDTTL, BoundCIDRs: i.BoundCIDRs, AWSIAMPrincipal: r.AWSIAMRole}
 	if r.AWSIAMRole != "" {
 		spec.BoundCIDRs = nil // an AWS instance's address is not known before it boots
 	}
@@ -104,14 +107,14 @@ func (i *Issuer) ref(ctx context.Context, role string) (secrets.RoleRef, error) 
 // credential at all, and an empty accessor: there is nothing to revoke.
 func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byte, string, error) {
 	if !i.Wants(role) {
-		return nil, "", fmt.Errorf("bootdata: role %q declares no secrets", role)
+		return nil, "", fmt.Errorf("bootdata: role %q declares no secrets or certificates", role)
 	}
 	ref, err := i.ref(ctx, role)
 	if err != nil {
 		return nil, "", fmt.Errorf("bootdata: role %q: %w", role, err)
 	}
 	if ref.Method == secrets.MethodAWS {
-		b, err := Marshal(UserData{Version: Version, Role: role, Vault: NewAWSVault(i.Addr, ref.Mount, role, i.IAMServerID, i.CACert), Secrets: i.Roles[role].Files})
+		b, err := Marshal(UserData{Version: Version, Role: role, Vault: NewAWSVault(i.Addr, ref.Mount, role, i.IAMServerID, i.CACert), Secrets: i.Roles[role].Files, Certificates: i.Roles[role].Certificates})
 		return b, "", err
 	}
 	ttl := i.WrapTTL
@@ -125,7 +128,7 @@ func (i *Issuer) Issue(ctx context.Context, role, instance, image string) ([]byt
 	if w.SecretIDAccessor == "" {
 		return nil, "", errors.New("bootdata: the broker returned no SecretID accessor: the credential could never be revoked")
 	}
-	ud := UserData{Version: Version, Role: role, Vault: NewVault(i.Addr, ref, w, i.CACert), Secrets: i.Roles[role].Files}
+	ud := UserData{Version: Version, Role: role, Vault: NewVault(i.Addr, ref, w, i.CACert), Secrets: i.Roles[role].Files, Certificates: i.Roles[role].Certificates}
 	b, err := Marshal(ud)
 	if err != nil {
 		// Not delivered: take it back rather than leave it to expire.

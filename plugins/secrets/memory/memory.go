@@ -109,9 +109,12 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 	if err := checkRole(spec.Role); err != nil {
 		return secrets.RoleRef{}, err
 	}
-	paths, err := checkPaths(spec.Paths)
-	if err != nil {
-		return secrets.RoleRef{}, fmt.Errorf("secrets/memory: role %s: %w", spec.Role, err)
+	var paths []string
+	if len(spec.Paths) > 0 || len(spec.IssuePaths) == 0 { // a role with certificates only reads nothing
+		var err error
+		if paths, err = checkPaths(spec.Paths); err != nil {
+			return secrets.RoleRef{}, fmt.Errorf("secrets/memory: role %s: %w", spec.Role, err)
+		}
 	}
 	if spec.TokenTTL < 0 || (spec.TokenTTL > 0 && spec.TokenTTL < time.Second) {
 		return secrets.RoleRef{}, fmt.Errorf("secrets/memory: role %s: token ttl %s: want at least one second", spec.Role, spec.TokenTTL)

@@ -30,23 +30,21 @@ func AWSMountOf(cfg *Config) string {
 // (resolve_aws_unique_ids), so a role deleted and made again under the same name is not trusted;
 // that takes the mount's own AWS credentials, which the operator configured with the mount. The
 // token is bound to nothing else: an instance's address is not known before it boots.
-func (b *Broker) ensureAWSRole(ctx context.Context, spec secrets.RoleSpec, paths []string, tokenTTL time.Duration) (secrets.RoleRef, error) {
+func (b *Broker) ensureAWSRole(ctx context.Context, spec secrets.RoleSpec, paths, issue []string, tokenTTL time.Duration) (secrets.RoleRef, error) {
 	if !ValidIAMRoleARN(spec.AWSIAMPrincipal) {
 		return secrets.RoleRef{}, fmt.Errorf("secrets/vault: role %s: aws iam principal %q: want an IAM role ARN such as arn:aws:iam::123456789012:role/web", spec.Role, spec.AWSIAMPrincipal)
 	}
 	name := NamePrefix + spec.Role
-	if err := b.c.Sys().PutPolicyWithContext(ctx, name, policy(spec.Role, paths)); err != nil {
+	if err := b.c.Sys().PutPolicyWithContext(ctx, name, policy(spec.Role, paths, issue)); err != nil {
 		return secrets.RoleRef{}, wrap(err, "role %s: writing policy %s", spec.Role, name)
 	}
-	_, err := b.c.Logical().WriteWithContext(ctx, "auth/"+b.awsMount+"/role/"+name, map[string]any{
+	_, err := b.c.Logical().WriteWithContext(ctx, "auth/"+b.awsMount+"/role/"+name, withTokenLife(map[string]any{
 		"auth_type":               "iam",
 		"bound_iam_principal_arn": []string{spec.AWSIAMPrincipal},
 		"resolve_aws_unique_ids":  true,
 		"token_policies":          []string{name},
 		"token_no_default_policy": false,
-		"token_ttl":               seconds(tokenTTL),
-		"token_max_ttl":           seconds(tokenTTL),
-	})
+	}, tokenTTL, len(issue) > 0))
 	if err != nil {
 		return secrets.RoleRef{}, wrap(err, "role %s: writing aws role %s at auth/%s (an operator enables and configures the aws auth method once: vault auth enable -path=%s aws; vault write auth/%s/config/client ...)",
 			spec.Role, name, b.awsMount, b.awsMount, b.awsMount)

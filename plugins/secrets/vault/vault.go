@@ -120,7 +120,7 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 	if err := checkRole(spec.Role); err != nil {
 		return secrets.RoleRef{}, err
 	}
-	paths, err := checkPaths(spec.Paths)
+	paths, issue, err := checkRolePaths(spec)
 	if err != nil {
 		return secrets.RoleRef{}, fmt.Errorf("secrets/vault: role %s: %w", spec.Role, err)
 	}
@@ -133,29 +133,27 @@ func (b *Broker) EnsureRole(ctx context.Context, spec secrets.RoleSpec) (secrets
 		return secrets.RoleRef{}, fmt.Errorf("secrets/vault: role %s: %w", spec.Role, err)
 	}
 	if spec.AWSIAMPrincipal != "" {
-		return b.ensureAWSRole(ctx, spec, paths, tokenTTL)
+		return b.ensureAWSRole(ctx, spec, paths, issue, tokenTTL)
 	}
 	if err := b.ensureMount(ctx); err != nil {
 		return secrets.RoleRef{}, err
 	}
 
 	name := NamePrefix + spec.Role
-	if err := b.c.Sys().PutPolicyWithContext(ctx, name, policy(spec.Role, paths)); err != nil {
+	if err := b.c.Sys().PutPolicyWithContext(ctx, name, policy(spec.Role, paths, issue)); err != nil {
 		return secrets.RoleRef{}, wrap(err, "role %s: writing policy %s", spec.Role, name)
 	}
 	cidrs := cidrStrings(spec.BoundCIDRs)
-	_, err = b.c.Logical().WriteWithContext(ctx, b.rolePath(spec.Role), map[string]any{
+	_, err = b.c.Logical().WriteWithContext(ctx, b.rolePath(spec.Role), withTokenLife(map[string]any{
 		"token_policies":          []string{name},
 		"token_no_default_policy": false,
-		"token_ttl":               seconds(tokenTTL),
-		"token_max_ttl":           seconds(tokenTTL),
 		"token_num_uses":          0,
 		"bind_secret_id":          true,
 		"secret_id_num_uses":      1,
 		"secret_id_ttl":           seconds(secretIDTTL),
 		"secret_id_bound_cidrs":   cidrs,
 		"token_bound_cidrs":       cidrs,
-	})
+	}, tokenTTL, len(issue) > 0))
 	if err != nil {
 		return secrets.RoleRef{}, wrap(err, "role %s: writing approle %s", spec.Role, name)
 	}
@@ -439,18 +437,38 @@ func dataString(s *api.Secret, key string) (string, bool) {
 	return v, ok
 }
 
-// policy is the role's ACL policy: read on exactly its paths. policyPaths reads the paths back, so the
-// format is fixed here.
-func policy(role string, paths []string) string {
+// policy is the role's ACL policy: read on exactly its paths, and update on exactly its issue
+// paths (a PKI engine's MOUNT/issue/ROLE). policyPaths reads the read paths back, so the format is
+// fixed here.
+func policy(role string, paths, issue []string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Managed by drover: role %s reads exactly these paths. EnsureRole rewrites it.\n", role)
 	for _, p := range paths {
 		fmt.Fprintf(&sb, "path %q {\n  capabilities = [\"read\"]\n}\n", p)
 	}
+	if len(issue) > 0 {
+		fmt.Fprintf(&sb, "# Certificates: role %s may have these issued to it, and nothing else of their engines.\n", role)
+	}
+	for _, p := range issue {
+		fmt.Fprintf(&sb, "path %q {\n  capabilities = [\"update\"]\n}\n", p)
+	}
 	return sb.String()
 }
 
-var policyPathRE = regexp.MustCompile(`(?m)^path "([^"]+)" \{$`)
+// withTokenLife sets the token lifetime fields of an auth role: a token that lives ttl at most, or,
+// for a role that renews certificates for as long as it runs (periodic), one renewable without end
+// as long as it is renewed within ttl. Both set every field, so a rewrite from one to the other
+// leaves nothing of the first.
+func withTokenLife(role map[string]any, ttl time.Duration, periodic bool) map[string]any {
+	role["token_ttl"], role["token_max_ttl"], role["token_period"] = seconds(ttl), seconds(ttl), 0
+	if periodic {
+		role["token_max_ttl"], role["token_period"] = 0, seconds(ttl)
+	}
+	return role
+}
+
+// policyPathRE matches the read blocks of policy only.
+var policyPathRE = regexp.MustCompile(`(?m)^path "([^"]+)" \{\n  capabilities = \["read"\]$`)
 
 func policyPaths(rules string) []string {
 	var out []string
@@ -473,6 +491,25 @@ func checkRole(role string) error {
 		return fmt.Errorf("secrets/vault: role name %q: want lower-case letters, digits and '-', at most 63", role)
 	}
 	return nil
+}
+
+// issuePathRE is a secrets engine's issue endpoint for one role: MOUNT/issue/ROLE.
+var issuePathRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*/issue/[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// checkRolePaths checks a spec's read and issue paths, sorted and without duplicates: at least one of
+// either.
+func checkRolePaths(spec secrets.RoleSpec) (paths, issue []string, err error) {
+	for _, p := range spec.IssuePaths {
+		if !issuePathRE.MatchString(p) || slices.Contains(strings.Split(p, "/"), "..") {
+			return nil, nil, fmt.Errorf("issue path %q: want an exact issue path such as pki/issue/web (no globs, no leading slash)", p)
+		}
+	}
+	issue = slices.Compact(slices.Sorted(slices.Values(spec.IssuePaths)))
+	if len(spec.Paths) == 0 && len(issue) > 0 {
+		return nil, issue, nil
+	}
+	paths, err = checkPaths(spec.Paths)
+	return paths, issue, err
 }
 
 // checkPaths returns the paths sorted and without duplicates, so that the same set gives the same policy.

@@ -36,9 +36,13 @@ type Inputs struct {
 	Run            []string      `json:"run"`
 	Ansible        *AnsibleInput `json:"ansible,omitempty"`
 	Secrets        []string      `json:"secrets"`
-	Disk           fleet.Disk    `json:"disk"`
-	Agent          string        `json:"agent"` // sha256 of the drover-boot binary baked in
-	Epoch          int64         `json:"source_date_epoch"`
+	// Certificates are the Vault issue paths of the role's certificate blocks: drover-boot must
+	// refuse to start the services without them, as without secrets. Absent for an image with
+	// none, so such identities are what they were before certificates existed.
+	Certificates []string   `json:"certificates,omitempty"`
+	Disk         fleet.Disk `json:"disk"`
+	Agent        string     `json:"agent"` // sha256 of the drover-boot binary baked in
+	Epoch        int64      `json:"source_date_epoch"`
 	// BaseTree is the key of the base tree the image starts from: it covers the boot packages the
 	// builder adds and the tree recipe's version, which the fleet file does not show.
 	BaseTree string `json:"base_tree"`
@@ -174,6 +178,10 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Disk:     role.Image.Disk,
 		Agent:    agentSHA256,
 	}
+	for _, c := range role.Image.Certificates {
+		in.Certificates = append(in.Certificates, c.IssuePath())
+	}
+	in.Certificates = sortedSet(in.Certificates)
 	if base.Keyring != "" {
 		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {
 			return Inputs{}, fmt.Errorf("images: base %q, keyring: %w", base.Name, err)

@@ -163,7 +163,13 @@ type image struct {
 	Role     string   `json:"role"`
 	Identity string   `json:"identity"`
 	Secrets  []string `json:"secrets"` // the secret paths the role declares (names, never values)
+	// Certificates are the Vault issue paths of the role's certificates.
+	Certificates []string `json:"certificates,omitempty"`
 }
+
+// needsVault says whether the image cannot start its services without Vault: it declares
+// secrets or certificates.
+func (img image) needsVault() bool { return len(img.Secrets) > 0 || len(img.Certificates) > 0 }
 
 // status is /run/drover/status: what the rollout's health checks and a person can read. It never holds
 // a token or a secret value.
@@ -254,7 +260,7 @@ func (b *boot) run(ctx context.Context) int {
 	}
 	b.st.Role, b.st.Identity = img.Role, img.Identity
 
-	raw, src, err := b.userData(ctx, len(img.Secrets) > 0)
+	raw, src, err := b.userData(ctx, img.needsVault())
 	if err != nil {
 		return b.fail(err)
 	}
@@ -266,7 +272,7 @@ func (b *boot) run(ctx context.Context) int {
 	notJSON := !strings.HasPrefix(strings.TrimSpace(string(raw)), "{")
 	clear(raw)
 	if err != nil {
-		if notJSON && len(img.Secrets) == 0 {
+		if notJSON && !img.needsVault() {
 			// Someone else's user-data (a cloud-config, or under qemu's user network the host's own
 			// metadata service answering): nothing for an image without secrets.
 			return b.nothingToFetch(ctx, img, nil, "user-data from "+src+" is not drover's (not a JSON object)")
@@ -368,6 +374,9 @@ func (b *boot) run(ctx context.Context) int {
 func (b *boot) nothingToFetch(ctx context.Context, img image, vols []bootdata.VolumeMount, why string) int {
 	if len(img.Secrets) > 0 {
 		return b.fail(fmt.Errorf("%s, but the image declares secrets %s", why, strings.Join(img.Secrets, ", ")))
+	}
+	if len(img.Certificates) > 0 {
+		return b.fail(fmt.Errorf("%s, but the image declares certificates from %s", why, strings.Join(img.Certificates, ", ")))
 	}
 	if err := b.mountVolumes(ctx, b.c.Devices, vols); err != nil {
 		return b.fail(err)

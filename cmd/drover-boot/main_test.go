@@ -229,6 +229,24 @@ func TestUserDataWithoutVaultBootsWithoutSecrets(t *testing.T) {
 	}
 }
 
+func TestImageWithCertificatesNeedsVault(t *testing.T) {
+	m := newMachine(t, "web")
+	img, _ := json.Marshal(image{Role: "web", Identity: "sha256:abc", Secrets: []string{}, Certificates: []string{"pki/issue/web"}})
+	if err := os.WriteFile(filepath.Join(m.root, "etc/drover/image.json"), img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.run(); code != exitFailed {
+		t.Fatalf("exit %d", code)
+	}
+	st, _ := m.status()
+	if !strings.Contains(st.Reason, "no user-data") || !strings.Contains(st.Reason, "declares certificates from pki/issue/web") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	if len(m.notified) != 0 {
+		t.Errorf("a failed boot notified %q", m.notified)
+	}
+}
+
 func TestImageWithSecretsNeedsThem(t *testing.T) {
 	m := newMachine(t, "web", "kv/data/web/tls")
 	if code := m.run(); code != exitFailed {

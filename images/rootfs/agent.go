@@ -81,13 +81,15 @@ type imageInfo struct {
 	Role     string   `json:"role"`
 	Identity string   `json:"identity"`
 	Secrets  []string `json:"secrets"`
+	// Certificates are the Vault issue paths the image's certificates come from.
+	Certificates []string `json:"certificates,omitempty"`
 }
 
-func imageInfoJSON(role, identity string, secrets []string) string {
+func imageInfoJSON(role, identity string, secrets, certificates []string) string {
 	if secrets == nil {
 		secrets = []string{}
 	}
-	b, _ := json.MarshalIndent(imageInfo{Role: role, Identity: identity, Secrets: secrets}, "", "  ")
+	b, _ := json.MarshalIndent(imageInfo{Role: role, Identity: identity, Secrets: secrets, Certificates: certificates}, "", "  ")
 	return string(b) + "\n"
 }
 

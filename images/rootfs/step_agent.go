@@ -28,7 +28,7 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 		{Dest: "/etc/systemd/resolved.conf.d/drover.conf", Content: text(resolvedDropIn), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/systemd/timesyncd.conf.d/drover.conf", Content: text(timesyncdDropIn), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/fstab", Content: text(fstab(uuidFromIdentity(req.Identity()))), Mode: 0o644, Owner: "root:root"},
-		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets)), Mode: 0o644, Owner: "root:root"},
+		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets, req.Inputs.Certificates)), Mode: 0o644, Owner: "root:root"},
 	}
 	if err := tree.InstallFiles(treeDir(state), files); err != nil {
 		return fail(state, err)

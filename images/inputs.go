@@ -51,6 +51,8 @@ type Inputs struct {
 	// offered then (PackageSetDigest): a refresh that finds a newer version of a package the
 	// role's newest image has makes a new identity, and one that finds none keeps the old.
 	PackageSet string `json:"package_set,omitempty"`
+	// Containers are the container blocks, by digest; nil for a role without any.
+	Containers []ContainerInput `json:"containers,omitempty"`
 }
 
 // Recipe is the identity of in without its package set: what the fleet asks for, whichever
@@ -164,11 +166,12 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Builder:        role.Image.Builder,
 		Base: BaseInputs{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
 			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages), SecurityMirror: base.SecurityMirror},
-		Packages: sortedSet(role.Image.Packages),
-		Run:      append([]string{}, role.Image.Run...),
-		Secrets:  sortedSet(role.Image.SecretPaths()),
-		Disk:     role.Image.Disk,
-		Agent:    agentSHA256,
+		Packages:   sortedSet(role.Image.Packages),
+		Run:        append([]string{}, role.Image.Run...),
+		Secrets:    sortedSet(role.Image.SecretPaths()),
+		Disk:       role.Image.Disk,
+		Agent:      agentSHA256,
+		Containers: ContainerInputs(role),
 	}
 	if base.Keyring != "" {
 		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {

@@ -38,6 +38,7 @@ func steps() []namedStep {
 		{"base tree", &stepBaseTree{}},
 		{"work tree", &stepWorkTree{}},
 		{"files", &stepFiles{}},
+		{"containers", &stepContainers{}},
 		{"agent", &stepAgent{}},
 		{"run", &stepRun{}},
 		{"ansible", &stepAnsible{}},

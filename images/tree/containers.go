@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -34,6 +35,9 @@ type Container struct {
 // for the caller to remove. It is idempotent: an image already in the store is not copied again.
 // A failed copy leaves the layers it wrote in the tree, which the build throws away with the tree.
 func CopyContainer(ctx context.Context, root, scratch string, c Container, log io.Writer) error {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		return fmt.Errorf("tree: container %q (%s): skopeo not found (apt-get install skopeo): %w", c.Name, c.Where, err)
+	}
 	graph, err := mkdirIn(root, ContainerGraphRoot)
 	if err != nil {
 		return fmt.Errorf("tree: container %q (%s): %w", c.Name, c.Where, err)

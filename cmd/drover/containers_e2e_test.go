@@ -77,6 +77,7 @@ role "wrong" {
 // fails the build at the secret scan, and a digest the registry does not have fails it naming the
 // container block.
 func TestE2EContainerBaked(t *testing.T) {
+	t.Parallel() // its own loopback ports and state: independent of the other e2e tests
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}
@@ -152,6 +153,15 @@ func TestE2EContainerBaked(t *testing.T) {
 		}
 	})
 
+	t.Run("a digest the registry does not have fails the build naming the block", func(t *testing.T) {
+		r := drover("build", "wrong")
+		out := r.stdout + r.stderr
+		if r.code == 0 || !strings.Contains(out, `container "missing" (`+fleetFile+":") || !strings.Contains(out, "sha256:"+strings.Repeat("0", 64)) ||
+			!strings.Contains(out, "manifest unknown") {
+			t.Errorf("exit %d; the output does not name the container block, its digest and that the registry does not know it:\n%s", r.code, out)
+		}
+	})
+
 	// The registry is gone from here on: nothing may need it.
 	stopRegistry()
 	noop := drover("build", "app")
@@ -159,16 +169,6 @@ func TestE2EContainerBaked(t *testing.T) {
 		t.Errorf("the rebuild with the registry down exited %d and did not say app is up to date", noop.code)
 	}
 	t.Logf("MEASURE no-op rebuild of app with the registry down: %s", noop.elapsed.Round(time.Millisecond))
-
-	t.Run("a digest the registry does not have fails the build naming the block", func(t *testing.T) {
-		// The registry is down, so this is the error a build gets when it cannot pull: it names
-		// the block and the reference either way.
-		r := drover("build", "wrong")
-		out := r.stdout + r.stderr
-		if r.code == 0 || !strings.Contains(out, `container "missing" (`+fleetFile+":") || !strings.Contains(out, "sha256:"+strings.Repeat("0", 64)) {
-			t.Errorf("exit %d; the output does not name the container block and its digest:\n%s", r.code, out)
-		}
-	})
 
 	raw := filepath.Join(state, "images", strings.TrimPrefix(m.Identity, "sha256:"), "disk.raw")
 	port := freePort(t)

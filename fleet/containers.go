@@ -148,3 +148,25 @@ func withContainerEngines(packages []string, containers []Container) []string {
 	}
 	return packages
 }
+
+// checkContainerFiles reports a role file at a path drover writes for the role's containers (the
+// store's storage.conf, a container's unit): the role's would be overwritten.
+func (d *decoder) checkContainerFiles(img Image, dests map[string]hcl.Range) {
+	if len(img.Containers) == 0 {
+		return
+	}
+	if rng, ok := dests[ContainerStorageConf]; ok {
+		d.errorf(rng, "Conflicting file",
+			"%s is written by drover for the container blocks (the store the build fills, with the vfs driver); a role with containers cannot bring its own.", ContainerStorageConf)
+	}
+	for _, c := range img.Containers {
+		unit := "/etc/systemd/system/" + ContainerUnit(c.Name)
+		if rng, ok := dests[unit]; ok {
+			d.errorf(rng, "Conflicting file", "%s is the unit drover writes for the container %q at %s.", unit, c.Name, pos(c.Range))
+		}
+	}
+}
+
+// ContainerStorageConf is the container store's configuration file, which drover writes in an
+// image with containers.
+const ContainerStorageConf = "/etc/containers/storage.conf"

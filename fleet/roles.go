@@ -187,6 +187,7 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 		}
 	}
 	img.Packages = withContainerEngines(img.Packages, img.Containers)
+	d.checkContainerFiles(img, dests)
 	return img
 }
 

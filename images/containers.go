@@ -44,7 +44,7 @@ func containerFiles(role *fleet.Role) []fleet.File {
 		return nil
 	}
 	conf := containerStorageConf
-	out := []fleet.File{{Dest: "/etc/containers/storage.conf", Content: &conf, Mode: 0o644, Owner: "root:root"}}
+	out := []fleet.File{{Dest: fleet.ContainerStorageConf, Content: &conf, Mode: 0o644, Owner: "root:root"}}
 	for _, c := range role.Image.Containers {
 		unit := ContainerUnitText(role.Name, c)
 		out = append(out, fleet.File{Dest: "/etc/systemd/system/" + fleet.ContainerUnit(c.Name), Content: &unit, Mode: 0o644, Owner: "root:root"})

@@ -1,4 +1,4 @@
-# expect: 6:15 9:16 13:16 14:16 17:16 19:17 20:17 22:15
+# expect: 6:15 9:16 13:16 14:16 17:16 19:17 20:17 22:15 30:10 33:10
 role "web" {
   image {
     base = "debian-bookworm"
@@ -22,6 +22,16 @@ role "web" {
     container "app" {
       image = "registry.example.net/web/app:1.4"
       digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    }
+    container "ok" {
+      image  = "registry.example.net/web/app:1.4"
+      digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    }
+    file "/etc/containers/storage.conf" {
+      content = "[storage]\ndriver = \"overlay\"\n"
+    }
+    file "/etc/systemd/system/drover-container-ok.service" {
+      content = "[Service]\n"
     }
   }
 }

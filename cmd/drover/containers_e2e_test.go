@@ -1,11 +1,10 @@
-//go:build e2e
+//go:build e2e && lab
 
 package main
 
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,10 +16,12 @@ import (
 
 	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/images/tree"
+	"github.com/drover-dev/drover/plugins/compute"
+	"github.com/drover-dev/drover/plugins/compute/qemu"
 )
 
 // containerFleet is the fleet of TestE2EContainerBaked: role app runs the test's server from a
-// container baked in by digest; leaky bakes an image whose layer holds a made-up AWS key; wrong
+// container baked in by digest, deployed on an isolated lab; leaky bakes an image whose layer holds a made-up AWS key; wrong
 // names a digest the registry does not have.
 const containerFleet = `
 drover {
@@ -35,6 +36,16 @@ base "debian-bookworm" {
 
 store "local" {}
 
+# isolate: user-mode networking with restrict=on, so the instance reaches nothing but what is
+# forwarded to it; the registry is stopped before the rollout anyway.
+compute "qemu" "lab" {
+  memory  = 512
+  cpus    = 1
+  accel   = "auto"
+  network = "127.0.191.0/24"
+  isolate = true
+}
+
 role "app" {
   image {
     base = "debian-bookworm"
@@ -43,6 +54,18 @@ role "app" {
       digest            = "%[2]s"
       command           = ["-listen", ":8080", "-say", "hello from the baked container"]
       insecure_registry = true
+    }
+  }
+  deploy {
+    compute = "lab"
+    count   = 1
+    ports   = [8080]
+    health "http" {
+      port     = 8080
+      path     = "/"
+      expect   = 200
+      # TCG on a shared machine: the boot, then podman's first start of the container.
+      deadline = "8m"
     }
   }
 }
@@ -72,8 +95,9 @@ role "wrong" {
 
 // TestE2EContainerBaked builds a small OCI image (a static Go HTTP server), pushes it to Debian's
 // docker-registry on loopback, and bakes it into a role's image pinned by digest. With the
-// registry stopped, a rebuild is a cache hit and the image boots under qemu with no network but
-// the host forward: the container's server answers through it. A layer holding a made-up AWS key
+// registry stopped, a rebuild is a cache hit, and drover rollout start boots the image on a lab
+// whose guests reach nothing (isolate): the health check passes on the container's port and the
+// container's server answers there. A layer holding a made-up AWS key
 // fails the build at the secret scan, and a digest the registry does not have fails it naming the
 // container block.
 func TestE2EContainerBaked(t *testing.T) {
@@ -170,24 +194,24 @@ func TestE2EContainerBaked(t *testing.T) {
 	}
 	t.Logf("MEASURE no-op rebuild of app with the registry down: %s", noop.elapsed.Round(time.Millisecond))
 
-	raw := filepath.Join(state, "images", strings.TrimPrefix(m.Identity, "sha256:"), "disk.raw")
-	port := freePort(t)
-	client := &http.Client{Timeout: 3 * time.Second}
-	var body string
-	took := bootAndProbe(t, raw, "uefi", 6*time.Minute, port, 8080, func() bool {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		body = string(b)
-		return resp.StatusCode == 200
-	})
-	if body != "hello from the baked container\n" {
-		t.Errorf("the container served %q", body)
+	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("the container answered %s after boot", took.Round(time.Second))
+	t.Cleanup(func() { terminateAll(t, lab) })
+	start := drover("rollout", "start", "app")
+	if start.code != 0 {
+		t.Fatalf("rollout start app: exit %d", start.code)
+	}
+	live := liveInstances(t, lab, compute.Selector{"role": "app"})
+	if len(live) != 1 {
+		t.Fatalf("%d live instances of app, want 1", len(live))
+	}
+	body := get(t, "http://"+live[0].Endpoint(8080).String()+"/")
+	if body != "200 hello from the baked container\n" {
+		t.Errorf("the instance's container served %q", body)
+	}
+	t.Logf("MEASURE rollout start of app (boot, podman's start, health): %s", start.elapsed.Round(time.Second))
 }
 
 // buildStaticServer builds the test's HTTP server, static (CGO_ENABLED=0), and returns its bytes.

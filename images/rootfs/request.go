@@ -16,20 +16,16 @@ import (
 
 // Request is one image build, independent of the fleet file so that Packer's config can fill it too.
 type Request struct {
-	Role   string
-	Inputs images.Inputs
-	Base   tree.BaseSpec
-	Files  []tree.File
-	Run    []string
-	// Containers are copied into the tree's container store, pinned by digest, and their units
-	// (ContainerUnits, files of the role) enabled.
-	Containers     []tree.Container
-	ContainerUnits []string
-	Ansible        *Ansible
-	Disk           Disk
-	Agent          string    // path of the drover-boot binary for the image's architecture
-	Epoch          time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
-	Force          bool      // build even when the catalog has the image
+	Role    string
+	Inputs  images.Inputs
+	Base    tree.BaseSpec
+	Files   []tree.File
+	Run     []string
+	Ansible *Ansible
+	Disk    Disk
+	Agent   string    // path of the drover-boot binary for the image's architecture
+	Epoch   time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
+	Force   bool      // build even when the catalog has the image
 	// ScanAllowlist is where the secret scan's allowlist is looked for (drover-scan-allow next to the
 	// fleet file); "" or a missing file means the default allowlist alone.
 	ScanAllowlist string
@@ -45,6 +41,10 @@ type Request struct {
 	// Refresh is set when a refresh found packages of the role's newest image that the mirror now
 	// offers in another version: the manifest records it, and Inputs.PackageSet carries its digest.
 	Refresh *images.Refresh
+	// Containers are copied into the tree's container store, pinned by digest, and their units
+	// (ContainerUnits, files of the role) enabled.
+	Containers     []tree.Container
+	ContainerUnits []string
 }
 
 // Ansible is a playbook run against the tree through Ansible's chroot connection.

@@ -82,11 +82,11 @@ type Image struct {
 	// Services are the role's systemd units that start only after drover-boot has written the
 	// secrets, and not at all when it fails.
 	Services []string
+	Disk     Disk
 	// Containers are the container blocks: images pinned by digest, baked into the image's
 	// container store and run at boot by a unit each (ContainerUnit). The role's packages hold
 	// their engine.
 	Containers []Container
-	Disk       Disk
 }
 
 // SecretFile is one secret block: a file drover-boot writes under /run/drover/secrets at boot.

@@ -20,7 +20,8 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
-			{Type: "secret", LabelNames: []string{"name"}}, {Type: "container", LabelNames: []string{"name"}},
+			{Type: "secret", LabelNames: []string{"name"}},
+			{Type: "container", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}

@@ -24,8 +24,9 @@ After=drover-boot.service
 `
 
 // GeneratedFiles are the files drover adds to a role's image for what the role declares: the
-// template of each secret block, for each of its services a systemd drop-in that ties it to
-// drover-boot, and for its containers their units and storage.conf. They are inputs of the image's identity like the role's own files.
+// template of each secret block, and for each of its services a systemd drop-in that ties it to
+// drover-boot. They are inputs of the image's identity like the role's own files. A role with
+// containers also gets their units and storage.conf (containerFiles).
 func GeneratedFiles(role *fleet.Role) []fleet.File {
 	var out []fleet.File
 	for _, s := range role.Image.SecretFiles {

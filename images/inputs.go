@@ -166,13 +166,13 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		Builder:        role.Image.Builder,
 		Base: BaseInputs{Suite: base.Suite, Mirror: base.Mirror, Snapshot: base.Snapshot, Arch: base.Arch,
 			Components: sortedSet(base.Components), Packages: sortedSet(base.Packages), SecurityMirror: base.SecurityMirror},
-		Packages:   sortedSet(role.Image.Packages),
-		Run:        append([]string{}, role.Image.Run...),
-		Secrets:    sortedSet(role.Image.SecretPaths()),
-		Disk:       role.Image.Disk,
-		Agent:      agentSHA256,
-		Containers: ContainerInputs(role),
+		Packages: sortedSet(role.Image.Packages),
+		Run:      append([]string{}, role.Image.Run...),
+		Secrets:  sortedSet(role.Image.SecretPaths()),
+		Disk:     role.Image.Disk,
+		Agent:    agentSHA256,
 	}
+	in.Containers = ContainerInputs(role)
 	if base.Keyring != "" {
 		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {
 			return Inputs{}, fmt.Errorf("images: base %q, keyring: %w", base.Name, err)

@@ -90,6 +90,10 @@ type Image struct {
 	// its base's (one of the same name replaces the base's).
 	Repositories []Repository
 	Disk         Disk
+	// Containers are the container blocks: images pinned by digest, baked into the image's
+	// container store and run at boot by a unit each (ContainerUnit). The role's packages hold
+	// their engine.
+	Containers []Container
 }
 
 // SecretFile is one secret block: a file drover-boot writes under /run/drover/secrets at boot.

@@ -22,6 +22,7 @@ var (
 			{Type: "file", LabelNames: []string{"dest"}}, {Type: "ansible"}, {Type: "disk"},
 			{Type: "secret", LabelNames: []string{"name"}}, {Type: "repository", LabelNames: []string{"name"}},
 			{Type: "certificate", LabelNames: []string{"name"}},
+			{Type: "container", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}
@@ -127,6 +128,7 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 		secretNames[path.Base(p)+".json"] = c.Attributes["secrets"].Expr.Range()
 	}
 
+	containerNames := map[string]hcl.Range{}
 	dests := map[string]hcl.Range{}
 	addFile := func(file File, rng hcl.Range) {
 		if problem := fileDestProblem(file.Dest); problem != "" {
@@ -188,8 +190,20 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 			if ok {
 				img.Certificates = append(img.Certificates, cert)
 			}
+		case "container":
+			ct, ok := d.decodeContainer(fb)
+			if prev, dup := containerNames[ct.Name]; dup {
+				d.errorf(fb.LabelRanges[0], "Duplicate container", "A container named %q was already declared at %s.", ct.Name, pos(prev))
+				continue
+			}
+			containerNames[ct.Name] = fb.LabelRanges[0]
+			if ok {
+				img.Containers = append(img.Containers, ct)
+			}
 		}
 	}
+	img.Packages = withContainerEngines(img.Packages, img.Containers)
+	d.checkContainerFiles(img, dests)
 	return img
 }
 

@@ -25,7 +25,8 @@ After=drover-boot.service
 
 // GeneratedFiles are the files drover adds to a role's image for what the role declares: the
 // template of each secret block, and for each of its services a systemd drop-in that ties it to
-// drover-boot. They are inputs of the image's identity like the role's own files.
+// drover-boot. They are inputs of the image's identity like the role's own files. A role with
+// containers also gets their units and storage.conf (containerFiles).
 func GeneratedFiles(role *fleet.Role) []fleet.File {
 	var out []fleet.File
 	for _, s := range role.Image.SecretFiles {
@@ -41,7 +42,7 @@ func GeneratedFiles(role *fleet.Role) []fleet.File {
 		content := bootDropIn
 		out = append(out, fleet.File{Dest: "/etc/systemd/system/" + unit + ".d/50-drover-boot.conf", Content: &content, Mode: 0o644, Owner: "root:root"})
 	}
-	return out
+	return append(out, containerFiles(role)...)
 }
 
 // RoleFiles are every file a role's image gets from the fleet: its own, then GeneratedFiles.

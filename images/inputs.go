@@ -59,6 +59,8 @@ type Inputs struct {
 	// its own), each with its key's sha256; absent for an image with none, so the identities of
 	// such images are what they were before repositories existed.
 	Repositories []RepositoryInput `json:"repositories,omitempty"`
+	// Containers are the container blocks, by digest; nil for a role without any.
+	Containers []ContainerInput `json:"containers,omitempty"`
 }
 
 // Recipe is the identity of in without its package set: what the fleet asks for, whichever
@@ -182,6 +184,7 @@ func ComputeInputs(f *fleet.Fleet, role *fleet.Role, droverVersion, agentSHA256 
 		in.Certificates = append(in.Certificates, c.IssuePath())
 	}
 	in.Certificates = sortedSet(in.Certificates)
+	in.Containers = ContainerInputs(role)
 	if base.Keyring != "" {
 		if in.Base.Keyring, err = FileSHA256(base.Keyring); err != nil {
 			return Inputs{}, fmt.Errorf("images: base %q, keyring: %w", base.Name, err)

@@ -239,6 +239,9 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	if m.Refresh != nil {
 		fmt.Fprintf(w, "refresh    of %s: %s\n", images.ShortID(m.Refresh.Predecessor), m.Refresh.Summary(10))
 	}
+	for _, c := range in.Containers {
+		fmt.Fprintf(w, "container  %s %s@%s (%s)\n", c.Name, c.Image, c.Digest, c.Engine)
+	}
 	for _, f := range in.Files {
 		fmt.Fprintf(w, "file       %s %s %s sha256:%s\n", f.Dest, f.Mode, f.Owner, f.SHA256[:12])
 	}

@@ -78,3 +78,24 @@ func TestImagesListShowPrune(t *testing.T) {
 		t.Errorf("show of an unknown image: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestImagesShowContainers checks that drover images show names an image's containers with the
+// digest they are pinned by.
+func TestImagesShowContainers(t *testing.T) {
+	state := t.TempDir()
+	id := "sha256:" + strings.Repeat("c", 64)
+	s, err := images.OpenCatalog(state).Stage(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := "sha256:" + strings.Repeat("d", 64)
+	m := &images.Manifest{Identity: id, Role: "app", Created: time.Now(),
+		Inputs: images.Inputs{Containers: []images.ContainerInput{{Name: "hello", Image: "127.0.0.1:5000/drover/hello:1", Digest: digest, Engine: "podman"}}}}
+	if err := s.Commit(m); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := drover(t, nil, "--state", state, "images", "show", "app")
+	if want := "container  hello 127.0.0.1:5000/drover/hello:1@" + digest + " (podman)\n"; code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("show: exit %d, want the line %q\n%s%s", code, want, stdout, stderr)
+	}
+}

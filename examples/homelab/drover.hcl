@@ -102,6 +102,19 @@ role "web" {
     #     ttl         = "72h"
     #     reload      = ["nginx"]
     #   }
+    #
+    # A container runs the same way, baked in: the image is copied at build time from the registry,
+    # pinned by digest (the identity covers it, so an unchanged role is not pulled again), and a unit
+    # starts it at boot with podman, never pulling. The demo's web serves nginx alone;
+    # TestE2EContainerBaked builds and boots a role with a container from a loopback registry:
+    #
+    #   container "stats" {
+    #     image   = "registry.lab.example:5000/web/stats:1.2"
+    #     digest  = "sha256:..."             # skopeo inspect --format '{{.Digest}}' docker://IMAGE
+    #     command = ["-listen", "127.0.0.1:8080"]   # nginx proxies /stats to it
+    #     volumes = ["/run/drover/secrets:/secrets:ro"]
+    #   }
+    #   services = ["nginx", "drover-container-stats"]   # both after the secrets
   }
   deploy {
     compute = "lab"

@@ -39,6 +39,7 @@ func steps() []namedStep {
 		{"work tree", &stepWorkTree{}},
 		{"repositories", &stepRepositories{}},
 		{"files", &stepFiles{}},
+		{"containers", &stepContainers{}},
 		{"agent", &stepAgent{}},
 		{"run", &stepRun{}},
 		{"ansible", &stepAnsible{}},

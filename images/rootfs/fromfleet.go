@@ -234,6 +234,10 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 	for _, file := range images.RoleFiles(role) {
 		req.Files = append(req.Files, tree.File{Dest: file.Dest, Source: file.Source, Content: file.Content, Mode: file.Mode, Owner: file.Owner})
 	}
+	for _, c := range role.Image.Containers {
+		req.Containers = append(req.Containers, tree.Container{Name: c.Name, Where: fmt.Sprintf("%s:%d:%d", c.Range.Filename, c.Range.Start.Line, c.Range.Start.Column), Ref: c.Ref(), Insecure: c.InsecureRegistry})
+		req.ContainerUnits = append(req.ContainerUnits, fleet.ContainerUnit(c.Name))
+	}
 	if a := role.Image.Ansible; a != nil {
 		req.Ansible = &Ansible{Playbook: a.Playbook, ExtraVars: a.ExtraVars}
 	}

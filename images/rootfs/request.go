@@ -45,6 +45,10 @@ type Request struct {
 	// Refresh is set when a refresh found packages of the role's newest image that the mirror now
 	// offers in another version: the manifest records it, and Inputs.PackageSet carries its digest.
 	Refresh *images.Refresh
+	// Containers are copied into the tree's container store, pinned by digest, and their units
+	// (ContainerUnits, files of the role) enabled.
+	Containers     []tree.Container
+	ContainerUnits []string
 }
 
 // Ansible is a playbook run against the tree through Ansible's chroot connection.

@@ -1,0 +1,172 @@
+package fleet
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Container is a container "NAME" block of a role's image: a container image, pinned by its
+// manifest digest, copied into the image's container store at build time and run by a systemd unit
+// (ContainerUnit) at boot, so that an instance starts it without reaching a registry.
+type Container struct {
+	Name string
+	// Image is the reference it is pulled from, without a digest: REGISTRY[:PORT]/REPOSITORY[:TAG],
+	// the registry named (no short names: which registry a short name means is the build host's
+	// configuration, not the fleet's).
+	Image string
+	// Digest is the manifest digest ("sha256:" and 64 hex digits) the build copies and the unit
+	// runs; the identity covers it, so a build does not ask the registry what a tag means today.
+	Digest string
+	Engine string // "podman" (ContainerEngines)
+	// Command replaces the image's command (the arguments after the image on podman run); nil
+	// keeps the image's.
+	Command []string
+	Network string   // "host" (the instance's own network; the default) or "none"
+	Volumes []string // bind mounts, "HOST:CONTAINER" or "HOST:CONTAINER:ro"
+	// InsecureRegistry lets the build reach the registry over plain HTTP or TLS it cannot verify
+	// (a registry on the build host's loopback); the digest still pins every byte.
+	InsecureRegistry bool
+	Range            hcl.Range
+}
+
+// Ref is the reference the image is stored and run under: the image pinned by its digest.
+func (c Container) Ref() string { return repository(c.Image) + "@" + c.Digest }
+
+// ContainerUnit is the systemd unit that runs a container block.
+func ContainerUnit(name string) string { return "drover-container-" + name + ".service" }
+
+// ContainerEngines are the engines a container block can name.
+var ContainerEngines = []string{"podman"}
+
+// plannedEngines are engines a container block may name that are not built yet.
+var plannedEngines = map[string]string{
+	"docker": "Docker's image store is written only through a running dockerd, which a build does not start",
+}
+
+var (
+	containerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "image", Required: true}, {Name: "digest"}, {Name: "engine"}, {Name: "command"},
+		{Name: "network"}, {Name: "volumes"}, {Name: "insecure_registry"},
+	}}
+	containerNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	// imageRefPattern is REGISTRY[:PORT]/PATH[:TAG] as the distribution spec spells it.
+	imageRefPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
+	digestPattern   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	volumePattern   = regexp.MustCompile(`^/[^:\s]*:/[^:\s]*(:ro|:rw)?$`)
+)
+
+// repository is an image reference without its tag.
+func repository(ref string) string {
+	slash := strings.LastIndex(ref, "/")
+	if colon := strings.LastIndex(ref, ":"); colon > slash {
+		return ref[:colon]
+	}
+	return ref
+}
+
+// decodeContainer reads a container "NAME" block.
+func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
+	c := Container{Name: b.Labels[0], Engine: "podman", Network: "host", Range: b.DefRange}
+	ok := true
+	if !containerNamePattern.MatchString(c.Name) {
+		d.errorf(b.LabelRanges[0], "Invalid container name",
+			"A container's name names its systemd unit (%s) and the running container: letters, digits, '_', '.' and '-', starting with a letter or digit; got %q.", ContainerUnit("NAME"), c.Name)
+		ok = false
+	}
+	body := d.content(b.Body, containerSchema)
+	attrs := body.Attributes
+	if d.str(attrs, "image", &c.Image) {
+		first, _, _ := strings.Cut(c.Image, "/")
+		switch {
+		case strings.Contains(c.Image, "@"):
+			d.errorf(attrs["image"].Expr.Range(), "Digest in the image reference",
+				"\"image\" is the reference without a digest (REGISTRY/REPOSITORY:TAG); write the digest as digest = %q.", c.Image[strings.Index(c.Image, "@")+1:])
+			ok = false
+		case !imageRefPattern.MatchString(c.Image) || !(strings.ContainsAny(first, ".:") || first == "localhost"):
+			d.errorf(attrs["image"].Expr.Range(), "Invalid image reference",
+				"\"image\" is REGISTRY[:PORT]/REPOSITORY[:TAG] with the registry named, such as \"registry.example.net/web/app:1.4\" or \"127.0.0.1:5000/app:1\"; got %q.", c.Image)
+			ok = false
+		}
+	} else {
+		ok = false
+	}
+	if d.str(attrs, "digest", &c.Digest) {
+		if !digestPattern.MatchString(c.Digest) {
+			d.errorf(attrs["digest"].Expr.Range(), "Invalid image digest",
+				"\"digest\" is the image's manifest digest, \"sha256:\" and 64 lower-case hex digits; got %q.", c.Digest)
+			ok = false
+		}
+	} else if _, broken := attrs["digest"]; !broken && ok {
+		rng := b.Body.MissingItemRange()
+		if a, set := attrs["image"]; set {
+			rng = a.Expr.Range()
+		}
+		d.errorf(rng, "Container image not pinned",
+			"The container %q names %q without a digest: a tag can point at other bytes tomorrow, and the image's identity must say which ones it bakes. Pin it with the digest the tag has now:\n  skopeo inspect --format '{{.Digest}}' docker://%s\nand add digest = \"sha256:...\" to the block.", c.Name, c.Image, c.Image)
+		ok = false
+	} else {
+		ok = false
+	}
+	if d.str(attrs, "engine", &c.Engine) {
+		if why, planned := plannedEngines[c.Engine]; planned {
+			d.errorf(attrs["engine"].Expr.Range(), "Container engine not available yet",
+				"The %q engine is not built yet: %s. Available engines: %s.", c.Engine, why, quoteList(ContainerEngines))
+			ok = false
+		} else if !d.oneOf(attrs, "engine", c.Engine, ContainerEngines...) {
+			ok = false
+		}
+	}
+	d.strings(attrs, "command", &c.Command)
+	if d.str(attrs, "network", &c.Network) && !d.oneOf(attrs, "network", c.Network, "host", "none") {
+		ok = false
+	}
+	if d.strings(attrs, "volumes", &c.Volumes) {
+		for _, v := range c.Volumes {
+			if !volumePattern.MatchString(v) {
+				d.errorf(attrs["volumes"].Expr.Range(), "Invalid container volume",
+					"\"volumes\" lists bind mounts \"HOST:CONTAINER\" or \"HOST:CONTAINER:ro\" with absolute paths, such as \"/run/drover/secrets:/secrets:ro\"; got %q.", v)
+				ok = false
+			}
+		}
+	}
+	d.boolean(attrs, "insecure_registry", &c.InsecureRegistry)
+	return c, ok
+}
+
+// withContainerEngines is packages with the engine of every container added when missing: a role
+// that runs a container gets its engine without listing it.
+func withContainerEngines(packages []string, containers []Container) []string {
+	for _, c := range containers {
+		if !slices.ContainsFunc(packages, func(p string) bool {
+			return p == c.Engine || strings.HasPrefix(p, c.Engine+"=") || strings.HasPrefix(p, c.Engine+"/")
+		}) {
+			packages = append(packages, c.Engine)
+		}
+	}
+	return packages
+}
+
+// checkContainerFiles reports a role file at a path drover writes for the role's containers (the
+// store's storage.conf, a container's unit): the role's would be overwritten.
+func (d *decoder) checkContainerFiles(img Image, dests map[string]hcl.Range) {
+	if len(img.Containers) == 0 {
+		return
+	}
+	if rng, ok := dests[ContainerStorageConf]; ok {
+		d.errorf(rng, "Conflicting file",
+			"%s is written by drover for the container blocks (the store the build fills, with the vfs driver); a role with containers cannot bring its own.", ContainerStorageConf)
+	}
+	for _, c := range img.Containers {
+		unit := "/etc/systemd/system/" + ContainerUnit(c.Name)
+		if rng, ok := dests[unit]; ok {
+			d.errorf(rng, "Conflicting file", "%s is the unit drover writes for the container %q at %s.", unit, c.Name, pos(c.Range))
+		}
+	}
+}
+
+// ContainerStorageConf is the container store's configuration file, which drover writes in an
+// image with containers.
+const ContainerStorageConf = "/etc/containers/storage.conf"

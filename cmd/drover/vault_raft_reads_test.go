@@ -123,13 +123,8 @@ type leaderWatch struct {
 	changes     int
 }
 
-// instanceLister lists a provider's instances: the raftProcs of TestE2EVaultRaft, the lab's qemu.
-type instanceLister interface {
-	Instances(ctx context.Context, sel compute.Selector) ([]compute.Instance, error)
-}
-
 // watchLeader asks the running nodes who leads every 200 ms and counts the changes.
-func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch {
+func watchLeader(t *testing.T, procs *raftProcs, token string) *leaderWatch {
 	w := &leaderWatch{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)

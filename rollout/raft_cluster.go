@@ -229,7 +229,9 @@ func (s *session) raftPort() int {
 
 func (s *session) raftAddr(in compute.Instance) netip.AddrPort { return in.Endpoint(s.raftPort()) }
 
-// raftAPI is the API address a new node joins: the scheme of the vault check, the member's address.
+// raftAPI is the API address a new node joins: the scheme of the vault check, the member's address
+// as the provider's other instances reach it (its private address when the provider reports one:
+// the lab's segment, where the host's loopback forwards are no way from one VM to another).
 func (s *session) raftAPI(in compute.Instance) string {
 	scheme := "http"
 	for _, hc := range s.dep.Health {
@@ -237,7 +239,11 @@ func (s *session) raftAPI(in compute.Instance) string {
 			scheme = "https"
 		}
 	}
-	return scheme + "://" + s.raftAddr(in).String()
+	addr := s.raftAddr(in)
+	if in.Private.IsValid() {
+		addr = netip.AddrPortFrom(in.Private, addr.Port())
+	}
+	return scheme + "://" + addr.String()
 }
 
 // saveRaft persists a change of r's raft progress without a transition, reports it as a step, and

@@ -259,6 +259,10 @@ func (b *boot) run(ctx context.Context) int {
 		return b.fail(err)
 	}
 	b.st.Role, b.st.Identity = img.Role, img.Identity
+	private, err := b.labSegment(ctx)
+	if err != nil {
+		return b.fail(err)
+	}
 
 	raw, src, err := b.userData(ctx, img.needsVault())
 	if err != nil {
@@ -282,7 +286,7 @@ func (b *boot) run(ctx context.Context) int {
 	if ud.Role != img.Role {
 		return b.fail(fmt.Errorf("user-data from %s is for role %q, this image is role %q", src, ud.Role, img.Role))
 	}
-	if err := writeRaftEnv(filepath.Dir(b.c.StatusPath), ud.Raft); err != nil {
+	if err := writeRaftEnv(filepath.Dir(b.c.StatusPath), ud.Raft, private); err != nil {
 		return b.fail(err)
 	}
 	if ud.Vault == nil {

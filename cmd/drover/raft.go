@@ -71,16 +71,34 @@ func (c raftCluster) RemovePeer(ctx context.Context, node netip.AddrPort, id str
 	return c.r.RemovePeer(ctx, node, id)
 }
 
-// raftUserData adds a raft node's ID and join address to its user-data (bootdata's raft section):
-// to the user-data its credential gave, or to a user-data of its own when the role has none.
-func raftUserData(role string, ud []byte, nodeID, join string) ([]byte, error) {
-	u := bootdata.UserData{Version: bootdata.Version, Role: role}
-	if len(ud) > 0 {
-		var err error
-		if u, err = bootdata.Parse(ud); err != nil {
-			return nil, err
+// raftNodeData returns the raft strategy's Options.RaftNode for fleet f: it adds a node's ID, the
+// address to join and its own API's scheme and port (those of the role's vault check, else its first
+// port) to the node's user-data (bootdata's raft section): to the user-data its credential gave, or
+// to a user-data of its own when the role has none.
+func raftNodeData(f *fleet.Fleet) func(role string, ud []byte, nodeID, join string) ([]byte, error) {
+	return func(role string, ud []byte, nodeID, join string) ([]byte, error) {
+		scheme, port := "http", 8200
+		if r := f.Role(role); r != nil && r.Deploy != nil {
+			if len(r.Deploy.Ports) > 0 {
+				port = r.Deploy.Ports[0]
+			}
+			for _, hc := range r.Deploy.Health {
+				if hc.Type == "vault" && hc.Port > 0 {
+					port = hc.Port
+				}
+				if hc.TLS() {
+					scheme = "https"
+				}
+			}
 		}
+		u := bootdata.UserData{Version: bootdata.Version, Role: role}
+		if len(ud) > 0 {
+			var err error
+			if u, err = bootdata.Parse(ud); err != nil {
+				return nil, err
+			}
+		}
+		u.Raft = &bootdata.RaftNode{NodeID: nodeID, Join: join, Scheme: scheme, Port: port}
+		return bootdata.Marshal(u)
 	}
-	u.Raft = &bootdata.RaftNode{NodeID: nodeID, Join: join}
-	return bootdata.Marshal(u)
 }

@@ -75,7 +75,7 @@ func (a *app) controller(c *cli.Context) (*rollout.Controller, func(), error) {
 	}
 	opts.BootVolumes = bootVolumes
 	opts.CurrentImage = a.currentImage(f, state)
-	opts.Raft, opts.RaftNode = a.raftClusters(f), raftUserData
+	opts.Raft, opts.RaftNode = a.raftClusters(f), raftNodeData(f)
 	ctl, err := rollout.New(opts)
 	if err != nil {
 		st.Close()

@@ -77,7 +77,7 @@ func TestE2EVaultRaft(t *testing.T) {
 			Fleet: fl, Store: store, Catalog: catalog,
 			Compute:  func(context.Context, string) (compute.Provider, error) { return procs, nil },
 			Cutovers: map[string]rollout.CutoverType{"proxy": proxy},
-			RaftNode: raftUserData,
+			RaftNode: raftNodeData(fl),
 			Raft: func(context.Context, string) (rollout.RaftCluster, error) {
 				cl, err := vaultraft.New(raftToken, "http", "")
 				return raftCluster{cl}, err

@@ -61,6 +61,11 @@ func TestE2EVaultRole(t *testing.T) {
     ports    = [8200]`, `    strategy = "raft"
     ports    = [8200]
     watch    = "5s"`)
+	// One node: this test is about one node's init and seal; three, and their replacement, are
+	// TestE2EVaultRaftLab's.
+	editFleet(t, fleetFile, `count    = 3
+    strategy = "raft"`, `count    = 1
+    strategy = "raft"`)
 	editFleet(t, fleetFile, `cutover "dns" {
       dns  = "home"
       name = "vault"
@@ -169,7 +174,7 @@ func TestE2EVaultRole(t *testing.T) {
 
 	t.Run("an even number of nodes is refused", func(t *testing.T) {
 		// Three nodes that join each other, and their replacement one at a time, are
-		// TestE2EVaultRaft's (the lab's VMs cannot reach each other's cluster port).
+		// TestE2EVaultRaftLab's (on lab VMs) and TestE2EVaultRaft's (on processes).
 		r := run("plan", "vault")
 		if !strings.Contains(r.stdout, "vault: up to date") || strings.Contains(r.stdout, "!") {
 			t.Errorf("plan of the running image: %s", r.stdout)

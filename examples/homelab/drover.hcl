@@ -42,6 +42,10 @@ base "debian-bookworm" {
 }
 
 compute "qemu" "lab" {
+  # Each VM gets a second NIC on a segment the lab's VMs share, and an address on it (its loopback
+  # address moved into this range): the vault role's raft nodes join and replicate over it.
+  segment = "10.77.0.0/24"
+
   memory = 512
   cpus   = 1
   accel  = "auto"
@@ -268,9 +272,9 @@ role "vault" {
     compute = "lab"
     # Strategy raft: the first deploy boots node 0, which initializes the cluster and unseals
     # through the transit seal, then the others, which join it; a new image replaces the nodes one
-    # at a time (vault/README.md). count = 3 where nodes reach each other's ports 8200 and 8201 (a
-    # cloud's private network); each lab VM has a user-mode network of its own, so the lab runs one.
-    count    = 1
+    # at a time (vault/README.md). The nodes reach each other's ports 8200 and 8201 on the lab's
+    # segment (a cloud's private network elsewhere).
+    count    = 3
     strategy = "raft"
     ports    = [8200]
     health "vault" {

@@ -129,6 +129,10 @@ type Instance struct {
 	State  State
 	// Address is where the instance's ports are reached from drover's host.
 	Address netip.Addr
+	// Private is where the provider's other instances reach this one, when that differs from
+	// Address (the lab's segment, whose VMs are reached from the host through loopback
+	// forwards); zero when they reach it at Address, or not at all.
+	Private netip.Addr
 	Ports   []int
 	Created time.Time
 	// Console is the path of the serial console log, if the provider has one.

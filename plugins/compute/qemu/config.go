@@ -31,6 +31,12 @@ type Config struct {
 	// state directories on one host (a team's clones, a CI runner beside a person) share one lab by
 	// naming the same directory: every change to it is made under its flock.
 	Dir string `hcl:"dir,optional"`
+	// Segment, when set, is a private IPv4 range such as "10.77.0.0/24" on which the lab's VMs
+	// reach each other: each VM gets a second NIC on one shared L2 segment (segment.go) and a
+	// stable address on it, which it is told at boot and the provider reports as the instance's
+	// Private address. A raft cluster's nodes join and replicate over it; drover keeps reaching
+	// each VM through its loopback address. Empty: no second NIC, and VMs cannot reach each other.
+	Segment string `hcl:"segment,optional"`
 }
 
 // NewDefaultConfig returns the defaults, with DROVER_QEMU_ACCEL and DROVER_QEMU_MEMORY applied.
@@ -62,6 +68,23 @@ func (c *Config) Validate() error {
 	p, err := netip.ParsePrefix(c.Network)
 	if err != nil || !p.Addr().IsLoopback() || !p.Addr().Is4() || p.Bits() > 30 {
 		return config.Errorf("network", "must be an IPv4 loopback range such as \"127.0.10.0/24\", got %q", c.Network)
+	}
+	return c.validateSegment(p)
+}
+
+// validateSegment checks the segment: a private IPv4 range, given by its first address, with room
+// for an address per address of network (a VM's segment address is its loopback address moved
+// into the segment).
+func (c *Config) validateSegment(network netip.Prefix) error {
+	if c.Segment == "" {
+		return nil
+	}
+	s, err := netip.ParsePrefix(c.Segment)
+	if err != nil || !s.Addr().Is4() || !s.Addr().IsPrivate() || s.Masked() != s {
+		return config.Errorf("segment", "must be a private IPv4 range given by its first address, such as \"10.77.0.0/24\", got %q", c.Segment)
+	}
+	if s.Bits() > network.Bits() {
+		return config.Errorf("segment", "%s is smaller than network %s: each VM's segment address is its loopback address moved into the segment, so the segment needs at least /%d", s, network, network.Bits())
 	}
 	return nil
 }

@@ -151,6 +151,7 @@ func (p *Provider) launch(ctx context.Context, r *record) (compute.Instance, err
 			if r.Address, err = p.allocate(r.Ports, busy); err != nil {
 				return compute.Instance{}, p.abandonIf(fresh, r, err)
 			}
+			r.Segment = p.segmentOf(r.Address)
 		}
 		r.PID = 0
 		if err := writeRecord(filepath.Join(dir, recordFile), r); err != nil {

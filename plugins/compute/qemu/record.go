@@ -53,9 +53,11 @@ type record struct {
 	Labels  map[string]string `json:"labels"`
 	PID     int               `json:"pid"` // 0 until qemu runs, and while stopped
 	Address netip.Addr        `json:"address"`
-	Ports   []int             `json:"ports"`
-	Image   imageRef          `json:"image"`
-	Created time.Time         `json:"created"`
+	// Segment is the VM's address on the lab's segment, with its prefix length; zero without one.
+	Segment netip.Prefix `json:"segment,omitzero"`
+	Ports   []int        `json:"ports"`
+	Image   imageRef     `json:"image"`
+	Created time.Time    `json:"created"`
 	// Stopped is set by Stop: the instance is off on purpose.
 	Stopped bool `json:"stopped,omitempty"`
 	// Terminated is set in tombstones.
@@ -172,6 +174,7 @@ func (p *Provider) instance(r *record) compute.Instance {
 		Ports:   r.Ports,
 		Created: r.Created,
 		Console: filepath.Join(dir, consoleFile),
+		Private: r.Segment.Addr(),
 	}
 	if in.Labels == nil {
 		in.Labels = map[string]string{}

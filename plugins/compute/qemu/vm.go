@@ -93,6 +93,7 @@ func (p *Provider) args(r *record, dir, accel string) []string {
 		"-pidfile", filepath.Join(dir, pidFile),
 		"-daemonize",
 	}
+	a = append(a, p.segmentArgs(r.Segment)...)
 	a = append(a, hostcheck.CPUArgs(accel)...)
 	if p.cfg.Firmware == "uefi" {
 		a = append(a, "-bios", p.cfg.OVMF)

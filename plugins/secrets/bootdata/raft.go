@@ -19,6 +19,13 @@ type RaftNode struct {
 	NodeID string `json:"node_id"`
 	// Join is the API address of a member to join; "" for the node that starts a new cluster.
 	Join string `json:"join,omitempty"`
+	// Scheme ("http" or "https") and Port are those of the node's own API. On a machine whose
+	// platform hands it a private address other nodes reach it at (the lab's segment), drover-boot
+	// advertises SCHEME://ADDRESS:PORT as the node's API address and https://ADDRESS:PORT+1 (Vault's
+	// cluster port) as its cluster address; elsewhere Vault's own configuration decides. 0: the
+	// controller sent none.
+	Scheme string `json:"scheme,omitempty"`
+	Port   int    `json:"port,omitempty"`
 }
 
 var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -31,6 +38,12 @@ func (r *RaftNode) validate() error {
 	}
 	if !nodeIDRE.MatchString(r.NodeID) {
 		return fmt.Errorf("bootdata: raft node_id %q: want letters, digits, '.', '_' and '-', at most 128", r.NodeID)
+	}
+	if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
+		return fmt.Errorf("bootdata: raft scheme %q: want http or https", r.Scheme)
+	}
+	if r.Port < 0 || r.Port > 65534 {
+		return fmt.Errorf("bootdata: raft port %d: want 1-65534 (the cluster port is the next one)", r.Port)
 	}
 	if r.Join == "" {
 		return nil

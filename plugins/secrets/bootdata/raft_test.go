@@ -23,7 +23,7 @@ func TestRaftNode(t *testing.T) {
 	if s := got.String(); !strings.Contains(s, "raft node vault-2-a1b2c3-1 join http://10.0.0.5:8200") {
 		t.Errorf("String: %s", s)
 	}
-	first := UserData{Version: Version, Role: "vault", Raft: &RaftNode{NodeID: "vault-2-a1b2c3-0"}}
+	first := UserData{Version: Version, Role: "vault", Raft: &RaftNode{NodeID: "vault-2-a1b2c3-0", Scheme: "http", Port: 8200}}
 	if _, err := Marshal(first); err != nil {
 		t.Errorf("the node that starts the cluster: %v", err)
 	}
@@ -34,6 +34,9 @@ func TestRaftNode(t *testing.T) {
 		{NodeID: "n0", Join: "http://user:pw@10.0.0.5:8200"},
 		{NodeID: "n0", Join: "http://10.0.0.5:8200/v1/sys"},
 		{NodeID: "n0", Join: "http://10.0.0.5:8200\nX=1"},
+		{NodeID: "n0", Scheme: "ftp", Port: 8200},
+		{NodeID: "n0", Scheme: "http", Port: 65535},
+		{NodeID: "n0", Scheme: "http", Port: -1},
 	} {
 		_, err := Marshal(UserData{Version: Version, Role: "vault", Raft: &bad})
 		if err == nil || !strings.Contains(err.Error(), "bootdata: raft") {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -68,7 +67,7 @@ const (
 
 // HandoffCrashPoints are the handoff's steps that DROVER_TEST_CRASH_AFTER may name besides the
 // states: the command stops right after the step is written to the record, before doing it.
-var HandoffCrashPoints = []State{"handoff-holder", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-start", "handoff-attach"}
+var HandoffCrashPoints = []State{"handoff-holder", "handoff-userdata", "handoff-start", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-attach"}
 
 func (handoff) Name() string { return "handoff" }
 
@@ -105,6 +104,9 @@ func (h handoff) Advance(ctx context.Context, s *session, r *Record, goal State)
 	case Planned:
 		return false, s.move(ctx, r, Booting, fmt.Sprintf("finding the role's volumes and launching a green instance on %s", r.Compute), nil)
 	case Booting:
+		if err := s.checkRestartable(); err != nil {
+			return false, err
+		}
 		if err := s.findVolumes(ctx, r); err != nil {
 			return false, err
 		}
@@ -199,25 +201,11 @@ func (s *session) checkWaiting(ctx context.Context, r *Record) error {
 		s.step(r.ID, "check", fmt.Sprintf("%s runs; the provider shows no console, so drover-boot's wait is not seen", green.ID))
 		return s.move(ctx, r, Ready, "green runs and waits for its volume(s)", nil)
 	}
-	deadline := 5 * time.Minute
-	for _, c := range s.checks {
-		deadline = max(deadline, c.Deadline)
-	}
-	end := time.Now().Add(deadline)
-	for _, v := range r.Progress.Handoff.Volumes {
-		want := "drover-boot: waiting for volume " + v.Name + " "
-		for {
-			b, _ := os.ReadFile(green.Console)
-			if strings.Contains(string(b), want) {
-				break
-			}
-			if time.Now().After(end) {
-				return s.fail(ctx, r, health.NewFailure("boot", target(green), "no \""+strings.TrimSpace(want)+"\" on the console", "deadline "+deadline.String()+" passed"))
-			}
-			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-				return err
-			}
+	if err := s.consoleWaits(ctx, green, r.Progress.Handoff.Volumes); err != nil {
+		if f := bootFailure(err); f != nil {
+			return s.fail(ctx, r, f)
 		}
+		return err
 	}
 	return s.move(ctx, r, Ready, fmt.Sprintf("green %s booted; drover-boot waits for its %d volume(s)", green.ID, len(r.Progress.Handoff.Volumes)), nil)
 }

@@ -71,6 +71,17 @@ var HandoffCrashPoints = []State{"handoff-holder", "handoff-userdata", "handoff-
 
 func (handoff) Name() string { return "handoff" }
 
+// Rollback is bluegreen's, refused before anything is recorded when blue could not start again
+// (checkRestartable): green keeps the volumes and serves.
+func (h handoff) Rollback(ctx context.Context, s *session, r *Record) error {
+	if r.Previous != "" {
+		if err := s.checkRestartable(); err != nil {
+			return err
+		}
+	}
+	return h.bluegreen.Rollback(ctx, s, r)
+}
+
 // Validate refuses a deploy without volumes: handoff moves volumes, and a role with none is
 // bluegreen's. (Volumes on several instances are refused by the fleet decoder.)
 func (handoff) Validate(role *fleet.Role) []fleet.Refusal {

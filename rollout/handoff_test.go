@@ -57,7 +57,9 @@ func (l *lab) waitForVolumes(id string, userData []byte) error {
 			return nil
 		}
 	}
-	var ud struct{ Volumes []rollout.BootVolume }
+	var ud struct {
+		Volumes []struct{ Name, GuestPath string }
+	} // the test's JSON or bootdata's
 	if len(userData) == 0 || json.Unmarshal(userData, &ud) != nil {
 		return nil
 	}

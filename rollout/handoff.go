@@ -28,9 +28,14 @@ import (
 // services and must pass the health gate; then traffic is cut over and watched (draining).
 //
 // A failure after blue was stopped, a failed watch, or a rollback: the rollout ends rolled back and
-// the cleanup every command runs first (ensureVolumes) moves the volumes back: green stopped, each
-// volume detached, blue started again and given them; then traffic goes back to blue and green is
-// destroyed. Blue is kept stopped, not destroyed, for keep_old.
+// the cleanup every command runs first (ensureVolumes) moves the volumes back: blue is given fresh
+// user-data (a new boot credential where the role has secrets) and started while green still
+// holds the volumes, and once its drover-boot waits for them, green is stopped, each volume
+// detached and attached to blue; then traffic goes back to blue and green is destroyed. A
+// rollback's downtime is thus the stop, detach, attach and blue's services' start, not blue's
+// boot. After a green that failed with the data (the outage began at promote) the same order
+// holds: blue boots before the volumes leave green. Blue is kept stopped, not destroyed, for
+// keep_old.
 //
 // The holder is written to the record (HandoffProgress.Holder) before every move, and each move is
 // idempotent and starts with the provider's view of where the volume is, so a command killed at any
@@ -171,7 +176,7 @@ func (handoff) Plan(p *planner) {
 		}
 		p.add("attach", p.done(CuttingOver), "attach the volume(s) to green; drover-boot mounts them and starts the services")
 		for _, hc := range dep.Health {
-			p.add("health", p.done(CuttingOver), "check green: %s (within %s); a failure moves the volume(s) back to blue and starts it", health.Describe(hc), hc.Deadline)
+			p.add("health", p.done(CuttingOver), "check green: %s (within %s); a failure starts blue again, waits for its boot, then moves the volume(s) back", health.Describe(hc), hc.Deadline)
 		}
 	}
 	p.add("cutover", p.done(CuttingOver), "%s", p.cut.Step)
@@ -182,7 +187,7 @@ func (handoff) Plan(p *planner) {
 	}
 	p.add("watch", p.done(Draining), "watch %s: the same checks %s; a failure hands the volume(s) back to blue by itself", watch, p.cut.Watch)
 	if dep.KeepOld > 0 {
-		p.add("keep", false, "keep blue stopped for %s: drover rollout rollback %s hands the volume(s) back and starts it", dep.KeepOld, p.role)
+		p.add("keep", false, "keep blue stopped for %s: drover rollout rollback %s starts it (fresh user-data) and waits for its boot while green serves, then hands the volume(s) back", dep.KeepOld, p.role)
 	} else {
 		p.add("keep", false, "destroy blue at once (keep_old is 0); the volume(s) stay with green")
 	}

@@ -90,7 +90,9 @@ type moveFigures struct {
 	// while the old one served); beyondStart is unavailable less the new holder's PostgreSQL start
 	// (its mount to its first answer): the goal is at most 5 s.
 	before, beyondStart time.Duration
-	lastFrom, booted    time.Time // the old holder's last answer; the new one seen booted ("... booted: drover-boot waits")
+	// lastFrom is the old holder's last answer; started, booted and stopped are the events of the
+	// new holder's start, of drover-boot seen waiting on it, and of the old holder's stop.
+	lastFrom, started, booted, stopped time.Time
 }
 
 func (m moveFigures) String() string {
@@ -218,12 +220,14 @@ func measureMove(t *testing.T, fleetFile string, env []string, cmd string, from,
 			if !began.IsZero() {
 				m.before = e.Time.Sub(began)
 			}
+			m.stopped = e.Time
 			mark("stop", e.Time)
 		case e.Step == "handoff" && strings.Contains(e.Message, " detached from "):
 			mark("detach", e.Time)
 		case e.Step == "handoff" && strings.HasPrefix(e.Message, "snapshot of "):
 			mark("snapshot", e.Time)
 		case e.Step == "handoff" && strings.HasPrefix(e.Message, "started "):
+			m.started = e.Time
 			mark("start (qemu up)", e.Time)
 		case e.Step == "handoff" && strings.Contains(e.Message, " attached to "):
 			mark("attach", e.Time)

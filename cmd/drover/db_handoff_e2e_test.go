@@ -133,8 +133,11 @@ func TestE2EDBHandoff(t *testing.T) {
 	// the volume goes back to blue; every row is there.
 	m = measureMove(t, fleetFile, vaultEnv, "rollback", green, blue)
 	t.Logf("rollback: %s", m)
-	if m.booted.IsZero() || !m.booted.Before(m.lastFrom) {
-		t.Errorf("rollback: blue reported booted at %v, green answered last at %v: blue's boot is in the unavailability", m.booted, m.lastFrom)
+	// Blue's boot is outside the unavailability: it was started before green's last answer, and
+	// seen booted before green was stopped.
+	if m.started.IsZero() || m.booted.IsZero() || !m.started.Before(m.lastFrom) || !m.booted.Before(m.stopped) {
+		t.Errorf("rollback: blue started at %v and booted at %v, green answered last at %v and was stopped at %v: blue's boot is in the unavailability",
+			m.started, m.booted, m.lastFrom, m.stopped)
 	}
 	if h := serving(); h.ID != blue.ID {
 		t.Fatalf("after rollback the volume is on %s, want blue %s", h.ID, blue.ID)

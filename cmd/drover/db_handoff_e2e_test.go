@@ -155,6 +155,13 @@ func TestE2EDBHandoff(t *testing.T) {
 	if broken.code == 0 || !strings.Contains(broken.stderr, "handed back to blue") {
 		t.Fatalf("promote of a green whose PostgreSQL cannot start: exit %d\n%s", broken.code, tail(broken.stderr, 30))
 	}
+	var handBack []string // the hand-back's steps, as drover printed them (seconds since the command began)
+	for _, line := range strings.Split(broken.stderr, "\n") {
+		if strings.Contains(line, "-> rolled-back") || strings.Contains(line, "handoff:") || strings.Contains(line, "health:") || strings.Contains(line, "rollback:") {
+			handBack = append(handBack, strings.TrimSpace(line))
+		}
+	}
+	t.Logf("failed promote and hand-back: exit %d in %s\n%s", broken.code, broken.elapsed.Round(time.Millisecond), strings.Join(handBack, "\n"))
 	if h := serving(); h.ID != blue.ID {
 		t.Fatalf("after the failed handoff the volume is on %s, want blue %s", h.ID, blue.ID)
 	}

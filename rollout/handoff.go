@@ -33,9 +33,10 @@ import (
 // holds the volumes, and once its drover-boot waits for them, green is stopped, each volume
 // detached and attached to blue; then traffic goes back to blue and green is destroyed. A
 // rollback's downtime is thus the stop, detach, attach and blue's services' start, not blue's
-// boot. After a green that failed with the data (the outage began at promote) the same order
-// holds: blue boots before the volumes leave green. Blue is kept stopped, not destroyed, for
-// keep_old.
+// boot. After a green that failed with the data (the outage began at promote, and green serves
+// nothing) green is stopped and the volumes detached first, then blue boots with the machine to
+// itself and takes them: that outage holds blue's boot either way. Blue is kept stopped, not
+// destroyed, for keep_old.
 //
 // The holder is written to the record (HandoffProgress.Holder) before every move, and each move is
 // idempotent and starts with the provider's view of where the volume is, so a command killed at any
@@ -265,6 +266,9 @@ func (s *session) handBack(ctx context.Context, r *Record, f *health.Failure) er
 	if err := s.move(ctx, r, RolledBack, "handoff failed: "+f.Error(), func(n *Record) { n.Health = f }); err != nil {
 		return err
 	}
+	// Green never served (the outage began when blue was stopped): it is stopped before blue boots,
+	// which then has the machine to itself, and the outage is no longer for it (see moveVolumesTo).
+	s.holderFailed = true
 	start := time.Now()
 	if err := s.cleanup(ctx); err != nil {
 		return err

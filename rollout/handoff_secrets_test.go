@@ -163,7 +163,7 @@ func TestHandoffRestartsWithAFreshCredential(t *testing.T) {
 	if err != nil || len(ud.Volumes) != 1 || ud.Volumes[0].GuestPath != l.volume(t).GuestPath {
 		t.Fatalf("blue's user-data after the rollback: %+v, %v; want the volume named", ud, err)
 	}
-	checkBootedBeforeStop(t, l, blue.ID, green.ID)
+	checkBootedBeforeStop(t, l, blue.ID, green.ID, false)
 
 	// The automatic hand-back: green fails its checks with the data.
 	img3 := l.build("db")
@@ -179,7 +179,8 @@ func TestHandoffRestartsWithAFreshCredential(t *testing.T) {
 	if v, b := l.volume(t), l.instanceOf(t, img1); v.AttachedTo != blue.ID || b.State != compute.Running {
 		t.Fatalf("after the hand-back the volume is on %q and blue is %s; want it on running blue", v.AttachedTo, b.State)
 	}
-	checkBootedBeforeStop(t, l, blue.ID, rec.Green[0].ID)
+	// Green served nothing: it was stopped first, then blue booted, then took the volume.
+	checkBootedBeforeStop(t, l, blue.ID, rec.Green[0].ID, true)
 
 	// drover volumes: each start of the stopped blue gets a new credential.
 	op, err := c.SnapshotVolume(t.Context(), "db", "pgdata", rollout.SnapshotOptions{Stop: true})
@@ -197,27 +198,29 @@ func TestHandoffRestartsWithAFreshCredential(t *testing.T) {
 }
 
 // checkBootedBeforeStop: the events of the last move say to booted (drover-boot waiting) before
-// from was stopped.
-func checkBootedBeforeStop(t *testing.T, l *lab, to, from string) {
+// from was stopped, or after it when reversed; either way before the volume was attached to to.
+func checkBootedBeforeStop(t *testing.T, l *lab, to, from string, reversed bool) {
 	t.Helper()
 	l.mu.Lock()
 	events := slices.Clone(l.events)
 	l.mu.Unlock()
-	booted, stopped := -1, -1
+	booted, stopped, attached := -1, -1, -1
 	for i, e := range events {
 		switch {
 		case e.Step == "handoff" && strings.HasPrefix(e.Message, to+" booted: drover-boot waits"):
 			booted = i
 		case e.Step == "handoff" && strings.HasPrefix(e.Message, "stopped "+from+","):
 			stopped = i
+		case e.Step == "handoff" && strings.HasSuffix(e.Message, " attached to "+to) || strings.Contains(e.Message, " attached to "+to+" in "):
+			attached = i
 		}
 	}
-	if booted < 0 || stopped < 0 || booted > stopped {
+	if booted < 0 || stopped < 0 || attached < max(booted, stopped) || (booted > stopped) != reversed {
 		var msgs []string
 		for _, e := range events {
 			msgs = append(msgs, e.Message)
 		}
-		t.Fatalf("%s booted at event %d, %s stopped at event %d; want the boot first:\n%s", to, booted, from, stopped, strings.Join(msgs, "\n"))
+		t.Fatalf("%s booted at event %d, %s stopped at event %d, the volume attached at %d (reversed order wanted: %v):\n%s", to, booted, from, stopped, attached, reversed, strings.Join(msgs, "\n"))
 	}
 }
 

@@ -164,7 +164,8 @@ func (s *session) saveProgress(ctx context.Context, r *Record, crash State, muta
 // services end and the platform lets go of the device), the volume detached (confirmed by the
 // provider), snapshotted when snapshot is set and the deploy asks, and attached to to. The
 // unavailability is the stop, the detach, the attach and the services' start on to: never to's
-// boot. Each step is written to rec before it is done and asks the provider where the volume is
+// boot. A hand-back after green failed with the data (session.holderFailed: the holder serves
+// nothing) stops and detaches first, then boots to, then attaches. Each step is written to rec before it is done and asks the provider where the volume is
 // first, so a rerun after a crash at any point finishes the move; a volume is attached only once it
 // is attached nowhere.
 func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snapshot bool) error {
@@ -196,35 +197,33 @@ func (s *session) moveVolumesTo(ctx context.Context, rec *Record, to string, sna
 	if !moved {
 		return false, nil
 	}
+	release := func() error {
+		for i, hv := range rec.Progress.Handoff.Volumes {
+			if now[i].AttachedTo == to {
+				continue
+			}
+			if err := s.releaseVolume(ctx, vp, st, rec, hv, now[i].AttachedTo, snapshot); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if s.holderFailed { // it serves nothing: stopped first, so that the boot has the machine
+		if err := release(); err != nil {
+			return moved, err
+		}
+	}
 	if err := s.startForVolumes(ctx, st, rec, to); err != nil {
 		return moved, err
+	}
+	if !s.holderFailed {
+		if err := release(); err != nil {
+			return moved, err
+		}
 	}
 	for i, hv := range rec.Progress.Handoff.Volumes {
 		if now[i].AttachedTo == to {
 			continue
-		}
-		if from := now[i].AttachedTo; from != "" {
-			if err := s.timedStep(ctx, rec, "handoff-stop", "stop "+from, fmt.Sprintf("stopped %s, the holder of volume %s", from, hv.Name), func() error {
-				if err := st.Stop(ctx, from); err != nil && !errors.Is(err, compute.ErrNotFound) {
-					return fmt.Errorf("rollout: role %q: stopping %s, the holder of volume %s: %w", s.role.Name, from, hv.Name, err)
-				}
-				return nil
-			}); err != nil {
-				return moved, err
-			}
-			if err := s.timedStep(ctx, rec, "handoff-detach", "detach "+hv.ID, fmt.Sprintf("volume %s (%s) detached from %s", hv.Name, hv.ID, from), func() error {
-				if err := vp.DetachVolume(ctx, hv.ID); err != nil {
-					return fmt.Errorf("rollout: role %q: detaching volume %s from %s: %w", s.role.Name, hv.ID, from, err)
-				}
-				return nil
-			}); err != nil {
-				return moved, err
-			}
-		}
-		if v := deployVolume(s.dep, hv.Name); snapshot && v != nil && v.SnapshotBefore {
-			if err := s.snapshotVolume(ctx, vp, rec, hv); err != nil {
-				return moved, err
-			}
 		}
 		if err := s.timedStep(ctx, rec, "handoff-attach", "attach "+hv.ID+" to "+to, fmt.Sprintf("volume %s (%s) attached to %s", hv.Name, hv.ID, to), func() error {
 			if _, err := vp.AttachVolume(ctx, hv.ID, to); err != nil {
@@ -236,6 +235,34 @@ func (s *session) moveVolumesTo(ctx context.Context, rec *Record, to string, sna
 		}
 	}
 	return moved, nil
+}
+
+// releaseVolume stops from, the holder of hv (its services end and the platform lets go of the
+// device), detaches hv (confirmed by the provider), and snapshots it when snapshot is set and the
+// deploy asks. Each step is persisted first and idempotent.
+func (s *session) releaseVolume(ctx context.Context, vp compute.Volumes, st compute.Stopper, rec *Record, hv HandoffVolume, from string, snapshot bool) error {
+	if from != "" {
+		if err := s.timedStep(ctx, rec, "handoff-stop", "stop "+from, fmt.Sprintf("stopped %s, the holder of volume %s", from, hv.Name), func() error {
+			if err := st.Stop(ctx, from); err != nil && !errors.Is(err, compute.ErrNotFound) {
+				return fmt.Errorf("rollout: role %q: stopping %s, the holder of volume %s: %w", s.role.Name, from, hv.Name, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := s.timedStep(ctx, rec, "handoff-detach", "detach "+hv.ID, fmt.Sprintf("volume %s (%s) detached from %s", hv.Name, hv.ID, from), func() error {
+			if err := vp.DetachVolume(ctx, hv.ID); err != nil {
+				return fmt.Errorf("rollout: role %q: detaching volume %s from %s: %w", s.role.Name, hv.ID, from, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if v := deployVolume(s.dep, hv.Name); snapshot && v != nil && v.SnapshotBefore {
+		return s.snapshotVolume(ctx, vp, rec, hv)
+	}
+	return nil
 }
 
 // timedStep records step in rec (passing the crash hook's point), does it, and reports how long it

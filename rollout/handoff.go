@@ -201,6 +201,9 @@ func (s *session) firstAttach(ctx context.Context, r *Record) error {
 		return err
 	}
 	if err := s.moveVolumes(ctx, r, green.ID, false); err != nil {
+		if f := bootFailure(err); f != nil { // drover-boot never waited for the volumes
+			return s.fail(ctx, r, f)
+		}
 		return err
 	}
 	return s.check(ctx, r)

@@ -156,7 +156,7 @@ func TestE2EDBHandoff(t *testing.T) {
 		t.Fatalf("promote of a green whose PostgreSQL cannot start: exit %d\n%s", broken.code, tail(broken.stderr, 30))
 	}
 	var handBack []string // the hand-back's steps, as drover printed them (seconds since the command began)
-	for _, line := range strings.Split(broken.stderr, "\n") {
+	for _, line := range strings.Split(broken.stdout+"\n"+broken.stderr, "\n") {
 		if strings.Contains(line, "-> rolled-back") || strings.Contains(line, "handoff:") || strings.Contains(line, "health:") || strings.Contains(line, "rollback:") {
 			handBack = append(handBack, strings.TrimSpace(line))
 		}

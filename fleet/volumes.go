@@ -60,6 +60,12 @@ type volumeHolder interface {
 	HasVolumes() bool
 }
 
+// userDataEditing is implemented by the configs of compute providers that can change a stopped
+// instance's user-data (compute.UserDataEditor): a role with volumes and Vault secrets needs one.
+type userDataEditing interface {
+	EditsUserData() bool
+}
+
 // decodeVolume reads one volume block of a deploy; ok is false when it holds a bad value (it is
 // then left out of the deploy).
 func (d *decoder) decodeVolume(b *hcl.Block) (Volume, bool) {
@@ -216,6 +222,10 @@ func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 		if h, ok := comp.Config.(volumeHolder); !ok || !h.HasVolumes() {
 			d.errorf(first.Range, "No volumes on this compute",
 				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws), or remove the volume.",
+				role.Name, first.Name, comp.Name, comp.Type)
+		} else if e, ok := comp.Config.(userDataEditing); dep.Strategy == HandoffStrategy && len(role.Image.SecretPaths()) > 0 && (!ok || !e.EditsUserData()) {
+			d.errorf(first.Range, "Secrets need user-data edits on this compute",
+				"Role %q fetches Vault secrets at boot and hands volume %q over, which stops an instance and starts it again (a rollback, drover volumes snapshot --stop and restore); each such start needs a new wrapped credential in the instance's user-data (the first one is single-use), and compute %q of type %q cannot change a stopped instance's user-data: deploy the role to a compute type that can (qemu, aws), or move its secrets out of it.",
 				role.Name, first.Name, comp.Name, comp.Type)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -29,9 +28,15 @@ import (
 // services and must pass the health gate; then traffic is cut over and watched (draining).
 //
 // A failure after blue was stopped, a failed watch, or a rollback: the rollout ends rolled back and
-// the cleanup every command runs first (ensureVolumes) moves the volumes back: green stopped, each
-// volume detached, blue started again and given them; then traffic goes back to blue and green is
-// destroyed. Blue is kept stopped, not destroyed, for keep_old.
+// the cleanup every command runs first (ensureVolumes) moves the volumes back: blue is given fresh
+// user-data (a new boot credential where the role has secrets) and started while green still
+// holds the volumes, and once its drover-boot waits for them, green is stopped, each volume
+// detached and attached to blue; then traffic goes back to blue and green is destroyed. A
+// rollback's downtime is thus the stop, detach, attach and blue's services' start, not blue's
+// boot. After a green that failed with the data (the outage began at promote, and green serves
+// nothing) green is stopped and the volumes detached first, then blue boots with the machine to
+// itself and takes them: that outage holds blue's boot either way. Blue is kept stopped, not
+// destroyed, for keep_old.
 //
 // The holder is written to the record (HandoffProgress.Holder) before every move, and each move is
 // idempotent and starts with the provider's view of where the volume is, so a command killed at any
@@ -68,9 +73,20 @@ const (
 
 // HandoffCrashPoints are the handoff's steps that DROVER_TEST_CRASH_AFTER may name besides the
 // states: the command stops right after the step is written to the record, before doing it.
-var HandoffCrashPoints = []State{"handoff-holder", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-start", "handoff-attach"}
+var HandoffCrashPoints = []State{"handoff-holder", "handoff-userdata", "handoff-start", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-attach"}
 
 func (handoff) Name() string { return "handoff" }
+
+// Rollback is bluegreen's, refused before anything is recorded when blue could not start again
+// (checkRestartable): green keeps the volumes and serves.
+func (h handoff) Rollback(ctx context.Context, s *session, r *Record) error {
+	if r.Previous != "" {
+		if err := s.checkRestartable(); err != nil {
+			return err
+		}
+	}
+	return h.bluegreen.Rollback(ctx, s, r)
+}
 
 // Validate refuses a deploy without volumes: handoff moves volumes, and a role with none is
 // bluegreen's. (Volumes on several instances are refused by the fleet decoder.)
@@ -105,6 +121,9 @@ func (h handoff) Advance(ctx context.Context, s *session, r *Record, goal State)
 	case Planned:
 		return false, s.move(ctx, r, Booting, fmt.Sprintf("finding the role's volumes and launching a green instance on %s", r.Compute), nil)
 	case Booting:
+		if err := s.checkRestartable(); err != nil {
+			return false, err
+		}
 		if err := s.findVolumes(ctx, r); err != nil {
 			return false, err
 		}
@@ -158,7 +177,7 @@ func (handoff) Plan(p *planner) {
 		}
 		p.add("attach", p.done(CuttingOver), "attach the volume(s) to green; drover-boot mounts them and starts the services")
 		for _, hc := range dep.Health {
-			p.add("health", p.done(CuttingOver), "check green: %s (within %s); a failure moves the volume(s) back to blue and starts it", health.Describe(hc), hc.Deadline)
+			p.add("health", p.done(CuttingOver), "check green: %s (within %s); a failure starts blue again, waits for its boot, then moves the volume(s) back", health.Describe(hc), hc.Deadline)
 		}
 	}
 	p.add("cutover", p.done(CuttingOver), "%s", p.cut.Step)
@@ -169,7 +188,7 @@ func (handoff) Plan(p *planner) {
 	}
 	p.add("watch", p.done(Draining), "watch %s: the same checks %s; a failure hands the volume(s) back to blue by itself", watch, p.cut.Watch)
 	if dep.KeepOld > 0 {
-		p.add("keep", false, "keep blue stopped for %s: drover rollout rollback %s hands the volume(s) back and starts it", dep.KeepOld, p.role)
+		p.add("keep", false, "keep blue stopped for %s: drover rollout rollback %s starts it (fresh user-data) and waits for its boot while green serves, then hands the volume(s) back", dep.KeepOld, p.role)
 	} else {
 		p.add("keep", false, "destroy blue at once (keep_old is 0); the volume(s) stay with green")
 	}
@@ -182,6 +201,9 @@ func (s *session) firstAttach(ctx context.Context, r *Record) error {
 		return err
 	}
 	if err := s.moveVolumes(ctx, r, green.ID, false); err != nil {
+		if f := bootFailure(err); f != nil { // drover-boot never waited for the volumes
+			return s.fail(ctx, r, f)
+		}
 		return err
 	}
 	return s.check(ctx, r)
@@ -199,25 +221,11 @@ func (s *session) checkWaiting(ctx context.Context, r *Record) error {
 		s.step(r.ID, "check", fmt.Sprintf("%s runs; the provider shows no console, so drover-boot's wait is not seen", green.ID))
 		return s.move(ctx, r, Ready, "green runs and waits for its volume(s)", nil)
 	}
-	deadline := 5 * time.Minute
-	for _, c := range s.checks {
-		deadline = max(deadline, c.Deadline)
-	}
-	end := time.Now().Add(deadline)
-	for _, v := range r.Progress.Handoff.Volumes {
-		want := "drover-boot: waiting for volume " + v.Name + " "
-		for {
-			b, _ := os.ReadFile(green.Console)
-			if strings.Contains(string(b), want) {
-				break
-			}
-			if time.Now().After(end) {
-				return s.fail(ctx, r, health.NewFailure("boot", target(green), "no \""+strings.TrimSpace(want)+"\" on the console", "deadline "+deadline.String()+" passed"))
-			}
-			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-				return err
-			}
+	if err := s.consoleWaits(ctx, green, r.Progress.Handoff.Volumes); err != nil {
+		if f := bootFailure(err); f != nil {
+			return s.fail(ctx, r, f)
 		}
+		return err
 	}
 	return s.move(ctx, r, Ready, fmt.Sprintf("green %s booted; drover-boot waits for its %d volume(s)", green.ID, len(r.Progress.Handoff.Volumes)), nil)
 }
@@ -261,6 +269,9 @@ func (s *session) handBack(ctx context.Context, r *Record, f *health.Failure) er
 	if err := s.move(ctx, r, RolledBack, "handoff failed: "+f.Error(), func(n *Record) { n.Health = f }); err != nil {
 		return err
 	}
+	// Green never served (the outage began when blue was stopped): it is stopped before blue boots,
+	// which then has the machine to itself, and the outage is no longer for it (see moveVolumesTo).
+	s.holderFailed = true
 	start := time.Now()
 	if err := s.cleanup(ctx); err != nil {
 		return err

@@ -40,20 +40,29 @@ func bootVolumes(ud []byte, role string, vols []rollout.BootVolume) ([]byte, err
 }
 
 // waitForVolumes writes to an instance's console what drover-boot prints while it waits for each
-// volume its user-data lists.
+// volume its user-data lists, once the lab's boot hook (the login with the user-data's credential)
+// passes; a failed login is written instead, and no wait.
 func (l *lab) waitForVolumes(id string, userData []byte) error {
-	var ud struct{ Volumes []rollout.BootVolume }
-	if len(userData) == 0 || json.Unmarshal(userData, &ud) != nil {
-		return nil
-	}
 	l.mu.Lock()
-	b := l.backends[id]
+	b, boot := l.backends[id], l.boot
 	l.mu.Unlock()
 	f, err := os.OpenFile(b.console, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if boot != nil {
+		if err := boot(id, userData); err != nil {
+			fmt.Fprintf(f, "[    3.000000] drover-boot: failed: %v\n", err)
+			return nil
+		}
+	}
+	var ud struct {
+		Volumes []struct{ Name, GuestPath string }
+	} // the test's JSON or bootdata's
+	if len(userData) == 0 || json.Unmarshal(userData, &ud) != nil {
+		return nil
+	}
 	for _, v := range ud.Volumes {
 		fmt.Fprintf(f, "[    4.000000] drover-boot: waiting for volume %s at %s (0s so far, giving up after 30m0s); the services start once it is mounted\n", v.Name, v.GuestPath)
 	}
@@ -193,7 +202,7 @@ func TestHandoffCrashAtEveryStep(t *testing.T) {
 	host, _ := hostname()
 	dead := deadPID(t)
 	promotePoints := []rollout.State{rollout.CuttingOver, "handoff-holder", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-attach", rollout.Draining, rollout.Promoted}
-	rollbackPoints := []rollout.State{rollout.RolledBack, "handoff-holder", "handoff-stop", "handoff-detach", "handoff-start", "handoff-attach"}
+	rollbackPoints := []rollout.State{rollout.RolledBack, "handoff-holder", "handoff-userdata", "handoff-start", "handoff-stop", "handoff-detach", "handoff-attach"}
 	for _, tc := range []struct {
 		cmd    string
 		points []rollout.State

@@ -158,12 +158,16 @@ func (s *session) saveProgress(ctx context.Context, r *Record, crash State, muta
 }
 
 // moveVolumes puts every volume recorded in rec on instance to: the holder is recorded first;
-// then, for each volume not on to yet, its holder is stopped (its services end and the platform
-// lets go of the device) and the volume detached (confirmed by the provider), snapshotted when
-// snapshot is set and the deploy asks, to is started if it is stopped, and the volume attached.
-// Each step is written to rec before it is done and asks the provider where the volume is first,
-// so a rerun after a crash at any point finishes the move; a volume is attached only once it is
-// attached nowhere.
+// then, when any volume is elsewhere, to is made ready while the old holder still has the volumes
+// and serves (a stopped to gets fresh user-data, is started and must show drover-boot waiting for
+// them: startForVolumes), and only then, for each volume not on to yet, its holder is stopped (its
+// services end and the platform lets go of the device), the volume detached (confirmed by the
+// provider), snapshotted when snapshot is set and the deploy asks, and attached to to. The
+// unavailability is the stop, the detach, the attach and the services' start on to: never to's
+// boot. A hand-back after green failed with the data (session.holderFailed: the holder serves
+// nothing) stops and detaches first, then boots to, then attaches. Each step is written to rec before it is done and asks the provider where the volume is
+// first, so a rerun after a crash at any point finishes the move; a volume is attached only once it
+// is attached nowhere.
 func (s *session) moveVolumes(ctx context.Context, rec *Record, to string, snapshot bool) error {
 	_, err := s.moveVolumesTo(ctx, rec, to, snapshot)
 	return err
@@ -175,45 +179,51 @@ func (s *session) moveVolumesTo(ctx context.Context, rec *Record, to string, sna
 	if err != nil {
 		return false, err
 	}
+	if err := s.checkRestartable(); err != nil {
+		return false, err
+	}
 	if rec.Progress.Handoff.Holder != to {
 		if err := s.saveProgress(ctx, rec, "handoff-holder", func(h *HandoffProgress) { h.Holder, h.Step = to, "holder "+to }); err != nil {
 			return moved, err
 		}
 	}
-	for _, hv := range rec.Progress.Handoff.Volumes {
-		v, err := s.volumeNow(ctx, vp, hv)
-		if err != nil {
+	now := make([]compute.Volume, len(rec.Progress.Handoff.Volumes))
+	for i, hv := range rec.Progress.Handoff.Volumes {
+		if now[i], err = s.volumeNow(ctx, vp, hv); err != nil {
 			return moved, err
 		}
-		if v.AttachedTo == to {
+		moved = moved || now[i].AttachedTo != to
+	}
+	if !moved {
+		return false, nil
+	}
+	release := func() error {
+		for i, hv := range rec.Progress.Handoff.Volumes {
+			if now[i].AttachedTo == to {
+				continue
+			}
+			if err := s.releaseVolume(ctx, vp, st, rec, hv, now[i].AttachedTo, snapshot); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if s.holderFailed { // it serves nothing: stopped first, so that the boot has the machine
+		if err := release(); err != nil {
+			return moved, err
+		}
+	}
+	if err := s.startForVolumes(ctx, st, rec, to); err != nil {
+		return moved, err
+	}
+	if !s.holderFailed {
+		if err := release(); err != nil {
+			return moved, err
+		}
+	}
+	for i, hv := range rec.Progress.Handoff.Volumes {
+		if now[i].AttachedTo == to {
 			continue
-		}
-		moved = true
-		if from := v.AttachedTo; from != "" {
-			if err := s.timedStep(ctx, rec, "handoff-stop", "stop "+from, fmt.Sprintf("stopped %s, the holder of volume %s", from, hv.Name), func() error {
-				if err := st.Stop(ctx, from); err != nil && !errors.Is(err, compute.ErrNotFound) {
-					return fmt.Errorf("rollout: role %q: stopping %s, the holder of volume %s: %w", s.role.Name, from, hv.Name, err)
-				}
-				return nil
-			}); err != nil {
-				return moved, err
-			}
-			if err := s.timedStep(ctx, rec, "handoff-detach", "detach "+hv.ID, fmt.Sprintf("volume %s (%s) detached from %s", hv.Name, hv.ID, from), func() error {
-				if err := vp.DetachVolume(ctx, hv.ID); err != nil {
-					return fmt.Errorf("rollout: role %q: detaching volume %s from %s: %w", s.role.Name, hv.ID, from, err)
-				}
-				return nil
-			}); err != nil {
-				return moved, err
-			}
-		}
-		if v := deployVolume(s.dep, hv.Name); snapshot && v != nil && v.SnapshotBefore {
-			if err := s.snapshotVolume(ctx, vp, rec, hv); err != nil {
-				return moved, err
-			}
-		}
-		if err := s.ensureStarted(ctx, st, rec, to); err != nil {
-			return moved, err
 		}
 		if err := s.timedStep(ctx, rec, "handoff-attach", "attach "+hv.ID+" to "+to, fmt.Sprintf("volume %s (%s) attached to %s", hv.Name, hv.ID, to), func() error {
 			if _, err := vp.AttachVolume(ctx, hv.ID, to); err != nil {
@@ -225,6 +235,34 @@ func (s *session) moveVolumesTo(ctx context.Context, rec *Record, to string, sna
 		}
 	}
 	return moved, nil
+}
+
+// releaseVolume stops from, the holder of hv (its services end and the platform lets go of the
+// device), detaches hv (confirmed by the provider), and snapshots it when snapshot is set and the
+// deploy asks. Each step is persisted first and idempotent.
+func (s *session) releaseVolume(ctx context.Context, vp compute.Volumes, st compute.Stopper, rec *Record, hv HandoffVolume, from string, snapshot bool) error {
+	if from != "" {
+		if err := s.timedStep(ctx, rec, "handoff-stop", "stop "+from, fmt.Sprintf("stopped %s, the holder of volume %s", from, hv.Name), func() error {
+			if err := st.Stop(ctx, from); err != nil && !errors.Is(err, compute.ErrNotFound) {
+				return fmt.Errorf("rollout: role %q: stopping %s, the holder of volume %s: %w", s.role.Name, from, hv.Name, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := s.timedStep(ctx, rec, "handoff-detach", "detach "+hv.ID, fmt.Sprintf("volume %s (%s) detached from %s", hv.Name, hv.ID, from), func() error {
+			if err := vp.DetachVolume(ctx, hv.ID); err != nil {
+				return fmt.Errorf("rollout: role %q: detaching volume %s from %s: %w", s.role.Name, hv.ID, from, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if v := deployVolume(s.dep, hv.Name); snapshot && v != nil && v.SnapshotBefore {
+		return s.snapshotVolume(ctx, vp, rec, hv)
+	}
+	return nil
 }
 
 // timedStep records step in rec (passing the crash hook's point), does it, and reports how long it
@@ -258,31 +296,6 @@ func (s *session) snapshotVolume(ctx context.Context, vp compute.Volumes, rec *R
 		return err
 	}
 	return s.saveProgress(ctx, rec, "", func(h *HandoffProgress) { h.Snapshots = append(h.Snapshots, id) })
-}
-
-// ensureStarted starts instance id when it is stopped (blue, given its volumes back).
-func (s *session) ensureStarted(ctx context.Context, st compute.Stopper, rec *Record, id string) error {
-	ins, err := s.comp.Instances(ctx, compute.Selector{LabelRole: s.role.Name})
-	if err != nil {
-		return fmt.Errorf("rollout: role %q: listing instances: %w", s.role.Name, err)
-	}
-	for _, in := range ins {
-		if in.ID != id {
-			continue
-		}
-		switch in.State {
-		case compute.Running, compute.Pending:
-			return nil
-		case compute.Stopped:
-			return s.timedStep(ctx, rec, "handoff-start", "start "+id, "started "+id, func() error {
-				if err := st.Start(ctx, id); err != nil {
-					return fmt.Errorf("rollout: role %q: starting %s to give it its volumes back: %w", s.role.Name, id, err)
-				}
-				return nil
-			})
-		}
-	}
-	return fmt.Errorf("rollout: role %q: instance %s, which should hold the volumes, is gone: %w", s.role.Name, id, compute.ErrNotFound)
 }
 
 // volumeNow is a recorded volume as the provider reports it now.

@@ -56,6 +56,9 @@ type lab struct {
 	built      map[string]int // role -> images built
 	identities map[string]string
 	userData   map[string][]byte // instance ID -> the user-data it booted with
+	// boot, when set, stands in for drover-boot's login at each boot (launch or start) with the
+	// user-data the instance has then: an error is a boot that fails before it waits for volumes.
+	boot func(id string, userData []byte) error
 }
 
 type backend struct {

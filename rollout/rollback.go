@@ -57,6 +57,11 @@ func (c *Controller) Rollback(ctx context.Context, role string) (*Record, error)
 		if err != nil {
 			return l, fmt.Errorf("rollout: role %q: %w", role, err)
 		}
+		if progress.Handoff != nil { // refused before any record: blue could never start again
+			if err := s.checkRestartable(); err != nil {
+				return l, err
+			}
+		}
 		r, err := s.create(ctx, prev, KindRollback, true, progress)
 		if err != nil {
 			return r, err

@@ -39,6 +39,9 @@ type session struct {
 	strat   Strategy // the deploy block's: it admits new rollouts (each record names its own)
 	checks  []health.Check
 	recs    []*Record // oldest first
+	// holderFailed is set by a hand-back after green failed with the data: the volumes' holder
+	// serves nothing, so it is stopped before the instance taking them back boots (moveVolumesTo).
+	holderFailed bool
 }
 
 // withRole runs fn under the role's lock, after the records are loaded and what an earlier, killed

@@ -79,6 +79,11 @@ func (c *Controller) Start(ctx context.Context, role string, opts StartOptions) 
 		if err != nil {
 			return s.live(), fmt.Errorf("rollout: role %q: %w", role, err)
 		}
+		if progress.Handoff != nil { // refused before any record: blue could never start again
+			if err := s.checkRestartable(); err != nil {
+				return s.live(), err
+			}
+		}
 		r, err := s.create(ctx, img, KindRollout, auto, progress)
 		if err != nil {
 			return r, err

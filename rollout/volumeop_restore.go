@@ -32,6 +32,9 @@ func (c *Controller) RestoreVolume(ctx context.Context, role, volume, source str
 		if err != nil {
 			return nil, err
 		}
+		if err := s.checkRestartable(); err != nil {
+			return nil, err
+		}
 		op := pendingOp(ops)
 		switch {
 		case op != nil && (op.Kind != VolumeOpRestore || op.Volume != volume || op.Source != source):
@@ -226,6 +229,22 @@ func (s *session) recordVolume(ctx context.Context, op *VolumeOp, in HandoffVolu
 		return nil, err
 	}
 	return vols, nil
+}
+
+// volumesWith is the volumes of the newest rollout record that holds them, with vol in place of the
+// one of its name (only vol when no record has them).
+func (s *session) volumesWith(vol HandoffVolume) []HandoffVolume {
+	for i := len(s.recs) - 1; i >= 0; i-- {
+		if h := s.recs[i].Progress.Handoff; h != nil && len(h.Volumes) > 0 {
+			vols := slices.Clone(h.Volumes)
+			if j := slices.IndexFunc(vols, func(v HandoffVolume) bool { return v.Name == vol.Name }); j >= 0 {
+				vols[j] = vol
+				return vols
+			}
+			return append(vols, vol)
+		}
+	}
+	return []HandoffVolume{vol}
 }
 
 // bootVolumesOf is what drover-boot mounts of vols, as the deploy declares them.

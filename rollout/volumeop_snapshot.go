@@ -49,6 +49,11 @@ func (c *Controller) SnapshotVolume(ctx context.Context, role, volume string, op
 			if opts.Stop && caps.stop == nil {
 				return nil, fmt.Errorf("rollout: role %q: compute %q cannot stop an instance, which --stop needs", role, s.dep.Compute)
 			}
+			if opts.Stop {
+				if err := s.checkRestartable(); err != nil {
+					return nil, err
+				}
+			}
 			op = &VolumeOp{Kind: VolumeOpSnapshot, Volume: volume, From: from, Instance: instance,
 				Name: opts.Name, Description: opts.Description, Stop: opts.Stop && instance != ""}
 			if err := s.newVolumeOp(ctx, ops, op); err != nil {
@@ -150,7 +155,8 @@ func (s *session) opRelease(ctx context.Context, caps volumeOpCaps, op *VolumeOp
 }
 
 // opGiveBack starts op's instance when it is stopped and attaches vol to it, each step persisted
-// first; an attached volume is left as it is.
+// first; an attached volume is left as it is. Before the start, the instance's user-data is written
+// again (freshUserData): a new boot credential where the role has secrets, and vol named in it.
 func (s *session) opGiveBack(ctx context.Context, caps volumeOpCaps, op *VolumeOp, vol HandoffVolume) error {
 	now, err := s.volumeByID(ctx, caps.vols, vol.ID)
 	if err != nil || now.AttachedTo == op.Instance {
@@ -163,6 +169,9 @@ func (s *session) opGiveBack(ctx context.Context, caps volumeOpCaps, op *VolumeO
 	start := time.Now()
 	if in.State == compute.Stopped {
 		if err := s.opStep(ctx, op, "volume-start", "start "+op.Instance, nil); err != nil {
+			return err
+		}
+		if err := s.freshUserData(ctx, in, s.volumesWith(vol)); err != nil {
 			return err
 		}
 		if err := caps.stop.Start(ctx, op.Instance); err != nil {

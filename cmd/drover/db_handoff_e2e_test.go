@@ -22,7 +22,11 @@ import (
 // serving the same data; drover killed (exit 137, the crash hook) after every step of a handoff and
 // of a hand-back, then run again, converges with the volume on exactly one VM and no row lost;
 // drover volumes snapshot --stop, then a restore of that snapshot, loses the row written between.
-// Throughout, every VM's QMP query-block is polled: no two VMs ever have the volume.
+// Throughout, every VM's QMP query-block is polled: no two VMs ever have the volume. db keeps its
+// Vault secret (a real Vault on loopback): every start of a stopped VM (rollback, hand-back,
+// snapshot --stop, restore) needs the fresh wrapped SecretID drover writes into its user-data, as
+// drover-boot fetches the secret before it waits for the volume. A rollback starts blue and waits
+// for it to boot while green still serves: blue's boot is outside the unavailability.
 func TestE2EDBHandoff(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
 	// time on two cores: go test's -parallel is GOMAXPROCS), its lab on addresses of its own
@@ -40,9 +44,12 @@ func TestE2EDBHandoff(t *testing.T) {
 }`, `  accel   = "auto"
   network = "127.0.34.0/24"
 }`)
-	// No Vault in this test: db's secret goes. No Knot: the cutover is "none" and the test reaches
-	// each instance itself. The lab's client is trusted by pg_hba (lab only).
-	editFleet(t, fleetFile, `    secrets = ["kv/data/db/postgres"]`+"\n", "")
+	// A real Vault holds db's secret. No Knot: the cutover is "none" and the test reaches each
+	// instance itself. The lab's client is trusted by pg_hba (lab only).
+	srv, root, controllerToken := startLabVault(t)
+	mustWrite(t, root, "kv/data/db/postgres", map[string]any{"data": map[string]any{"password": randomPassword(t)}})
+	editFleet(t, fleetFile, `address = "http://127.0.0.1:8200"`, `address = "`+srv.Addr+`"`)
+	vaultEnv := []string{"VAULT_TOKEN=" + controllerToken}
 	editFleet(t, fleetFile, "    cutover \"dns\" {\n      dns  = \"home\"\n      name = \"db\"\n      ttl  = 30\n    }\n    volume \"pgdata\" {",
 		"    watch    = \"5s\"\n    keep_old = \"1h\"\n    volume \"pgdata\" {")
 	editFleet(t, fleetFile, "    health \"postgres\" {\n      port = 5432\n    }",
@@ -62,7 +69,7 @@ func TestE2EDBHandoff(t *testing.T) {
 
 	run := func(env []string, args ...string) result {
 		t.Helper()
-		return droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
+		return droverExec(t, append(env, vaultEnv...), append([]string{"--fleet", fleetFile}, args...)...)
 	}
 	must := func(args ...string) result {
 		t.Helper()
@@ -113,7 +120,7 @@ func TestE2EDBHandoff(t *testing.T) {
 	checkRows(t, "blue at ready", rows(blue), want)
 
 	// Promote under a query loop: the handoff's unavailability and its parts.
-	m := measureMove(t, fleetFile, nil, "promote", blue, green)
+	m := measureMove(t, fleetFile, vaultEnv, "promote", blue, green)
 	t.Logf("promote: %s", m)
 	if h := serving(); h.ID != green.ID {
 		t.Fatalf("after promote the volume is on %s, want green %s", h.ID, green.ID)
@@ -122,9 +129,16 @@ func TestE2EDBHandoff(t *testing.T) {
 	exec(green, "INSERT INTO kept SELECT g, 'green' FROM generate_series(6, 8) g")
 	want = append(want, "6:green", "7:green", "8:green")
 
-	// Rollback: the volume goes back to blue, started again; every row is there.
-	m = measureMove(t, fleetFile, nil, "rollback", green, blue)
+	// Rollback: blue is started with a fresh credential and boots while green still serves; then
+	// the volume goes back to blue; every row is there.
+	m = measureMove(t, fleetFile, vaultEnv, "rollback", green, blue)
 	t.Logf("rollback: %s", m)
+	// Blue's boot is outside the unavailability: it was started before green's last answer, and
+	// seen booted before green was stopped.
+	if m.started.IsZero() || m.booted.IsZero() || !m.started.Before(m.lastFrom) || !m.booted.Before(m.stopped) {
+		t.Errorf("rollback: blue started at %v and booted at %v, green answered last at %v and was stopped at %v: blue's boot is in the unavailability",
+			m.started, m.booted, m.lastFrom, m.stopped)
+	}
 	if h := serving(); h.ID != blue.ID {
 		t.Fatalf("after rollback the volume is on %s, want blue %s", h.ID, blue.ID)
 	}
@@ -141,6 +155,13 @@ func TestE2EDBHandoff(t *testing.T) {
 	if broken.code == 0 || !strings.Contains(broken.stderr, "handed back to blue") {
 		t.Fatalf("promote of a green whose PostgreSQL cannot start: exit %d\n%s", broken.code, tail(broken.stderr, 30))
 	}
+	var handBack []string // the hand-back's steps, as drover printed them (seconds since the command began)
+	for _, line := range strings.Split(broken.stdout+"\n"+broken.stderr, "\n") {
+		if strings.Contains(line, "-> rolled-back") || strings.Contains(line, "handoff:") || strings.Contains(line, "health:") || strings.Contains(line, "rollback:") {
+			handBack = append(handBack, strings.TrimSpace(line))
+		}
+	}
+	t.Logf("failed promote and hand-back: exit %d in %s\n%s", broken.code, broken.elapsed.Round(time.Millisecond), strings.Join(handBack, "\n"))
 	if h := serving(); h.ID != blue.ID {
 		t.Fatalf("after the failed handoff the volume is on %s, want blue %s", h.ID, blue.ID)
 	}
@@ -163,7 +184,7 @@ func TestE2EDBHandoff(t *testing.T) {
 	checkRows(t, "green after the killed promotes", rows(green), want)
 	exec(green, "INSERT INTO kept VALUES (9, 'resumed')")
 	want = append(want, "9:resumed")
-	for _, point := range []string{"rolled-back", "handoff-holder", "handoff-stop", "handoff-detach", "handoff-start", "handoff-attach"} {
+	for _, point := range []string{"rolled-back", "handoff-holder", "handoff-userdata", "handoff-start", "handoff-stop", "handoff-detach", "handoff-attach"} {
 		if r := run([]string{rollout.CrashEnv + "=" + point}, "rollout", "rollback", "db"); r.code != 137 {
 			t.Fatalf("rollback killed after %s: exit %d, want 137\n%s", point, r.code, tail(r.stderr, 20))
 		}

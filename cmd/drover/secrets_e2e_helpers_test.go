@@ -282,6 +282,25 @@ var (
 	vaultUnsealTokenRequest = api.TokenCreateRequest{Policies: []string{"drover-vault-unseal"}, NoDefaultPolicy: true, NoParent: true, Period: "24h"}
 )
 
+// setupTransitUnseal is the operator's one-time transit setup for the vault role
+// (examples/homelab/vault/README.md): a key, a policy that may only use it, and a periodic token
+// with that policy, which it returns.
+func setupTransitUnseal(t *testing.T, root *api.Client) string {
+	t.Helper()
+	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, root, "transit/keys/drover-vault-unseal", nil)
+	if err := root.Sys().PutPolicy("drover-vault-unseal", vaultUnsealPolicy); err != nil {
+		t.Fatal(err)
+	}
+	tt, err := root.Auth().Token().Create(&vaultUnsealTokenRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tt.Auth.ClientToken
+}
+
 // getOnce asks http://addr/ once, without retrying: "error: ..." when nothing answers.
 func getOnce(addr string) string {
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

@@ -48,19 +48,8 @@ func TestE2EVaultRaftLab(t *testing.T) {
 	}
 	began := time.Now()
 	srv, root, controllerToken := startLabVault(t)
-	// The operator's one-time transit setup (examples/homelab/vault/README.md).
-	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, root, "transit/keys/drover-vault-unseal", nil)
-	if err := root.Sys().PutPolicy("drover-vault-unseal", vaultUnsealPolicy); err != nil {
-		t.Fatal(err)
-	}
-	tt, err := root.Auth().Token().Create(&vaultUnsealTokenRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, root, "kv/data/vault/transit", map[string]any{"data": map[string]any{"token": tt.Auth.ClientToken}})
+	transitToken := setupTransitUnseal(t, root)
+	mustWrite(t, root, "kv/data/vault/transit", map[string]any{"data": map[string]any{"token": transitToken}})
 
 	fleetDir := t.TempDir()
 	copyDir(t, "../../examples/homelab", fleetDir)

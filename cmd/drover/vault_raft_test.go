@@ -43,24 +43,14 @@ func TestE2EVaultRaft(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
 	lab, root, _ := startLabVault(t)
-	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, root, "transit/keys/drover-vault-unseal", nil)
-	if err := root.Sys().PutPolicy("drover-vault-unseal", vaultUnsealPolicy); err != nil {
-		t.Fatal(err)
-	}
-	tt, err := root.Auth().Token().Create(&vaultUnsealTokenRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	transitToken := setupTransitUnseal(t, root)
 	dir := t.TempDir()
 	operator := newOperatorKey(t, filepath.Join(dir, "operator.gpg"))
 	initScript, err := filepath.Abs("../../examples/homelab/vault/vault-init.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	procs := newRaftProcs(t, lab.Bin, lab.Addr, tt.Auth.ClientToken, filepath.Join(dir, "operator.gpg"), initScript)
+	procs := newRaftProcs(t, lab.Bin, lab.Addr, transitToken, filepath.Join(dir, "operator.gpg"), initScript)
 	proxy := newProxyCut(t)
 
 	role := &fleet.Role{Name: "vault", Deploy: &fleet.Deploy{

@@ -33,18 +33,7 @@ func TestE2EVaultRole(t *testing.T) {
 	srv, root, controllerToken := startLabVault(t)
 	// The operator's one-time transit setup (examples/homelab/vault/README.md): a key, a policy
 	// that may only use it, a periodic token with that policy, kept in KV for the vault role.
-	if err := root.Sys().Mount("transit", &vaultMountTransit); err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, root, "transit/keys/drover-vault-unseal", nil)
-	if err := root.Sys().PutPolicy("drover-vault-unseal", vaultUnsealPolicy); err != nil {
-		t.Fatal(err)
-	}
-	tt, err := root.Auth().Token().Create(&vaultUnsealTokenRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transitToken := tt.Auth.ClientToken
+	transitToken := setupTransitUnseal(t, root)
 	mustWrite(t, root, "kv/data/vault/transit", map[string]any{"data": map[string]any{"token": transitToken}})
 
 	fleetDir := t.TempDir()

@@ -1,8 +1,6 @@
 package vaulttest
 
 import (
-	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -69,21 +67,7 @@ func (s *Server) EnableAWS(t testing.TB, mount, iamURL, stsURL, serverID string)
 // root sends one request with the root token and fails the test unless Vault answers 2xx.
 func (s *Server) root(t testing.TB, method, path string, body any) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest(method, s.Addr+"/v1/"+path, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Vault-Token", s.RootToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("vaulttest: %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		out, _ := io.ReadAll(resp.Body)
-		t.Fatalf("vaulttest: %s %s: %s: %s", method, path, resp.Status, out)
-	}
+	s.rootJSON(t, method, path, body, nil)
 }
 
 // AWSAPI is a fake of one AWS Query API (STS or IAM): a form POST signed with SigV4 by one of the

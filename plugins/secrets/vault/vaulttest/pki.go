@@ -37,7 +37,7 @@ func (s *Server) EnablePKI(t testing.TB, mount, role string, maxTTL time.Duratio
 	return PKI{Mount: mount, Role: role, CAPEM: gen.Data.Certificate}
 }
 
-// rootJSON is root with the answer's JSON decoded into out.
+// rootJSON is root with the answer's JSON decoded into out (unless out is nil).
 func (s *Server) rootJSON(t testing.TB, method, path string, body, out any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
@@ -54,6 +54,9 @@ func (s *Server) rootJSON(t testing.TB, method, path string, body, out any) {
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("vaulttest: %s %s: %s: %s", method, path, resp.Status, data)
+	}
+	if out == nil {
+		return
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		t.Fatalf("vaulttest: %s %s: %v", method, path, err)

@@ -25,7 +25,7 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, prune",
+		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, write, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
@@ -136,6 +136,7 @@ with --output json). Rollouts of such an image work on compute blocks that boot 
 			},
 			imagesScanCommand(a),
 			imagesPublishCommand(a),
+			imagesWriteCommand(a),
 			{
 				Name:  "prune",
 				Usage: "remove old images and their published copies, keeping the newest N per role and every image a rollout still uses",

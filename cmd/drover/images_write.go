@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -119,6 +120,9 @@ func writeImage(ctx context.Context, host hostBlock, src, target string, length 
 		return "", fmt.Errorf("%s is neither a block device nor a regular file", target)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return "", err
+	case err != nil && strings.HasPrefix(filepath.Clean(target)+"/", "/dev/"):
+		// A file is never made in /dev: the card named is not there (unplugged, or another name).
+		return "", fmt.Errorf("%s does not exist: no such device (lsblk lists the disks there are)", target)
 	}
 	out, err := os.OpenFile(target, flags, 0o644)
 	if err != nil {

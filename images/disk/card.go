@@ -167,7 +167,7 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 	if err := checkKernelArch(filepath.Join(s.Tree, info.kernel.kernel), a); err != nil {
 		return CardResult{}, err
 	}
-	bootFiles, err := cardBootFiles(s.Tree)
+	bootFiles, err := cardBootFiles(s.Tree, info.kernel)
 	if err != nil {
 		return CardResult{}, err
 	}
@@ -249,9 +249,10 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 }
 
 // cardCmdline is a slot's kernel command line: its own root, the serial console the Pi's GPIO
-// header carries (ttyS1, the mini UART, with enable_uart=1 in Debian's config.txt) and the screen.
+// header carries (ttyS1, the mini UART, with enable_uart=1 in Debian's config.txt) and the screen,
+// and the rest as raspi-firmware writes it (cma=64M for the Pi 4's GPU driver).
 func cardCmdline(rootPARTUUID, extra string) string {
-	c := "console=tty0 console=ttyS1,115200 root=PARTUUID=" + rootPARTUUID + " rw rootwait fsck.repair=yes net.ifnames=0"
+	c := "console=tty0 console=ttyS1,115200 root=PARTUUID=" + rootPARTUUID + " rw rootwait fsck.repair=yes net.ifnames=0 cma=64M"
 	if extra != "" {
 		c += " " + extra
 	}
@@ -259,9 +260,11 @@ func cardCmdline(rootPARTUUID, extra string) string {
 }
 
 // cardBootFiles lists the tree's /boot/firmware, in a fixed order (directories' files after
-// theirs), without its cmdline.txt, which each slot writes its own of. It must hold start*.elf:
-// without one the firmware does not take the partition as a boot partition.
-func cardBootFiles(tree string) ([]espFile, error) {
+// theirs), without its cmdline.txt, which each slot writes its own of. It must hold start*.elf
+// (without one the firmware does not take the partition as a boot partition), config.txt, and the
+// kernel and initramfs of the tree's newest kernel, which raspi-firmware's hooks copy there under
+// their versioned names (config.txt names them).
+func cardBootFiles(tree string, k bootFiles) ([]espFile, error) {
 	dir := filepath.Join(tree, cardFirmwareIn)
 	var files []espFile
 	hasStart := false
@@ -286,7 +289,7 @@ func cardBootFiles(tree string) ([]espFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk: card boot files: %w", err)
 	}
-	for _, want := range []string{"vmlinuz", "initrd.img", "config.txt"} {
+	for _, want := range []string{path.Base(k.kernel), path.Base(k.initrd), "config.txt"} {
 		if !slices.ContainsFunc(files, func(f espFile) bool { return f.dst == want }) {
 			return nil, fmt.Errorf("disk: card boot files: /%s has no %s (raspi-firmware's kernel hooks put it there; was the initramfs made?)", cardFirmwareIn, want)
 		}

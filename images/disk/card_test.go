@@ -19,20 +19,20 @@ import (
 // raspi-firmware's hooks leave it (firmware, device trees, an overlay, kernel, initramfs, config).
 func fakePiTree(t *testing.T, without ...string) string {
 	files := map[string]string{
-		"boot/vmlinuz-6.1.0-28-arm64":            "K",
-		"boot/initrd.img-6.1.0-28-arm64":         "I",
-		"boot/firmware/bootcode.bin":             "bootcode",
-		"boot/firmware/start.elf":                strings.Repeat("S", 3<<20),
-		"boot/firmware/start4.elf":               "start4",
-		"boot/firmware/fixup.dat":                "fixup",
-		"boot/firmware/bcm2837-rpi-3-b.dtb":      "dtb",
-		"boot/firmware/overlays/disable-bt.dtbo": "overlay",
-		"boot/firmware/vmlinuz":                  strings.Repeat("K", 2<<20),
-		"boot/firmware/initrd.img":               "initrd",
-		"boot/firmware/config.txt":               "arm_64bit=1\nenable_uart=1\n",
-		"boot/firmware/cmdline.txt":              "root=/dev/mmcblk0p2 from-the-tree\n",
-		"etc/hostname":                           "pi\n",
-		"usr/share/a file":                       "x",
+		"boot/vmlinuz-6.1.0-28-arm64":             "K",
+		"boot/initrd.img-6.1.0-28-arm64":          "I",
+		"boot/firmware/bootcode.bin":              "bootcode",
+		"boot/firmware/start.elf":                 strings.Repeat("S", 3<<20),
+		"boot/firmware/start4.elf":                "start4",
+		"boot/firmware/fixup.dat":                 "fixup",
+		"boot/firmware/bcm2837-rpi-3-b.dtb":       "dtb",
+		"boot/firmware/overlays/disable-bt.dtbo":  "overlay",
+		"boot/firmware/vmlinuz-6.1.0-28-arm64":    strings.Repeat("K", 2<<20),
+		"boot/firmware/initrd.img-6.1.0-28-arm64": "initrd",
+		"boot/firmware/config.txt":                "arm_64bit=1\nenable_uart=1\n",
+		"boot/firmware/cmdline.txt":               "root=/dev/mmcblk0p2 from-the-tree\n",
+		"etc/hostname":                            "pi\n",
+		"usr/share/a file":                        "x",
 	}
 	for _, w := range without {
 		delete(files, w)
@@ -208,7 +208,7 @@ func checkBundle(t *testing.T, res CardResult, dir string, want map[string]strin
 
 func TestAssembleCardNeedsTheFirmware(t *testing.T) {
 	requireCardTools(t)
-	for _, missing := range []string{"boot/firmware/start.elf", "boot/firmware/initrd.img"} {
+	for _, missing := range []string{"boot/firmware/start.elf", "boot/firmware/initrd.img-6.1.0-28-arm64"} {
 		without := []string{missing}
 		if missing == "boot/firmware/start.elf" {
 			without = append(without, "boot/firmware/start4.elf")

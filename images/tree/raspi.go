@@ -18,8 +18,9 @@ var raspiInitramfsModules = []string{"bcm2835_dma", "bcm2835", "sdhci", "sdhci_p
 
 // raspiDefaults is /etc/default/raspi-firmware as the tree has it before raspi-firmware is
 // installed: in a chroot its hooks cannot find the root or the console by themselves. The card
-// writes each slot's own cmdline.txt; this one only has to be well formed.
-const raspiDefaults = `# Written by drover: each slot's cmdline.txt on the card names that slot's root.
+// writes each slot's own cmdline.txt; this one only has to be well formed. It has no single quote:
+// a hook prints it inside one.
+const raspiDefaults = `# Written by drover: on the card, each slot has a cmdline.txt that names the root of that slot.
 ROOTPART=LABEL=root-a
 CONSOLES="ttyS1,115200 tty0"
 `

@@ -1,6 +1,6 @@
 package images
 
-// Card is the SD card of an image the "rpi" builder made: its artifact (format "sdcard") holds the
+// Card is the SD card of an image the "rpi" builder made: its artifact (format "rpi-sd", as DESIGN.md names it) holds the
 // two slots, and the update bundle beside it holds one slot's filesystems for writing the other.
 type Card struct {
 	DiskID        string       `json:"disk_id"` // MBR disk identifier, 8 hex digits: PARTUUIDs are DISKID-0N
@@ -28,4 +28,4 @@ type BundlePart struct {
 }
 
 // CardFormat is the artifact format of an SD card image.
-const CardFormat = "sdcard"
+const CardFormat = "rpi-sd"

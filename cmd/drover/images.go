@@ -225,6 +225,15 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 	for _, art := range m.Artifacts {
 		fmt.Fprintf(w, "artifact   %-6s %s (%s in use of %s)\n", art.Format, art.File, images.HumanBytes(art.Size), images.HumanBytes(art.Length))
 	}
+	if c := m.Card; c != nil {
+		for _, s := range c.Slots {
+			fmt.Fprintf(w, "slot       %s: boot partition %d, root partition %d (PARTUUID %s)\n", strings.ToUpper(s.Name), s.BootPartition, s.RootPartition, s.RootPARTUUID)
+		}
+		fmt.Fprintf(w, "data       partition %d, kept across updates\n", c.DataPartition)
+		for _, p := range c.BundleParts {
+			fmt.Fprintf(w, "bundle     %s/%s: slot %s filesystem, %s, sha256:%s\n", c.Bundle, p.File, p.Role, images.HumanBytes(p.Size), p.SHA256)
+		}
+	}
 	in := m.Inputs
 	fmt.Fprintf(w, "base       %s %s %s%s\n", in.Base.Suite, in.Base.Arch, in.Base.Mirror, map[bool]string{true: " snapshot " + in.Base.Snapshot}[in.Base.Snapshot != ""])
 	for _, src := range in.Base.Sources {

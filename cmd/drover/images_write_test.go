@@ -34,7 +34,11 @@ func seedCard(t *testing.T, state, sum string) []byte {
 		t.Fatal(err)
 	}
 	m := &images.Manifest{Identity: id, Role: "pi", Arch: "arm64", Created: time.Now(), ArtifactSHA256: sum,
-		Artifacts: []images.Artifact{{Format: images.CardFormat, File: "card.img", Length: int64(len(card)), SHA256: sum}}}
+		Artifacts: []images.Artifact{{Format: images.CardFormat, File: "card.img", Length: int64(len(card)), SHA256: sum}},
+		Card: &images.Card{DiskID: "4cae9fe2", DataPartition: 7, Bundle: "bundle",
+			Slots: []images.CardSlot{{Name: "a", BootPartition: 2, RootPartition: 5, RootPARTUUID: "4cae9fe2-05"},
+				{Name: "b", BootPartition: 3, RootPartition: 6, RootPARTUUID: "4cae9fe2-06"}},
+			BundleParts: []images.BundlePart{{Role: "root", File: "root.ext4.gz", Size: 1 << 30, SHA256: strings.Repeat("e", 64)}}}}
 	if err := st.Commit(m); err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +58,13 @@ func TestImagesWriteToAFile(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, card) {
 		t.Errorf("the file holds %d bytes that are not the card's %d (the old, longer content must be gone)", len(got), len(card))
+	}
+	code, stdout, _ = drover(t, nil, "--state", state, "images", "show", "pi")
+	for _, want := range []string{"artifact   rpi-sd card.img", "slot       A: boot partition 2, root partition 5 (PARTUUID 4cae9fe2-05)",
+		"slot       B: boot partition 3, root partition 6", "data       partition 7", "bundle     bundle/root.ext4.gz: slot root filesystem, 1.0 GiB"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("images show pi lacks %q:\n%s", want, stdout)
+		}
 	}
 	code, stdout, _ = drover(t, nil, "--state", state, "--output", "json", "images", "write", "pi", out)
 	var rep writeReport

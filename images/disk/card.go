@@ -32,11 +32,13 @@ import (
 // (the MBR disk identifier and the partition number), which is what the firmware cannot mix up.
 
 const (
-	cardAlign      = 4 * mib
-	autobootSize   = 16 * mib
-	minCardBoot    = 256 * mib
-	minCardData    = 256 * mib
-	cardFirmwareIn = "boot/firmware" // where raspi-firmware's hooks gather the boot files in the tree
+	cardAlign    = 4 * mib
+	autobootSize = 16 * mib
+	minCardBoot  = 256 * mib
+	minCardData  = 256 * mib
+	// CardDataPartition is the card's data partition, kept across updates.
+	CardDataPartition = 7
+	cardFirmwareIn    = "boot/firmware" // where raspi-firmware's hooks gather the boot files in the tree
 	// AutobootTxt is partition 1's autoboot.txt: the firmware boots partition 2 (slot A) and, in
 	// tryboot mode, reads config.txt from the partition boot_partition names instead of tryboot.txt.
 	AutobootTxt = "[all]\ntryboot_a_b=1\nboot_partition=2\n"

@@ -81,7 +81,7 @@ func (s *stepManifest) Cleanup(multistep.StateBag) {}
 
 // cardManifest is what the manifest records of an SD card.
 func cardManifest(c disk.CardResult) *images.Card {
-	m := &images.Card{DiskID: c.DiskID, DataPartition: 7, Bundle: bundleName}
+	m := &images.Card{DiskID: c.DiskID, DataPartition: disk.CardDataPartition, Bundle: bundleName}
 	for _, s := range c.Slots {
 		m.Slots = append(m.Slots, images.CardSlot{Name: s.Name, BootPartition: s.BootPartition, RootPartition: s.RootPartition, RootPARTUUID: s.RootPARTUUID})
 	}

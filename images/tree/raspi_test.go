@@ -17,6 +17,9 @@ func TestRaspiTreeHooksAndKey(t *testing.T) {
 	if pi.Key() == withoutHooks.Key() || !strings.Contains(raspiKey(), "mmc_block") {
 		t.Error("the raspi recipe is not in the tree's key")
 	}
+	if strings.Contains(raspiDefaults, "'") {
+		t.Error("raspiDefaults has a single quote, which ends the hook's quoting")
+	}
 	b := build{spec: pi.normalized(), root: "/tmp/root", debs: "/tmp/debs", debsOut: "/tmp/out"}
 	args, err := b.args()
 	if err != nil {

@@ -43,6 +43,17 @@ const RPiArch = "arm64"
 // refused with what is available, not accepted and then failing at build. None is planned today.
 var plannedBuilders = map[string]string{}
 
+// checkRPiDeploy refuses a deploy block on an "rpi" role: its image is an SD card, which no compute
+// type boots; updating a Pi in place (a device compute type, strategy "ab") is not available yet, and
+// until then the card is written with drover images write.
+func (d *decoder) checkRPiDeploy(role *Role) {
+	if role.Image.Builder != "rpi" || role.Deploy == nil {
+		return
+	}
+	d.errorf(attrRange(role.syntax, "deploy", "compute"), "Deploy not available for this builder",
+		"Role %q is built with the \"rpi\" builder, whose image is an SD card for a Raspberry Pi; no compute type boots it, and updating a Pi in place (strategy \"ab\") is not available yet. Remove the deploy block and write the card with: drover images write %s DEVICE.", role.Name, role.Name)
+}
+
 // DiskFormats are the disk artifact formats an image can be written in.
 var DiskFormats = []string{"raw", "qcow2"}
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ import (
 // and boots the card as the SD card of qemu's raspi3b. qemu does not run the Pi's GPU firmware, so
 // the kernel, initramfs and device tree are taken from slot A's boot partition with mtools, as the
 // firmware would, and the kernel gets slot A's cmdline.txt. It must mount slot A's root from the
-// card, start nginx and reach the login prompt on the mini UART (ttyS1).
+// card, run drover-boot (which reports the image's identity on the console) and reach the login
+// prompt on the mini UART (ttyS1).
 func TestE2ERPiCard(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
@@ -90,17 +92,22 @@ func TestE2ERPiCard(t *testing.T) {
 		_ = qemu.Process.Kill()
 		_ = qemu.Wait()
 	})
+	// The services are seen on the console: drover-boot writes its own line there. (systemd stops
+	// writing unit status to the console once the serial getty holds it, and the raspi3b has no
+	// network the image's DHCP config takes, so nginx is not asked here: see the report of issue 15.)
+	want := []string{"Kernel command line: " + cmdline, "EXT4-fs (mmcblk0p5): mounted filesystem",
+		"drover-boot: role pi image " + m.Identity + " booted", "login:"}
 	var out string
 	for deadline := time.Now().Add(8 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
 		b, _ := os.ReadFile(console)
-		if out = string(b); strings.Contains(out, "login:") {
+		if out = string(b); !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(out, w) }) {
 			break
 		}
 	}
-	t.Logf("raspi3b (TCG): login prompt after %s", time.Since(booted).Round(time.Second))
-	for _, want := range []string{"Kernel command line: " + cmdline, "EXT4-fs (mmcblk0p5): mounted filesystem", "nginx.service", "login:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the console lacks %q; it ends:\n%s", want, out[max(0, len(out)-4000):])
+	t.Logf("raspi3b (TCG): slot A's root, drover-boot and the login prompt after %s", time.Since(booted).Round(time.Second))
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("the console lacks %q; it ends:\n%s", w, out[max(0, len(out)-4000):])
 		}
 	}
 	for _, bad := range []string{"Failed to start nginx", "Kernel panic"} {

@@ -80,6 +80,7 @@ func (d *decoder) checkReferences(f *Fleet) {
 			}
 		}
 		d.checkStrategy(role)
+		d.checkRPiDeploy(role)
 		d.checkRoleVolumes(f, role)
 	}
 }

@@ -34,13 +34,26 @@ var (
 	sizePattern  = regexp.MustCompile(`^(\d+)\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB)?$`)
 )
 
-// Builders that bake images.
-var Builders = []string{"debian"}
+// Builders that bake images: "debian" a GPT disk for VMs and clouds, "rpi" a Raspberry Pi SD card
+// with A/B slots (always arm64).
+var Builders = []string{"debian", "rpi"}
+
+// RPiArch is the only architecture the "rpi" builder makes: the Pi 3, 4 and 5 run Debian's arm64.
+const RPiArch = "arm64"
 
 // plannedBuilders are builders announced in DESIGN.md that are not built yet: a role naming one is
-// refused with what is available, not accepted and then failing at build.
-var plannedBuilders = map[string]string{
-	"rpi": "the Raspberry Pi SD card with A/B root slots",
+// refused with what is available, not accepted and then failing at build. None is planned today.
+var plannedBuilders = map[string]string{}
+
+// checkRPiDeploy refuses a deploy block on an "rpi" role: its image is an SD card, which no compute
+// type boots; updating a Pi in place (a device compute type, strategy "ab") is not available yet, and
+// until then the card is written with drover images write.
+func (d *decoder) checkRPiDeploy(role *Role) {
+	if role.Image.Builder != "rpi" || role.Deploy == nil {
+		return
+	}
+	d.errorf(attrRange(role.syntax, "deploy", "compute"), "Deploy not available for this builder",
+		"Role %q is built with the \"rpi\" builder, whose image is an SD card for a Raspberry Pi; no compute type boots it, and updating a Pi in place (strategy \"ab\") is not available yet. Remove the deploy block and write the card with: drover images write %s DEVICE.", role.Name, role.Name)
 }
 
 // DiskFormats are the disk artifact formats an image can be written in.
@@ -109,6 +122,13 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 		} else {
 			d.oneOf(c.Attributes, "builder", img.Builder, Builders...)
 		}
+	}
+	if img.Builder == "rpi" {
+		if img.Arch != "" && img.Arch != RPiArch {
+			d.errorf(c.Attributes["arch"].Expr.Range(), "Architecture not available for this builder",
+				"The \"rpi\" builder makes %s images for the Raspberry Pi, got arch %q; remove arch or set it to %q.", RPiArch, img.Arch, RPiArch)
+		}
+		img.Arch = RPiArch
 	}
 	if d.strings(c.Attributes, "packages", &img.Packages) {
 		d.checkNames(c.Attributes, "packages", img.Packages, debianPackage, "package")

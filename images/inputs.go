@@ -130,6 +130,15 @@ func BootPackages(arch string) []string {
 		"systemd-resolved", "systemd-timesyncd", "openssh-server", "ca-certificates"}
 }
 
+// RPiPackages are what the "rpi" builder adds to a role's tree: the Pi's GPU firmware and the
+// kernel hooks that put the kernel, initramfs and device trees beside it (raspi-firmware), and the
+// firmware of the Pi 3's and 4's Wi-Fi and Bluetooth chips (firmware-brcm80211, a few megabytes).
+var RPiPackages = []string{"raspi-firmware", "firmware-brcm80211"}
+
+// RPiComponent is the archive component that holds RPiPackages, which the "rpi" builder adds to the
+// base's components.
+const RPiComponent = "non-free-firmware"
+
 // timeDaemons are Debian's NTP daemons that conflict with systemd-timesyncd (each provides
 // time-daemon): a role that installs one of them gets it instead of timesyncd.
 var timeDaemons = []string{"chrony", "ntp", "ntpsec", "openntpd"}

@@ -31,6 +31,7 @@ type Manifest struct {
 	Scan          *ScanStats `json:"scan,omitempty"` // the secret scan of the tree (nil in images built before it)
 	BuildLog      string     `json:"build_log"`      // file name within the image directory
 	Files         string     `json:"files"`          // file name of the tree's file index, for images diff
+	Card          *Card      `json:"card,omitempty"` // the "rpi" builder's SD card and update bundle
 
 	elsewhere bool // read from the state store: the disk is on the machine that built it (DiskElsewhere)
 }

@@ -25,7 +25,7 @@ import (
 func imagesCommand(a *app) *cli.Command {
 	return &cli.Command{
 		Name:  "images",
-		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, prune",
+		Usage: "the image catalog (shared through the fleet's etcd store): list, show, diff, scan, publish, write, prune",
 		Description: `Images are named by their identity (the sha256 of their inputs). IMAGE is a role name (its newest
 image), ROLE@PREFIX, sha256:HEX, or a hex prefix of at least 6 digits.`,
 		Subcommands: []*cli.Command{
@@ -136,6 +136,7 @@ with --output json). Rollouts of such an image work on compute blocks that boot 
 			},
 			imagesScanCommand(a),
 			imagesPublishCommand(a),
+			imagesWriteCommand(a),
 			{
 				Name:  "prune",
 				Usage: "remove old images and their published copies, keeping the newest N per role and every image a rollout still uses",
@@ -223,6 +224,15 @@ func printManifest(a *app, cat *images.Catalog, m *images.Manifest, published []
 		images.HumanBytes(m.Sizes.RootBytes), images.HumanBytes(m.Sizes.ESPBytes), images.HumanBytes(m.Sizes.DiskBytes))
 	for _, art := range m.Artifacts {
 		fmt.Fprintf(w, "artifact   %-6s %s (%s in use of %s)\n", art.Format, art.File, images.HumanBytes(art.Size), images.HumanBytes(art.Length))
+	}
+	if c := m.Card; c != nil {
+		for _, s := range c.Slots {
+			fmt.Fprintf(w, "slot       %s: boot partition %d, root partition %d (PARTUUID %s)\n", strings.ToUpper(s.Name), s.BootPartition, s.RootPartition, s.RootPARTUUID)
+		}
+		fmt.Fprintf(w, "data       partition %d, kept across updates\n", c.DataPartition)
+		for _, p := range c.BundleParts {
+			fmt.Fprintf(w, "bundle     %s/%s: slot %s filesystem, %s, sha256:%s\n", c.Bundle, p.File, p.Role, images.HumanBytes(p.Size), p.SHA256)
+		}
 	}
 	in := m.Inputs
 	fmt.Fprintf(w, "base       %s %s %s%s\n", in.Base.Suite, in.Base.Arch, in.Base.Mirror, map[bool]string{true: " snapshot " + in.Base.Snapshot}[in.Base.Snapshot != ""])

@@ -130,8 +130,8 @@ func TestValidateExampleFleet(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	if !strings.Contains(stdout, "is valid: 4 role(s)") {
-		t.Errorf("stdout %q does not report 4 valid roles", stdout)
+	if !strings.Contains(stdout, "is valid: 5 role(s)") {
+		t.Errorf("stdout %q does not report 5 valid roles (web, db, dns, vault, pi)", stdout)
 	}
 	// The vault role's binary and the operator's key are made by other commands: warnings, once
 	// each at most, and nothing else.

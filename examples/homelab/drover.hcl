@@ -287,3 +287,17 @@ role "vault" {
     }
   }
 }
+
+# A Raspberry Pi (3, 4 or 5) at home: its image is an SD card with two slots, written with
+# `drover images write pi /dev/sdX` (README, "The Raspberry Pi's card"). It has no deploy block yet:
+# updating the Pi in place (strategy "ab", a device compute target) is not built, so a new image is
+# a new card.
+role "pi" {
+  image {
+    base     = "debian-bookworm"
+    builder  = "rpi"
+    packages = ["nginx-light"]
+    files    = { "/var/www/html/index.html" = "pi/index.html" }
+    run      = ["systemctl enable nginx"]
+  }
+}

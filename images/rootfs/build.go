@@ -23,6 +23,7 @@ const (
 	keyOverlay  = "overlay"   // *tree.Overlay: the work tree, when it is an overlay of the base tree
 	keyLog      = "log"       // io.Writer: the build log (and progress output)
 	keyDisk     = "disk"      // disk.Result
+	keyCard     = "card"      // disk.CardResult, for the "rpi" builder
 	keyPackages = "packages"  // []images.Package
 	keyScan     = "scan"      // images.ScanStats
 	keyTimings  = "timings"   // *[]images.StepTime

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -165,10 +166,6 @@ func (id *Identifier) agentSum(path string) (string, error) {
 }
 
 func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func(string) (string, error), offers offersFunc) (Request, error) {
-	switch {
-	case role.Image.Builder == "rpi":
-		return Request{}, fmt.Errorf("rootfs: role %q: the Raspberry Pi SD-card builder: %w", role.Name, ErrNotYet)
-	}
 	base, err := images.ResolveBase(f, role)
 	if err != nil {
 		return Request{}, err
@@ -211,6 +208,13 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 		Catalog:       openCatalog(opts),
 		Cache:         &tree.Cache{Dir: cacheDir},
 		Progress:      opts.Progress,
+	}
+	if role.Image.Builder == "rpi" {
+		req.Card = true
+		req.Base.Packages = append(req.Base.Packages, images.RPiPackages...)
+		if !slices.Contains(req.Base.Components, images.RPiComponent) {
+			req.Base.Components = append(slices.Clone(req.Base.Components), images.RPiComponent)
+		}
 	}
 	if role.Deploy != nil && role.Deploy.Compute != "" {
 		req.Deploys = []string{role.Deploy.Compute}

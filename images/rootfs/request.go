@@ -27,9 +27,12 @@ type Request struct {
 	Run                []string
 	Ansible            *Ansible
 	Disk               Disk
-	Agent              string    // path of the drover-boot binary for the image's architecture
-	Epoch              time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
-	Force              bool      // build even when the catalog has the image
+	// Card makes a Raspberry Pi SD card with A/B slots and its update bundle (the "rpi" builder)
+	// instead of a GPT disk.
+	Card  bool
+	Agent string    // path of the drover-boot binary for the image's architecture
+	Epoch time.Time // SOURCE_DATE_EPOCH: every file time in the image is clamped to it
+	Force bool      // build even when the catalog has the image
 	// ScanAllowlist is where the secret scan's allowlist is looked for (drover-scan-allow next to the
 	// fleet file); "" or a missing file means the default allowlist alone.
 	ScanAllowlist string

@@ -64,11 +64,23 @@ func TestNewRequest(t *testing.T) {
 	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "drover-boot") {
 		t.Errorf("a missing agent: %v", err)
 	}
-	role.Image.Builder = "rpi"
-	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: agentDir(t)}); !errors.Is(err, ErrNotYet) {
-		t.Errorf("rpi builder: %v", err)
+	role.Image.Builder, role.Image.Arch = "rpi", "arm64" // as the fleet decodes an rpi role
+	armAgents := agentDir(t)
+	if err := os.WriteFile(AgentPath(armAgents, "arm64"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	role.Image.Builder = "debian"
+	pi, err := NewRequest(f, role, Options{StateDir: state, AgentDir: armAgents})
+	if err != nil {
+		t.Fatalf("rpi builder: %v", err)
+	}
+	if pk := strings.Join(pi.Base.Packages, " "); !pi.Card || pi.Base.Arch != "arm64" || !strings.Contains(pk, "raspi-firmware") ||
+		!strings.Contains(pk, "linux-image-arm64") || !slices.Contains(pi.Base.Components, "non-free-firmware") {
+		t.Errorf("rpi request: card %v, arch %s, packages %q, components %v", pi.Card, pi.Base.Arch, pk, pi.Base.Components)
+	}
+	if pi.Identity() == req.Identity() || pi.Base.Key() == req.Base.Key() {
+		t.Error("the rpi and debian images of one role share an identity or a base tree")
+	}
+	role.Image.Builder, role.Image.Arch = "debian", ""
 	role.Deploy = &fleet.Deploy{Strategy: "raft"} // a Vault server's image is an image like any other
 	if _, err := NewRequest(f, role, Options{StateDir: state, AgentDir: agentDir(t)}); err != nil {
 		t.Errorf("vault (raft) role: %v", err)

@@ -22,6 +22,9 @@ type stepDisk struct{}
 
 func (s *stepDisk) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	req := request(state)
+	if req.Card {
+		return s.card(ctx, state)
+	}
 	res, err := disk.Assemble(ctx, disk.Spec{
 		Tree:            treeDir(state),
 		Arch:            req.Base.Arch,
@@ -40,6 +43,34 @@ func (s *stepDisk) Run(ctx context.Context, state multistep.StateBag) multistep.
 }
 
 func (s *stepDisk) Cleanup(multistep.StateBag) {}
+
+// Names of the "rpi" builder's artifacts in the image directory.
+const (
+	cardName   = "card.img"
+	bundleName = "bundle"
+)
+
+// card assembles the Raspberry Pi SD card and its update bundle in the staging directory (the
+// "rpi" builder), and records it as the disk too: the card is the image's artifact.
+func (s *stepDisk) card(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	req := request(state)
+	res, err := disk.AssembleCard(ctx, disk.CardSpec{
+		Tree:            treeDir(state),
+		Output:          stagingPath(state, cardName),
+		BundleDir:       stagingPath(state, bundleName),
+		RootUUID:        uuidFromIdentity(req.Identity()),
+		MinRootSize:     req.Disk.MinSize,
+		Headroom:        disk.Headroom{Fraction: float64(req.Disk.Headroom) / 100, Bytes: disk.DefaultHeadroom().Bytes},
+		SourceDateEpoch: req.Epoch,
+	})
+	if err != nil {
+		return fail(state, err)
+	}
+	state.Put(keyCard, res)
+	state.Put(keyDisk, disk.Result{Path: res.Path, Size: res.Size, RootSize: res.RootSize, ESPSize: res.BootSize,
+		SHA256: res.SHA256, KernelVersion: res.KernelVersion, Cmdline: res.Slots[0].Cmdline})
+	return multistep.ActionContinue
+}
 
 // baseImageDir is where, in the tree cache's directory, the base trees' filesystem images are kept.
 const baseImageDir = "rootfs"

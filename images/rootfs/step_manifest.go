@@ -52,14 +52,17 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 		stats := st.(images.ScanStats)
 		m.Scan = &stats
 	}
-	for _, a := range []struct{ format, name string }{{"raw", rawName}, {"qcow2", qcow2Name}} {
+	if c, ok := state.GetOk(keyCard); ok {
+		m.Card = cardManifest(c.(disk.CardResult))
+	}
+	for _, a := range []struct{ format, name string }{{"raw", rawName}, {"qcow2", qcow2Name}, {images.CardFormat, cardName}} {
 		path := stagingPath(state, a.name)
 		fi, err := os.Stat(path)
 		if err != nil {
 			continue
 		}
 		sum := d.SHA256
-		if a.format != "raw" {
+		if a.format == "qcow2" {
 			if sum, err = images.FileSHA256(path); err != nil {
 				return fail(state, err)
 			}
@@ -75,6 +78,20 @@ func (s *stepManifest) Run(_ context.Context, state multistep.StateBag) multiste
 }
 
 func (s *stepManifest) Cleanup(multistep.StateBag) {}
+
+// cardManifest is what the manifest records of an SD card.
+func cardManifest(c disk.CardResult) *images.Card {
+	m := &images.Card{DiskID: c.DiskID, DataPartition: disk.CardDataPartition, Bundle: bundleName}
+	for _, s := range c.Slots {
+		m.Slots = append(m.Slots, images.CardSlot{Name: s.Name, BootPartition: s.BootPartition, RootPartition: s.RootPartition, RootPARTUUID: s.RootPARTUUID})
+	}
+	if c.Bundle != nil {
+		for _, p := range c.Bundle.Parts {
+			m.BundleParts = append(m.BundleParts, images.BundlePart{Role: p.Role, File: p.File, Size: p.Size, SHA256: p.SHA256})
+		}
+	}
+	return m
+}
 
 // allocated is the space a (sparse) file really uses.
 func allocated(fi os.FileInfo) int64 {

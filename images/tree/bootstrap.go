@@ -158,6 +158,9 @@ func (b build) args() ([]string, error) {
 	if b.spec.normalized().Arch != hostArch() {
 		args = append(args, foreignInitramfsHooks()...)
 	}
+	if b.spec.isRaspi() {
+		args = append(args, raspiHooks()...)
+	}
 	if len(b.spec.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(b.spec.Packages, ","))
 	}

@@ -284,6 +284,9 @@ func (s BaseSpec) Key() string {
 	if n.Arch != hostArch() {
 		text += "initramfs=" + strings.Join(foreignInitramfsModules, ",") + "\n"
 	}
+	if n.isRaspi() {
+		text += raspiKey()
+	}
 	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])
 }

@@ -2,6 +2,6 @@
 role "pi" {
   image {
     base    = "debian-bookworm"
-    builder = "rpi"
+    builder = "pi-gen"
   }
 }

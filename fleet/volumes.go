@@ -215,7 +215,7 @@ func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 	if comp := f.Provider(KindCompute, dep.Compute); comp != nil {
 		if h, ok := comp.Config.(volumeHolder); !ok || !h.HasVolumes() {
 			d.errorf(first.Range, "No volumes on this compute",
-				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws), or remove the volume.",
+				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws, vultr, digitalocean), or remove the volume.",
 				role.Name, first.Name, comp.Name, comp.Type)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/internal/qmp"
@@ -151,10 +152,21 @@ func (m *Machine) DetachVolume(ctx context.Context, id string) error {
 	if err != nil || !hasNode {
 		return err
 	}
-	if _, err := c.Exec(ctx, "blockdev-del", map[string]string{"node-name": node}); err != nil {
-		return fmt.Errorf("vm: detaching volume %s: %w", id, err)
+	// The device leaves qom-list a moment before it lets go of its node: "is in use" until then.
+	for {
+		_, err := c.Exec(ctx, "blockdev-del", map[string]string{"node-name": node})
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "is in use") {
+			return fmt.Errorf("vm: detaching volume %s: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vm: detaching volume %s: %w", id, err)
+		case <-time.After(unplugPoll):
+		}
 	}
-	return nil
 }
 
 // HasVolume reports whether qemu has volume id's device (attached, or not yet released by the

@@ -27,11 +27,11 @@ func TestE2EHotplugVolumes(t *testing.T) {
 		platform vm.Platform
 		boot     string
 		id       string
-		kernel   string // what the guest's console says once it has the disk
+		kernel   string // what the guest's console says once it has read the disk's partition table
 	}{
-		{vm.EC2, vm.BootUEFI, "vol0123456789abcdef0", "nvme1n1"},
-		{vm.Vultr, vm.BootUEFI, "ewr-0123456789abcd", "[vdb]"},
-		{vm.DigitalOcean, vm.BootLegacyBIOS, "db-data", "Attached SCSI disk"},
+		{vm.EC2, vm.BootUEFI, "vol0123456789abcdef0", " nvme1n1: p1"},
+		{vm.Vultr, vm.BootUEFI, "ewr-0123456789abcd", " vdb: vdb1"},
+		{vm.DigitalOcean, vm.BootLegacyBIOS, "db-data", " sda: sda1"},
 	} {
 		t.Run(tc.platform.Name, func(t *testing.T) {
 			t.Parallel()
@@ -47,6 +47,9 @@ func TestE2EHotplugVolumes(t *testing.T) {
 			if err := os.Truncate(volume, 64<<20); err != nil {
 				t.Fatal(err)
 			}
+			// A partition table, so the kernel names the disk and its partition on the console
+			// (a blank disk's scan prints nothing).
+			writeMBR(t, volume)
 			addr := netip.MustParseAddr(fmt.Sprintf("127.0.23.%d", 20+i))
 			p := tc.platform
 			m, err := vm.Start(context.Background(), vm.Spec{
@@ -109,4 +112,21 @@ func waitConsole(t *testing.T, m *vm.Machine, want string, limit time.Duration) 
 		lines = lines[len(lines)-30:]
 	}
 	t.Fatalf("the console never says %q within %s; its tail:\n%s", want, limit, strings.Join(lines, "\n"))
+}
+
+// writeMBR writes a DOS partition table with one Linux partition, the way fdisk would.
+func writeMBR(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entry := []byte{0x00, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0} // LBA 2048, 4096 sectors
+	if _, err := f.WriteAt(entry, 446); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x55, 0xaa}, 510); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -27,7 +27,8 @@ const hotplugLimit = 3 * time.Minute
 // without, the bytes tests write (data). An attach or detach action on a droplet with a running
 // machine that is a VolumeAttacher hot-plugs the file and completes only once the plug is done
 // (errored when it failed, the volume then back where it was). A droplet powered off or still
-// booting gets the volume in the API only (powering it on again does not plug it: left out).
+// booting gets the volume in the API only, and its machine gets it plugged in once it has booted
+// (plugVolumesOf), as a droplet powered on again has its attached volumes.
 
 // volumePath is the raw file of a new volume, or "" without a Hypervisor.
 func (c *Cloud) volumePath(id string) string {
@@ -62,6 +63,16 @@ func copyFile(dst, src string) error {
 		return fmt.Errorf("dolab: copying %s: %w: %s", src, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// plugVolumesOf plugs the volumes attached to d into its machine, which has just booted; c.mu is
+// held. Their actions are done already: the plug's own is recorded only.
+func (c *Cloud) plugVolumesOf(d *droplet) {
+	for _, v := range c.volumes {
+		if v.droplet == d.ID && !v.plugging {
+			c.plugVolume(v, d.ID, true, c.newAction("attach_volume", "volume", 0))
+		}
+	}
 }
 
 // plugVolume hot-plugs v into (attach) or out of (detach) the machine of droplet id, when it has a

@@ -28,7 +28,8 @@ const hotplugLimit = 3 * time.Minute
 // instance has a running machine that is a VolumeAttacher is hot-plugged: attached_to_instance
 // shows the new holder only once the machine says the plug is done, and a plug that fails puts
 // the block back where it was. An instance halted or still booting gets the block in the API
-// only, as before (a halted instance that starts again does not see it: left out).
+// only, and its machine gets the block plugged in once it has booted (plugBlocksOf), as Vultr's
+// hypervisor gives a started instance its attached blocks.
 
 // blockPath is the raw file of a new block, or "" without a Hypervisor.
 func (c *Cloud) blockPath(id string) string {
@@ -63,6 +64,16 @@ func copyFile(dst, src string) error {
 		return fmt.Errorf("vultrlab: copying %s: %w: %s", src, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// plugBlocksOf plugs the blocks attached to in into its machine, which has just booted; c.mu is
+// held.
+func (c *Cloud) plugBlocksOf(in *instance) {
+	for _, b := range c.blocks {
+		if b.instance == in.ID && !b.plugging {
+			c.plugBlock(b, in, true)
+		}
+	}
 }
 
 // plugBlock hot-plugs b into (attach) or out of (detach) the machine of instance in, when it has a

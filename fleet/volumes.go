@@ -221,7 +221,7 @@ func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 	if comp := f.Provider(KindCompute, dep.Compute); comp != nil {
 		if h, ok := comp.Config.(volumeHolder); !ok || !h.HasVolumes() {
 			d.errorf(first.Range, "No volumes on this compute",
-				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws), or remove the volume.",
+				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws, vultr, digitalocean), or remove the volume.",
 				role.Name, first.Name, comp.Name, comp.Type)
 		} else if e, ok := comp.Config.(userDataEditing); dep.Strategy == HandoffStrategy && len(role.Image.SecretPaths()) > 0 && (!ok || !e.EditsUserData()) {
 			d.errorf(first.Range, "Secrets need user-data edits on this compute",

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -79,5 +80,45 @@ func TestMountProblem(t *testing.T) {
 		if mountProblem(bad) == "" {
 			t.Errorf("mountProblem(%q) accepted it", bad)
 		}
+	}
+}
+
+// TestVolumeOnComputeWithoutVolumes refuses a volume on a compute type whose config does not say
+// it has volumes (every registered type has them; the test catalog's "t" does not), at the
+// volume's block.
+func TestVolumeOnComputeWithoutVolumes(t *testing.T) {
+	_, diags := load(t, `
+compute "t" "lab" {}
+
+role "db" {
+  image {
+    base     = "debian-bookworm"
+    services = ["postgresql"]
+  }
+  deploy {
+    compute = "lab"
+    volume "data" {
+      size  = "20GiB"
+      mount = "/var/lib/postgresql"
+    }
+  }
+}
+`, Options{})
+	// The test catalog has no handoff strategy either: that error is not this test's.
+	var found []*hcl.Diagnostic
+	for _, d := range diags.Diags {
+		if d.Summary == "No volumes on this compute" {
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		var b strings.Builder
+		_ = diags.WriteText(&b)
+		t.Fatalf("want one \"No volumes on this compute\", got %d:\n%s", len(found), b.String())
+	}
+	d := found[0]
+	if d.Subject.Start.Line != 11 || d.Subject.Start.Column != 5 ||
+		!strings.Contains(d.Detail, `compute "lab" of type "t", which cannot attach a volume`) {
+		t.Errorf("diagnostic at %v: %s", d.Subject.Start, d.Detail)
 	}
 }

@@ -238,7 +238,7 @@ func run(ctx context.Context, c config) int {
 		c.Reload = systemctlReload
 	}
 	if c.Devices == nil {
-		c.Devices = hostDevices{mountinfo: "/proc/self/mountinfo"}
+		c.Devices = hostDevices{mountinfo: "/proc/self/mountinfo", sysBlock: "/sys/block"}
 	}
 	if c.VolumeWait == 0 {
 		c.VolumeWait = 30 * time.Minute

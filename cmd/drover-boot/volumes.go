@@ -34,6 +34,9 @@ type blockDevices interface {
 	Mount(ctx context.Context, dev, dir, fsType string) error
 	// Chown gives dir to owner ("user" or "user:group", names resolved on the system).
 	Chown(ctx context.Context, dir, owner string) error
+	// NVMeBySerial returns the NVMe namespace device (/dev/nvme1n1) whose controller's serial is
+	// serial, "" when there is none yet.
+	NVMeBySerial(serial string) (string, error)
 	// Rescan asks the kernel to look for devices on its buses again, for a hot-plugged disk whose
 	// event it missed (one that came while it was still booting). Harmless when nothing is new.
 	Rescan() error
@@ -63,8 +66,13 @@ func (b *boot) mountVolumes(ctx context.Context, dev blockDevices, vols []bootda
 }
 
 func (b *boot) mountVolume(ctx context.Context, dev blockDevices, v bootdata.VolumeMount) error {
-	if err := b.waitForDevice(ctx, dev, v); err != nil {
+	path, err := b.waitForDevice(ctx, dev, v)
+	if err != nil {
 		return err
+	}
+	if path != v.GuestPath {
+		b.say(b.c.Stdout, "volume %s: %s is %s (found by its NVMe serial)", v.Name, v.GuestPath, path)
+		v.GuestPath = path
 	}
 	dir := filepath.Join(b.c.Root, v.Mount)
 	from, err := dev.MountedFrom(dir)
@@ -120,23 +128,45 @@ func (b *boot) applyOwnership(ctx context.Context, dev blockDevices, dir string,
 	return nil
 }
 
-// waitForDevice waits until v's device is there: the handoff attaches a volume to a running
-// instance, so it may come long after boot. It says so on the console, in the status file and to
-// systemd (extending the unit's start timeout) every b.volWait.Say, and gives up after Limit.
-func (b *boot) waitForDevice(ctx context.Context, dev blockDevices, v bootdata.VolumeMount) error {
+// ebsPathPrefix is where the AWS provider says an EBS volume is: udev's link for an NVMe device
+// of model "Amazon Elastic Block Store" and the volume's serial. The serial is the volume ID
+// without its dash, which AWS documents as the way to find a volume (nvme id-ctrl); a device
+// whose model is another (a hypervisor of the lab's, an NVMe driver that names it otherwise) has
+// another link but the same serial.
+const ebsPathPrefix = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_"
+
+// findDevice returns the device of guestPath once it is there: guestPath itself, or for an EBS
+// path the NVMe namespace with the volume's serial.
+func findDevice(dev blockDevices, guestPath string) (string, error) {
+	ok, err := dev.Exists(guestPath)
+	if err != nil || ok {
+		return guestPath, err
+	}
+	serial, ebs := strings.CutPrefix(guestPath, ebsPathPrefix)
+	if !ebs || serial == "" {
+		return "", nil
+	}
+	return dev.NVMeBySerial(serial)
+}
+
+// waitForDevice waits until v's device is there and returns its path (findDevice): the handoff
+// attaches a volume to a running instance, so it may come long after boot. It says so on the
+// console, in the status file and to systemd (extending the unit's start timeout) every
+// b.volWait.Say, and gives up after Limit.
+func (b *boot) waitForDevice(ctx context.Context, dev blockDevices, v bootdata.VolumeMount) (string, error) {
 	start := b.c.Now()
 	var lastSaid time.Time
 	for {
-		ok, err := dev.Exists(v.GuestPath)
+		path, err := findDevice(dev, v.GuestPath)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if ok {
-			return nil
+		if path != "" {
+			return path, nil
 		}
 		waited := b.c.Now().Sub(start)
 		if waited >= b.volWait.Limit {
-			return fmt.Errorf("%s did not appear within %s (is the volume attached to this instance?)", v.GuestPath, b.volWait.Limit)
+			return "", fmt.Errorf("%s did not appear within %s (is the volume attached to this instance?)", v.GuestPath, b.volWait.Limit)
 		}
 		if lastSaid.IsZero() || b.c.Now().Sub(lastSaid) >= b.volWait.Say {
 			if !lastSaid.IsZero() {
@@ -149,7 +179,7 @@ func (b *boot) waitForDevice(ctx context.Context, dev blockDevices, v bootdata.V
 			lastSaid = b.c.Now()
 			b.st.State, b.st.Waiting, b.st.Time = "waiting", "volume "+v.Name+" at "+v.GuestPath, lastSaid.UTC()
 			if err := b.writeStatus(); err != nil {
-				return err
+				return "", err
 			}
 			b.say(b.c.Stdout, "waiting for volume %s at %s (%s so far, giving up after %s); the services start once it is mounted",
 				v.Name, v.GuestPath, waited.Round(time.Second), b.volWait.Limit)
@@ -157,7 +187,7 @@ func (b *boot) waitForDevice(ctx context.Context, dev blockDevices, v bootdata.V
 		}
 		select {
 		case <-ctx.Done():
-			return errInterrupted
+			return "", errInterrupted
 		case <-time.After(b.volWait.Poll):
 		}
 	}

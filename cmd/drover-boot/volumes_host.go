@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 // command and leaves what that command leaves on failure.
 type hostDevices struct {
 	mountinfo string // /proc/self/mountinfo
+	sysBlock  string // /sys/block
 }
 
 func (hostDevices) Exists(dev string) (bool, error) {
@@ -31,6 +33,25 @@ func (hostDevices) Exists(dev string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("looking for %s: %w", dev, err)
+}
+
+// NVMeBySerial reads the serial of each NVMe namespace's controller in sysfs
+// (/sys/block/nvme*/device/serial, what `nvme id-ctrl` shows, space-padded).
+func (h hostDevices) NVMeBySerial(serial string) (string, error) {
+	names, err := filepath.Glob(filepath.Join(h.sysBlock, "nvme*"))
+	if err != nil {
+		return "", fmt.Errorf("listing NVMe devices: %w", err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(name, "device", "serial"))
+		if err != nil {
+			continue // gone meanwhile, or not a namespace
+		}
+		if strings.TrimSpace(string(b)) == serial {
+			return "/dev/" + filepath.Base(name), nil
+		}
+	}
+	return "", nil
 }
 
 // Rescan writes 1 to /sys/bus/pci/rescan, as an administrator would after a hot-plug the kernel

@@ -27,6 +27,10 @@ type fakeDevices struct {
 	rescans     int
 	// onRescan makes the device appear at the first rescan: a hot-plug event the kernel missed.
 	onRescan bool
+	// links, when set, are the only paths Exists finds (once the device appeared): what udev
+	// made. nvme maps NVMe serials to their namespace devices, found once the device appeared.
+	links map[string]bool
+	nvme  map[string]string
 }
 
 func (f *fakeDevices) record(format string, args ...any) {
@@ -39,7 +43,20 @@ func (f *fakeDevices) Exists(dev string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.looks++
-	return f.looks > f.appearAfter || (f.onRescan && f.rescans > 0), nil
+	appeared := f.looks > f.appearAfter || (f.onRescan && f.rescans > 0)
+	if f.links != nil {
+		return appeared && f.links[dev], nil
+	}
+	return appeared, nil
+}
+
+func (f *fakeDevices) NVMeBySerial(serial string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.looks <= f.appearAfter {
+		return "", nil
+	}
+	return f.nvme[serial], nil
 }
 
 func (f *fakeDevices) Rescan() error {
@@ -299,7 +316,7 @@ func TestHostDevicesOnAFileImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	h := hostDevices{mountinfo: "/proc/self/mountinfo"}
+	h := hostDevices{mountinfo: "/proc/self/mountinfo", sysBlock: "/sys/block"}
 	if ok, err := h.Exists(img); !ok || err != nil {
 		t.Fatalf("Exists = %v, %v", ok, err)
 	}
@@ -353,5 +370,83 @@ func writeMBR(t *testing.T, path string) {
 	}
 	if _, err := f.WriteAt([]byte{0x55, 0xaa}, 510); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVolumeFoundByItsGuestPathOnEachCloud mounts each platform's volume where its compute
+// provider says the guest finds it: a Vultr block by its virtio serial (the mount_id), a
+// DigitalOcean volume by its SCSI link, an EBS volume by the NVMe serial when udev's link has
+// another model than Amazon's (the cloud lab's qemu: "QEMU NVMe Ctrl"), and by the link itself
+// on EC2.
+func TestVolumeFoundByItsGuestPathOnEachCloud(t *testing.T) {
+	const ebs = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
+	for _, tc := range []struct {
+		name, guestPath, device string
+		links                   map[string]bool
+		nvme                    map[string]string
+	}{
+		{"vultr", "/dev/disk/by-id/virtio-ewr-0123456789abcd", "/dev/disk/by-id/virtio-ewr-0123456789abcd",
+			map[string]bool{"/dev/disk/by-id/virtio-ewr-0123456789abcd": true}, nil},
+		{"digitalocean", "/dev/disk/by-id/scsi-0DO_Volume_db-data", "/dev/disk/by-id/scsi-0DO_Volume_db-data",
+			map[string]bool{"/dev/disk/by-id/scsi-0DO_Volume_db-data": true}, map[string]string{"db-data": "/dev/nvme9n1"}},
+		{"ebs on the lab", ebs, "/dev/nvme1n1",
+			map[string]bool{"/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_vol0123456789abcdef0": true},
+			map[string]string{"vol0123456789abcdef0": "/dev/nvme1n1", "vol0fedcba9876543210": "/dev/nvme2n1"}},
+		{"ebs on ec2", ebs, ebs, map[string]bool{ebs: true}, map[string]string{"vol0123456789abcdef0": "/dev/nvme1n1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			devices := &fakeDevices{appearAfter: 3, links: tc.links, nvme: tc.nvme}
+			v := pgVolume()
+			v.GuestPath, v.Owner, v.Mode = tc.guestPath, "", 0
+			m := volumeMachine(t, devices, v)
+			if code := m.run(); code != exitOK {
+				t.Fatalf("exit %d: %s", code, m.stderr.String())
+			}
+			dir := filepath.Join(m.root, "var/lib/postgresql")
+			want := []string{"probe " + tc.device, "mkfs ext4 " + tc.device + " label pgdata", "mount ext4 " + tc.device + " on " + dir}
+			if got := devices.recorded(); !slices.Equal(got, want) {
+				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if tc.device != tc.guestPath && !strings.Contains(m.stdout.String(), tc.guestPath+" is "+tc.device+" (found by its NVMe serial)") {
+				t.Errorf("the console does not say where the volume was found: %q", m.stdout.String())
+			}
+		})
+	}
+}
+
+// TestVolumeEBSOtherSerialIsNotTaken waits for an EBS volume while only another volume's NVMe
+// device is there: it never mounts that one, and gives up with the services stopped.
+func TestVolumeEBSOtherSerialIsNotTaken(t *testing.T) {
+	devices := &fakeDevices{links: map[string]bool{}, nvme: map[string]string{"vol0fedcba9876543210": "/dev/nvme1n1"}}
+	v := pgVolume()
+	v.GuestPath = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
+	m := volumeMachine(t, devices, v)
+	m.cfg.VolumeWait = 50 * time.Millisecond
+	failsWithServicesStopped(t, m, "did not appear within")
+	if got := devices.recorded(); len(got) != 0 {
+		t.Errorf("calls %q on a device that is not the volume", got)
+	}
+}
+
+// TestHostNVMeBySerial reads a sysfs tree as the kernel lays it out: namespaces under /sys/block,
+// each with its controller's space-padded serial.
+func TestHostNVMeBySerial(t *testing.T) {
+	sys := t.TempDir()
+	for name, serial := range map[string]string{"nvme0n1": "vol0drover          \n", "nvme1n1": "vol0123456789abcdef0\n"} {
+		if err := os.MkdirAll(filepath.Join(sys, name, "device"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sys, name, "device", "serial"), []byte(serial), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(sys, "vda"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := hostDevices{sysBlock: sys}
+	for serial, want := range map[string]string{"vol0123456789abcdef0": "/dev/nvme1n1", "vol0drover": "/dev/nvme0n1", "vol0fedcba9876543210": ""} {
+		if got, err := h.NVMeBySerial(serial); got != want || err != nil {
+			t.Errorf("NVMeBySerial(%s) = %q, %v; want %q", serial, got, err, want)
+		}
 	}
 }

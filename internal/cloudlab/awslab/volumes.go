@@ -31,14 +31,15 @@ import (
 
 // VolumeAttacher is the optional interface of a Machine that can hot-plug a volume's raw file
 // into the running guest, where it shows as an NVMe disk whose serial is serial (the volume ID
-// without its dash, as EBS's Nitro NVMe devices show it). AttachDisk returns once the guest has
-// the device; DetachDisk once it is unplugged. A Machine without it has volumes in the API only.
+// without its dash, as EBS's Nitro NVMe devices show it). AttachDisk returns once the VM has the
+// device (the guest's kernel finds it a moment later); DetachDisk once the guest has released it.
+// QEMU's machines (qemu.go) implement it; a Machine without it has volumes in the API only.
 //
 // On EC2 the guest finds the disk at /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_<serial>
 // (udev's name: the NVMe model, spaces made underscores, and the serial). QEMU's nvme device
 // (7.2, the lab's) sets the serial but not the model ("QEMU NVMe Ctrl"), so a guest of the lab sees
-// nvme-QEMU_NVMe_Ctrl_<serial> unless its implementation says otherwise: a guest that matches the
-// NVMe serial (/sys/block/nvme*/device/serial) finds the volume on both.
+// nvme-QEMU_NVMe_Ctrl_<serial>: drover-boot, which falls back to the NVMe serial
+// (/sys/block/nvme*/device/serial), finds the volume on both.
 type VolumeAttacher interface {
 	AttachDisk(path, serial string) error
 	DetachDisk(serial string) error

@@ -89,6 +89,7 @@ func (c *Cloud) boot(d *droplet, a *action, imageDisk string) {
 			return
 		}
 		d.machine, d.Status = m, "active"
+		c.plugVolumesOf(d)
 		a.finish(false)
 	}()
 }

@@ -7,9 +7,9 @@ package dolab
 // /v2/volumes/{id}/actions with {"type": "attach" | "detach", "droplet_id"} (202 and the action; a
 // volume attached to a droplet, attached to another is refused with 422), GET
 // /v2/volumes/{id}/actions/{action_id}, POST and GET /v2/volumes/{id}/snapshots, GET
-// /v2/snapshots?resource_type=volume, GET and DELETE /v2/snapshots/{id}. Left out: hot-plugging
-// the volume into a booted droplet (volumes are API state and the bytes tests write: WriteVolume,
-// ReadVolume), resize, formatting (filesystem_type is kept, not applied), volumes attached to
+// /v2/snapshots?resource_type=volume, GET and DELETE /v2/snapshots/{id}. With a Hypervisor a
+// volume is a raw file hot-plugged into the droplet's running machine (volumeplug.go); without,
+// API state and the bytes tests write (WriteVolume, ReadVolume). Left out: resize, formatting (filesystem_type is kept, not applied), volumes attached to
 // several droplets (DigitalOcean allows one).
 
 import (
@@ -17,6 +17,8 @@ import (
 	"encoding/hex"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -29,7 +31,9 @@ type volume struct {
 	droplet                       int // 0: attached nowhere
 	tags                          []string
 	created                       time.Time
-	data                          []byte // what tests wrote at the volume's start
+	data                          []byte // what tests wrote at the volume's start, without a file
+	path                          string // its raw file, with a Hypervisor (volumeplug.go)
+	plugging                      bool   // a hot-plug runs
 }
 
 type volumeSnapshot struct {
@@ -38,6 +42,7 @@ type volumeSnapshot struct {
 	tags               []string
 	created            time.Time
 	data               []byte
+	path               string // a copy of the volume's file, when it had one
 }
 
 var volumeName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
@@ -57,6 +62,9 @@ func (c *Cloud) WriteVolume(id string, data []byte) bool {
 	if v == nil {
 		return false
 	}
+	if v.path != "" {
+		return writeAt(v.path, data) == nil
+	}
 	if len(v.data) < len(data) {
 		v.data = append(v.data, make([]byte, len(data)-len(v.data))...)
 	}
@@ -73,6 +81,9 @@ func (c *Cloud) ReadVolume(id string, n int) ([]byte, bool) {
 		return nil, false
 	}
 	out := make([]byte, n)
+	if v.path != "" {
+		return out, readAt(v.path, out) == nil
+	}
 	copy(out, v.data)
 	return out, true
 }
@@ -105,6 +116,9 @@ func (c *Cloud) routeVolumes(r *http.Request, parts []string, body []byte) answe
 			return apiError(http.StatusConflict, "conflict", "Volume is attached to a droplet; detach it first.")
 		}
 		delete(c.volumes, v.id)
+		if v.path != "" {
+			os.Remove(v.path)
+		}
 		return answer{http.StatusNoContent, nil}
 	case len(parts) == 2 && parts[1] == "actions" && r.Method == http.MethodPost:
 		return c.volumeAction(v, body)
@@ -131,6 +145,13 @@ func (c *Cloud) routeVolumes(r *http.Request, parts []string, body []byte) answe
 			}
 		}
 		s := &volumeSnapshot{id: uuid(), name: in.Name, volumeID: v.id, size: v.size, tags: slices.Clone(in.Tags), created: time.Now(), data: slices.Clone(v.data)}
+		if v.path != "" {
+			// A snapshot of an attached volume is crash-consistent, as DigitalOcean's is.
+			s.path = filepath.Join(c.opts.Dir, "volumes", "snapshot-"+s.id+".raw")
+			if err := copyFile(s.path, v.path); err != nil {
+				return c.bad("%v", err)
+			}
+		}
 		c.snapshots[s.id] = s
 		return answer{http.StatusCreated, map[string]any{"snapshot": c.snapshotJSON(s)}}
 	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodGet:
@@ -190,6 +211,15 @@ func (c *Cloud) createVolume(body []byte) answer {
 	if snap != nil {
 		v.data = slices.Clone(snap.data)
 	}
+	if v.path = c.volumePath(v.id); v.path != "" {
+		from := ""
+		if snap != nil {
+			from = snap.path
+		}
+		if err := makeVolumeFile(v.path, from, v.size); err != nil {
+			return c.bad("%v", err)
+		}
+	}
 	c.volumes[v.id] = v
 	return answer{http.StatusCreated, map[string]any{"volume": c.volumeJSON(v)}}
 }
@@ -206,22 +236,30 @@ func (c *Cloud) volumeAction(v *volume, body []byte) answer {
 	if c.droplets[in.DropletID] == nil {
 		return apiError(http.StatusNotFound, "not_found", "Droplet "+strconv.Itoa(in.DropletID)+" could not be found.")
 	}
+	if v.plugging {
+		return unprocessable("Volume has an action in progress.")
+	}
+	plug := false
 	switch in.Type {
 	case "attach":
 		if v.droplet != 0 && v.droplet != in.DropletID {
 			return unprocessable("Volume is already attached to droplet %d.", v.droplet)
 		}
+		plug = v.droplet == 0
 		v.droplet = in.DropletID
 	case "detach":
 		if v.droplet != in.DropletID {
 			return unprocessable("Volume is not attached to droplet %d.", in.DropletID)
 		}
+		plug = true
 		v.droplet = 0
 	default:
 		return unprocessable("Action type %q is not one of attach, detach.", in.Type)
 	}
 	a := c.newAction(in.Type+"_volume", "volume", 0)
-	a.done = true
+	if !plug || !c.plugVolume(v, in.DropletID, in.Type == "attach", a) {
+		a.done = true
+	}
 	return answer{http.StatusAccepted, map[string]any{"action": c.actionJSON(a)}}
 }
 
@@ -243,6 +281,9 @@ func (c *Cloud) routeSnapshots(r *http.Request, parts []string) answer {
 			return answer{http.StatusOK, map[string]any{"snapshot": c.snapshotJSON(s)}}
 		case http.MethodDelete:
 			delete(c.snapshots, s.id)
+			if s.path != "" {
+				os.Remove(s.path)
+			}
 			return answer{http.StatusNoContent, nil}
 		}
 	}

@@ -16,6 +16,9 @@ type Platform struct {
 	// DiskBus is how the root disk is attached: "nvme" (EC2 Nitro: /dev/nvme0n1) or "virtio"
 	// (KVM clouds: /dev/vda).
 	DiskBus string
+	// VolumeBus is how a volume attached to a running instance shows: VolumeNVMe, VolumeVirtio
+	// or VolumeSCSI.
+	VolumeBus string
 	// Net is the guest's network (qemu's user network). It must contain 169.254.169.254, the
 	// metadata service, since qemu only forwards guest connections to addresses inside it.
 	Net netip.Prefix
@@ -30,13 +33,13 @@ type Platform struct {
 var (
 	// EC2 is an EC2 Nitro instance: NVMe disk, a NIC on EC2's link-local network with DHCP.
 	EC2 = Platform{
-		Name: "ec2", Vendor: "Amazon EC2", Product: "cloudlab", DiskBus: "nvme",
+		Name: "ec2", Vendor: "Amazon EC2", Product: "cloudlab", DiskBus: "nvme", VolumeBus: VolumeNVMe,
 		Net: netip.MustParsePrefix("169.254.169.0/24"), Gateway: netip.MustParseAddr("169.254.169.1"),
 		DHCPStart: netip.MustParseAddr("169.254.169.15"),
 	}
 	// Vultr is a Vultr cloud compute instance: virtio disk, its main IPv4 address by DHCP.
 	Vultr = Platform{
-		Name: "vultr", Vendor: "Vultr", Product: "VC2", DiskBus: "virtio",
+		Name: "vultr", Vendor: "Vultr", Product: "VC2", DiskBus: "virtio", VolumeBus: VolumeVirtio,
 		Net: netip.MustParsePrefix("169.254.0.0/16"), Gateway: netip.MustParseAddr("169.254.0.1"),
 		DHCPStart: netip.MustParseAddr("169.254.10.15"),
 	}
@@ -45,7 +48,7 @@ var (
 	// answers DHCP, so a fake droplet's address from the metadata is elsewhere than DHCPStart and
 	// its ports are forwarded there through Spec.GuestAddress).
 	DigitalOcean = Platform{
-		Name: "digitalocean", Vendor: "DigitalOcean", Product: "Droplet", DiskBus: "virtio",
+		Name: "digitalocean", Vendor: "DigitalOcean", Product: "Droplet", DiskBus: "virtio", VolumeBus: VolumeSCSI,
 		Net: netip.MustParsePrefix("169.254.0.0/16"), Gateway: netip.MustParseAddr("169.254.0.1"),
 		DHCPStart: netip.MustParseAddr("169.254.10.15"),
 	}
@@ -55,6 +58,8 @@ func (p Platform) validate() error {
 	switch {
 	case p.DiskBus != "nvme" && p.DiskBus != "virtio":
 		return fmt.Errorf("vm: platform %q: disk bus %q: want nvme or virtio", p.Name, p.DiskBus)
+	case p.VolumeBus != VolumeNVMe && p.VolumeBus != VolumeVirtio && p.VolumeBus != VolumeSCSI:
+		return fmt.Errorf("vm: platform %q: volume bus %q: want %s, %s or %s", p.Name, p.VolumeBus, VolumeNVMe, VolumeVirtio, VolumeSCSI)
 	case !p.Net.Contains(metadataIP):
 		return fmt.Errorf("vm: platform %q: network %v: want one that contains the metadata service %v", p.Name, p.Net, metadataIP)
 	case !p.Net.Contains(p.Gateway) || !p.Net.Contains(p.DHCPStart):

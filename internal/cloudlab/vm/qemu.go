@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/hostcheck"
 	"github.com/drover-dev/drover/internal/qemuproc"
+	"github.com/drover-dev/drover/internal/qmp"
 )
 
 // Firmware files from Debian's ovmf and qemu-efi-aarch64 packages.
@@ -98,9 +99,12 @@ func args(s Spec, accel, pipe string, fwds map[netip.AddrPort]netip.AddrPort) ([
 		// run on.
 		"-smbios", "type=1,manufacturer="+esc(p.Vendor)+",product="+esc(p.Product),
 		"-serial", "file:"+filepath.Join(s.Dir, consoleFile),
+		// Relative when too long for a sockaddr: qemu runs in s.Dir.
+		"-qmp", "unix:"+esc(qmp.SocketArg(filepath.Join(s.Dir, monitorFile)))+",server=on,wait=off",
 		"-pidfile", filepath.Join(s.Dir, pidFile),
 		"-daemonize",
 	)
+	a = append(a, hotplugArgs(p)...)
 	if s.Arch == "amd64" {
 		a = append(a, hostcheck.CPUArgs(accel)...)
 	}
@@ -123,6 +127,7 @@ func rootDevice(p Platform) string {
 
 // launch runs qemu, which daemonizes (qemuproc.Start), and returns the VM's PID.
 func launch(ctx context.Context, s Spec, argv []string) (int, error) {
+	os.Remove(filepath.Join(s.Dir, monitorFile)) // a socket left by an earlier boot in the same directory
 	pid, err := qemuproc.Start(ctx, argv, s.Dir, filepath.Join(s.Dir, pidFile), filepath.Join(s.Dir, launchLog), launchLimit, killLimit)
 	if err != nil {
 		return 0, fmt.Errorf("vm: starting %s: %w", s.Disk, err)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -78,9 +79,14 @@ const (
 
 // Machine is one running VM. Its methods are safe for concurrent use.
 type Machine struct {
-	pid     int
-	dir     string
-	servers []*http.Server // set up by Start, only closed after
+	pid      int
+	dir      string
+	name     string // the directory's base name, for errors
+	platform Platform
+	servers  []*http.Server // set up by Start, only closed after
+
+	hotplugMu sync.Mutex        // one hot-plug at a time; guards ports
+	ports     map[string]string // volume device id -> the hot-plug port it sits on
 }
 
 // Start boots s and returns once qemu runs (its disk opened, forwards bound), not once the guest
@@ -108,7 +114,7 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{dir: s.Dir}
+	m := &Machine{dir: s.Dir, name: filepath.Base(s.Dir), platform: *s.Platform, ports: map[string]string{}}
 	fwds := map[netip.AddrPort]netip.AddrPort{}
 	for guest, host := range s.Routes {
 		fwds[guest] = host
@@ -220,6 +226,8 @@ func (m *Machine) closeServers() {
 		s.Close()
 	}
 }
+
+func (m *Machine) qmpPath() string { return filepath.Join(m.dir, monitorFile) }
 
 // PID is qemu's process ID.
 func (m *Machine) PID() int { return m.pid }

@@ -37,6 +37,10 @@ func TestArgsLookLikeNitro(t *testing.T) {
 		"-smbios type=1,manufacturer=Amazon EC2,",
 		"-bios " + ovmfPath,
 		"-daemonize",
+		"-qmp unix:" + filepath.Join(dir, monitorFile) + ",server=on,wait=off",
+		// Hot-plugged volumes need ports of their own on q35's root bus.
+		"-device pcie-root-port,id=hp0,chassis=1,bus=pcie.0,addr=0x10",
+		"-device pcie-root-port,id=hp3,chassis=4,bus=pcie.0,addr=0x13",
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("qemu's command line lacks %q:\n%s", want, line)
@@ -77,12 +81,15 @@ func TestArgsPerPlatform(t *testing.T) {
 	}{
 		{Vultr, netip.Addr{}, []string{
 			"-device virtio-blk-pci,drive=root,",
+			"-device pcie-root-port,id=hp0,",
 			"net=169.254.0.0/16,host=169.254.0.1,dhcpstart=169.254.10.15,dns=169.254.10.253",
 			",hostfwd=tcp:127.0.0.9:80-169.254.10.15:80",
 			"-smbios type=1,manufacturer=Vultr,product=VC2",
 		}},
 		{DigitalOcean, netip.MustParseAddr("169.254.20.7"), []string{
 			"-device virtio-blk-pci,drive=root,",
+			// Volumes are SCSI disks on a controller that is there from the start.
+			"-device virtio-scsi-pci,id=scsi0,",
 			",hostfwd=tcp:127.0.0.9:80-169.254.20.7:80",
 			"-smbios type=1,manufacturer=DigitalOcean,product=Droplet",
 		}},
@@ -140,6 +147,11 @@ func TestSpecValidate(t *testing.T) {
 			p.DiskBus = "scsi"
 			s.Platform = &p
 		}, `platform "vultr": disk bus "scsi": want nvme or virtio`},
+		"volume bus": {func(s *Spec) {
+			p := EC2
+			p.VolumeBus = "ide"
+			s.Platform = &p
+		}, `platform "ec2": volume bus "ide": want nvme, virtio or scsi`},
 		"net without imds": {func(s *Spec) {
 			p := DigitalOcean
 			p.Net = netip.MustParsePrefix("10.0.0.0/8")
@@ -152,6 +164,34 @@ func TestSpecValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one with %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestVolumeIDs checks what each platform's guest may be shown of a volume, and that qemu's ids for
+// it are valid node names (at most 31 characters, a letter first) and differ per volume.
+func TestVolumeIDs(t *testing.T) {
+	for _, tc := range []struct {
+		p  Platform
+		id string
+		ok bool
+	}{
+		{EC2, "vol0123456789abcdef0", true},
+		{EC2, "vol0123456789abcdef01", false}, // 21: longer than an NVMe serial
+		{Vultr, "ewr-0123456789abcd", true},
+		{Vultr, "ewr 01", false},
+		{DigitalOcean, "db-data-" + strings.Repeat("x", 56), true},
+		{DigitalOcean, "db-data-" + strings.Repeat("x", 57), false},
+		{DigitalOcean, "", false},
+		{DigitalOcean, "a,drive=root", false},
+	} {
+		if err := tc.p.checkVolumeID(tc.id); (err == nil) != tc.ok {
+			t.Errorf("%s: volume %q: %v, want ok %v", tc.p.Name, tc.id, err, tc.ok)
+		}
+	}
+	d1, n1 := qemuIDs("vol0123456789abcdef0")
+	d2, n2 := qemuIDs("vol0123456789abcdef1")
+	if d1 == d2 || n1 == n2 || len(n1) > 31 || len(d1) > 31 || !strings.HasPrefix(n1, "node") || !strings.HasPrefix(d1, "vol") {
+		t.Errorf("qemu ids %s %s and %s %s", d1, n1, d2, n2)
 	}
 }
 

@@ -11,13 +11,16 @@ package vultrlab
 // once, so a second attach meanwhile is refused. Block storage snapshots: POST and GET
 // /v2/blocks/snapshots {block_id, description}, GET and DELETE /v2/blocks/snapshots/{id} (the
 // snapshot is its own top-level object, as govultr decodes it). An instance destroyed loses its
-// blocks (they are detached). Left out: hot-plugging the block into a booted instance (blocks are
-// API state and the bytes tests write: WriteBlock, ReadBlock), resize, bootable blocks.
+// blocks (they are detached). With a Hypervisor a block is a raw file hot-plugged into the
+// instance's running machine (blockplug.go); without, API state and the bytes tests write
+// (WriteBlock, ReadBlock). Left out: resize, bootable blocks.
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -32,7 +35,9 @@ type block struct {
 	shown                                             string // attached_to_instance as reads report it
 	shownReads                                        int    // reads left before shown catches up with instance
 	created                                           time.Time
-	data                                              []byte // what tests wrote at the block's start
+	data                                              []byte // what tests wrote at the block's start, without a file
+	path                                              string // its raw file, with a Hypervisor (blockplug.go)
+	plugging                                          bool   // a hot-plug runs: shown waits for it
 }
 
 type blockSnapshot struct {
@@ -40,6 +45,7 @@ type blockSnapshot struct {
 	size                     int
 	created                  time.Time
 	data                     []byte
+	path                     string // a copy of the block's file, when it had one
 }
 
 type blockJSON struct {
@@ -65,7 +71,7 @@ func (b *block) read() blockJSON {
 			b.status = "active"
 		}
 	}
-	if b.shown != b.instance {
+	if b.shown != b.instance && !b.plugging {
 		if b.shownReads > 0 {
 			b.shownReads--
 		} else {
@@ -98,6 +104,9 @@ func (c *Cloud) WriteBlock(id string, data []byte) bool {
 	if b == nil {
 		return false
 	}
+	if b.path != "" {
+		return writeAt(b.path, data) == nil
+	}
 	if len(b.data) < len(data) {
 		b.data = append(b.data, make([]byte, len(data)-len(b.data))...)
 	}
@@ -114,6 +123,9 @@ func (c *Cloud) ReadBlock(id string, n int) ([]byte, bool) {
 		return nil, false
 	}
 	out := make([]byte, n)
+	if b.path != "" {
+		return out, readAt(b.path, out) == nil
+	}
 	copy(out, b.data)
 	return out, true
 }
@@ -170,6 +182,15 @@ func (c *Cloud) createBlock(r *http.Request) (int, any) {
 			return errorf(http.StatusBadRequest, "Invalid size_gb %d: snapshot %s is %d GB.", req.SizeGB, s.id, s.size)
 		}
 		b.snapshotID, b.data = s.id, slices.Clone(s.data)
+	}
+	if b.path = c.blockPath(b.id); b.path != "" {
+		from := ""
+		if req.SnapshotID != "" {
+			from = c.blockSnaps[req.SnapshotID].path
+		}
+		if err := makeBlockFile(b.path, from, b.size); err != nil {
+			return errorf(http.StatusInternalServerError, "%v", err)
+		}
 	}
 	c.blocks[b.id] = b
 	j := b.read()
@@ -265,6 +286,9 @@ func (c *Cloud) deleteBlock(r *http.Request) (int, any) {
 		return errorf(http.StatusBadRequest, "Block storage volume is attached to instance %s: detach it first.", b.instance)
 	}
 	delete(c.blocks, b.id)
+	if b.path != "" {
+		os.Remove(b.path)
+	}
 	return http.StatusNoContent, nil
 }
 
@@ -292,8 +316,11 @@ func (c *Cloud) attachBlock(r *http.Request) (int, any) {
 		return errorf(http.StatusBadRequest, "Block storage volume is in %s, instance %s in %s.", b.region, in.ID, in.Region)
 	case b.instance != "":
 		return errorf(http.StatusBadRequest, "Block storage volume is already attached to instance %s: detach it first.", b.instance)
+	case b.plugging:
+		return errorf(http.StatusBadRequest, "Block storage volume is being detached: wait until it is.")
 	}
 	b.instance, b.shownReads = in.ID, c.opts.PendingPolls
+	c.plugBlock(b, in, true)
 	return http.StatusNoContent, nil
 }
 
@@ -313,7 +340,14 @@ func (c *Cloud) detachBlock(r *http.Request) (int, any) {
 	if b.instance == "" {
 		return errorf(http.StatusBadRequest, "Block storage volume is not currently attached to a server.")
 	}
+	if b.plugging {
+		return errorf(http.StatusBadRequest, "Block storage volume is being attached to instance %s: wait until it is.", b.instance)
+	}
+	holder := c.instances[b.instance]
 	b.instance, b.shownReads = "", c.opts.PendingPolls
+	if holder != nil {
+		c.plugBlock(b, holder, false)
+	}
 	return http.StatusNoContent, nil
 }
 
@@ -342,6 +376,13 @@ func (c *Cloud) createBlockSnapshot(r *http.Request) (int, any) {
 	}
 	s := &blockSnapshot{id: newID(), blockID: b.id, description: req.Description, size: b.size,
 		created: time.Now().Truncate(time.Second), data: slices.Clone(b.data)}
+	if b.path != "" {
+		// A snapshot of an attached block is crash-consistent, as Vultr's is.
+		s.path = filepath.Join(c.opts.Dir, "blocks", "snapshot-"+s.id+".raw")
+		if err := copyFile(s.path, b.path); err != nil {
+			return errorf(http.StatusInternalServerError, "%v", err)
+		}
+	}
 	c.blockSnaps[s.id] = s
 	return http.StatusCreated, s.json()
 }
@@ -383,6 +424,9 @@ func (c *Cloud) deleteBlockSnapshot(r *http.Request) (int, any) {
 		return errorf(http.StatusNotFound, "Invalid snapshot ID.")
 	}
 	delete(c.blockSnaps, s.id)
+	if s.path != "" {
+		os.Remove(s.path)
+	}
 	return http.StatusNoContent, nil
 }
 

@@ -358,6 +358,7 @@ func (c *Cloud) boot(id string, snap *os.File) {
 			c.bootErrors[id] = err.Error()
 		} else if !stale {
 			in.machine = m
+			c.plugBlocksOf(in)
 		}
 	}
 	c.mu.Unlock()

@@ -65,12 +65,49 @@ func (p *Provider) AttachVolume(ctx context.Context, id, instance string) (compu
 			return compute.Volume{}, fmt.Errorf("aws: attaching volume %s: %w", id, errVolumeNotFound)
 		case code == "InvalidVolume.ZoneMismatch":
 			return compute.Volume{}, fmt.Errorf("aws: attaching volume %s (zone %s) to %s: the instance runs in another zone: %w", id, aws.ToString(v.AvailabilityZone), instance, err)
+		case code == "IncorrectInstanceState":
+			// EC2 attaches to a running or stopped instance only: one just started (a handoff's
+			// rollback starts blue, then attaches) is pending for a while. Wait it out; any other
+			// state is final.
+			if err := p.waitNotPending(ctx, id, instance); err != nil {
+				return compute.Volume{}, err
+			}
+			continue
 		case (code == "VolumeInUse" || code == "IncorrectState" || code == "InvalidParameterValue") && attempt < 3:
 			// Someone else attached it (the next look says to whom), it was still settling, or
 			// the device was taken meanwhile: look again.
 			continue
 		default:
 			return compute.Volume{}, fmt.Errorf("aws: attaching volume %s to %s as %s: %w", id, instance, device, err)
+		}
+	}
+}
+
+// waitNotPending waits, bounded by ctx, until instance is no longer pending, and fails unless it
+// is then running or stopped (the states EC2 attaches a volume to).
+func (p *Provider) waitNotPending(ctx context.Context, id, instance string) error {
+	w := p.poller()
+	for {
+		in, err := p.describeOne(ctx, instance)
+		if notFound(err) {
+			return fmt.Errorf("aws: attaching volume %s: instance %s: %w", id, instance, compute.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("aws: attaching volume %s: describing instance %s: %w", id, instance, err)
+		}
+		state := types.InstanceStateNamePending // no state yet: as good as pending
+		if in.State != nil {
+			state = in.State.Name
+		}
+		switch state {
+		case types.InstanceStateNameRunning, types.InstanceStateNameStopped:
+			return nil
+		case types.InstanceStateNamePending:
+			if err := w.wait(ctx); err != nil {
+				return fmt.Errorf("aws: attaching volume %s: waiting for instance %s to run: %w", id, instance, err)
+			}
+		default:
+			return fmt.Errorf("aws: attaching volume %s: instance %s is %s: want it running or stopped", id, instance, state)
 		}
 	}
 }

@@ -1,33 +1,25 @@
 package qemu
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/drover-dev/drover/internal/qmp"
 	"github.com/drover-dev/drover/plugins/compute"
 )
-
-// monitorTimeout bounds one monitor command when ctx has no deadline.
-const monitorTimeout = 10 * time.Second
 
 // Monitor is a QMP connection to one running instance. qemu serves one QMP
 // client at a time, so keep a Monitor only as long as needed; a second
 // Monitor of the same instance waits until the first is closed. A Monitor
 // is not safe for concurrent use.
 type Monitor struct {
-	id   string
-	conn net.Conn
-	r    *bufio.Reader
+	id string
+	c  *qmp.Conn
 }
 
 // Monitor connects to the QMP socket of instance id. It fails, wrapping
@@ -42,128 +34,25 @@ func (p *Provider) Monitor(ctx context.Context, id string) (*Monitor, error) {
 // DialMonitor connects to the QMP socket at path and negotiates
 // capabilities; id names the instance in errors.
 func DialMonitor(ctx context.Context, id, path string) (*Monitor, error) {
-	conn, err := dialUnix(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("qemu: monitor of %s: %w", id, err)
-	}
-	m := &Monitor{id: id, conn: conn, r: bufio.NewReader(conn)}
-	if err := m.handshake(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-// dialUnix connects to a unix socket even when its path is longer than a
-// sockaddr allows (108 bytes), by going through /proc/self/fd of its
-// directory.
-func dialUnix(ctx context.Context, path string) (net.Conn, error) {
-	var d net.Dialer
-	if len(path) < 100 {
-		return d.DialContext(ctx, "unix", path)
-	}
-	dir, err := os.Open(filepath.Dir(path))
+	c, err := qmp.Dial(ctx, "qemu", id, path)
 	if err != nil {
 		return nil, err
 	}
-	defer dir.Close()
-	return d.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(int(dir.Fd()))+"/"+filepath.Base(path))
+	return &Monitor{id: id, c: c}, nil
 }
 
 // Close closes the connection.
-func (m *Monitor) Close() error { return m.conn.Close() }
+func (m *Monitor) Close() error { return m.c.Close() }
 
-func (m *Monitor) handshake(ctx context.Context) error {
-	defer m.deadline(ctx)()
-	var greeting struct {
-		QMP json.RawMessage `json:"QMP"`
-	}
-	line, err := m.r.ReadBytes('\n')
-	if err == nil {
-		err = json.Unmarshal(line, &greeting)
-	}
-	if err != nil || greeting.QMP == nil {
-		return fmt.Errorf("qemu: monitor of %s: no QMP greeting (%q): %w", m.id, line, m.ctxErr(ctx, err))
-	}
-	_, err = m.exec(ctx, "qmp_capabilities", nil)
-	return err
-}
-
-// deadline applies ctx's deadline (or monitorTimeout) to the connection and
-// makes a canceled ctx interrupt a blocked read; call the result when done.
-func (m *Monitor) deadline(ctx context.Context) func() {
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Now().Add(monitorTimeout)
-	}
-	m.conn.SetDeadline(d)
-	stop := context.AfterFunc(ctx, func() { m.conn.SetDeadline(time.Now()) })
-	return func() { stop() }
-}
-
-func (m *Monitor) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return err
-}
-
-// exec runs one QMP command and returns its "return" value. Events that
-// arrive meanwhile are skipped.
+// exec runs one QMP command and returns its "return" value.
 func (m *Monitor) exec(ctx context.Context, command string, args any) (json.RawMessage, error) {
-	// An ended ctx sends nothing: context.AfterFunc would interrupt the exchange only from another
-	// goroutine, which a quick answer can beat.
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("qemu: monitor of %s: %s: %w", m.id, command, context.Cause(ctx))
-	}
-	defer m.deadline(ctx)()
-	req := map[string]any{"execute": command}
-	if args != nil {
-		req["arguments"] = args
-	}
-	b, _ := json.Marshal(req)
-	if _, err := m.conn.Write(append(b, '\n')); err != nil {
-		return nil, fmt.Errorf("qemu: monitor of %s: %s: %w", m.id, command, m.ctxErr(ctx, err))
-	}
-	for {
-		line, err := m.r.ReadBytes('\n')
-		if err != nil {
-			return nil, fmt.Errorf("qemu: monitor of %s: %s: %w", m.id, command, m.ctxErr(ctx, err))
-		}
-		var resp struct {
-			Return json.RawMessage `json:"return"`
-			Error  *struct {
-				Class string `json:"class"`
-				Desc  string `json:"desc"`
-			} `json:"error"`
-			Event string `json:"event"`
-		}
-		if err := json.Unmarshal(line, &resp); err != nil {
-			return nil, fmt.Errorf("qemu: monitor of %s: %s: reply %q: %w", m.id, command, line, err)
-		}
-		switch {
-		case resp.Event != "":
-			continue
-		case resp.Error != nil:
-			return nil, fmt.Errorf("qemu: monitor of %s: %s: %s: %s", m.id, command, resp.Error.Class, resp.Error.Desc)
-		default:
-			return resp.Return, nil
-		}
-	}
+	return m.c.Exec(ctx, command, args)
 }
 
 // HMP runs a human monitor command (such as "info usernet") through QMP and
 // returns its output.
 func (m *Monitor) HMP(ctx context.Context, command string) (string, error) {
-	raw, err := m.exec(ctx, "human-monitor-command", map[string]string{"command-line": command})
-	if err != nil {
-		return "", err
-	}
-	var out string
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return "", fmt.Errorf("qemu: monitor of %s: %q: reply %s: %w", m.id, command, raw, err)
-	}
-	return out, nil
+	return m.c.HMP(ctx, command)
 }
 
 // Forward is a TCP host forward of an instance's user-mode network:

@@ -154,26 +154,14 @@ func (p *Provider) unplug(ctx context.Context, v *volumeRecord) error {
 		return err
 	}
 	if block.Device {
-		// The guest releases the device when its ACPI hot-plug handler runs. One busy with an
-		// earlier event, or still starting, can let a request pass: asking again every
-		// unplugRepeat, as libvirt's users do, makes that a delay instead of a hang.
-		asked := time.Time{}
-		for block.Device {
-			if time.Since(asked) >= unplugRepeat {
-				if _, err := m.exec(ctx, "device_del", map[string]string{"id": v.ID}); err != nil &&
-					!strings.Contains(err.Error(), "DeviceNotFound") && !strings.Contains(err.Error(), "in the process of unplug") {
-					return fmt.Errorf("qemu: detaching volume %s from %s: %w", v.ID, v.Holder, err)
-				}
-				asked = time.Now()
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("qemu: detaching volume %s from %s: the guest has not released the device: %w", v.ID, v.Holder, context.Cause(ctx))
-			case <-time.After(unplugPoll):
-			}
-			if block, err = m.volumeBlock(ctx, v.ID); err != nil {
-				return err
-			}
+		// The guest releases the device when its ACPI hot-plug handler runs; Unplug asks again
+		// every unplugRepeat, so a request the guest let pass is a delay instead of a hang.
+		// Its errors name the holder and the volume already.
+		if err := m.c.Unplug(ctx, v.ID, unplugPoll, unplugRepeat); err != nil {
+			return err
+		}
+		if block, err = m.volumeBlock(ctx, v.ID); err != nil {
+			return err
 		}
 	}
 	if block.Node != "" {
@@ -194,37 +182,15 @@ type pluggedVolume struct {
 // (query-named-block-nodes) and device (qom-list of /machine/peripheral).
 func (m *Monitor) volumeBlock(ctx context.Context, id string) (pluggedVolume, error) {
 	var out pluggedVolume
-	raw, err := m.exec(ctx, "query-named-block-nodes", map[string]any{"flat": true})
+	hasNode, err := m.c.HasNode(ctx, nodeName(id))
 	if err != nil {
 		return out, err
 	}
-	var nodes []struct {
-		Node string `json:"node-name"`
+	if hasNode {
+		out.Node = nodeName(id)
 	}
-	if err := json.Unmarshal(raw, &nodes); err != nil {
-		return out, fmt.Errorf("qemu: monitor of %s: query-named-block-nodes: %w", m.id, err)
-	}
-	for _, n := range nodes {
-		if n.Node == nodeName(id) {
-			out.Node = n.Node
-		}
-	}
-	raw, err = m.exec(ctx, "qom-list", map[string]string{"path": "/machine/peripheral"})
-	if err != nil {
-		return out, err
-	}
-	var props []struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(raw, &props); err != nil {
-		return out, fmt.Errorf("qemu: monitor of %s: qom-list: %w", m.id, err)
-	}
-	for _, prop := range props {
-		if prop.Name == id {
-			out.Device = true
-		}
-	}
-	return out, nil
+	out.Device, err = m.c.HasDevice(ctx, id)
+	return out, err
 }
 
 // VolumeBlocks lists the volumes the VM has a block device of, from

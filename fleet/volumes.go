@@ -223,9 +223,9 @@ func (d *decoder) checkRoleVolumes(f *Fleet, role *Role) {
 			d.errorf(first.Range, "No volumes on this compute",
 				"Role %q has volume %q, but its instances run on compute %q of type %q, which cannot attach a volume: deploy it to a compute type with volumes (qemu, aws, vultr, digitalocean), or remove the volume.",
 				role.Name, first.Name, comp.Name, comp.Type)
-		} else if e, ok := comp.Config.(userDataEditing); dep.Strategy == HandoffStrategy && len(role.Image.SecretPaths()) > 0 && (!ok || !e.EditsUserData()) {
+		} else if e, ok := comp.Config.(userDataEditing); dep.Strategy == HandoffStrategy && (len(role.Image.SecretPaths()) > 0 || len(role.Image.Certificates) > 0) && (!ok || !e.EditsUserData()) {
 			d.errorf(first.Range, "Secrets need user-data edits on this compute",
-				"Role %q fetches Vault secrets at boot and hands volume %q over, which stops an instance and starts it again (a rollback, drover volumes snapshot --stop and restore); each such start needs a new wrapped credential in the instance's user-data (the first one is single-use), and compute %q of type %q cannot change a stopped instance's user-data: deploy the role to a compute type that can (qemu, aws), or move its secrets out of it.",
+				"Role %q logs in to Vault at boot (secrets or certificates) and hands volume %q over, which stops an instance and starts it again (a rollback, drover volumes snapshot --stop and restore); each such start needs a new wrapped credential in the instance's user-data (the first one is single-use), and compute %q of type %q cannot change a stopped instance's user-data: deploy the role to a compute type that can (qemu, aws, vultr), or move its secrets and certificates out of it.",
 				role.Name, first.Name, comp.Name, comp.Type)
 		}
 	}

@@ -354,9 +354,15 @@ func (s *session) ensureVolumes(ctx context.Context) error {
 	if err != nil || !moved || len(s.checks) == 0 {
 		return err
 	}
-	// Given back (blue, started again): it serves once its services are up on the data.
+	// Given back (blue, started again): it serves once its services are up on the data. It is read
+	// again because it was listed stopped, and a cloud gives a stopped instance no public address
+	// (EC2 hands one out at each start).
+	blue, err := s.instanceByID(ctx, ins[0].ID)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	err = health.Gate(ctx, s.checks, []health.Target{target(ins[0])}, s.observer(rec, "health"))
+	err = health.Gate(ctx, s.checks, []health.Target{target(blue)}, s.observer(rec, "health"))
 	if err != nil {
 		return fmt.Errorf("rollout: role %q: %s has the volume(s) again but does not pass its checks: %w", s.role.Name, ins[0].ID, err)
 	}

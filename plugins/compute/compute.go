@@ -127,7 +127,8 @@ type Instance struct {
 	Name   string
 	Labels map[string]string
 	State  State
-	// Address is where the instance's ports are reached from drover's host.
+	// Address is where the instance's ports are reached from drover's host. A stopped instance
+	// may have none (EC2 releases its public address at a stop and gives one at the start).
 	Address netip.Addr
 	// Private is where the provider's other instances reach this one, when that differs from
 	// Address (the lab's segment, whose VMs are reached from the host through loopback

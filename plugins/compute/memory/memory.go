@@ -100,7 +100,13 @@ func (p *Provider) Instances(ctx context.Context, sel compute.Selector) ([]compu
 	var out []compute.Instance
 	for _, in := range p.instances {
 		if sel.Matches(in.Labels) {
-			out = append(out, in.Clone())
+			c := in.Clone()
+			if c.State == compute.Stopped {
+				// As EC2 does with a public address: a stopped instance has none, and gets one
+				// again when it starts, so callers must read an instance again after a start.
+				c.Address = netip.Addr{}
+			}
+			out = append(out, c)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

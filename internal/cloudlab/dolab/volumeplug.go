@@ -2,11 +2,8 @@ package dolab
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -36,33 +33,6 @@ func (c *Cloud) volumePath(id string) string {
 		return ""
 	}
 	return filepath.Join(c.opts.Dir, "volumes", id+".raw")
-}
-
-// makeVolumeFile creates a volume's file: a copy of from (a snapshot's file) when given, grown
-// to sizeGB, else blank.
-func makeVolumeFile(path, from string, sizeGB int) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("dolab: volume file: %w", err)
-	}
-	if from != "" {
-		if err := copyFile(path, from); err != nil {
-			return err
-		}
-	} else if err := os.WriteFile(path, nil, 0o644); err != nil {
-		return fmt.Errorf("dolab: volume file: %w", err)
-	}
-	if err := os.Truncate(path, int64(sizeGB)<<30); err != nil {
-		return fmt.Errorf("dolab: volume file: %w", err)
-	}
-	return nil
-}
-
-// copyFile copies a sparse raw file keeping its holes (cp finds them with SEEK_DATA).
-func copyFile(dst, src string) error {
-	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("dolab: copying %s: %w: %s", src, err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // plugVolumesOf plugs the volumes attached to d into its machine, which has just booted; c.mu is

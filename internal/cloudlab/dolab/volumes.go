@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/drover-dev/drover/internal/cloudlab/rawfile"
 )
 
 type volume struct {
@@ -148,7 +150,7 @@ func (c *Cloud) routeVolumes(r *http.Request, parts []string, body []byte) answe
 		if v.path != "" {
 			// A snapshot of an attached volume is crash-consistent, as DigitalOcean's is.
 			s.path = filepath.Join(c.opts.Dir, "volumes", "snapshot-"+s.id+".raw")
-			if err := copyFile(s.path, v.path); err != nil {
+			if err := rawfile.Copy(s.path, v.path); err != nil {
 				return c.bad("%v", err)
 			}
 		}
@@ -216,7 +218,7 @@ func (c *Cloud) createVolume(body []byte) answer {
 		if snap != nil {
 			from = snap.path
 		}
-		if err := makeVolumeFile(v.path, from, v.size); err != nil {
+		if err := rawfile.Make(v.path, from, v.size); err != nil {
 			return c.bad("%v", err)
 		}
 	}

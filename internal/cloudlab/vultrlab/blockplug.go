@@ -2,11 +2,8 @@ package vultrlab
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -37,33 +34,6 @@ func (c *Cloud) blockPath(id string) string {
 		return ""
 	}
 	return filepath.Join(c.opts.Dir, "blocks", id+".raw")
-}
-
-// makeBlockFile creates b's file: a copy of from (a snapshot's file) when given, grown to b's
-// size, else blank. c.mu is held; a copy runs under it, as the fake's other disk copies do.
-func makeBlockFile(path, from string, sizeGB int) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("vultrlab: block file: %w", err)
-	}
-	if from != "" {
-		if err := copyFile(path, from); err != nil {
-			return err
-		}
-	} else if err := os.WriteFile(path, nil, 0o644); err != nil {
-		return fmt.Errorf("vultrlab: block file: %w", err)
-	}
-	if err := os.Truncate(path, int64(sizeGB)<<30); err != nil {
-		return fmt.Errorf("vultrlab: block file: %w", err)
-	}
-	return nil
-}
-
-// copyFile copies a sparse raw file keeping its holes (cp finds them with SEEK_DATA).
-func copyFile(dst, src string) error {
-	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("vultrlab: copying %s: %w: %s", src, err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // plugBlocksOf plugs the blocks attached to in into its machine, which has just booted; c.mu is

@@ -24,6 +24,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/drover-dev/drover/internal/cloudlab/rawfile"
 )
 
 type block struct {
@@ -188,7 +190,7 @@ func (c *Cloud) createBlock(r *http.Request) (int, any) {
 		if req.SnapshotID != "" {
 			from = c.blockSnaps[req.SnapshotID].path
 		}
-		if err := makeBlockFile(b.path, from, b.size); err != nil {
+		if err := rawfile.Make(b.path, from, b.size); err != nil {
 			return errorf(http.StatusInternalServerError, "%v", err)
 		}
 	}
@@ -379,7 +381,7 @@ func (c *Cloud) createBlockSnapshot(r *http.Request) (int, any) {
 	if b.path != "" {
 		// A snapshot of an attached block is crash-consistent, as Vultr's is.
 		s.path = filepath.Join(c.opts.Dir, "blocks", "snapshot-"+s.id+".raw")
-		if err := copyFile(s.path, b.path); err != nil {
+		if err := rawfile.Copy(s.path, b.path); err != nil {
 			return errorf(http.StatusInternalServerError, "%v", err)
 		}
 	}

@@ -92,6 +92,9 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "slot" {
+		os.Exit(slotMain(os.Args[2:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+	}
 	c, err := parseFlags(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "drover-boot: %v\n", err)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/internal/abslot"
 )
 
 // A Raspberry Pi SD card with A/B slots, made like the GPT disk: every filesystem in a plain file
@@ -39,10 +41,13 @@ const (
 	// CardDataPartition is the card's data partition, kept across updates.
 	CardDataPartition = 7
 	cardFirmwareIn    = "boot/firmware" // where raspi-firmware's hooks gather the boot files in the tree
-	// AutobootTxt is partition 1's autoboot.txt: the firmware boots partition 2 (slot A) and, in
-	// tryboot mode, reads config.txt from the partition boot_partition names instead of tryboot.txt.
-	AutobootTxt = "[all]\ntryboot_a_b=1\nboot_partition=2\n"
 )
+
+// AutobootTxt is partition 1's autoboot.txt: the firmware boots partition 2 (slot A), and on a
+// one-time trial partition 3 (tryboot_a_b=1: it reads that partition's config.txt rather than a
+// tryboot.txt). It is one sector long, padded with comments, so the device commits a slot by
+// rewriting that one sector (abslot.WriteAutoboot).
+var AutobootTxt = abslot.Autoboot(abslot.Slots[0])
 
 // CardSpec says what SD card to make.
 type CardSpec struct {
@@ -237,8 +242,8 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 		return CardResult{}, err
 	}
 	if s.BundleDir != "" {
-		b, err := writeBundle(ctx, s.BundleDir, work, []bundlePart{
-			{name: "boot.vfat", path: bootImgs[0], role: "boot"}, {name: "root.ext4", path: rootImg, role: "root"}})
+		b, err := abslot.WriteBundle(ctx, s.BundleDir, work, []abslot.PartSource{
+			{Name: "boot.vfat", Path: bootImgs[0], Role: "boot"}, {Name: "root.ext4", Path: rootImg, Role: "root"}})
 		if err != nil {
 			return CardResult{}, err
 		}

@@ -1,127 +1,20 @@
 package disk
 
-import (
-	"compress/gzip"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-)
+import "github.com/drover-dev/drover/internal/abslot"
+
+// The update bundle's format belongs to internal/abslot, which the device's side of an update
+// (drover-boot) and the device compute provider read too; these names keep the builder's own.
 
 // BundleBlockSize is the unit of a bundle's per-block hashes: an update compares a slot's blocks
 // with these and sends only those that differ.
-const BundleBlockSize = 1 << 20
+const BundleBlockSize = abslot.BlockSize
 
 // BundleManifestName is the bundle's manifest file.
-const BundleManifestName = "bundle.json"
+const BundleManifestName = abslot.ManifestName
 
-// Bundle is an update bundle: one slot's filesystems, each gzip-compressed, with the sha256 of the
-// image and of the compressed file and the sha256 of every BlockSize block of the image (the last
-// one may be short). It is what a Pi's other slot is written from.
-type Bundle struct {
-	Version   int          `json:"version"`
-	BlockSize int          `json:"block_size"`
-	Parts     []BundlePart `json:"parts"`
-}
+// Bundle is an update bundle (abslot.Bundle): one slot's filesystems, compressed, with checksums and
+// per-block hashes.
+type Bundle = abslot.Bundle
 
 // BundlePart is one filesystem image of a bundle.
-type BundlePart struct {
-	Role             string   `json:"role"`              // "boot" (the slot's FAT) or "root" (its ext4)
-	File             string   `json:"file"`              // the compressed image, in the bundle directory
-	Size             int64    `json:"size"`              // the image's length in bytes
-	SHA256           string   `json:"sha256"`            // of the image
-	CompressedSHA256 string   `json:"compressed_sha256"` // of File
-	CompressedSize   int64    `json:"compressed_size"`   // File's length
-	Blocks           []string `json:"blocks"`            // sha256 of each BlockSize block, hex
-}
-
-type bundlePart struct{ name, path, role string }
-
-// writeBundle writes the parts into dir (made afresh through a temporary sibling and a rename, so a
-// failure leaves no half bundle) and returns its manifest, also written as BundleManifestName.
-func writeBundle(ctx context.Context, dir, work string, parts []bundlePart) (*Bundle, error) {
-	tmp, err := os.MkdirTemp(work, "bundle-")
-	if err != nil {
-		return nil, fmt.Errorf("disk: bundle: %w", err)
-	}
-	b := &Bundle{Version: 1, BlockSize: BundleBlockSize}
-	for _, p := range parts {
-		bp, err := compressPart(ctx, p, filepath.Join(tmp, p.name+".gz"))
-		if err != nil {
-			return nil, err
-		}
-		b.Parts = append(b.Parts, bp)
-	}
-	data, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("disk: bundle: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, BundleManifestName), append(data, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("disk: bundle: %w", err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("disk: bundle: %w", err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, fmt.Errorf("disk: bundle: %w", err)
-	}
-	return b, nil
-}
-
-// compressPart gzips one image to out, hashing it whole and block by block on the way.
-func compressPart(ctx context.Context, p bundlePart, out string) (BundlePart, error) {
-	bp := BundlePart{Role: p.role, File: filepath.Base(out)}
-	in, err := os.Open(p.path)
-	if err != nil {
-		return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-	}
-	defer in.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-	}
-	defer f.Close()
-	compressedSum := sha256.New()
-	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, compressedSum), gzip.BestSpeed)
-	if err != nil {
-		return bp, err
-	}
-	whole := sha256.New()
-	buf := make([]byte, BundleBlockSize)
-	for {
-		if err := ctx.Err(); err != nil {
-			return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-		}
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			block := sha256.Sum256(buf[:n])
-			bp.Blocks = append(bp.Blocks, hex.EncodeToString(block[:]))
-			whole.Write(buf[:n])
-			if _, err := zw.Write(buf[:n]); err != nil {
-				return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-			}
-			bp.Size += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return bp, fmt.Errorf("disk: bundle %s: %w", p.name, rerr)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return bp, fmt.Errorf("disk: bundle %s: %w", p.name, err)
-	}
-	bp.SHA256 = hex.EncodeToString(whole.Sum(nil))
-	bp.CompressedSHA256 = hex.EncodeToString(compressedSum.Sum(nil))
-	bp.CompressedSize = fi.Size()
-	return bp, f.Close()
-}
+type BundlePart = abslot.BundlePart

@@ -1,0 +1,186 @@
+package abslot
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The write protocol, over one SSH session running `drover-boot slot write SLOT` (stdin and stdout):
+//
+//  1. the sender writes a WriteRequest as one JSON line: the bundle's parts with their per-block
+//     hashes, no data;
+//  2. the device hashes the slot's partitions block by block and answers a Need line: for each part,
+//     the indexes of the blocks that differ;
+//  3. the sender writes exactly those blocks, raw, in order (part by part, ascending), each
+//     BlockSize bytes but a part's last, which may be short;
+//  4. the device writes them, syncs, reads the slot back, checks each part's sha256 and answers a
+//     WriteResult line. Any failure is a message on stderr and a non-zero exit instead.
+//
+// Nothing is sent for a block the slot already holds, so a rerun after a cut costs only what the
+// cut left unwritten.
+
+// WriteRequest is the sender's first line.
+type WriteRequest struct {
+	Slot      string       `json:"slot"`
+	BlockSize int          `json:"block_size"`
+	Parts     []BundlePart `json:"parts"` // File, CompressedSHA256 and CompressedSize are not used
+}
+
+// Need is the device's answer: the blocks to send, per part.
+type Need struct {
+	Blocks [][]int `json:"blocks"`
+}
+
+// WriteResult is the device's last line.
+type WriteResult struct {
+	Slot  string       `json:"slot"`
+	Parts []PartResult `json:"parts"`
+	// HashSeconds, WriteSeconds and VerifySeconds time the device's three phases.
+	HashSeconds, WriteSeconds, VerifySeconds float64
+}
+
+// PartResult is one written part.
+type PartResult struct {
+	Role      string `json:"role"`
+	Partition int    `json:"partition"`
+	Blocks    int    `json:"blocks"`  // in the part
+	Written   int    `json:"written"` // of them, sent and written
+	SHA256    string `json:"sha256"`  // read back from the slot
+}
+
+// SendStats is what Send sent.
+type SendStats struct {
+	Bytes      int64 // everything written to the device, request included
+	Blocks     int   // blocks sent
+	SlotBytes  int64 // the parts' total size: what a full write would send
+	Result     WriteResult
+	Elapsed    time.Duration
+	NeedAfter  time.Duration // from the start to the device's Need line (its hashing)
+	ResultWait time.Duration // from the last block sent to the device's result (its write and verify)
+}
+
+// Send is the sender's half: it reads the bundle in bundleDir, asks the device (to, its stdin; from,
+// its stdout) which blocks of slot differ and sends only those. It does not close to. A failure
+// leaves the slot partly written, which the device never boots unarmed; sending again completes it.
+func Send(bundleDir, slot string, to io.Writer, from io.Reader) (SendStats, error) {
+	start := time.Now()
+	b, err := ReadBundle(bundleDir)
+	if err != nil {
+		return SendStats{}, err
+	}
+	cw := &countingWriter{w: to}
+	req := WriteRequest{Slot: slot, BlockSize: b.BlockSize, Parts: b.Parts}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return SendStats{}, err
+	}
+	if _, err := cw.Write(append(line, '\n')); err != nil {
+		return SendStats{}, fmt.Errorf("abslot: sending the request: %w", err)
+	}
+	rd := bufio.NewReader(from)
+	var need Need
+	if err := readLine(rd, &need); err != nil {
+		return SendStats{}, fmt.Errorf("abslot: reading which blocks the device needs: %w", err)
+	}
+	st := SendStats{NeedAfter: time.Since(start)}
+	if len(need.Blocks) != len(b.Parts) {
+		return st, fmt.Errorf("abslot: the device asked for blocks of %d parts, the bundle has %d", len(need.Blocks), len(b.Parts))
+	}
+	for i, p := range b.Parts {
+		st.SlotBytes += p.Size
+		n, err := sendPart(filepath.Join(bundleDir, p.File), p, b.BlockSize, need.Blocks[i], cw)
+		st.Blocks += n
+		if err != nil {
+			return st, err
+		}
+	}
+	sent := time.Now()
+	if err := readLine(rd, &st.Result); err != nil {
+		return st, fmt.Errorf("abslot: reading the device's result: %w", err)
+	}
+	st.ResultWait = time.Since(sent)
+	st.Bytes = cw.n
+	st.Elapsed = time.Since(start)
+	return st, nil
+}
+
+// ReadBundle reads the manifest of the bundle in dir.
+func ReadBundle(dir string) (*Bundle, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("abslot: bundle: %w", err)
+	}
+	var b Bundle
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("abslot: bundle %s: %w", dir, err)
+	}
+	if b.Version != 1 || b.BlockSize <= 0 || len(b.Parts) == 0 {
+		return nil, fmt.Errorf("abslot: bundle %s: version %d, block size %d, %d parts: want version 1 with parts", dir, b.Version, b.BlockSize, len(b.Parts))
+	}
+	for _, p := range b.Parts {
+		if int64(len(p.Blocks)) != blockCount(p.Size, b.BlockSize) {
+			return nil, fmt.Errorf("abslot: bundle %s: part %s has %d block hashes for %d bytes", dir, p.Role, len(p.Blocks), p.Size)
+		}
+	}
+	return &b, nil
+}
+
+func blockCount(size int64, bs int) int64 { return (size + int64(bs) - 1) / int64(bs) }
+
+// sendPart streams the compressed image and writes the blocks of want (ascending).
+func sendPart(path string, p BundlePart, bs int, want []int, w io.Writer) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("abslot: bundle part %s: %w", p.Role, err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("abslot: bundle part %s: %w", p.Role, err)
+	}
+	buf := make([]byte, bs)
+	sent, idx := 0, 0
+	for _, want := range want {
+		if want < idx || int64(want) >= blockCount(p.Size, bs) {
+			return sent, fmt.Errorf("abslot: the device asked for block %d of part %s out of order or range", want, p.Role)
+		}
+		for ; idx <= want; idx++ {
+			n := min(int64(bs), p.Size-int64(idx)*int64(bs))
+			if _, err := io.ReadFull(zr, buf[:n]); err != nil {
+				return sent, fmt.Errorf("abslot: bundle part %s, block %d: %w", p.Role, idx, err)
+			}
+			if idx == want {
+				if _, err := w.Write(buf[:n]); err != nil {
+					return sent, fmt.Errorf("abslot: sending block %d of part %s: %w", idx, p.Role, err)
+				}
+				sent++
+			}
+		}
+	}
+	return sent, nil
+}
+
+func readLine(r *bufio.Reader, v any) error {
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(line, v)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/drover-dev/drover/plugins/compute"
 	"github.com/drover-dev/drover/plugins/compute/aws"
+	"github.com/drover-dev/drover/plugins/compute/device"
 	docompute "github.com/drover-dev/drover/plugins/compute/digitalocean"
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/plugins/compute/vultr"
@@ -53,7 +54,7 @@ type Providers struct {
 // Builtin lists every provider drover ships.
 func Builtin() Providers {
 	return Providers{
-		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory(), docompute.Factory()},
+		Compute: []compute.Factory{qemu.Factory(), aws.Factory(), vultr.Factory(), docompute.Factory(), device.Factory()},
 		DNS:     []dns.Factory{rfc2136.Factory(), cloudflare.Factory(), route53.Factory(), zonefile.Factory(), digitalocean.Factory()},
 		IP:      []ip.Factory{loopback.Factory(), awseip.Factory(), doip.Factory(), ipvultr.Factory()},
 		Store:   []store.Factory{local.Factory(), etcd.Factory()},

@@ -1,7 +1,7 @@
 package images
 
 // Card is the SD card of an image the "rpi" builder made: its artifact (format "rpi-sd", as DESIGN.md names it) holds the
-// two slots, and the update bundle beside it holds one slot's filesystems for writing the other.
+// two slots, and the update bundle beside it holds the filesystems for writing either slot (each slot's boot, the root).
 type Card struct {
 	DiskID        string       `json:"disk_id"` // MBR disk identifier, 8 hex digits: PARTUUIDs are DISKID-0N
 	Slots         []CardSlot   `json:"slots"`   // A then B
@@ -21,7 +21,8 @@ type CardSlot struct {
 // BundlePart is one compressed filesystem image of an update bundle; its block hashes are in the
 // bundle's own manifest.
 type BundlePart struct {
-	Role   string `json:"role"` // "boot" or "root"
+	Role   string `json:"role"`           // "boot" or "root"
+	Slot   string `json:"slot,omitempty"` // the slot of a boot image; "" for the root, which fits either
 	File   string `json:"file"` // within the bundle directory
 	Size   int64  `json:"size"` // uncompressed
 	SHA256 string `json:"sha256"`

@@ -243,7 +243,8 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 	}
 	if s.BundleDir != "" {
 		b, err := abslot.WriteBundle(ctx, s.BundleDir, work, []abslot.PartSource{
-			{Name: "boot.vfat", Path: bootImgs[0], Role: "boot"}, {Name: "root.ext4", Path: rootImg, Role: "root"}})
+			{Name: "boot-a.vfat", Path: bootImgs[0], Role: "boot", Slot: "a"}, {Name: "boot-b.vfat", Path: bootImgs[1], Role: "boot", Slot: "b"},
+			{Name: "root.ext4", Path: rootImg, Role: "root"}})
 		if err != nil {
 			return CardResult{}, err
 		}

@@ -147,9 +147,11 @@ func TestAssembleCard(t *testing.T) {
 		t.Errorf("data label %q", out)
 	}
 
-	offBoot, sizeBoot := part(2)
+	offBootA, sizeBootA := part(2)
+	offBootB, sizeBootB := part(3)
 	checkBundle(t, res, filepath.Join(dir, "bundle"), map[string]string{
-		"boot": fileSum(t, extract(t, res.Path, offBoot, sizeBoot)), "root": fileSum(t, rootA)})
+		"boot-a": fileSum(t, extract(t, res.Path, offBootA, sizeBootA)), "boot-b": fileSum(t, extract(t, res.Path, offBootB, sizeBootB)),
+		"root": fileSum(t, rootA)})
 }
 
 // checkBundle reads the bundle back: its manifest is the result's, and each part decompresses to
@@ -164,7 +166,7 @@ func checkBundle(t *testing.T, res CardResult, dir string, want map[string]strin
 	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatal(err)
 	}
-	if res.Bundle == nil || len(b.Parts) != 2 || b.BlockSize != BundleBlockSize {
+	if res.Bundle == nil || len(b.Parts) != 3 || b.BlockSize != BundleBlockSize {
 		t.Fatalf("bundle %+v", b)
 	}
 	for _, p := range b.Parts {
@@ -197,8 +199,12 @@ func checkBundle(t *testing.T, res CardResult, dir string, want map[string]strin
 			}
 		}
 		f.Close()
-		if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 || got != want[p.Role] || n != p.Size {
-			t.Errorf("%s (%s): %d bytes sha256 %s, manifest %d %s, slot A's %s", p.File, p.Role, n, got, p.Size, p.SHA256, want[p.Role])
+		key := p.Role
+		if p.Slot != "" {
+			key += "-" + p.Slot
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 || got != want[key] || n != p.Size {
+			t.Errorf("%s (%s): %d bytes sha256 %s, manifest %d %s, the card's %s", p.File, key, n, got, p.Size, p.SHA256, want[key])
 		}
 		if int64(len(p.Blocks)) != (p.Size+int64(b.BlockSize)-1)/int64(b.BlockSize) {
 			t.Errorf("%s: %d block hashes for %d bytes", p.File, len(p.Blocks), p.Size)

@@ -87,7 +87,7 @@ func cardManifest(c disk.CardResult) *images.Card {
 	}
 	if c.Bundle != nil {
 		for _, p := range c.Bundle.Parts {
-			m.BundleParts = append(m.BundleParts, images.BundlePart{Role: p.Role, File: p.File, Size: p.Size, SHA256: p.SHA256})
+			m.BundleParts = append(m.BundleParts, images.BundlePart{Role: p.Role, Slot: p.Slot, File: p.File, Size: p.Size, SHA256: p.SHA256})
 		}
 	}
 	return m

@@ -25,7 +25,7 @@ const BlockSize = 1 << 20
 // ManifestName is the bundle's manifest file.
 const ManifestName = "bundle.json"
 
-// Bundle is an update bundle: one slot's filesystems, each gzip-compressed, with the sha256 of the
+// Bundle is an update bundle: the filesystems of a slot (each slot's boot FAT, the root), each gzip-compressed, with the sha256 of the
 // image and of the compressed file and the sha256 of every BlockSize block of the image (the last
 // one may be short). It is what a Pi's other slot is written from.
 type Bundle struct {
@@ -37,6 +37,7 @@ type Bundle struct {
 // BundlePart is one filesystem image of a bundle.
 type BundlePart struct {
 	Role             string   `json:"role"`              // "boot" (the slot's FAT) or "root" (its ext4)
+	Slot             string   `json:"slot,omitempty"`    // the slot a boot image is for ("a", "b"); "" for any slot
 	File             string   `json:"file"`              // the compressed image, in the bundle directory
 	Size             int64    `json:"size"`              // the image's length in bytes
 	SHA256           string   `json:"sha256"`            // of the image
@@ -46,8 +47,10 @@ type BundlePart struct {
 }
 
 // PartSource is one filesystem image to put in a bundle: Name is its file's name without ".gz",
-// Path the image, Role "boot" or "root".
-type PartSource struct{ Name, Path, Role string }
+// Path the image, Role "boot" or "root", Slot the slot it is for ("" for either). A slot's boot
+// FAT names its own root in cmdline.txt (and has its own label and serial), so a bundle carries one
+// boot image per slot and one root image for both.
+type PartSource struct{ Name, Path, Role, Slot string }
 
 // WriteBundle writes the parts into dir (made afresh through a temporary sibling and a rename, so a
 // failure leaves no half bundle) and returns its manifest, also written as ManifestName.
@@ -82,7 +85,7 @@ func WriteBundle(ctx context.Context, dir, work string, parts []PartSource) (*Bu
 
 // compressPart gzips one image to out, hashing it whole and block by block on the way.
 func compressPart(ctx context.Context, p PartSource, out string) (BundlePart, error) {
-	bp := BundlePart{Role: p.Role, File: filepath.Base(out)}
+	bp := BundlePart{Role: p.Role, Slot: p.Slot, File: filepath.Base(out)}
 	in, err := os.Open(p.Path)
 	if err != nil {
 		return bp, fmt.Errorf("abslot: bundle %s: %w", p.Name, err)

@@ -215,7 +215,15 @@ func (d Device) Receive(slotName string, in io.Reader, out io.Writer) error {
 	}
 	exts := make([]Extent, len(req.Parts))
 	parts := make([]int, len(req.Parts))
+	roles := map[string]bool{}
 	for i, p := range req.Parts {
+		if p.Slot != "" && p.Slot != slot.Name {
+			return fmt.Errorf("abslot: the request's %s image is for slot %s, not %s", p.Role, p.Slot, slot.Name)
+		}
+		if roles[p.Role] {
+			return fmt.Errorf("abslot: the request has two %s images", p.Role)
+		}
+		roles[p.Role] = true
 		switch p.Role {
 		case "boot":
 			parts[i] = slot.Boot
@@ -247,15 +255,40 @@ func (d Device) Receive(slotName string, in io.Reader, out io.Writer) error {
 			}
 		}
 	}
-	res := WriteResult{Slot: slot.Name, HashSeconds: time.Since(t0).Seconds()}
 	if err := writeLine(out, need); err != nil {
 		return err
 	}
+	// The running slot's same partitions, indexed by chunk for the parts with blocks to send.
+	running, _ := SlotNamed(st.Booted)
+	srcs := make([]Extent, len(req.Parts))
+	idx := Index{Chunks: make([]int, len(req.Parts))}
+	for i, p := range req.Parts {
+		srcs[i] = t.Partitions[running.Root]
+		if p.Role == "boot" {
+			srcs[i] = t.Partitions[running.Boot]
+		}
+		if len(need.Blocks[i]) > 0 {
+			idx.Chunks[i] = int(min(srcs[i].Size, p.Size) / ChunkSize)
+		}
+	}
+	if err := writeLine(out, idx); err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	for i := range req.Parts {
+		if err := hashChunks(f, srcs[i].Offset, idx.Chunks[i], bw); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("abslot: answering: %w", err)
+	}
+	res := WriteResult{Slot: slot.Name, HashSeconds: time.Since(t0).Seconds()}
 	t1 := time.Now()
 	for i, p := range req.Parts {
 		for _, b := range need.Blocks[i] {
 			n := min(int64(req.BlockSize), p.Size-int64(b)*int64(req.BlockSize))
-			if _, err := io.ReadFull(rd, buf[:n]); err != nil {
+			if err := readBlock(rd, buf[:n], f, srcs[i].Offset, idx.Chunks[i]); err != nil {
 				return fmt.Errorf("abslot: receiving block %d of the %s image: %w", b, p.Role, err)
 			}
 			if sum := sha256.Sum256(buf[:n]); hex.EncodeToString(sum[:]) != p.Blocks[b] {

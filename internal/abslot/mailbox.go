@@ -1,7 +1,6 @@
 package abslot
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"unsafe"
@@ -40,13 +39,4 @@ func mailboxTryboot(path string) error {
 		return fmt.Errorf("abslot: the firmware answered the tryboot flag with code %#x, not success (0x80000000)", msg[1])
 	}
 	return nil
-}
-
-// trybootBytes is the message as the firmware reads it (little-endian words), for tests.
-func trybootBytes() []byte {
-	var b []byte
-	for _, w := range trybootMessage() {
-		b = binary.LittleEndian.AppendUint32(b, w)
-	}
-	return b
 }

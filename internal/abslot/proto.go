@@ -17,9 +17,10 @@ import (
 //     hashes, no data;
 //  2. the device hashes the slot's partitions block by block and answers a Need line: for each part,
 //     the indexes of the blocks that differ;
-//  3. the sender writes exactly those blocks, raw, in order (part by part, ascending), each
-//     BlockSize bytes but a part's last, which may be short;
-//  4. the device writes them, syncs, reads the slot back, checks each part's sha256 and answers a
+//  3. the device then answers an Index line and the running slot's chunk hashes (chunks.go);
+//  4. the sender writes exactly the needed blocks, in order (part by part, ascending), each as
+//     chunk operations: a chunk the running slot holds as a reference, any other as data;
+//  5. the device assembles and checks each block, writes it, syncs, reads the slot back, checks each part's sha256 and answers a
 //     WriteResult line. Any failure is a message on stderr and a non-zero exit instead.
 //
 // Nothing is sent for a block the slot already holds, so a rerun after a cut costs only what the
@@ -57,6 +58,7 @@ type PartResult struct {
 // SendStats is what Send sent.
 type SendStats struct {
 	Bytes      int64 // everything written to the device, request included
+	Received   int64 // the running slot's index, read from the device
 	Blocks     int   // blocks sent
 	SlotBytes  int64 // the parts' total size: what a full write would send
 	Result     WriteResult
@@ -74,6 +76,13 @@ func Send(bundleDir, slot string, to io.Writer, from io.Reader) (SendStats, erro
 	if err != nil {
 		return SendStats{}, err
 	}
+	var parts []BundlePart
+	for _, p := range b.Parts {
+		if p.Slot == "" || p.Slot == slot {
+			parts = append(parts, p)
+		}
+	}
+	b.Parts = parts
 	cw := &countingWriter{w: to}
 	req := WriteRequest{Slot: slot, BlockSize: b.BlockSize, Parts: b.Parts}
 	line, err := json.Marshal(req)
@@ -88,17 +97,37 @@ func Send(bundleDir, slot string, to io.Writer, from io.Reader) (SendStats, erro
 	if err := readLine(rd, &need); err != nil {
 		return SendStats{}, fmt.Errorf("abslot: reading which blocks the device needs: %w", err)
 	}
-	st := SendStats{NeedAfter: time.Since(start)}
 	if len(need.Blocks) != len(b.Parts) {
-		return st, fmt.Errorf("abslot: the device asked for blocks of %d parts, the bundle has %d", len(need.Blocks), len(b.Parts))
+		return SendStats{}, fmt.Errorf("abslot: the device asked for blocks of %d parts, the bundle has %d", len(need.Blocks), len(b.Parts))
 	}
+	var idx Index
+	if err := readLine(rd, &idx); err != nil {
+		return SendStats{}, fmt.Errorf("abslot: reading the running slot's index: %w", err)
+	}
+	if len(idx.Chunks) != len(b.Parts) {
+		return SendStats{}, fmt.Errorf("abslot: the device indexed %d parts, the bundle has %d", len(idx.Chunks), len(b.Parts))
+	}
+	indexes := make([]map[chunkKey]uint32, len(b.Parts))
+	for i, n := range idx.Chunks {
+		if indexes[i], err = readIndex(rd, n); err != nil {
+			return SendStats{}, err
+		}
+	}
+	st := SendStats{NeedAfter: time.Since(start)}
+	for _, n := range idx.Chunks {
+		st.Received += int64(n) * chunkHashLen
+	}
+	bw := bufio.NewWriterSize(cw, 1<<20)
 	for i, p := range b.Parts {
 		st.SlotBytes += p.Size
-		n, err := sendPart(filepath.Join(bundleDir, p.File), p, b.BlockSize, need.Blocks[i], cw)
+		n, err := sendPart(filepath.Join(bundleDir, p.File), p, b.BlockSize, need.Blocks[i], indexes[i], bw)
 		st.Blocks += n
 		if err != nil {
 			return st, err
 		}
+	}
+	if err := bw.Flush(); err != nil {
+		return st, fmt.Errorf("abslot: sending blocks: %w", err)
 	}
 	sent := time.Now()
 	if err := readLine(rd, &st.Result); err != nil {
@@ -134,7 +163,7 @@ func ReadBundle(dir string) (*Bundle, error) {
 func blockCount(size int64, bs int) int64 { return (size + int64(bs) - 1) / int64(bs) }
 
 // sendPart streams the compressed image and writes the blocks of want (ascending).
-func sendPart(path string, p BundlePart, bs int, want []int, w io.Writer) (int, error) {
+func sendPart(path string, p BundlePart, bs int, want []int, index map[chunkKey]uint32, w io.Writer) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("abslot: bundle part %s: %w", p.Role, err)
@@ -156,7 +185,7 @@ func sendPart(path string, p BundlePart, bs int, want []int, w io.Writer) (int, 
 				return sent, fmt.Errorf("abslot: bundle part %s, block %d: %w", p.Role, idx, err)
 			}
 			if idx == want {
-				if _, err := w.Write(buf[:n]); err != nil {
+				if err := writeBlock(w, buf[:n], index); err != nil {
 					return sent, fmt.Errorf("abslot: sending block %d of part %s: %w", idx, p.Role, err)
 				}
 				sent++

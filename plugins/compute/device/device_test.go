@@ -132,11 +132,11 @@ func TestUpdateOverSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("sent %d of %d bytes (%.1f%%), %d blocks, in %v (verify %v)", w.Sent, w.SlotBytes, 100*float64(w.Sent)/float64(w.SlotBytes), w.Blocks, w.Elapsed, w.Verify)
-	// On this 40 MiB test slot a one-file change is a handful of 1 MiB blocks (the file's data, its
-	// directory, inode table and bitmaps, the superblock's group); the ratio on a real card is in
-	// bench/results.md.
-	if w.Blocks == 0 || w.Blocks > 6 || w.Sent > int64(w.Blocks)<<20+64<<10 {
-		t.Errorf("sent %d blocks, %d of %d bytes, for a one-file change; want 1 to 6 blocks and nothing more", w.Blocks, w.Sent, w.SlotBytes)
+	// A file added shifts what mkfs.ext4 placed after it: a handful of 1 MiB blocks differ, whose
+	// 4 KiB chunks are mostly in the running slot and go as references. The figure on a card of the
+	// rpi builder is in bench/results.md.
+	if w.Blocks == 0 || w.Sent*100 > w.SlotBytes {
+		t.Errorf("sent %d blocks, %d of %d bytes, for a one-file change; want some, and at most 1%% of the slot", w.Blocks, w.Sent, w.SlotBytes)
 	}
 	again, err := p.WriteSlot(ctx, host, "b", d.bundle)
 	if err != nil || again.Blocks != 0 {

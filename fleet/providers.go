@@ -133,9 +133,13 @@ func (d *decoder) decodeProvider(kind, typ, name string, b *hcl.Block, typRange 
 	p := &Provider{Kind: kind, Type: typ, Name: name, Config: cfg, Range: b.DefRange, typeRange: typRange}
 	if available := opts.Providers.Available(kind); !contains(available, typ) {
 		// Still declared, so that roles using the block are not also told it does not exist.
+		missing := ""
+		if m, ok := opts.Providers.(interface{ Missing(kind, typ string) string }); ok && m.Missing(kind, typ) != "" {
+			missing = " " + m.Missing(kind, typ)
+		}
 		d.errorf(typRange, "Provider not available yet",
-			"The %s provider type %q is not available yet: its settings are read, but it cannot do its job, so a rollout on it would fail. Available %s types: %s.",
-			b.Type, typ, b.Type, quoteList(available))
+			"The %s provider type %q is not available yet: its settings are read, but it cannot do its job, so a rollout on it would fail.%s Available %s types: %s.",
+			b.Type, typ, missing, b.Type, quoteList(available))
 		return p
 	}
 	body := b.Body

@@ -62,7 +62,7 @@ func builtinStrategies() map[string]Strategy {
 // upcomingStrategies are strategies the fleet language names that are not built yet, with what they
 // will do: a deploy block asking for one is refused (not available yet) instead of failing later.
 func upcomingStrategies() map[string]string {
-	return map[string]string{"ab": "writes the other root slot of an SD card and reboots into it"}
+	return map[string]string{"ab": "writes the other slot of a device's A/B card over SSH, boots it once on trial and commits it; the device compute type and drover-boot's slot commands are built, the strategy is not"}
 }
 
 // strategyNames lists the strategies of m, the default first, then by name.

@@ -67,7 +67,8 @@ type Entry struct {
 	Kind      string
 	Type      string
 	Summary   string
-	Available bool // false: the config decodes, but validate refuses blocks of this type
+	Available bool   // false: the config decodes, but validate refuses blocks of this type
+	Missing   string // for a type not available, what it lacks
 	newConfig func(config.LookupEnv) (any, error)
 }
 
@@ -93,31 +94,31 @@ func New(env config.LookupEnv, extra ...Providers) *Registry {
 	}
 	r := &Registry{p: p, env: env}
 	for _, f := range p.Compute {
-		r.add(KindCompute, f.Type, f.Summary, f.Available(), f.NewConfig)
+		r.add(KindCompute, f.Type, f.Summary, f.Available(), f.NewConfig, f.Missing)
 	}
 	for _, f := range p.DNS {
-		r.add(KindDNS, f.Type, f.Summary, f.Available(), f.NewConfig)
+		r.add(KindDNS, f.Type, f.Summary, f.Available(), f.NewConfig, f.Missing)
 	}
 	for _, f := range p.IP {
-		r.add(KindIP, f.Type, f.Summary, f.Available(), f.NewConfig)
+		r.add(KindIP, f.Type, f.Summary, f.Available(), f.NewConfig, "")
 	}
 	for _, f := range p.Store {
-		r.add(KindStore, f.Type, f.Summary, f.Available(), f.NewConfig)
+		r.add(KindStore, f.Type, f.Summary, f.Available(), f.NewConfig, f.Missing)
 	}
 	for _, f := range p.Secrets {
-		r.add(KindSecrets, f.Type, f.Summary, f.Available(), f.NewConfig)
+		r.add(KindSecrets, f.Type, f.Summary, f.Available(), f.NewConfig, f.Missing)
 	}
 	return r
 }
 
-func (r *Registry) add(kind, typ, summary string, available bool, newConfig func(config.LookupEnv) (any, error)) {
+func (r *Registry) add(kind, typ, summary string, available bool, newConfig func(config.LookupEnv) (any, error), missing string) {
 	if typ == "" || newConfig == nil {
 		panic(fmt.Sprintf("plugins/all: a %s factory without a type or a NewConfig (%q)", kind, typ))
 	}
 	if _, dup := r.entry(kind, typ); dup {
 		panic(fmt.Sprintf("plugins/all: %s provider type %q is registered twice", kind, typ))
 	}
-	r.entries = append(r.entries, Entry{Kind: kind, Type: typ, Summary: summary, Available: available, newConfig: newConfig})
+	r.entries = append(r.entries, Entry{Kind: kind, Type: typ, Summary: summary, Available: available, Missing: missing, newConfig: newConfig})
 }
 
 func (r *Registry) entry(kind, typ string) (Entry, bool) {
@@ -140,6 +141,12 @@ func (r *Registry) NewConfig(kind, typ string) (any, bool, error) {
 	}
 	cfg, err := e.newConfig(r.env)
 	return cfg, true, err
+}
+
+// Missing says what a type that is not available lacks ("" when it says nothing); validate quotes it.
+func (r *Registry) Missing(kind, typ string) string {
+	e, _ := r.entry(kind, typ)
+	return e.Missing
 }
 
 // Types implements fleet.ProviderCatalog: every type of a kind, sorted.

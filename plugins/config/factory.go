@@ -34,6 +34,9 @@ type Factory[P any] struct {
 	// use it. nil means the type's config is known but the provider cannot do its job yet: drover
 	// validate refuses its blocks instead of accepting them.
 	Open func(ctx context.Context, cfg any, env Env) (P, error)
+	// Missing says, for a type without Open, what it lacks before validate accepts its blocks;
+	// validate's refusal quotes it.
+	Missing string
 }
 
 // Available reports whether the type can be opened.

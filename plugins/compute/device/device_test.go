@@ -82,8 +82,14 @@ func TestHostKeyPinning(t *testing.T) {
 	if asked != fp || st.Committed != "a" || st.Booted != "a" || st.Trial {
 		t.Fatalf("confirmed %q (want %q), status %+v", asked, fp, st)
 	}
-	// Pinned: no confirmation needed any more.
-	p, _ = New(d.config(), state, "home", Options{})
+	// Pinned: no confirmation needed any more. (The key from key_file this time, relative to the
+	// fleet's directory.)
+	c := d.config()
+	c.Key, c.KeyFile = nil, "client"
+	p, err = New(c, state, "home", Options{FleetDir: d.srv.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := p.SlotStatus(t.Context(), d.srv.addr); err != nil {
 		t.Fatalf("pinned host: %v", err)
 	}
@@ -100,7 +106,7 @@ func TestHostKeyPinning(t *testing.T) {
 
 	// A fingerprint in the block needs no confirmation; a wrong one is refused.
 	fresh := t.TempDir()
-	c := d.config()
+	c = d.config()
 	c.HostKeys = map[string]string{d.srv.addr: fp}
 	p, _ = New(c, fresh, "home", Options{})
 	if _, err := p.SlotStatus(t.Context(), d.srv.addr); err != nil {
@@ -170,5 +176,32 @@ func TestUpdateOverSSH(t *testing.T) {
 	}
 	if _, err := p.Launch(ctx, compute.Spec{Token: "x", Name: "pi"}); err == nil {
 		t.Fatal("Launch on a device succeeded")
+	}
+}
+
+func TestConfigFromEnvironment(t *testing.T) {
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte("KEY FROM FILE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewDefaultConfig(env(map[string]string{"DEVICE_SSH_KEY_FILE": keyFile}))
+	if err != nil || !strings.Contains(string(c.Key), "KEY FROM FILE") || c.User != "root" || c.DroverBoot != DefaultDroverBoot {
+		t.Fatalf("config %+v, %v", c, err)
+	}
+	for _, bad := range []Config{
+		{User: "root"},
+		{Hosts: []string{"pi:99999"}, User: "root"},
+		{Hosts: []string{"pi"}, User: "root", HostKeys: map[string]string{"pi": "MD5:aa"}},
+		{Hosts: []string{"pi"}},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+	if _, err := New(&Config{Hosts: []string{"pi"}, User: "root"}, t.TempDir(), "home", Options{}); err == nil || !strings.Contains(err.Error(), "DEVICE_SSH_KEY") {
+		t.Errorf("no key: %v", err)
 	}
 }

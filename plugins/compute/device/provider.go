@@ -29,6 +29,8 @@ type Options struct {
 	Confirm func(addr, fingerprint string) bool
 	// DialTimeout bounds a connection; zero means 15 s.
 	DialTimeout time.Duration
+	// FleetDir is what a relative key_file is relative to.
+	FleetDir string
 }
 
 // Provider reaches devices over SSH. Safe for concurrent use; it keeps no connection open between
@@ -45,10 +47,21 @@ func New(c *Config, stateDir, name string, opts Options) (*Provider, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}
-	if len(c.Key) == 0 {
+	key := c.Key
+	if len(key) == 0 && c.KeyFile != "" {
+		path := c.KeyFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(opts.FleetDir, path)
+		}
+		var err error
+		if key, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("device: key_file: %w", err)
+		}
+	}
+	if len(key) == 0 {
 		return nil, fmt.Errorf("device: no SSH private key: set DEVICE_SSH_KEY or DEVICE_SSH_KEY_FILE, or key_file in the block")
 	}
-	signer, err := ssh.ParsePrivateKey(c.Key)
+	signer, err := ssh.ParsePrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("device: the SSH private key: %w (an unencrypted OpenSSH or PEM key is accepted)", err)
 	}

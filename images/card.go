@@ -23,8 +23,8 @@ type CardSlot struct {
 type BundlePart struct {
 	Role   string `json:"role"`           // "boot" or "root"
 	Slot   string `json:"slot,omitempty"` // the slot of a boot image; "" for the root, which fits either
-	File   string `json:"file"` // within the bundle directory
-	Size   int64  `json:"size"` // uncompressed
+	File   string `json:"file"`           // within the bundle directory
+	Size   int64  `json:"size"`           // uncompressed
 	SHA256 string `json:"sha256"`
 }
 

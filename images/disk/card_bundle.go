@@ -12,8 +12,8 @@ const BundleBlockSize = abslot.BlockSize
 // BundleManifestName is the bundle's manifest file.
 const BundleManifestName = abslot.ManifestName
 
-// Bundle is an update bundle (abslot.Bundle): one slot's filesystems, compressed, with checksums and
-// per-block hashes.
+// Bundle is an update bundle (abslot.Bundle): each slot's boot filesystem and the shared root,
+// compressed, with checksums and per-block hashes.
 type Bundle = abslot.Bundle
 
 // BundlePart is one filesystem image of a bundle.

@@ -75,10 +75,6 @@ func BenchmarkCardSlotUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	d := abslot.Device{Disk: v1.Path, Cmdline: cmdline}
-	if os.Getenv("DROVER_BENCH_KEEP") != "" {
-		b.Logf("kept in %s", dir)
-		_ = os.CopyFS(os.Getenv("DROVER_BENCH_KEEP"), os.DirFS(dir))
-	}
 	b.ResetTimer()
 	var st abslot.SendStats
 	for range b.N {

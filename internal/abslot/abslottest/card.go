@@ -34,12 +34,12 @@ const (
 // Epoch stamps every filesystem, so the same tree gives the same bytes.
 var Epoch = time.Unix(1700000000, 0)
 
-// RequireTools skips t when a card tool is missing (they are in .ci/run's packages).
+// RequireTools fails t when a card tool is missing (they are in .ci/run's packages).
 func RequireTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
+			t.Fatalf("%s is not installed (apt-get install fdisk dosfstools mtools e2fsprogs; .ci/run installs them)", tool)
 		}
 	}
 }

@@ -128,8 +128,7 @@ func (r *Client) Removed(ctx context.Context, node netip.AddrPort) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	req := c.NewRequest(http.MethodGet, "/v1/sys/health")
-	resp, err := c.RawRequestWithContext(ctx, req)
+	resp, err := c.Logical().ReadRawWithContext(ctx, "sys/health")
 	if resp != nil {
 		defer resp.Body.Close()
 	}

@@ -128,6 +128,8 @@ func (r *Client) Removed(ctx context.Context, node netip.AddrPort) (bool, error)
 	if err != nil {
 		return false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout) // the raw read does not apply the client's
+	defer cancel()
 	resp, err := c.Logical().ReadRawWithContext(ctx, "sys/health")
 	if resp != nil {
 		defer resp.Body.Close()

@@ -60,6 +60,13 @@ type RaftStep struct {
 	Slot    int    `json:"slot"`
 	// Instance is the instance's ID, once launched (join) or known (remove).
 	Instance string `json:"instance,omitempty"`
+	// Attempt counts the earlier nodes of this join that removed themselves from the cluster
+	// (raft_rejoin.go): 0 for the first; Node is then named after it.
+	Attempt int `json:"attempt,omitempty"`
+	// Abandoned are the node IDs of those earlier attempts: each leaves the raft configuration and
+	// its instance is destroyed before this attempt launches (and again by a rerun: both are
+	// idempotent).
+	Abandoned []string `json:"abandoned,omitempty"`
 }
 
 // RaftCluster is what the raft strategy asks of a running cluster; cmd/ implements it with Vault's
@@ -72,6 +79,10 @@ type RaftCluster interface {
 	// RemovePeer removes the server whose node ID is id from the raft configuration. Removing one
 	// that is not a member is nil.
 	RemovePeer(ctx context.Context, node netip.AddrPort, id string) error
+	// Removed reports that the server at node answers, of itself, that it was removed from the
+	// cluster for good (Vault: sys/health 530, removed_from_cluster). It asks that node only and
+	// needs no token; any other answer, or none, is false.
+	Removed(ctx context.Context, node netip.AddrPort) (bool, error)
 }
 
 // RaftServer is one member of a raft cluster as autopilot reports it.

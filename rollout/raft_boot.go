@@ -22,7 +22,7 @@ func (s *session) raftBootstrap(ctx context.Context, r *Record) error {
 	rp := r.Progress.Raft
 	side := raftSide{rollout: r.ID, image: r.Image, token: r.ID}
 	if !rp.Seeded {
-		first, err := s.launchNode(ctx, r, side, 0, "")
+		first, err := s.launchNode(ctx, r, side, 0, raftNodeName(side.token, 0, 0), "")
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (s *session) raftBootstrap(ctx context.Context, r *Record) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.launchNode(ctx, r, side, slot, join)
+			_, err := s.launchNode(ctx, r, side, slot, raftNodeName(side.token, slot, 0), join)
 			mu.Lock()
 			errs = append(errs, err)
 			mu.Unlock()

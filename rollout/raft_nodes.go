@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/plugins/compute"
@@ -142,8 +143,7 @@ func (s *session) raftStep(ctx context.Context, r *Record, in, out raftSide) (do
 	switch {
 	case len(inNodes) < rp.Nodes && len(inNodes)+len(outNodes) <= rp.Nodes:
 		slot := freeSlot(inNodes, rp.Nodes)
-		name := fmt.Sprintf("%s-%d", in.token, slot)
-		next = RaftStep{Action: "join", Node: name, Rollout: in.rollout, Slot: slot}
+		next = RaftStep{Action: "join", Node: raftNodeName(in.token, slot, 0), Rollout: in.rollout, Slot: slot}
 	case len(outNodes) > 0:
 		servers, _, err := s.raftServers(ctx, append(slices.Clone(inNodes), outNodes...), "")
 		if err != nil {
@@ -187,47 +187,63 @@ func (s *session) raftDo(ctx context.Context, r *Record, st RaftStep) error {
 
 // raftJoin launches the node of st (by token: a second call finds the first instance), told to
 // join the leader, waits until it runs, passes the deploy's checks and autopilot reports it a
-// healthy voter, then points the cutover at every healthy voter.
+// healthy voter, then points the cutover at every healthy voter. A node that removes itself from
+// the cluster meanwhile is replaced by a fresh one (raftRejoin), a bounded number of times.
 func (s *session) raftJoin(ctx context.Context, r *Record, st *RaftStep) (string, error) {
 	in, out := raftSides(r)
 	side := in
 	if st.Rollout != in.rollout {
 		side = out // a step persisted before the direction changed
 	}
-	members, err := s.raftMembers(ctx, r)
-	if err != nil {
-		return "", err
-	}
-	servers, _, err := s.raftServers(ctx, members, "")
-	if err != nil {
-		return "", err
-	}
-	join := s.raftAPI(leaderOf(members, servers))
-	node, err := s.launchNode(ctx, r, side, st.Slot, join)
-	if err != nil {
-		return "", err
-	}
-	st.Instance = node.ID
-	if node, err = s.waitNode(ctx, r, node.ID); err != nil {
-		return "", err
-	}
-	if len(s.checks) > 0 {
-		if err := health.Gate(ctx, s.checks, []health.Target{target(node)}, s.observer(r, "health")); err != nil {
-			return "", fmt.Errorf("rollout: role %q: node %s did not pass its checks; rerun to keep waiting, or roll back: %w", r.Role, st.Node, err)
+	for {
+		if err := s.raftAbandon(ctx, r, st.Abandoned); err != nil {
+			return "", err
 		}
+		members, err := s.raftMembers(ctx, r)
+		if err != nil {
+			return "", err
+		}
+		servers, _, err := s.raftServers(ctx, members, st.Node)
+		if err != nil {
+			return "", err
+		}
+		join := s.raftAPI(leaderOf(members, servers))
+		node, err := s.launchNode(ctx, r, side, st.Slot, st.Node, join)
+		if err != nil {
+			return "", err
+		}
+		st.Instance = node.ID
+		if node, err = s.waitNode(ctx, r, node.ID); err != nil {
+			return "", err
+		}
+		removed, err := s.raftJoined(ctx, r, *st, node)
+		if err != nil {
+			return "", err
+		}
+		if removed {
+			if err := s.raftRejoin(ctx, r, st, side, node); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if err := s.raftPoint(ctx, r, ""); err != nil {
+			return "", err
+		}
+		note := fmt.Sprintf("node %s (%s) joined %s and is a healthy voter", st.Node, node.ID, orNone([]string{join}))
+		if st.Attempt > 0 {
+			note += fmt.Sprintf(" (attempt %d: %s removed themselves)", st.Attempt+1, strings.Join(st.Abandoned, ", "))
+		}
+		return note, nil
 	}
-	if err := s.waitVoter(ctx, r, st.Node, true); err != nil {
-		return "", err
-	}
-	if err := s.raftPoint(ctx, r, ""); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("node %s (%s) joined %s and is a healthy voter", st.Node, node.ID, orNone([]string{join})), nil
 }
 
 // raftRemove points the cutover away from st's node, removes it from the raft configuration,
 // waits until autopilot no longer lists it, and destroys its instance (its credential revoked).
 func (s *session) raftRemove(ctx context.Context, r *Record, st RaftStep) (string, error) {
+	// A join turned into a removal by a rollback may carry earlier attempts not yet cleaned up.
+	if err := s.raftAbandon(ctx, r, st.Abandoned); err != nil {
+		return "", err
+	}
 	if err := s.raftPoint(ctx, r, st.Node); err != nil {
 		return "", err
 	}
@@ -261,16 +277,15 @@ func (s *session) raftRemove(ctx context.Context, r *Record, st RaftStep) (strin
 	return fmt.Sprintf("node %s left the raft configuration and was destroyed", st.Node), nil
 }
 
-// launchNode launches slot of side by token, with the node ID and the address to join in its
-// user-data.
-func (s *session) launchNode(ctx context.Context, r *Record, side raftSide, slot int, join string) (compute.Instance, error) {
+// launchNode launches the node name (its launch token, instance name and raft node ID) in slot of
+// side, with the node ID and the address to join in its user-data.
+func (s *session) launchNode(ctx context.Context, r *Record, side raftSide, slot int, name, join string) (compute.Instance, error) {
 	at := *r
 	at.Image = side.image
 	img, err := s.bootImage(ctx, &at)
 	if err != nil {
 		return compute.Instance{}, err
 	}
-	name := fmt.Sprintf("%s-%d", side.token, slot)
 	spec := compute.Spec{
 		Token: name, Name: name, Image: img, Ports: s.dep.Ports, CloudRole: s.dep.AWSIAMRole,
 		Labels: map[string]string{LabelRole: r.Role, LabelColor: "green", LabelRollout: side.rollout, LabelSlot: strconv.Itoa(slot), LabelRaftNode: name},

@@ -34,10 +34,16 @@ type fakeRaft struct {
 	leaderOut []bool // per removal: the node was the leader
 	violation []string
 	userData  map[string]string // node ID -> join address it was given
+
+	// selfRemove, when set, says at its launch whether a node will remove itself from the cluster
+	// while it joins, as Vault does on a slow host (hashicorp/vault#32099): the leader then lists
+	// it as an unhealthy non-voter, it answers no autopilot state and reports itself removed.
+	selfRemove  func(node string) bool
+	selfRemoved map[string]bool
 }
 
 func newFakeRaft(l *lab, want int) *fakeRaft {
-	return &fakeRaft{l: l, want: want, removed: map[string]bool{}, userData: map[string]string{}}
+	return &fakeRaft{l: l, want: want, removed: map[string]bool{}, userData: map[string]string{}, selfRemoved: map[string]bool{}}
 }
 
 func (f *fakeRaft) options(o *rollout.Options) {
@@ -48,6 +54,9 @@ func (f *fakeRaft) options(o *rollout.Options) {
 		if _, seen := f.userData[node]; !seen {
 			f.userData[node] = join
 			f.joinOrder = append(f.joinOrder, node)
+			if f.selfRemove != nil && f.selfRemove(node) {
+				f.selfRemoved[node] = true
+			}
 		}
 		return append(ud, fmt.Sprintf("raft node=%s join=%s", node, join)...), nil
 	}
@@ -79,11 +88,27 @@ func (f *fakeRaft) Servers(ctx context.Context, addr netip.AddrPort) ([]rollout.
 	if err != nil || self == "" {
 		return nil, fmt.Errorf("%s is not a member of the cluster (%v)", addr, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.selfRemoved[self] {
+		return nil, fmt.Errorf("%s removed itself from the cluster", self)
+	}
 	out := make([]rollout.RaftServer, 0, len(ids))
 	for i, id := range ids {
-		out = append(out, rollout.RaftServer{ID: id, Leader: i == 0, Voter: true, Healthy: true})
+		ok := !f.selfRemoved[id]
+		out = append(out, rollout.RaftServer{ID: id, Leader: i == 0, Voter: ok, Healthy: ok})
 	}
 	return out, nil
+}
+
+func (f *fakeRaft) Removed(ctx context.Context, addr netip.AddrPort) (bool, error) {
+	_, self, err := f.members(ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.selfRemoved[self], nil
 }
 
 func (f *fakeRaft) RemovePeer(ctx context.Context, addr netip.AddrPort, id string) error {
@@ -96,7 +121,13 @@ func (f *fakeRaft) RemovePeer(ctx context.Context, addr netip.AddrPort, id strin
 	if !slices.Contains(ids, id) {
 		return nil
 	}
-	if left := len(ids) - 1; left < f.want {
+	left := 0 // healthy voters besides the one leaving
+	for _, m := range ids {
+		if m != id && !f.selfRemoved[m] {
+			left++
+		}
+	}
+	if left < f.want {
 		f.violation = append(f.violation, fmt.Sprintf("removing %s leaves %d voter(s), want at least %d", id, left, f.want))
 	}
 	f.removed[id] = true

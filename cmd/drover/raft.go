@@ -102,3 +102,7 @@ func raftNodeData(f *fleet.Fleet) func(role string, ud []byte, nodeID, join stri
 		return bootdata.Marshal(u)
 	}
 }
+
+func (c raftCluster) Removed(ctx context.Context, node netip.AddrPort) (bool, error) {
+	return c.r.Removed(ctx, node)
+}

@@ -121,10 +121,16 @@ func failedAfterFirst(reads []read) int {
 type leaderWatch struct {
 	stopc, done chan struct{}
 	changes     int
+	at          []time.Time // when each change was seen
+}
+
+// instanceLister is where watchLeader finds the nodes: raftProcs, or the lab.
+type instanceLister interface {
+	Instances(context.Context, compute.Selector) ([]compute.Instance, error)
 }
 
 // watchLeader asks the running nodes who leads every 200 ms and counts the changes.
-func watchLeader(t *testing.T, procs *raftProcs, token string) *leaderWatch {
+func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch {
 	w := &leaderWatch{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -151,6 +157,7 @@ func watchLeader(t *testing.T, procs *raftProcs, token string) *leaderWatch {
 				}
 				if last != "" && l.LeaderAddress != last {
 					w.changes++
+					w.at = append(w.at, time.Now())
 				}
 				last = l.LeaderAddress
 				break

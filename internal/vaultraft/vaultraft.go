@@ -119,3 +119,27 @@ func (r *Client) RemovePeer(ctx context.Context, node netip.AddrPort, id string)
 	}
 	return nil
 }
+
+// Removed reports that the node answers sys/health with removed_from_cluster (HTTP 530): Vault
+// marked it removed from the cluster, for good. It needs no token. Any other answer is false; no
+// answer is an error.
+func (r *Client) Removed(ctx context.Context, node netip.AddrPort) (bool, error) {
+	c, err := r.client(node)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout) // the raw read does not apply the client's
+	defer cancel()
+	resp, err := c.Logical().ReadRawWithContext(ctx, "sys/health")
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if resp == nil {
+		return false, fmt.Errorf("vaultraft: health of %s: %w", node, err)
+	}
+	var h api.HealthResponse
+	if err := resp.DecodeJSON(&h); err != nil {
+		return false, fmt.Errorf("vaultraft: health of %s: %s, not Vault's health answer", node, resp.Status)
+	}
+	return resp.StatusCode == 530 || h.RemovedFromCluster != nil && *h.RemovedFromCluster, nil
+}

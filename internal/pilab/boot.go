@@ -188,9 +188,8 @@ func (p *Pi) boot(after End, trial bool) (End, error) {
 	consoleEnd := fileSize(p.ConsolePath())
 	p.update(func() {
 		p.proc = nil
-		if end == EndReboot || end == EndWatchdog {
-			p.tryboot = armed // the flag survives a reset, not a power cut
-		}
+		// The flag survives a reset (a reboot or the watchdog's), not the loss of power.
+		p.tryboot = armed && (end == EndReboot || end == EndWatchdog)
 		bb := &p.boots[n-1]
 		bb.Ended, bb.End, bb.ArmedTryboot, bb.ConsoleEnd = time.Now(), end, armed, consoleEnd
 	})

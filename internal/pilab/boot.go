@@ -106,7 +106,10 @@ func (p *Pi) qemuArgs(fw firmware, mailbox, qmpSock string) []string {
 	if fw.initramfs != "" {
 		args = append(args, "-initrd", fw.initramfs)
 	}
-	netdev := "user,id=net"
+	// restrict=on: the guest reaches nothing beyond the forwards, as a Pi on a home network reaches
+	// no cloud; without it a host that answers at 169.254.169.254 (a cloud VM running the lab) would
+	// look like a metadata service to drover-boot. DHCP, from qemu itself, still works.
+	netdev := "user,id=net,restrict=on"
 	ports := make([]int, 0, len(c.Forwards))
 	for port := range c.Forwards {
 		ports = append(ports, port)

@@ -13,7 +13,7 @@
 // arms a trial of the next boot only. As on the Pi, the flag survives a reboot or a watchdog reset
 // and is lost in a power cut. The VM has a watchdog (an i6300esb, reset on expiry) for the image's
 // systemd to pet, a hardware random number generator as the Pi has, and user-mode networking with
-// the guest's TCP ports forwarded to host addresses.
+// the guest's TCP ports forwarded to host addresses and nothing else reachable from the guest.
 //
 // A Pi is safe for concurrent use. Every qemu it starts is its child, killed by PID on Stop and
 // sent SIGKILL by the kernel should the process that started it die first.

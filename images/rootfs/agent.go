@@ -67,6 +67,18 @@ DNSStubListener=no
 NTP=169.254.169.123 0.debian.pool.ntp.org 1.debian.pool.ntp.org 2.debian.pool.ntp.org 3.debian.pool.ntp.org
 `
 
+	// piWatchdogPath and piWatchdog have systemd pet the Pi's hardware watchdog (bcm2835_wdt; the
+	// lab's emulated Pi has an i6300esb), so a board that hangs, a trial boot of a bad update among
+	// others, is reset and comes back on its committed slot by itself. 15 s is the longest the Pi's
+	// watchdog counts (the driver refuses more); systemd pets it every half of that. The reboot
+	// watchdog bounds a shutdown that hangs.
+	piWatchdogPath = "/etc/systemd/system.conf.d/50-drover-watchdog.conf"
+	piWatchdog     = `# drover: a hung Pi is reset by its hardware watchdog and boots its committed slot.
+[Manager]
+RuntimeWatchdogSec=15s
+RebootWatchdogSec=2min
+`
+
 	// Every NIC gets DHCP: the lab's qemu user network and the clouds' networks all offer it.
 	dhcpNetwork = `[Match]
 Name=en* eth*

@@ -11,7 +11,8 @@ import (
 )
 
 // stepAgent bakes drover-boot, its unit, the first-boot unit, DHCP networking, the NTP servers,
-// /etc/fstab and /etc/drover/image.json into the tree, and enables the units.
+// /etc/fstab and /etc/drover/image.json into the tree, and enables the units; a Pi's card also gets
+// its hardware watchdog enabled (piWatchdog).
 type stepAgent struct{}
 
 func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -29,6 +30,9 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 		{Dest: "/etc/systemd/timesyncd.conf.d/drover.conf", Content: text(timesyncdDropIn), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/fstab", Content: text(fstab(uuidFromIdentity(req.Identity()))), Mode: 0o644, Owner: "root:root"},
 		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets, req.Inputs.Certificates)), Mode: 0o644, Owner: "root:root"},
+	}
+	if req.Card {
+		files = append(files, tree.File{Dest: piWatchdogPath, Content: text(piWatchdog), Mode: 0o644, Owner: "root:root"})
 	}
 	if err := tree.InstallFiles(treeDir(state), files); err != nil {
 		return fail(state, err)

@@ -149,6 +149,38 @@ func (c *Conn) Exec(ctx context.Context, command string, args any) (json.RawMess
 	}
 }
 
+// Event is a message qemu sends unasked: a guest reset (SHUTDOWN with reason "guest-reset" when
+// qemu runs with -no-reboot), a watchdog that fired (WATCHDOG), a guest that powered off.
+type Event struct {
+	Name string          `json:"event"`
+	Data json.RawMessage `json:"data"`
+}
+
+// NextEvent waits for qemu's next event and returns it; replies to commands met meanwhile are
+// skipped, so do not mix it with Exec on the same Conn. Unlike Exec it has no default deadline: it
+// waits until ctx ends, or until qemu exits, which is an error wrapping io.EOF.
+func (c *Conn) NextEvent(ctx context.Context) (Event, error) {
+	if ctx.Err() != nil {
+		return Event{}, fmt.Errorf("%s: monitor of %s: waiting for an event: %w", c.component, c.name, context.Cause(ctx))
+	}
+	d, _ := ctx.Deadline() // zero: none
+	c.conn.SetDeadline(d)
+	defer context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })()
+	for {
+		line, err := c.r.ReadBytes('\n')
+		if err != nil {
+			return Event{}, fmt.Errorf("%s: monitor of %s: waiting for an event: %w", c.component, c.name, c.ctxErr(ctx, err))
+		}
+		var ev Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return Event{}, fmt.Errorf("%s: monitor of %s: message %q: %w", c.component, c.name, line, err)
+		}
+		if ev.Name != "" {
+			return ev, nil
+		}
+	}
+}
+
 // HMP runs a human monitor command (such as "info usernet") through QMP and returns its output.
 func (c *Conn) HMP(ctx context.Context, command string) (string, error) {
 	raw, err := c.Exec(ctx, "human-monitor-command", map[string]string{"command-line": command})

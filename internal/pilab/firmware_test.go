@@ -19,7 +19,7 @@ func TestParseAutoboot(t *testing.T) {
 		ab         bool
 	}{
 		{"new card", disk.AutobootTxt, false, 2, true},
-		{"new card, trial: no [tryboot] section, so the [all] partition", disk.AutobootTxt, true, 2, true},
+		{"new card, trial: its [tryboot] section names slot B", disk.AutobootTxt, true, 3, true},
 		{"committed A", committedA, false, 2, true},
 		{"committed A, trial", committedA, true, 3, true},
 		{"committed B, trial", "[all]\ntryboot_a_b=1\nboot_partition=3\n[tryboot]\nboot_partition=2\n", true, 2, true},

@@ -112,6 +112,25 @@ func (d Device) open(write bool) (*os.File, string, Table, error) {
 	return f, path, t, nil
 }
 
+// openSlot opens the card for writing and reads its status, for an operation on slot slotName.
+// The caller closes the file.
+func (d Device) openSlot(slotName string) (Slot, *os.File, Table, Status, error) {
+	slot, err := SlotNamed(slotName)
+	if err != nil {
+		return Slot{}, nil, Table{}, Status{}, err
+	}
+	f, path, t, err := d.open(true)
+	if err != nil {
+		return Slot{}, nil, Table{}, Status{}, err
+	}
+	st, err := d.status(f, path, t)
+	if err != nil {
+		f.Close()
+		return Slot{}, nil, Table{}, Status{}, err
+	}
+	return slot, f, t, st, nil
+}
+
 // Status reads the card and the running kernel's command line. It only reads.
 func (d Device) Status() (Status, error) {
 	f, path, t, err := d.open(false)
@@ -188,24 +207,16 @@ func (d Device) Receive(slotName string, in io.Reader, out io.Writer) error {
 	if err := readLine(rd, &req); err != nil {
 		return fmt.Errorf("abslot: reading the request: %w", err)
 	}
-	slot, err := SlotNamed(slotName)
-	if err != nil {
-		return err
-	}
 	if req.Slot != slotName {
 		return fmt.Errorf("abslot: the request writes slot %q, the command slot %q", req.Slot, slotName)
 	}
-	f, path, t, err := d.open(true)
+	slot, f, t, st, err := d.openSlot(slotName)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := d.status(f, path, t)
-	if err != nil {
-		return err
-	}
 	if st.Booted == "" {
-		return fmt.Errorf("abslot: the running root is not on %s (the kernel's root=PARTUUID= names no slot of disk %s): refusing to write a slot of a card that may be in use", path, t.DiskID)
+		return fmt.Errorf("abslot: the running root is not on %s (the kernel's root=PARTUUID= names no slot of disk %s): refusing to write a slot of a card that may be in use", st.Disk, t.DiskID)
 	}
 	if slot.Name == st.Booted || slot.Name == st.Committed {
 		return fmt.Errorf("abslot: slot %s is the one running or committed (running %s, committed %s): only the other slot is written", slot.Name, st.Booted, st.Committed)
@@ -336,19 +347,11 @@ func writeLine(w io.Writer, v any) error {
 // names slot (a normal boot still starts the committed one), then the firmware's tryboot flag is set.
 // It refuses the committed slot. Idempotent; a reboot that is not a trial clears the flag.
 func (d Device) Trial(slotName string) error {
-	slot, err := SlotNamed(slotName)
-	if err != nil {
-		return err
-	}
-	f, path, t, err := d.open(true)
+	slot, f, t, st, err := d.openSlot(slotName)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := d.status(f, path, t)
-	if err != nil {
-		return err
-	}
 	if st.Committed == slot.Name {
 		return fmt.Errorf("abslot: slot %s is the committed one: a trial boots the other slot", slot.Name)
 	}
@@ -362,19 +365,11 @@ func (d Device) Trial(slotName string) error {
 // Commit makes slot the one a normal boot starts. Only the slot that runs can be committed (it is
 // the one whose health was checked); committing the committed slot does nothing.
 func (d Device) Commit(slotName string) error {
-	slot, err := SlotNamed(slotName)
-	if err != nil {
-		return err
-	}
-	f, path, t, err := d.open(true)
+	slot, f, t, st, err := d.openSlot(slotName)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := d.status(f, path, t)
-	if err != nil {
-		return err
-	}
 	if st.Committed == slot.Name {
 		return nil
 	}

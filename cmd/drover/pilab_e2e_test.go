@@ -22,7 +22,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/drover-dev/drover/images"
 	"github.com/drover-dev/drover/internal/pilab"
 )
 
@@ -71,17 +70,7 @@ func TestE2EPiLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
-	start := time.Now()
-	if r := droverExec(t, nil, "--fleet", fleetFile, "build", "pi"); r.code != 0 {
-		t.Fatalf("drover build pi: exit %d\n%s", r.code, r.stderr)
-	}
-	t.Logf("drover build pi: %s", time.Since(start).Round(time.Second))
-	show := droverExec(t, nil, "--fleet", fleetFile, "--output", "json", "images", "show", "pi")
-	var m images.Manifest
-	if show.code != 0 || json.Unmarshal([]byte(show.stdout), &m) != nil {
-		t.Fatalf("images show pi: exit %d\n%s", show.code, show.stdout)
-	}
-	art := m.Artifact(images.CardFormat)
+	m, art := buildPiCard(t, fleetFile)
 	if m.Card == nil || art == nil {
 		t.Fatalf("manifest: card %+v, artifact %+v; want an rpi-sd card", m.Card, art)
 	}

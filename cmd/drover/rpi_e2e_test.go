@@ -37,17 +37,7 @@ func TestE2ERPiCard(t *testing.T) {
 	copyDir(t, "testdata/rpi", fleetDir)
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
 
-	start := time.Now()
-	if r := droverExec(t, nil, "--fleet", fleetFile, "build", "pi"); r.code != 0 {
-		t.Fatalf("drover build pi: exit %d\n%s", r.code, r.stderr)
-	}
-	t.Logf("drover build pi: %s", time.Since(start).Round(time.Second))
-	show := droverExec(t, nil, "--fleet", fleetFile, "--output", "json", "images", "show", "pi")
-	var m images.Manifest
-	if show.code != 0 || json.Unmarshal([]byte(show.stdout), &m) != nil {
-		t.Fatalf("images show pi: exit %d\n%s", show.code, show.stdout)
-	}
-	art := m.Artifact(images.CardFormat)
+	m, art := buildPiCard(t, fleetFile)
 	if m.Arch != "arm64" || m.Card == nil || art == nil || len(m.Card.Slots) != 2 || art.Length&(art.Length-1) != 0 {
 		t.Fatalf("manifest: arch %s, card %+v, artifact %+v; want an arm64 power-of-two card with two slots", m.Arch, m.Card, art)
 	}
@@ -159,4 +149,21 @@ func mtools(t *testing.T, args ...string) string {
 		t.Fatalf("%s: %v", strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// buildPiCard builds the fleet's pi role and returns its manifest and card artifact, as `images
+// show` reports them.
+func buildPiCard(t *testing.T, fleetFile string) (images.Manifest, *images.Artifact) {
+	t.Helper()
+	start := time.Now()
+	if r := droverExec(t, nil, "--fleet", fleetFile, "build", "pi"); r.code != 0 {
+		t.Fatalf("drover build pi: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("drover build pi: %s", time.Since(start).Round(time.Second))
+	show := droverExec(t, nil, "--fleet", fleetFile, "--output", "json", "images", "show", "pi")
+	var m images.Manifest
+	if show.code != 0 || json.Unmarshal([]byte(show.stdout), &m) != nil {
+		t.Fatalf("images show pi: exit %d\n%s", show.code, show.stdout)
+	}
+	return m, m.Artifact(images.CardFormat)
 }

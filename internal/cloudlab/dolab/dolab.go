@@ -276,6 +276,15 @@ const rateLimit = 5000
 func (c *Cloud) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	c.mu.Lock()
+	if r.Context().Err() != nil {
+		// The client hung up before the fake took its request: it is not applied, as if it
+		// had never reached the API. Applying it now would create a droplet after the
+		// client's retry had looked for one, which no client can adopt without an
+		// idempotency key (DigitalOcean has none). A request taken before the client gives
+		// up is applied and its answer lost, the case a retry must adopt.
+		c.mu.Unlock()
+		return
+	}
 	req := Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body}
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(rateLimit))

@@ -154,6 +154,9 @@ func (c *Cloud) createInstance(r *http.Request) (int, any) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := r.Context().Err(); err != nil { // the client gave up before the fake took it: see serve
+		return errorf(http.StatusServiceUnavailable, "client closed the request")
+	}
 	if len(c.refuse) > 0 {
 		reason := c.refuse[0]
 		c.refuse = c.refuse[1:]

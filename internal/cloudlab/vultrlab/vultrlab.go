@@ -229,6 +229,11 @@ func (c *Cloud) routes() http.Handler {
 
 // serve checks the key and the faults, then runs h.
 func (c *Cloud) serve(route string, r *http.Request, h func(r *http.Request) (int, any)) (int, any) {
+	if err := r.Context().Err(); err != nil {
+		// The client hung up before the fake took its request: it is not applied, as if it
+		// had never reached the API (see dolab's serve for why).
+		return http.StatusServiceUnavailable, apiError{"client closed the request", http.StatusServiceUnavailable}
+	}
 	if r.Header.Get("Authorization") != "Bearer "+c.opts.APIKey {
 		return http.StatusUnauthorized, apiError{"Invalid API token.", http.StatusUnauthorized}
 	}

@@ -231,7 +231,8 @@ func (c *Cloud) routes() http.Handler {
 func (c *Cloud) serve(route string, r *http.Request, h func(r *http.Request) (int, any)) (int, any) {
 	if err := r.Context().Err(); err != nil {
 		// The client hung up before the fake took its request: it is not applied, as if it
-		// had never reached the API (see dolab's serve for why).
+		// had never reached the API (see dolab's serve for why). Handlers take the lock
+		// themselves, so createInstance checks again under it, where a late create matters.
 		return http.StatusServiceUnavailable, apiError{"client closed the request", http.StatusServiceUnavailable}
 	}
 	if r.Header.Get("Authorization") != "Bearer "+c.opts.APIKey {

@@ -117,6 +117,7 @@ func (b builder) keptBaseImage(ctx context.Context, size int64) (string, error) 
 		return "", fmt.Errorf("disk: base image: %w", err)
 	}
 	pruneBaseImages(bl.ImageDir, filepath.Base(bl.Tree), KeepImages)
+	pruneOrphanBaseImages(bl.ImageDir, filepath.Dir(bl.Tree))
 	return img, nil
 }
 
@@ -138,6 +139,25 @@ func pruneBaseImages(dir, tree string, keep int) {
 	for i := keep; i < len(imgs); i++ {
 		_ = os.Remove(imgs[i].path)
 	}
+}
+
+// pruneOrphanBaseImages removes the base images in dir whose tree is no longer in trees (the tree
+// cache prunes a tree that a newer one of the same spec replaced): nothing can ask for them again,
+// since a base image's name starts with its tree's. Returns the paths it removed.
+func pruneOrphanBaseImages(dir, trees string) []string {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.ext4"))
+	var removed []string
+	for _, m := range matches {
+		name := filepath.Base(m)
+		cut := strings.LastIndexByte(strings.TrimSuffix(name, ".ext4"), '-')
+		if strings.HasPrefix(name, ".") || cut <= 0 {
+			continue // a base image being written, or not one of ours
+		}
+		if _, err := os.Stat(filepath.Join(trees, name[:cut])); errors.Is(err, fs.ErrNotExist) && os.Remove(m) == nil {
+			removed = append(removed, m)
+		}
+	}
+	return removed
 }
 
 func mke2fsVersion(ctx context.Context) (string, error) {

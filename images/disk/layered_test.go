@@ -290,3 +290,27 @@ func TestLayerScriptQuotesAndLinks(t *testing.T) {
 		t.Error("a newline was quoted")
 	}
 }
+
+func TestPruneOrphanBaseImages(t *testing.T) {
+	dir, trees := t.TempDir(), t.TempDir()
+	tree := "abc-1111111111111111"
+	if err := os.Mkdir(filepath.Join(trees, tree), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(dir, tree+"-0123456789abcdef01234567.ext4")
+	orphan := filepath.Join(dir, "abc-2222222222222222-0123456789abcdef01234567.ext4")
+	writing := filepath.Join(dir, ".abc-2222222222222222-0123456789abcdef01234567.ext4.tmp-1")
+	for _, f := range []string{kept, orphan, writing} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if removed := pruneOrphanBaseImages(dir, trees); len(removed) != 1 || removed[0] != orphan {
+		t.Fatalf("removed %v, want only %s", removed, orphan)
+	}
+	for _, f := range []string{kept, writing} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

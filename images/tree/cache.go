@@ -26,6 +26,8 @@ const lockPoll = 250 * time.Millisecond
 //	Dir/trees/<key>.files.gz its file index, written by its users (rootfs) once
 //	Dir/trees/<spec key>.latest  the newest tree of a spec, for builds offline
 //	Dir/trees/<key>.tmp-*/   a build in progress (or killed), never used
+//	                         (a tree's directory mtime is its last use: an archive update's
+//	                         new tree of a spec prunes the spec's older trees, pruneSuperseded)
 //	Dir/debs/<suite>-<arch>/ downloaded .debs, reused by every build
 //	Dir/locks/<key>.lock     flock'ed while a build of <key> runs
 //
@@ -72,6 +74,7 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	}
 	final := filepath.Join(trees, key)
 	if isDir(final) {
+		markUsed(final, time.Now())
 		return final, true, nil
 	}
 	unlock, err := lockKey(ctx, filepath.Join(cacheDir, "locks", key+".lock"), log)
@@ -119,6 +122,7 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	fmt.Fprintf(log, "tree: base %s built in %s\n", key[:12], time.Since(start).Round(time.Second))
 	if key != n.Key() {
 		writeLatest(trees, n, key, log)
+		pruneSuperseded(trees, n.Key(), key, SupersededGrace, time.Now(), log)
 	}
 	return final, false, nil
 }

@@ -1,0 +1,63 @@
+package tree
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SupersededGrace is how long a tree that a newer tree of the same spec has replaced stays in the
+// cache after its last use. A build reads its base tree (as an overlay's lower layer) only while
+// it runs, which is minutes; the grace keeps a tree that a build still uses from being removed
+// under it, and keeps the previous tree for a while for a build that pins it offline.
+const SupersededGrace = 6 * time.Hour
+
+// markUsed records a cache hit on a tree as its directory's modification time, which is what
+// pruneSuperseded reads as "last used". A failure only lets the tree be pruned sooner.
+func markUsed(dir string, now time.Time) { _ = os.Chtimes(dir, now, now) }
+
+// pruneSuperseded removes, from the trees directory, the trees of spec key specKey other than
+// keep (the newest, just built) whose last use is older than grace, with their .spec and
+// .files.gz, and the leftovers of killed builds (.tmp-*) of that spec older than grace. Every
+// archive update makes a new tree of each spec (a live mirror's trees are keyed by the archive's
+// state), so without this the cache grows by a whole tree per spec and update, for ever.
+//
+// A tree whose lock another process holds (it is being built) is skipped. Failures are logged,
+// not returned: they cost disk space, never a build. Returns the paths it removed.
+func pruneSuperseded(trees, specKey, keep string, grace time.Duration, now time.Time, log io.Writer) []string {
+	if log == nil {
+		log = io.Discard
+	}
+	entries, err := os.ReadDir(trees)
+	if err != nil {
+		fmt.Fprintf(log, "tree: warning: pruning superseded trees: %v\n", err)
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == keep || !strings.HasPrefix(name, specKey+"-") && !strings.HasPrefix(name, specKey+".tmp-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < grace {
+			continue
+		}
+		dir := filepath.Join(trees, name)
+		if err := removeTree(dir); err != nil {
+			fmt.Fprintf(log, "tree: warning: pruning a superseded tree: %v\n", err)
+			continue
+		}
+		for _, side := range []string{".spec", ".files.gz"} {
+			_ = os.Remove(dir + side)
+		}
+		removed = append(removed, dir)
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(log, "tree: removed %d superseded or interrupted tree(s) of base %s unused for %s\n", len(removed), specKey[:12], grace)
+	}
+	return removed
+}

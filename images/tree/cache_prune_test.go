@@ -26,7 +26,7 @@ func TestPruneSupersededRemovesOnlyOldTreesOfTheSpec(t *testing.T) {
 		markUsed(dir, now.Add(-age))
 		return dir
 	}
-	newest := mk(spec+"-1111111111111111", 8*time.Hour)   // just built: kept whatever its mtime
+	newest := mk(spec+"-1111111111111111", 8*time.Hour) // just built: kept whatever its mtime
 	oldUnused := mk(spec+"-2222222222222222", 7*time.Hour, ".spec", ".files.gz")
 	oldRecent := mk(spec+"-3333333333333333", time.Hour) // a build may still read it
 	killed := mk(spec+"-4444444444444444.tmp-123", 9*time.Hour)

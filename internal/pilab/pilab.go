@@ -101,6 +101,7 @@ type Pi struct {
 	ctx    context.Context // canceled by Stop
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loop has ended
+	fileMu sync.Mutex    // held while boots.json is written
 
 	mu       sync.Mutex
 	boots    []Boot
@@ -226,6 +227,13 @@ func (p *Pi) update(f func()) {
 	f()
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	// One writer at a time, each writing the state as it is then: two updates at once (Stop and
+	// the loop recording the stopped boot) used to write the same temporary file together, and
+	// boots.json could be left empty.
+	p.fileMu.Lock()
+	defer p.fileMu.Unlock()
+	p.mu.Lock()
 	b, _ := json.MarshalIndent(p.boots, "", "  ")
 	p.mu.Unlock()
 	tmp := filepath.Join(p.cfg.Dir, ".boots.json.tmp")

@@ -25,7 +25,8 @@ func markUsed(dir string, now time.Time) { _ = os.Chtimes(dir, now, now) }
 // archive update makes a new tree of each spec (a live mirror's trees are keyed by the archive's
 // state), so without this the cache grows by a whole tree per spec and update, for ever.
 //
-// A tree whose lock another process holds (it is being built) is skipped. Failures are logged,
+// A directory written or used within grace is kept: a build in progress writes its .tmp-
+// directory, and a build that reads a tree marked it used when it started. Failures are logged,
 // not returned: they cost disk space, never a build. Returns the paths it removed.
 func pruneSuperseded(trees, specKey, keep string, grace time.Duration, now time.Time, log io.Writer) []string {
 	if log == nil {

@@ -43,6 +43,12 @@ type Options struct {
 	// Skip names subtests not to run, such as "Concurrent/DistinctTokens",
 	// for the reduced set of a slow provider.
 	Skip []string
+	// LateCreates says the platform has no idempotency token for creates, so
+	// a create the client gave up on may still be applied after a retry made
+	// the token's instance (Vultr, DigitalOcean). The suite then accepts such
+	// a late instance if it is found by its labels and a further Launch of the
+	// token still returns the retry's instance.
+	LateCreates bool
 }
 
 // Run runs the contract suite. newProvider is called once per subtest; the

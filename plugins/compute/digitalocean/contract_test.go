@@ -17,7 +17,7 @@ import (
 func TestContract(t *testing.T) {
 	c := dolab.New(t, dolab.Options{NewPolls: 2, ActionPolls: 1, MaxPerPage: 2})
 	img := importImage(t, c, newProvider(t, c))
-	computetest.Run(t, func(t *testing.T) compute.Provider { return newProvider(t, c) }, computetest.Options{Image: img, Ports: []int{80, 443}})
+	computetest.Run(t, func(t *testing.T) compute.Provider { return newProvider(t, c) }, computetest.Options{Image: img, Ports: []int{80, 443}, LateCreates: true})
 }
 
 // TestLaunchRequest checks what the create asked for: image, size, region, VPC, user-data, and

@@ -63,5 +63,6 @@ func TestLiveCompute(t *testing.T) {
 		Image:       compute.Image{Identity: "live-test", Published: compute.PublishedImage{ID: img, Region: p.Region()}},
 		Timeout:     10 * time.Minute,
 		Concurrency: 2,
+		LateCreates: true,
 	})
 }

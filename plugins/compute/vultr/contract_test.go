@@ -35,7 +35,7 @@ func TestContract(t *testing.T) {
 	img := labSnapshot(t, cloud)
 	computetest.Run(t, func(t *testing.T) compute.Provider {
 		return labProvider(t, cloud, WithPageSize(3)) // small pages: listings follow the cursor
-	}, computetest.Options{Image: img, Ports: []int{80, 443}})
+	}, computetest.Options{Image: img, Ports: []int{80, 443}, LateCreates: true})
 }
 
 func TestLaunchRetriesRateLimitAndServerErrors(t *testing.T) {

@@ -46,6 +46,7 @@ func TestLiveCompute(t *testing.T) {
 		Image:       compute.Image{Identity: "live-test", Published: compute.PublishedImage{ID: snap}},
 		Timeout:     15 * time.Minute,
 		Concurrency: 2,
+		LateCreates: true,
 	})
 }
 

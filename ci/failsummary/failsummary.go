@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -24,23 +25,39 @@ var (
 	// A log entry begins with the file and line of the t.Log call, indented once per level.
 	entryLine = regexp.MustCompile(`^(\s+)[\w.-]+\.go:\d+: `)
 	// A block ends at the next test's header, a package's result or go test's own lines.
-	endLine  = regexp.MustCompile(`^(\s*--- (FAIL|PASS|SKIP): |=== |ok\s|FAIL\s|FAIL$|PASS$|\?\s)`)
-	pkgFail  = regexp.MustCompile(`^FAIL\s+(\S+)`)
-	maxLines = 12
+	endLine = regexp.MustCompile(`^(\s*--- (FAIL|PASS|SKIP): |=== |ok\s|FAIL\s|FAIL$|PASS$|\?\s)`)
+	pkgFail = regexp.MustCompile(`^FAIL\s+(\S+)`)
+	// With -v, a test's entries follow the line that names it as the one now printing.
+	headerLine = regexp.MustCompile(`^=== (?:RUN|CONT|NAME)\s+(\S+)`)
+	maxLines   = 12
 )
 
 // Read returns the failures in r, each with up to entries of its last log entries, every entry
 // cut to its first lines. Subtests that failed are reported on their own as well as their parent.
+// r is go test's output with or without -v: without, a failed test's entries follow its
+// "--- FAIL" line; with -v, they follow its "=== RUN", "=== CONT" or "=== NAME" lines, before it
+// fails.
 func Read(r io.Reader, entries int) ([]Failure, error) {
 	var (
-		out     []Failure
-		cur     = -1     // index in out of the test whose block is being read
+		tests   []Failure // every test that logged or failed, in order of appearance
+		index   = map[string]int{}
+		failed  []int    // indexes in tests of the failures, in the order they failed
+		cur     = -1     // index in tests of the test whose block is being read
 		current []string // the entry being read
 		pending []int    // failures waiting for their package's FAIL line
 	)
+	test := func(name string) int {
+		i, ok := index[name]
+		if !ok {
+			tests = append(tests, Failure{Test: name})
+			i = len(tests) - 1
+			index[name] = i
+		}
+		return i
+	}
 	flush := func() {
 		if cur >= 0 && current != nil {
-			f := &out[cur]
+			f := &tests[cur]
 			f.Last = append(f.Last, strings.Join(current, "\n"))
 			if len(f.Last) > entries {
 				f.Last = f.Last[len(f.Last)-entries:]
@@ -54,14 +71,21 @@ func Read(r io.Reader, entries int) ([]Failure, error) {
 		line := sc.Text()
 		if m := failLine.FindStringSubmatch(line); m != nil {
 			flush()
-			out = append(out, Failure{Test: m[1]})
-			cur = len(out) - 1
-			pending = append(pending, cur)
+			cur = test(m[1])
+			if !slices.Contains(failed, cur) {
+				failed = append(failed, cur)
+				pending = append(pending, cur)
+			}
+			continue
+		}
+		if m := headerLine.FindStringSubmatch(line); m != nil {
+			flush()
+			cur = test(m[1])
 			continue
 		}
 		if m := pkgFail.FindStringSubmatch(line); m != nil {
 			for _, i := range pending {
-				out[i].Package = m[1]
+				tests[i].Package = m[1]
 			}
 			pending = nil
 		}
@@ -88,6 +112,10 @@ func Read(r io.Reader, entries int) ([]Failure, error) {
 		}
 	}
 	flush()
+	out := make([]Failure, 0, len(failed))
+	for _, i := range failed {
+		out = append(out, tests[i])
+	}
 	return out, sc.Err()
 }
 

@@ -77,3 +77,32 @@ func TestWriteSaysEachTestAndItsEntries(t *testing.T) {
 		t.Errorf("no failures printed %q", b.String())
 	}
 }
+
+// TestReadVerbose reads go test -v's output (made by a real go test run): each test's entries come
+// before its "--- FAIL" line, after the "=== RUN", "=== CONT" or "=== NAME" lines that name it.
+func TestReadVerbose(t *testing.T) {
+	f, err := os.Open("testdata/gotest-v.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := Read(f, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests []string
+	for _, g := range got {
+		tests = append(tests, g.Test+"@"+g.Package)
+	}
+	if want := "TestSub@example.com/fsv TestSub/Bad@example.com/fsv TestParallelFails@example.com/fsv"; strings.Join(tests, " ") != want {
+		t.Fatalf("failures %q, want %q", strings.Join(tests, " "), want)
+	}
+	if sub := got[1].Last; len(sub) != 1 || sub[0] != "a_test.go:26: want ErrNotFound" {
+		t.Errorf("the subtest's entries: %q", sub)
+	}
+	// Its last two entries, interleaved with the passing test's progress, not that progress.
+	pf := got[2].Last
+	if len(pf) != 2 || pf[0] != "a_test.go:12: still booting" || pf[1] != "a_test.go:13: health check failed:\n        connection refused" {
+		t.Errorf("TestParallelFails's last entries: %q", pf)
+	}
+}

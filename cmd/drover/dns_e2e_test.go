@@ -22,6 +22,9 @@ import (
 // updates to a real Knot that the test starts on loopback, verified at that server, under a request
 // loop that resolves www through Knot for every request. A cutover and a rollback lose no request.
 func TestE2EDNSCutover(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done, its lab on
+	// addresses of its own (127.0.163.0/24) and its own Knot.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
@@ -32,6 +35,7 @@ func TestE2EDNSCutover(t *testing.T) {
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+srv.Addr+`"`)
 	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+srv.KeyName+`"`)
+	labNetwork(t, fleetFile, "127.0.163.0/24")
 	editFleet(t, fleetFile, `cutover "ip" {
       ip   = "front"
       dns  = "home"
@@ -46,7 +50,9 @@ func TestE2EDNSCutover(t *testing.T) {
     keep_old = "15m"`)
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
-	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
+	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
+	labCfg.Network = "127.0.163.0/24"
+	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 // mmdebstrap runs under it (its shell scripts broke on inherited descriptors). The build succeeds,
 // and a command of the role, run inside the tree, sees only stdin, stdout and stderr.
 func TestE2EBuildWithInheritedDescriptors(t *testing.T) {
+	// A cold base tree of its own and no VM: it runs beside the package's other parallel e2e tests.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

@@ -246,3 +246,13 @@ func sortedKeys(m map[string]int) []string {
 	slices.Sort(out)
 	return out
 }
+
+// labNetwork gives the example fleet's lab, copied to fleetFile, a loopback network of the test's
+// own, so that its VMs' addresses meet no other lab's: tests that run side by side, or a demo.
+func labNetwork(t *testing.T, fleetFile, network string) {
+	t.Helper()
+	editFleet(t, fleetFile, `  accel  = "auto"
+}`, `  accel   = "auto"
+  network = "`+network+`"
+}`)
+}

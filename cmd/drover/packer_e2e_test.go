@@ -52,6 +52,8 @@ func packerBinary(t *testing.T) string {
 // Packer, the plugin process inherits descriptors that must not reach mmdebstrap), and a second
 // build of the same template is a no-op from the catalog.
 func TestE2EPacker(t *testing.T) {
+	// A cold base tree of its own and no VM: it runs beside the package's other parallel e2e tests.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

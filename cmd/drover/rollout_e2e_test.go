@@ -28,6 +28,10 @@ import (
 // back), and drover killed with SIGKILL right after every transition and run again. Every VM is
 // killed by its PID when the test ends, and orphans are checked against the host's qemu processes.
 func TestE2ERollout(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
+	// time on two cores), its lab on addresses of its own (127.0.161.0/24): much of it is waiting
+	// (health checks that must fail, the watch, keep_old), which the other test fills.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
@@ -38,6 +42,7 @@ func TestE2ERollout(t *testing.T) {
 	// A failover address of its own, so the test never meets a demo's lab on this machine.
 	addr := "127.0.0.123"
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
+	labNetwork(t, fleetFile, "127.0.161.0/24")
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "10s"`)
 	editFleet(t, fleetFile, `keep_old = "15m"`, `keep_old = "30s"`)
 	// One instance per color: every VM is emulated (TCG) on two cores, and one is enough to prove
@@ -48,7 +53,9 @@ func TestE2ERollout(t *testing.T) {
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+knotd.Addr+`"`)
 	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+knotd.KeyName+`"`)
 	labEnv := []string{"DROVER_TSIG_SECRET=" + knotd.Secret}
-	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
+	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
+	labCfg.Network = "127.0.161.0/24"
+	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)
 	}

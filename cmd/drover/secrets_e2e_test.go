@@ -27,6 +27,9 @@ import (
 // secrets; and the secret values are nowhere in the state directory, drover's output or any
 // process's argv.
 func TestE2ESecrets(t *testing.T) {
+	// It runs beside the package's other parallel e2e tests once the serial ones are done, its lab on
+	// addresses of its own (127.0.162.0/24) and its own Vault.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
@@ -55,6 +58,7 @@ func TestE2ESecrets(t *testing.T) {
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `address = "http://127.0.0.1:8200"`, `address = "`+srv.Addr+`"`)
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
+	labNetwork(t, fleetFile, "127.0.162.0/24")
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
 	editFleet(t, fleetFile, `ports   = [80]`, `ports   = [80, 443]`)
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
@@ -116,7 +120,9 @@ server {
 }
 `)
 
-	lab, err := qemu.New(qemu.NewDefaultConfig(os.LookupEnv), state)
+	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
+	labCfg.Network = "127.0.162.0/24"
+	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)
 	}

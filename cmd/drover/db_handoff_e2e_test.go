@@ -149,6 +149,9 @@ func TestE2EDBHandoff(t *testing.T) {
 
 	// A green whose PostgreSQL cannot start on the data is rolled back by itself.
 	editFile(t, conf, "max_connections = 51", "max_connections = 51\nshared_buffers = 'nonsense'")
+	// The check's deadline counts from the volume's arrival on the booted green, where a healthy
+	// PostgreSQL answers in seconds: waiting out 4 minutes for one that never will proves nothing more.
+	editFleet(t, fleetFile, `deadline = "4m"`, `deadline = "90s"`)
 	must("build", "db")
 	must("rollout", "start", "db")
 	broken := run(nil, "rollout", "promote", "db")
@@ -169,6 +172,7 @@ func TestE2EDBHandoff(t *testing.T) {
 
 	// drover killed after every step of a handoff, each rerun resuming it, then of a hand-back.
 	editFile(t, conf, "max_connections = 51\nshared_buffers = 'nonsense'", "max_connections = 51")
+	editFleet(t, fleetFile, `deadline = "90s"`, `deadline = "4m"`)
 	must("rollout", "start", "db")
 	green = otherInstance(t, lab, blue.ID)
 	for _, point := range []string{"cutting-over", "handoff-holder", "handoff-stop", "handoff-detach", "handoff-snapshot", "handoff-attach", "draining"} {

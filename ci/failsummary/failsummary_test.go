@@ -8,26 +8,10 @@ import (
 )
 
 func TestReadFindsEachFailureAndWhatItSaidLast(t *testing.T) {
-	f, err := os.Open("testdata/gotest.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := Read(f, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tests []string
-	for _, g := range got {
-		tests = append(tests, g.Test+"@"+g.Package)
-	}
-	want := "TestE2EDBHandoff@github.com/drover-dev/drover/cmd/drover " +
-		"TestE2EVolumeMove@github.com/drover-dev/drover/plugins/compute/qemu " +
-		"TestSuite@github.com/drover-dev/drover/plugins/compute/qemu " +
-		"TestSuite/Delete@github.com/drover-dev/drover/plugins/compute/qemu"
-	if strings.Join(tests, " ") != want {
-		t.Fatalf("failures %q, want %q", strings.Join(tests, " "), want)
-	}
+	got := readLog(t, "testdata/gotest.txt", "TestE2EDBHandoff@github.com/drover-dev/drover/cmd/drover "+
+		"TestE2EVolumeMove@github.com/drover-dev/drover/plugins/compute/qemu "+
+		"TestSuite@github.com/drover-dev/drover/plugins/compute/qemu "+
+		"TestSuite/Delete@github.com/drover-dev/drover/plugins/compute/qemu")
 	// The fatal and the cleanup after it, not the passing test's line nor the progress before.
 	db := got[0].Last
 	if len(db) != 2 || !strings.HasPrefix(db[0], "db_handoff_e2e_test.go:143: after the failed handoff") ||
@@ -81,7 +65,22 @@ func TestWriteSaysEachTestAndItsEntries(t *testing.T) {
 // TestReadVerbose reads go test -v's output (made by a real go test run): each test's entries come
 // before its "--- FAIL" line, after the "=== RUN", "=== CONT" or "=== NAME" lines that name it.
 func TestReadVerbose(t *testing.T) {
-	f, err := os.Open("testdata/gotest-v.txt")
+	got := readLog(t, "testdata/gotest-v.txt", "TestSub@example.com/fsv TestSub/Bad@example.com/fsv TestParallelFails@example.com/fsv")
+	if sub := got[1].Last; len(sub) != 1 || sub[0] != "a_test.go:26: want ErrNotFound" {
+		t.Errorf("the subtest's entries: %q", sub)
+	}
+	// Its last two entries, interleaved with the passing test's progress, not that progress.
+	pf := got[2].Last
+	if len(pf) != 2 || pf[0] != "a_test.go:12: still booting" || pf[1] != "a_test.go:13: health check failed:\n        connection refused" {
+		t.Errorf("TestParallelFails's last entries: %q", pf)
+	}
+}
+
+// readLog reads the go test output in path with two entries per failure, and checks that the
+// failures are want: "Test@package", space-separated, in order.
+func readLog(t *testing.T, path, want string) []Failure {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +93,8 @@ func TestReadVerbose(t *testing.T) {
 	for _, g := range got {
 		tests = append(tests, g.Test+"@"+g.Package)
 	}
-	if want := "TestSub@example.com/fsv TestSub/Bad@example.com/fsv TestParallelFails@example.com/fsv"; strings.Join(tests, " ") != want {
+	if strings.Join(tests, " ") != want {
 		t.Fatalf("failures %q, want %q", strings.Join(tests, " "), want)
 	}
-	if sub := got[1].Last; len(sub) != 1 || sub[0] != "a_test.go:26: want ErrNotFound" {
-		t.Errorf("the subtest's entries: %q", sub)
-	}
-	// Its last two entries, interleaved with the passing test's progress, not that progress.
-	pf := got[2].Last
-	if len(pf) != 2 || pf[0] != "a_test.go:12: still booting" || pf[1] != "a_test.go:13: health check failed:\n        connection refused" {
-		t.Errorf("TestParallelFails's last entries: %q", pf)
-	}
+	return got
 }

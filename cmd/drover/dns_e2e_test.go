@@ -35,7 +35,7 @@ func TestE2EDNSCutover(t *testing.T) {
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+srv.Addr+`"`)
 	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+srv.KeyName+`"`)
-	labNetwork(t, fleetFile, "127.0.163.0/24")
+	labCfg := labNetwork(t, fleetFile, "127.0.163.0/24")
 	editFleet(t, fleetFile, `cutover "ip" {
       ip   = "front"
       dns  = "home"
@@ -50,8 +50,6 @@ func TestE2EDNSCutover(t *testing.T) {
     keep_old = "15m"`)
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
-	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
-	labCfg.Network = "127.0.163.0/24"
 	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)

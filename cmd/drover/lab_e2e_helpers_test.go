@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/plugins/compute/qemu"
 	"github.com/drover-dev/drover/rollout"
 )
 
@@ -248,11 +249,15 @@ func sortedKeys(m map[string]int) []string {
 }
 
 // labNetwork gives the example fleet's lab, copied to fleetFile, a loopback network of the test's
-// own, so that its VMs' addresses meet no other lab's: tests that run side by side, or a demo.
-func labNetwork(t *testing.T, fleetFile, network string) {
+// own, so that its VMs' addresses meet no other lab's: tests that run side by side, or a demo. It
+// returns the lab's configuration with that network, for the test's own view of the lab.
+func labNetwork(t *testing.T, fleetFile, network string) *qemu.Config {
 	t.Helper()
 	editFleet(t, fleetFile, `  accel  = "auto"
 }`, `  accel   = "auto"
   network = "`+network+`"
 }`)
+	cfg := qemu.NewDefaultConfig(os.LookupEnv)
+	cfg.Network = network
+	return cfg
 }

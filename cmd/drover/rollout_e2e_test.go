@@ -42,7 +42,7 @@ func TestE2ERollout(t *testing.T) {
 	// A failover address of its own, so the test never meets a demo's lab on this machine.
 	addr := "127.0.0.123"
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
-	labNetwork(t, fleetFile, "127.0.161.0/24")
+	labCfg := labNetwork(t, fleetFile, "127.0.161.0/24")
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "10s"`)
 	editFleet(t, fleetFile, `keep_old = "15m"`, `keep_old = "30s"`)
 	// One instance per color: every VM is emulated (TCG) on two cores, and one is enough to prove
@@ -53,8 +53,6 @@ func TestE2ERollout(t *testing.T) {
 	editFleet(t, fleetFile, `server   = "127.0.0.1:5353"`, `server   = "`+knotd.Addr+`"`)
 	editFleet(t, fleetFile, `key_name = "drover"`, `key_name = "`+knotd.KeyName+`"`)
 	labEnv := []string{"DROVER_TSIG_SECRET=" + knotd.Secret}
-	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
-	labCfg.Network = "127.0.161.0/24"
 	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func TestE2ESecrets(t *testing.T) {
 	state := filepath.Join(fleetDir, ".drover")
 	editFleet(t, fleetFile, `address = "http://127.0.0.1:8200"`, `address = "`+srv.Addr+`"`)
 	editFleet(t, fleetFile, `address = "127.0.0.100"`, `address = "`+addr+`"`)
-	labNetwork(t, fleetFile, "127.0.162.0/24")
+	labCfg := labNetwork(t, fleetFile, "127.0.162.0/24")
 	editFleet(t, fleetFile, `count   = 2`, `count   = 1`)
 	editFleet(t, fleetFile, `ports   = [80]`, `ports   = [80, 443]`)
 	editFleet(t, fleetFile, `watch    = var.watch`, `watch    = "5s"`)
@@ -120,8 +120,6 @@ server {
 }
 `)
 
-	labCfg := qemu.NewDefaultConfig(os.LookupEnv)
-	labCfg.Network = "127.0.162.0/24"
 	lab, err := qemu.New(labCfg, state)
 	if err != nil {
 		t.Fatal(err)

@@ -284,7 +284,7 @@ func testCanceled(s *suite) {
 	}
 	again := s.launch(spec)
 	got := s.list("role", "short")
-	if !slices.ContainsFunc(got, func(in compute.Instance) bool { return in.ID == again.ID }) {
+	if !slices.Contains(ids(got), again.ID) {
 		t.Fatalf("retry after a timed-out Launch returned %s, which Instances does not list: %v", again.ID, ids(got))
 	}
 	if len(got) == 1 {
@@ -304,7 +304,7 @@ func testCanceled(s *suite) {
 		}
 	}
 	third := s.launch(spec)
-	if !slices.ContainsFunc(got, func(in compute.Instance) bool { return in.ID == third.ID }) {
+	if !slices.Contains(ids(got), third.ID) {
 		t.Errorf("Launch after a late create of its token returned %s, want one of %v", third.ID, ids(got))
 	}
 	if fourth := s.launch(spec); fourth.ID != third.ID {

@@ -20,8 +20,9 @@ import (
 // 100 ms, and a watcher of the cluster's leader.
 
 type read struct {
-	at time.Time
-	ok bool
+	at  time.Time
+	ok  bool
+	why string // a failed read's error or HTTP status, for the failure message
 }
 
 type reader struct {
@@ -49,11 +50,18 @@ func startReader(t *testing.T, url, token string) *reader {
 			req.Header.Set("X-Vault-Token", token)
 			resp, err := client.Do(req)
 			ok := err == nil && resp.StatusCode == http.StatusOK
+			why := ""
+			switch {
+			case err != nil:
+				why = err.Error()
+			case !ok:
+				why = resp.Status
+			}
 			if resp != nil {
 				resp.Body.Close()
 			}
 			r.mu.Lock()
-			r.reads = append(r.reads, read{time.Now(), ok})
+			r.reads = append(r.reads, read{time.Now(), ok, why})
 			r.mu.Unlock()
 		}
 	}()
@@ -73,10 +81,13 @@ func (r *reader) stop() []read {
 	return slices.Clone(r.reads)
 }
 
-type outage struct{ start, end time.Time }
+type outage struct {
+	start, end time.Time
+	why        string // the first failed read's error
+}
 
 func (o outage) String() string {
-	return fmt.Sprintf("%s+%s", o.start.Format("15:04:05.000"), o.end.Sub(o.start).Round(time.Millisecond))
+	return fmt.Sprintf("%s+%s (%s)", o.start.Format("15:04:05.000"), o.end.Sub(o.start).Round(time.Millisecond), o.why)
 }
 
 // outagesOf groups the failed reads after the first success into outages, each from the last
@@ -87,14 +98,14 @@ func outagesOf(reads []read) []outage {
 	if first < 0 {
 		return []outage{{}}
 	}
-	last := reads[first].at
+	last, why := reads[first].at, ""
 	in := false
 	for _, r := range reads[first:] {
 		switch {
 		case !r.ok && !in:
-			in = true
+			in, why = true, r.why
 		case r.ok && in:
-			out = append(out, outage{last, r.at})
+			out = append(out, outage{last, r.at, why})
 			in = false
 		}
 		if r.ok {
@@ -102,7 +113,7 @@ func outagesOf(reads []read) []outage {
 		}
 	}
 	if in {
-		out = append(out, outage{last, reads[len(reads)-1].at})
+		out = append(out, outage{last, reads[len(reads)-1].at, why})
 	}
 	return out
 }
@@ -118,10 +129,24 @@ func failedAfterFirst(reads []read) int {
 	return n
 }
 
+// election is a change of leader as the cluster saw it: from the last poll at which every running
+// node named from to the first at which every one named to. It includes the time the standbys took
+// to learn of the new leader, in which they still forward requests to the old one.
+type election struct {
+	start, end time.Time
+	from, to   string
+}
+
+func (e election) String() string {
+	return fmt.Sprintf("%s+%s (%s -> %s)", e.start.Format("15:04:05.000"), e.end.Sub(e.start).Round(time.Millisecond), e.from, e.to)
+}
+
+// overlaps reports whether o falls, at least in part, within e.
+func (e election) overlaps(o outage) bool { return o.start.Before(e.end) && e.start.Before(o.end) }
+
 type leaderWatch struct {
 	stopc, done chan struct{}
-	changes     int
-	at          []time.Time // when each change was seen
+	elections   []election
 }
 
 // instanceLister is where watchLeader finds the nodes: raftProcs, or the lab.
@@ -129,12 +154,16 @@ type instanceLister interface {
 	Instances(context.Context, compute.Selector) ([]compute.Instance, error)
 }
 
-// watchLeader asks the running nodes who leads every 200 ms and counts the changes.
+// watchLeader asks every running node who leads, every 200 ms, and records each election. The
+// cluster agrees when every node that ever named a leader names one, and all name the same; a node
+// that has not named one yet (it is joining) does not count.
 func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch {
 	w := &leaderWatch{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		last := ""
+		settled := ""              // the leader the nodes last agreed on
+		var agreedAt time.Time     // the last poll at which they agreed on it
+		named := map[string]bool{} // nodes that have named a leader
 		for {
 			select {
 			case <-w.stopc:
@@ -142,25 +171,28 @@ func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch 
 			case <-time.After(200 * time.Millisecond):
 			}
 			ins, _ := procs.Instances(context.Background(), nil)
+			leaders := map[string]bool{}
+			lost := false
 			for _, in := range ins {
 				if in.State != compute.Running {
 					continue
 				}
-				c, err := api.NewClient(&api.Config{Address: "http://" + in.Endpoint(8200).String(), Timeout: time.Second})
-				if err != nil {
+				addr := leaderSeenBy(in, token)
+				if addr == "" {
+					lost = lost || named[in.ID]
 					continue
 				}
-				c.SetToken(token)
-				l, err := c.Sys().Leader()
-				if err != nil || l.LeaderAddress == "" {
-					continue
+				named[in.ID], leaders[addr] = true, true
+			}
+			if len(leaders) != 1 || lost {
+				continue
+			}
+			now := time.Now()
+			for agreed := range leaders {
+				if settled != "" && agreed != settled {
+					w.elections = append(w.elections, election{agreedAt, now, settled, agreed})
 				}
-				if last != "" && l.LeaderAddress != last {
-					w.changes++
-					w.at = append(w.at, time.Now())
-				}
-				last = l.LeaderAddress
-				break
+				settled, agreedAt = agreed, now
 			}
 		}
 	}()
@@ -168,12 +200,26 @@ func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch 
 	return w
 }
 
-func (w *leaderWatch) stop() int {
+// leaderSeenBy is the leader in names, or "" if it names none or does not answer.
+func leaderSeenBy(in compute.Instance, token string) string {
+	c, err := api.NewClient(&api.Config{Address: "http://" + in.Endpoint(8200).String(), Timeout: time.Second})
+	if err != nil {
+		return ""
+	}
+	c.SetToken(token)
+	l, err := c.Sys().Leader()
+	if err != nil {
+		return ""
+	}
+	return l.LeaderAddress
+}
+
+func (w *leaderWatch) stop() []election {
 	select {
 	case <-w.stopc:
 	default:
 		close(w.stopc)
 	}
 	<-w.done
-	return w.changes
+	return w.elections
 }

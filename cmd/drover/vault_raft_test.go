@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,8 @@ import (
 // whole cluster replaced, one node at a time, all under a loop that reads the secret through the
 // role's address every 100 ms, with drover stopped as if killed -9 after every persisted node step
 // and run again. Every read after the first succeeds but during the leader
-// elections it counts; the controller's token holds only vault.RaftPolicy; the secret is there at
+// elections it measures (from the last moment every node named the old leader to the first every
+// node names the new one); the controller's token holds only vault.RaftPolicy; the secret is there at
 // the end, served by the three new nodes alone.
 func TestE2EVaultRaft(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
@@ -214,7 +216,13 @@ func TestE2EVaultRaft(t *testing.T) {
 	if len(running) != 3 {
 		t.Fatalf("%d nodes run, want 3", len(running))
 	}
-	servers = autopilot(t, vaultAs(t, "http://"+running[0].Endpoint(8200).String(), rootToken))
+	// The last node step removed the old leader: the new one's autopilot reports a node healthy
+	// only once it has heard from it, a few seconds after its election (longer on a loaded host).
+	newRoot := vaultAs(t, "http://"+running[0].Endpoint(8200).String(), rootToken)
+	servers = autopilot(t, newRoot)
+	for wait := time.Now().Add(time.Minute); time.Now().Before(wait) && !allVoters(servers, 3); time.Sleep(time.Second) {
+		servers = autopilot(t, newRoot)
+	}
 	for _, in := range running {
 		if sv, ok := servers[in.Name]; !ok || !sv.Healthy || sv.Status == "non-voter" {
 			t.Errorf("new node %s: %+v", in.Name, sv)
@@ -231,15 +239,18 @@ func TestE2EVaultRaft(t *testing.T) {
 
 	// Reads: after the first success, failures only inside leader elections.
 	outages := outagesOf(got)
-	var longest time.Duration
+	var longest, longestElection time.Duration
 	for _, o := range outages {
 		longest = max(longest, o.end.Sub(o.start))
+		if !slices.ContainsFunc(elections, func(e election) bool { return e.overlaps(o) }) {
+			t.Errorf("a read outage outside every leader election: %v (elections %v)", o, elections)
+		}
+	}
+	for _, e := range elections {
+		longestElection = max(longestElection, e.end.Sub(e.start))
 	}
 	row("reads every 100 ms through the role's address", fmt.Sprintf("%d reads, %d failed, %d outage(s), longest %s", len(got), failedAfterFirst(got), len(outages), longest.Round(time.Millisecond)))
-	row("leader changes seen (sys/leader) during the rollback and the replacement", fmt.Sprintf("%d", elections))
-	if len(outages) > elections {
-		t.Errorf("%d read outages but %d leader change(s): %v", len(outages), elections, outages)
-	}
+	row("leader elections (every node names the new leader) in the rollback and the replacement", fmt.Sprintf("%d, longest %s", len(elections), longestElection.Round(time.Millisecond)))
 	if longest > 15*time.Second {
 		t.Errorf("longest read outage %s", longest)
 	}

@@ -60,8 +60,16 @@ type result struct {
 // droverExec runs the real drover binary with the fleet and state of a test.
 func droverExec(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return droverExecInheriting(t, nil, env, args...)
+}
+
+// droverExecInheriting is droverExec with inherited open in drover as descriptors 3 and up, not
+// close-on-exec, the way Packer starts its plugins.
+func droverExecInheriting(t *testing.T, inherited []*os.File, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "drover"), args...)
 	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+binDir, "CI=true"), append(sharedCache(), env...)...)
+	cmd.ExtraFiles = inherited
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

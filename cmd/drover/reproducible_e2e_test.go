@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -53,12 +55,13 @@ func mirrorBase(t *testing.T, m *testmirror.Mirror, fleetDir, name string) strin
 // and an empty base-tree cache.
 type coldBuild struct {
 	fleetDir, raw, identity, sha256 string
+	buildLog                        []byte
 	took                            time.Duration
 }
 
 // buildCold writes fleet (the fleet file's text) into a new directory DIR/fleet and builds role
-// there with DROVER_CACHE_DIR=DIR/cache, both empty.
-func buildCold(t *testing.T, fleetText func(fleetDir string) string, role string) coldBuild {
+// there with DROVER_CACHE_DIR=DIR/cache, both empty; drover inherits the descriptors inherited.
+func buildCold(t *testing.T, fleetText func(fleetDir string) string, role string, inherited []*os.File) coldBuild {
 	t.Helper()
 	top := t.TempDir()
 	b := coldBuild{fleetDir: filepath.Join(top, "fleet")}
@@ -70,7 +73,7 @@ func buildCold(t *testing.T, fleetText func(fleetDir string) string, role string
 		t.Fatal(err)
 	}
 	env := []string{"DROVER_CACHE_DIR=" + filepath.Join(top, "cache")}
-	r := droverExec(t, env, "--fleet", fleetFile, "build", role)
+	r := droverExecInheriting(t, inherited, env, "--fleet", fleetFile, "build", role)
 	if r.code != 0 {
 		t.Fatalf("cold build of %s in %s: exit %d\n%s", role, b.fleetDir, r.code, r.stderr)
 	}
@@ -82,11 +85,29 @@ func buildCold(t *testing.T, fleetText func(fleetDir string) string, role string
 	}
 	b.identity = list[0].Identity
 	b.raw = filepath.Join(state, "images", strings.TrimPrefix(b.identity, "sha256:"), "disk.raw")
+	if b.buildLog, err = os.ReadFile(filepath.Join(images.OpenCatalog(state).ImageDir(b.identity), list[0].BuildLog)); err != nil {
+		t.Fatal(err)
+	}
 	b.sha256 = fileSum(t, b.raw)
 	if list[0].ArtifactSHA256 != b.sha256 {
 		t.Errorf("the manifest says the raw disk is sha256 %s, it is %s", list[0].ArtifactSHA256, b.sha256)
 	}
 	return b
+}
+
+// openDevNull opens /dev/null n times, closed when the test ends.
+func openDevNull(t *testing.T, n int) []*os.File {
+	t.Helper()
+	var files []*os.File
+	for range n {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		files = append(files, f)
+	}
+	return files
 }
 
 func fileSum(t *testing.T, path string) string {
@@ -108,6 +129,11 @@ func fileSum(t *testing.T, path string) string {
 // own empty state and base-tree cache): the raw disks must be the same bytes. It also checks that
 // the image's apt trusts the mirror through the base's keyring (signed-by) and nothing else. Then,
 // on the same mirror, drover ci --refresh (refreshFromPinnedMirror).
+//
+// The second build starts drover the way Packer starts its plugin, with descriptors 3, 4 and 5
+// open and not close-on-exec, so that mmdebstrap runs under them on its cold cache (its shell
+// scripts broke on inherited descriptors): it still succeeds, and the role's command, run inside
+// the tree, sees only stdin, stdout and stderr.
 func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
 	// It builds four base trees and boots nothing: it runs beside the package's other parallel e2e
 	// tests once the serial ones are done.
@@ -120,14 +146,25 @@ func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
 	t.Logf("local signed mirror %s ready in %s", m.URL(), time.Since(start).Round(time.Millisecond))
 	fleetText := func(dir string) string {
 		return "drover {\n  name = \"repro\"\n}\n\n" + mirrorBase(t, m, dir, "pinned") +
-			"\nrole \"tiny\" {\n  image {\n    base = \"pinned\"\n    file \"/etc/motd\" {\n      content = \"built twice, one image\\n\"\n    }\n  }\n}\n"
+			"\nrole \"tiny\" {\n  image {\n    base = \"pinned\"\n    run  = [\"echo drover-fds: $(ls /proc/self/fd | tr '\\\\n' ' ')\"]\n    file \"/etc/motd\" {\n      content = \"built twice, one image\\n\"\n    }\n  }\n}\n"
 	}
-	first := buildCold(t, fleetText, "tiny")
+	first := buildCold(t, fleetText, "tiny", nil)
 	// The second build starts later by at least a few seconds whatever the first one took, so a
 	// clock read anywhere in the build would show.
 	time.Sleep(3 * time.Second)
-	second := buildCold(t, fleetText, "tiny")
+	second := buildCold(t, fleetText, "tiny", openDevNull(t, 3))
 	t.Logf("cold builds from the local mirror: %s and %s; whole test %s", first.took.Round(time.Second), second.took.Round(time.Second), time.Since(start).Round(time.Second))
+
+	// ls lists 0-2 and the descriptor of the directory it reads (3); an inherited one would add more.
+	for _, b := range []coldBuild{first, second} {
+		seen := regexp.MustCompile(`(?m)^drover-fds: (.*)$`).FindSubmatch(b.buildLog)
+		if seen == nil {
+			t.Fatalf("the role's command printed nothing into the build log:\n%s", b.buildLog)
+		}
+		if got := string(bytes.TrimSpace(seen[1])); got != "0 1 2 3" {
+			t.Errorf("a command in the tree of %s sees descriptors %q, want 0 1 2 3 (ls's own listing is 3)", b.fleetDir, got)
+		}
+	}
 
 	if first.identity != second.identity {
 		t.Errorf("identities differ: %s and %s", first.identity, second.identity)

@@ -48,9 +48,10 @@ func packerBinary(t *testing.T) string {
 }
 
 // TestE2EPacker is a Packer user's path: Packer 1.9.5 finds packer-plugin-drover in its plugin
-// directory, validates a template with a drover-rootfs source, builds it on a cold base tree (under
-// Packer, the plugin process inherits descriptors that must not reach mmdebstrap), and a second
-// build of the same template is a no-op from the catalog.
+// directory, validates a template with a drover-rootfs source, builds it (under Packer, the plugin
+// process inherits descriptors that must not reach the commands it runs), and a second build of
+// the same template is a no-op from the catalog. Its base tree is cold, in a cache_dir of its own,
+// so mmdebstrap runs under Packer.
 func TestE2EPacker(t *testing.T) {
 	// A cold base tree of its own and no VM: it runs beside the package's other parallel e2e tests.
 	t.Parallel()
@@ -70,10 +71,12 @@ func TestE2EPacker(t *testing.T) {
 		t.Errorf("describe does not report a semantic version: %v %s", err, describe)
 	}
 	state := filepath.Join(dir, "state")
+	cacheDir := filepath.Join(dir, "cache")
 	template := filepath.Join(dir, "tiny.pkr.hcl")
 	text := fmt.Sprintf(`source "drover-rootfs" "tiny" {
   role      = "tiny"
   state_dir = %q
+  cache_dir = %q
   agent_dir = %q
   formats   = ["raw"]
   run       = ["echo drover-fds: $(ls /proc/self/fd | tr '\\n' ' ')"]
@@ -86,7 +89,7 @@ func TestE2EPacker(t *testing.T) {
 build {
   sources = ["source.drover-rootfs.tiny"]
 }
-`, state, binDir)
+`, state, cacheDir, binDir)
 	if err := os.WriteFile(template, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +137,12 @@ build {
 	}
 	if list, _ := cat.List(); len(list) != 1 {
 		t.Errorf("the no-op build changed the catalog: %d images", len(list))
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, "trees")); err != nil {
+		t.Errorf("the base tree is not in cache_dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "cache")); err == nil {
+		t.Errorf("the build made a cache in its state directory, not in cache_dir %s", cacheDir)
 	}
 	t.Logf("packer build: cold %s, no-op %s", cold.Round(time.Second), noop.Round(100*time.Millisecond))
 }

@@ -56,7 +56,11 @@ func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	b.req, err = NewRequest(f, role, Options{StateDir: b.config.StateDir, DroverVersion: "packer", AgentDir: agentDir,
+	cacheDir := b.config.CacheDir
+	if cacheDir == "" {
+		cacheDir = os.Getenv("DROVER_CACHE_DIR")
+	}
+	b.req, err = NewRequest(f, role, Options{StateDir: b.config.StateDir, CacheDir: cacheDir, DroverVersion: "packer", AgentDir: agentDir,
 		Epoch: epoch, Force: b.config.PackerForce})
 	if err != nil {
 		return nil, nil, err

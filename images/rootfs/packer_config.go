@@ -40,8 +40,11 @@ type Config struct {
 	Headroom int    `mapstructure:"headroom"`
 	// Formats are the disk formats to write: raw, qcow2.
 	Formats []string `mapstructure:"formats"`
-	// StateDir holds the image catalog and the tree cache (default .drover).
+	// StateDir holds the image catalog (default .drover).
 	StateDir string `mapstructure:"state_dir"`
+	// CacheDir holds base trees and downloaded packages (default: $DROVER_CACHE_DIR, else
+	// STATE_DIR/cache, as for drover build), so Packer and drover build can share them.
+	CacheDir string `mapstructure:"cache_dir"`
 	// AgentDir holds drover-boot-linux-ARCH (default: DROVER_BOOT_DIR or next to the plugin).
 	AgentDir string `mapstructure:"agent_dir"`
 

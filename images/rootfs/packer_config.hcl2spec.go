@@ -35,6 +35,7 @@ type FlatConfig struct {
 	Headroom            *int              `mapstructure:"headroom" cty:"headroom" hcl:"headroom"`
 	Formats             []string          `mapstructure:"formats" cty:"formats" hcl:"formats"`
 	StateDir            *string           `mapstructure:"state_dir" cty:"state_dir" hcl:"state_dir"`
+	CacheDir            *string           `mapstructure:"cache_dir" cty:"cache_dir" hcl:"cache_dir"`
 	AgentDir            *string           `mapstructure:"agent_dir" cty:"agent_dir" hcl:"agent_dir"`
 }
 
@@ -75,6 +76,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"headroom":                   &hcldec.AttrSpec{Name: "headroom", Type: cty.Number, Required: false},
 		"formats":                    &hcldec.AttrSpec{Name: "formats", Type: cty.List(cty.String), Required: false},
 		"state_dir":                  &hcldec.AttrSpec{Name: "state_dir", Type: cty.String, Required: false},
+		"cache_dir":                  &hcldec.AttrSpec{Name: "cache_dir", Type: cty.String, Required: false},
 		"agent_dir":                  &hcldec.AttrSpec{Name: "agent_dir", Type: cty.String, Required: false},
 	}
 	return s

@@ -200,7 +200,7 @@ func watchLeader(t *testing.T, procs instanceLister, token string) *leaderWatch 
 	return w
 }
 
-// leaderSeenBy is the leader in names, or "" if it names none or does not answer.
+// leaderSeenBy is the leader that node in names, or "" if it names none or does not answer.
 func leaderSeenBy(in compute.Instance, token string) string {
 	c, err := api.NewClient(&api.Config{Address: "http://" + in.Endpoint(8200).String(), Timeout: time.Second})
 	if err != nil {

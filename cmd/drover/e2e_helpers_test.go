@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,4 +233,15 @@ func mountsUnder(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// descriptorsSeen is what a role's run command `echo drover-fds: $(ls /proc/self/fd | tr '\n' ' ')`
+// printed into its build log, or "" if it printed nothing. ls lists 0-2 and the descriptor of the
+// directory it reads (3), so "0 1 2 3" means the command inherited nothing else.
+func descriptorsSeen(buildLog []byte) string {
+	seen := regexp.MustCompile(`(?m)^drover-fds: (.*)$`).FindSubmatch(buildLog)
+	if seen == nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(seen[1]))
 }

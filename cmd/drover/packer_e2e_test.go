@@ -126,8 +126,7 @@ build {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := regexp.MustCompile(`(?m)^drover-fds: (.*)$`).FindSubmatch(log)
-	if seen == nil || string(bytes.TrimSpace(seen[1])) != "0 1 2 3" {
+	if seen := descriptorsSeen(log); seen != "0 1 2 3" {
 		t.Errorf("a command run by the plugin under Packer sees descriptors %q, want 0 1 2 3 (ls's own listing is 3)", seen)
 	}
 

@@ -107,10 +107,7 @@ func TestE2EVaultRaft(t *testing.T) {
 	rootToken := decryptPGP(t, operator, initLine(t, first).RootToken)
 	nodeRoot := vaultAs(t, "http://"+first.Endpoint(8200).String(), rootToken)
 	// Joined nodes are non-voters until autopilot's stabilization time (10 s) passes.
-	servers := autopilot(t, nodeRoot)
-	for wait := time.Now().Add(time.Minute); time.Now().Before(wait) && !allVoters(servers, 3); time.Sleep(time.Second) {
-		servers = autopilot(t, nodeRoot)
-	}
+	servers := waitVoters(t, nodeRoot, 3)
 	if len(servers) != 3 {
 		t.Fatalf("autopilot lists %d servers, want 3: %v", len(servers), servers)
 	}
@@ -218,11 +215,7 @@ func TestE2EVaultRaft(t *testing.T) {
 	}
 	// The last node step removed the old leader: the new one's autopilot reports a node healthy
 	// only once it has heard from it, a few seconds after its election (longer on a loaded host).
-	newRoot := vaultAs(t, "http://"+running[0].Endpoint(8200).String(), rootToken)
-	servers = autopilot(t, newRoot)
-	for wait := time.Now().Add(time.Minute); time.Now().Before(wait) && !allVoters(servers, 3); time.Sleep(time.Second) {
-		servers = autopilot(t, newRoot)
-	}
+	servers = waitVoters(t, vaultAs(t, "http://"+running[0].Endpoint(8200).String(), rootToken), 3)
 	for _, in := range running {
 		if sv, ok := servers[in.Name]; !ok || !sv.Healthy || sv.Status == "non-voter" {
 			t.Errorf("new node %s: %+v", in.Name, sv)

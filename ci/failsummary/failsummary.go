@@ -140,4 +140,40 @@ func Write(w io.Writer, failures []Failure) {
 			}
 		}
 	}
+	writeShort(w, failures)
+}
+
+// Short summary limits: the entries of each failed test it shows, their lines, a line's length.
+const (
+	shortEntries = 2
+	shortLines   = 2
+	shortWidth   = 200
+)
+
+// writeShort ends the summary with the gist of each failure: the first lines of the last entries
+// of each failed test that has no failed subtest of its own (a parent only repeats its subtests'
+// failure). The blocks above can be long enough (a console, a JSON status) for CI's kept tail to
+// lose the first of them; this part is short enough to stay.
+func writeShort(w io.Writer, failures []Failure) {
+	fmt.Fprintln(w, "\n=== in short: the last words of each failed test")
+	for _, f := range failures {
+		if slices.ContainsFunc(failures, func(o Failure) bool { return strings.HasPrefix(o.Test, f.Test+"/") }) {
+			continue
+		}
+		fmt.Fprintf(w, "--- %s\n", f.Test)
+		for _, e := range f.Last[max(0, len(f.Last)-shortEntries):] {
+			lines := strings.Split(e, "\n")
+			for i, l := range lines[:min(len(lines), shortLines)] {
+				l = strings.TrimLeft(l, " \t")
+				if r := []rune(l); len(r) > shortWidth {
+					l = string(r[:shortWidth]) + "…"
+				}
+				indent := "    "
+				if i > 0 {
+					indent = "      "
+				}
+				fmt.Fprintln(w, indent+l)
+			}
+		}
+	}
 }

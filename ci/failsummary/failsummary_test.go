@@ -51,6 +51,12 @@ func TestWriteSaysEachTestAndItsEntries(t *testing.T) {
 
 --- TestB
     (it logged nothing)
+
+=== in short: the last words of each failed test
+--- TestA
+    a_test.go:9: boom
+      detail
+--- TestB
 `
 	if b.String() != want {
 		t.Errorf("Write printed\n%s\nwant\n%s", b.String(), want)
@@ -64,6 +70,25 @@ func TestWriteSaysEachTestAndItsEntries(t *testing.T) {
 
 // TestReadVerbose reads go test -v's output (made by a real go test run): each test's entries come
 // before its "--- FAIL" line, after the "=== RUN", "=== CONT" or "=== NAME" lines that name it.
+// TestWriteShortSkipsParentsAndCuts: the short part names only the failed tests without failed
+// subtests, with the first lines of their last two entries, long lines cut.
+func TestWriteShortSkipsParentsAndCuts(t *testing.T) {
+	var b bytes.Buffer
+	long := strings.Repeat("x", 300)
+	Write(&b, []Failure{
+		{Test: "TestE2E", Last: []string{"a_test.go:1: MEASURE table\n  row"}},
+		{Test: "TestE2E/sub", Last: []string{"a_test.go:2: first", "a_test.go:3: second\n  two\n  three", "a_test.go:4: " + long}},
+	})
+	_, short, ok := strings.Cut(b.String(), "=== in short: the last words of each failed test\n")
+	if !ok {
+		t.Fatalf("no short part in\n%s", b.String())
+	}
+	want := "--- TestE2E/sub\n    a_test.go:3: second\n      two\n    a_test.go:4: " + strings.Repeat("x", 200-len("a_test.go:4: ")) + "…\n"
+	if short != want {
+		t.Errorf("the short part is\n%s\nwant\n%s", short, want)
+	}
+}
+
 func TestReadVerbose(t *testing.T) {
 	got := readLog(t, "testdata/gotest-v.txt", "TestSub@example.com/fsv TestSub/Bad@example.com/fsv TestParallelFails@example.com/fsv")
 	if sub := got[1].Last; len(sub) != 1 || sub[0] != "a_test.go:26: want ErrNotFound" {

@@ -4,9 +4,12 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +30,8 @@ type volumeCloud struct {
 	device  string // how the mount's source starts in the guest: the kernel's name for the bus
 	running func() []netip.Addr
 	console func(t *testing.T, addr netip.Addr) string // the serial console of the instance at addr
+	// consoles are the serial consoles of every instance the cloud has had, destroyed ones too.
+	consoles func() map[string][]byte
 }
 
 // TestE2ECloudVolumes rolls out a role with a volume on each of the cloud lab's fakes (EC2 with
@@ -121,7 +126,7 @@ role "data" {
 	}
 	clouds := []volumeCloud{
 		{
-			name: "aws", device: "/dev/nvme1n1", env: ec2.Env(),
+			name: "aws", device: "/dev/nvme1n1", env: ec2.Env(), consoles: ec2.Consoles,
 			fleet: fleetFile("aws", "compute \"aws\" \"cloud\" {\n  region        = \"us-east-1\"\n  instance_type = \"t3.micro\"\n  zone          = \"us-east-1a\"\n}\n"),
 			running: func() (out []netip.Addr) {
 				for _, in := range ec2.Instances() {
@@ -141,7 +146,7 @@ role "data" {
 			},
 		},
 		{
-			name: "vultr", device: "/dev/vd",
+			name: "vultr", device: "/dev/vd", consoles: vultr.Consoles,
 			env: []string{"VULTR_API_KEY=" + vultr.APIKey(), "VULTR_API_URL=" + vultr.URL(),
 				"VULTR_OBJECT_STORAGE_ACCESS_KEY=" + store.AccessKeyID, "VULTR_OBJECT_STORAGE_SECRET_KEY=" + store.SecretAccessKey,
 				"VULTR_OBJECT_STORAGE_PATH_STYLE=true"},
@@ -165,6 +170,13 @@ role "data" {
 		},
 		{
 			name: "digitalocean", device: "/dev/sd",
+			consoles: func() map[string][]byte {
+				out := map[string][]byte{}
+				for id, b := range do.Consoles() {
+					out[strconv.Itoa(id)] = b
+				}
+				return out
+			},
 			env:   []string{"DIGITALOCEAN_TOKEN=" + do.Token(), "SPACES_ACCESS_KEY_ID=" + store.AccessKeyID, "SPACES_SECRET_ACCESS_KEY=" + store.SecretAccessKey},
 			fleet: fleetFile("digitalocean", "compute \"digitalocean\" \"cloud\" {\n  region            = \""+do.Region()+"\"\n  size              = \"s-1vcpu-1gb\"\n  api_url           = \""+do.URL()+"\"\n  spaces_bucket     = \"drover-do\"\n  spaces_endpoint   = \""+store.URL+"\"\n  spaces_path_style = true\n}\n"),
 			running: func() (out []netip.Addr) {
@@ -190,7 +202,15 @@ role "data" {
 		t.Helper()
 		r := droverExec(t, c.env, append([]string{"--fleet", c.fleet}, args...)...)
 		if r.code != 0 {
-			t.Fatalf("%s: drover %s: exit %d\n%s", c.name, strings.Join(args, " "), r.code, tail(r.stderr, 40))
+			t.Errorf("%s: drover %s: exit %d\n%s", c.name, strings.Join(args, " "), r.code, tail(r.stderr, 40))
+			// drover destroys a green that failed its checks: the cloud keeps its console, which
+			// says why. One entry each, after the error, so that CI's summary of what the test said
+			// last has them.
+			all := c.consoles()
+			for _, id := range slices.Sorted(maps.Keys(all)) {
+				t.Logf("%s: the console of %s ends:\n%s", c.name, id, tail(string(all[id]), 11))
+			}
+			t.FailNow()
 		}
 		return r
 	}

@@ -72,6 +72,30 @@ func (c *Cloud) Instances() []Instance {
 	return out
 }
 
+// Consoles returns the serial console of every instance that has had a machine, terminated ones
+// included (as GetConsoleOutput keeps it), by instance ID: what a test prints when a rollout
+// failed and drover terminated the instance that would have told why.
+func (c *Cloud) Consoles() map[string][]byte {
+	c.mu.Lock()
+	machines := map[string]Machine{}
+	out := map[string][]byte{}
+	for id, in := range c.instances {
+		switch {
+		case in.machine != nil:
+			machines[id] = in.machine
+		case in.console != nil:
+			out[id] = in.console
+		}
+	}
+	c.mu.Unlock()
+	for id, m := range machines {
+		if b, err := m.Console(); err == nil {
+			out[id] = b
+		}
+	}
+	return out
+}
+
 // gravitonRE is an instance type with a Graviton (arm64) processor: a family with "g" after its
 // generation, such as t4g, m7g, c7gn.
 var gravitonRE = regexp.MustCompile(`^[a-z]+\d+g[a-z]*\.`)

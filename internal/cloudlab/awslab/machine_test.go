@@ -207,6 +207,16 @@ func TestElasticIPMovesAndMachines(t *testing.T) {
 			t.Fatal("blue never terminated")
 		}
 	}
+	// The terminated instances' consoles stay, as GetConsoleOutput keeps them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		consoles := c.Consoles()
+		if len(consoles) == len(ids) && string(consoles[ids[0]]) == "console of "+ids[0]+"\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Consoles() after TerminateInstances = %v, want the consoles of %v", consoles, ids)
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.up > 1 {

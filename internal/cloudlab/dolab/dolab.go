@@ -107,6 +107,9 @@ type Cloud struct {
 	faults       []*queuedFault
 	log          []Request
 	received     int64 // image bytes downloaded
+	// lastConsole is the console of each droplet whose machine was stopped, as it was then: what
+	// a test shows of an instance drover destroyed after it failed its health check.
+	lastConsole map[int][]byte
 }
 
 // New starts the fake on loopback; it, the reserved IPs' proxies and every machine the

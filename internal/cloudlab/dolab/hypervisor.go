@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/drover-dev/drover/internal/cloudlab/vm"
@@ -115,8 +117,13 @@ func (c *Cloud) stopMachine(id int, m Machine, wait ...*action) {
 		if err != nil {
 			c.t.Errorf("dolab: stopping droplet %d: %v", id, err)
 		}
+		console, _ := m.Console()
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.lastConsole == nil {
+			c.lastConsole = map[int][]byte{}
+		}
+		c.lastConsole[id] = console
 		for _, a := range wait {
 			a.finish(err != nil)
 		}
@@ -184,9 +191,34 @@ func (c *Cloud) Console(id int) ([]byte, error) {
 	if d := c.droplets[id]; d != nil {
 		m = d.machine
 	}
+	last, stopped := c.lastConsole[id]
 	c.mu.Unlock()
 	if m == nil {
-		return nil, fmt.Errorf("dolab: droplet %d is not running", id)
+		if stopped {
+			return last, nil
+		}
+		return nil, fmt.Errorf("dolab: droplet %d has not booted", id)
 	}
 	return m.Console()
+}
+
+// Consoles returns the serial console of every droplet that has had a machine, deleted ones
+// included (as it was when their machine stopped), by droplet ID: what a test prints when a
+// rollout failed and drover destroyed the instance that would have told why.
+func (c *Cloud) Consoles() map[int][]byte {
+	c.mu.Lock()
+	ids := slices.Collect(maps.Keys(c.lastConsole))
+	for id, d := range c.droplets {
+		if d.machine != nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	out := map[int][]byte{}
+	for _, id := range ids {
+		if b, err := c.Console(id); err == nil {
+			out[id] = b
+		}
+	}
+	return out
 }

@@ -272,6 +272,7 @@ func (c *Cloud) deleteInstance(r *http.Request) (int, any) {
 		if err := m.Stop(); err != nil {
 			return errorf(http.StatusInternalServerError, "vultrlab: stopping the machine of %s: %v", in.ID, err)
 		}
+		c.keepConsole(in.ID, m)
 	}
 	if dir != "" {
 		os.RemoveAll(dir)
@@ -294,6 +295,7 @@ func (c *Cloud) haltInstance(r *http.Request) (int, any) {
 		if err := m.Stop(); err != nil {
 			return errorf(http.StatusInternalServerError, "vultrlab: stopping the machine of %s: %v", in.ID, err)
 		}
+		c.keepConsole(in.ID, m)
 	}
 	return http.StatusNoContent, nil
 }
@@ -377,7 +379,8 @@ func (c *Cloud) BootErrors() map[string]string {
 	return maps.Clone(c.bootErrors)
 }
 
-// Console is the serial console of instance id's machine so far; nil when it has none running.
+// Console is the serial console of instance id's machine so far, or as it was when the machine
+// last stopped (the instance halted or destroyed); nil when it never had one.
 func (c *Cloud) Console(id string) []byte {
 	c.mu.Lock()
 	in, ok := c.instances[id]
@@ -385,12 +388,45 @@ func (c *Cloud) Console(id string) []byte {
 	if ok {
 		m = in.machine
 	}
+	last := c.lastConsole[id]
 	c.mu.Unlock()
 	if m == nil {
-		return nil
+		return last
 	}
 	b, _ := m.Console()
 	return b
+}
+
+// keepConsole records the console of id's machine m, just stopped, for Console and Consoles.
+func (c *Cloud) keepConsole(id string, m Machine) {
+	b, _ := m.Console()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastConsole == nil {
+		c.lastConsole = map[string][]byte{}
+	}
+	c.lastConsole[id] = b
+}
+
+// Consoles returns the serial console of every instance that has had a machine, destroyed ones
+// included (as it was when their machine stopped), by instance ID: what a test prints when a
+// rollout failed and drover destroyed the instance that would have told why.
+func (c *Cloud) Consoles() map[string][]byte {
+	c.mu.Lock()
+	ids := slices.Collect(maps.Keys(c.lastConsole))
+	for id, in := range c.instances {
+		if in.machine != nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	out := map[string][]byte{}
+	for _, id := range ids {
+		if b := c.Console(id); b != nil {
+			out[id] = b
+		}
+	}
+	return out
 }
 
 // Activate ends the pending time of instance id, as if its boot had finished.

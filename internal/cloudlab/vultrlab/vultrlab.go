@@ -80,6 +80,9 @@ type Cloud struct {
 	failSnaps   []string          // reasons of the next snapshot downloads to fail
 	failedSnaps map[string]string // snapshot ID -> why it failed
 	bootErrors  map[string]string // instance ID -> why its last boot failed
+	// lastConsole is the console of each instance whose machine was stopped, as it was then: what
+	// a test shows of an instance drover destroyed after it failed its health check.
+	lastConsole map[string][]byte
 	log         []Request
 }
 

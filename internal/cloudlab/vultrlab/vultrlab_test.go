@@ -256,6 +256,14 @@ func TestHypervisorLifecycle(t *testing.T) {
 	if _, err := os.Stat(spec.Disk); !os.IsNotExist(err) {
 		t.Errorf("the deleted instance's disk is still there: %v", err)
 	}
+	// Its console stays, as it was when its machine stopped: what a test shows of an instance
+	// drover destroyed.
+	if got := string(c.Console(in.ID)); got != "console" {
+		t.Errorf("console of the deleted instance = %q, want its last one", got)
+	}
+	if got := c.Consoles(); len(got) != 1 || string(got[in.ID]) != "console" {
+		t.Errorf("Consoles() = %v, want the deleted instance's", got)
+	}
 
 	// A boot that fails leaves the instance powered off, with the reason.
 	in2, _, err := g.Instance.Create(t.Context(), &govultr.InstanceCreateReq{Region: c.Region(), Plan: "p", SnapshotID: snap})

@@ -20,7 +20,7 @@ type Container struct {
 	// Digest is the manifest digest ("sha256:" and 64 hex digits) the build copies and the unit
 	// runs; the identity covers it, so a build does not ask the registry what a tag means today.
 	Digest string
-	Engine string // "podman" (ContainerEngines)
+	Engine string // "podman" or "docker" (ContainerEngines)
 	// Command replaces the image's command (the arguments after the image on podman run); nil
 	// keeps the image's.
 	Command []string
@@ -29,27 +29,43 @@ type Container struct {
 	// InsecureRegistry lets the build reach the registry over plain HTTP or TLS it cannot verify
 	// (a registry on the build host's loopback); the digest still pins every byte.
 	InsecureRegistry bool
-	Range            hcl.Range
+	// Start is whether the container gets a unit of its own (ContainerUnit), enabled at boot;
+	// false bakes it only, for a Compose stack that runs it.
+	Start bool
+	Range hcl.Range
 }
 
 // Ref is the reference the image is stored and run under: the image pinned by its digest.
 func (c Container) Ref() string { return repository(c.Image) + "@" + c.Digest }
 
+// DockerTag is the name a docker container's image is loaded into Docker's store under at boot
+// (DockerLoadUnit): the repository, and the digest as the tag. Docker keeps a digest only for an
+// image it pulled itself, so the digest the identity pinned is carried in the tag.
+func (c Container) DockerTag() string {
+	return repository(c.Image) + ":drover-" + strings.TrimPrefix(c.Digest, "sha256:")
+}
+
 // ContainerUnit is the systemd unit that runs a container block.
 func ContainerUnit(name string) string { return "drover-container-" + name + ".service" }
 
-// ContainerEngines are the engines a container block can name.
-var ContainerEngines = []string{"podman"}
+// DockerLoadUnit is the oneshot unit that loads an image's docker containers into Docker's store
+// at boot, from the store the build baked them into, when Docker does not have them yet.
+const DockerLoadUnit = "drover-docker-load.service"
 
-// plannedEngines are engines a container block may name that are not built yet.
-var plannedEngines = map[string]string{
-	"docker": "Docker's image store is written only through a running dockerd, which a build does not start",
+// ContainerEngines are the engines a container block can name.
+var ContainerEngines = []string{"podman", "docker"}
+
+// enginePackages are the Debian packages a role gets for each engine: docker's containers are
+// baked into the same store as podman's and copied into Docker's at boot with skopeo.
+var enginePackages = map[string][]string{
+	"podman": {"podman"},
+	"docker": {"docker.io", "skopeo"},
 }
 
 var (
 	containerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "image", Required: true}, {Name: "digest"}, {Name: "engine"}, {Name: "command"},
-		{Name: "network"}, {Name: "volumes"}, {Name: "insecure_registry"},
+		{Name: "network"}, {Name: "volumes"}, {Name: "insecure_registry"}, {Name: "start"},
 	}}
 	containerNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	// imageRefPattern is REGISTRY[:PORT]/PATH[:TAG] as the distribution spec spells it.
@@ -69,7 +85,7 @@ func repository(ref string) string {
 
 // decodeContainer reads a container "NAME" block.
 func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
-	c := Container{Name: b.Labels[0], Engine: "podman", Network: "host", Range: b.DefRange}
+	c := Container{Name: b.Labels[0], Engine: "podman", Network: "host", Start: true, Range: b.DefRange}
 	ok := true
 	if !containerNamePattern.MatchString(c.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid container name",
@@ -110,15 +126,10 @@ func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
 	} else {
 		ok = false
 	}
-	if d.str(attrs, "engine", &c.Engine) {
-		if why, planned := plannedEngines[c.Engine]; planned {
-			d.errorf(attrs["engine"].Expr.Range(), "Container engine not available yet",
-				"The %q engine is not built yet: %s. Available engines: %s.", c.Engine, why, quoteList(ContainerEngines))
-			ok = false
-		} else if !d.oneOf(attrs, "engine", c.Engine, ContainerEngines...) {
-			ok = false
-		}
+	if d.str(attrs, "engine", &c.Engine) && !d.oneOf(attrs, "engine", c.Engine, ContainerEngines...) {
+		ok = false
 	}
+	d.boolean(attrs, "start", &c.Start)
 	d.strings(attrs, "command", &c.Command)
 	if d.str(attrs, "network", &c.Network) && !d.oneOf(attrs, "network", c.Network, "host", "none") {
 		ok = false
@@ -136,14 +147,23 @@ func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
 	return c, ok
 }
 
-// withContainerEngines is packages with the engine of every container added when missing: a role
-// that runs a container gets its engine without listing it.
-func withContainerEngines(packages []string, containers []Container) []string {
+// withContainerEngines is packages with the engine of every container (enginePackages) and
+// docker-compose for a Compose stack added when missing: a role that runs a container gets its
+// engine without listing it.
+func withContainerEngines(packages []string, containers []Container, composes []Compose) []string {
+	var want []string
 	for _, c := range containers {
+		want = append(want, enginePackages[c.Engine]...)
+	}
+	if len(composes) > 0 {
+		want = append(want, enginePackages["docker"]...)
+		want = append(want, "docker-compose")
+	}
+	for _, pkg := range want {
 		if !slices.ContainsFunc(packages, func(p string) bool {
-			return p == c.Engine || strings.HasPrefix(p, c.Engine+"=") || strings.HasPrefix(p, c.Engine+"/")
+			return p == pkg || strings.HasPrefix(p, pkg+"=") || strings.HasPrefix(p, pkg+"/")
 		}) {
-			packages = append(packages, c.Engine)
+			packages = append(packages, pkg)
 		}
 	}
 	return packages
@@ -155,13 +175,23 @@ func (d *decoder) checkContainerFiles(img Image, dests map[string]hcl.Range) {
 	if len(img.Containers) == 0 {
 		return
 	}
+	if rng, ok := dests["/etc/systemd/system/"+DockerLoadUnit]; ok && slices.ContainsFunc(img.Containers, func(c Container) bool { return c.Engine == "docker" }) {
+		d.errorf(rng, "Conflicting file", "/etc/systemd/system/%s is the unit drover writes to load the docker containers into Docker's store at boot.", DockerLoadUnit)
+	}
+	for _, c := range img.Composes {
+		for _, p := range []string{"/etc/systemd/system/" + ComposeUnit(c.Name), ComposeDir(c.Name) + "/" + ComposeFileName, ComposeDir(c.Name) + "/" + ComposeOverrideName} {
+			if rng, ok := dests[p]; ok {
+				d.errorf(rng, "Conflicting file", "%s is written by drover for the Compose stack %q at %s.", p, c.Name, pos(c.Range))
+			}
+		}
+	}
 	if rng, ok := dests[ContainerStorageConf]; ok {
 		d.errorf(rng, "Conflicting file",
 			"%s is written by drover for the container blocks (the store the build fills, with the vfs driver); a role with containers cannot bring its own.", ContainerStorageConf)
 	}
 	for _, c := range img.Containers {
 		unit := "/etc/systemd/system/" + ContainerUnit(c.Name)
-		if rng, ok := dests[unit]; ok {
+		if rng, ok := dests[unit]; ok && c.Start {
 			d.errorf(rng, "Conflicting file", "%s is the unit drover writes for the container %q at %s.", unit, c.Name, pos(c.Range))
 		}
 	}

@@ -22,6 +22,9 @@ type decoder struct {
 	// declaredBroken holds "kind/name" of provider blocks that are declared but failed to decode:
 	// a reference to one is not "undeclared", and its own diagnostic says what is wrong.
 	declaredBroken map[string]bool
+	// files are the sources diagnostics quote, by the name they are shown under: the fleet file
+	// (the parser's), and other files the fleet names whose content is checked (Compose files).
+	files map[string]*hcl.File
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {

@@ -106,7 +106,7 @@ func loadSource(parser *hclparse.Parser, report *Diagnostics, src []byte, path, 
 	}
 
 	f := &Fleet{Path: abs, Dir: filepath.Dir(abs), Name: filepath.Base(filepath.Dir(abs)), KeepImages: DefaultKeepImages, shownDir: filepath.Dir(path)}
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy, declaredBroken: map[string]bool{}}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(f.Dir, opts.lookupEnv)}, deploy: opts.Deploy, declaredBroken: map[string]bool{}, files: parser.Files()}
 	d.diags = diags
 	root := d.content(file.Body, rootSchema)
 	byType := map[string]hcl.Blocks{}

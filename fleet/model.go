@@ -94,6 +94,9 @@ type Image struct {
 	// container store and run at boot by a unit each (ContainerUnit). The role's packages hold
 	// their engine.
 	Containers []Container
+	// Composes are the compose blocks: Compose files of the fleet's repo run by docker-compose at
+	// boot (ComposeUnit), every image they name a docker container of Containers.
+	Composes []Compose
 }
 
 // SecretFile is one secret block: a file drover-boot writes under /run/drover/secrets at boot.

@@ -23,6 +23,7 @@ var (
 			{Type: "secret", LabelNames: []string{"name"}}, {Type: "repository", LabelNames: []string{"name"}},
 			{Type: "certificate", LabelNames: []string{"name"}},
 			{Type: "container", LabelNames: []string{"name"}},
+			{Type: "compose", LabelNames: []string{"name"}},
 		},
 	}
 	fileSchema    = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source"}, {Name: "content"}, {Name: "mode"}, {Name: "owner"}, {Name: "made_by"}}}
@@ -149,6 +150,7 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 	}
 
 	containerNames := map[string]hcl.Range{}
+	composeNames := map[string]hcl.Range{}
 	dests := map[string]hcl.Range{}
 	addFile := func(file File, rng hcl.Range) {
 		if problem := fileDestProblem(file.Dest); problem != "" {
@@ -220,9 +222,20 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 			if ok {
 				img.Containers = append(img.Containers, ct)
 			}
+		case "compose":
+			cp, ok := d.decodeCompose(f, fb, opts)
+			if prev, dup := composeNames[cp.Name]; dup {
+				d.errorf(fb.LabelRanges[0], "Duplicate Compose stack", "A compose block named %q was already declared at %s.", cp.Name, pos(prev))
+				continue
+			}
+			composeNames[cp.Name] = fb.LabelRanges[0]
+			if ok {
+				img.Composes = append(img.Composes, cp)
+			}
 		}
 	}
-	img.Packages = withContainerEngines(img.Packages, img.Containers)
+	d.checkComposeImages(&img)
+	img.Packages = withContainerEngines(img.Packages, img.Containers, img.Composes)
 	d.checkContainerFiles(img, dests)
 	return img
 }

@@ -20,8 +20,9 @@ import (
 	"github.com/drover-dev/drover/plugins/compute/qemu"
 )
 
-// containerFleet is the fleet of TestE2EContainerBaked: role app runs the test's server from a
-// container baked in by digest, deployed on an isolated lab; leaky bakes an image whose layer holds a made-up AWS key; wrong
+// containerFleet is the fleet of TestE2EContainerBaked: role app runs the test's server three
+// times from one image baked in by digest, with podman (8080), with docker (8081) and in a Compose
+// stack (8082, compose.yml next to the fleet file), deployed on an isolated lab; leaky bakes an image whose layer holds a made-up AWS key; wrong
 // names a digest the registry does not have.
 const containerFleet = `
 drover {
@@ -39,7 +40,7 @@ store "local" {}
 # isolate: user-mode networking with restrict=on, so the instance reaches nothing but what is
 # forwarded to it; the registry is stopped before the rollout anyway.
 compute "qemu" "lab" {
-  memory  = 512
+  memory  = 1024
   cpus    = 1
   accel   = "auto"
   network = "127.0.191.0/24"
@@ -55,17 +56,27 @@ role "app" {
       command           = ["-listen", ":8080", "-say", "hello from the baked container"]
       insecure_registry = true
     }
+    container "hello-docker" {
+      image             = "%[1]s/drover/hello:1"
+      digest            = "%[2]s"
+      engine            = "docker"
+      command           = ["-listen", ":8081", "-say", "hello from docker"]
+      insecure_registry = true
+    }
+    compose "stack" {
+      file = "compose.yml"
+    }
   }
   deploy {
     compute = "lab"
     count   = 1
-    ports   = [8080]
+    ports   = [8080, 8081, 8082]
     health "http" {
       port     = 8080
       path     = "/"
       expect   = 200
       # TCG on a shared machine: the boot, then podman's first start of the container.
-      deadline = "8m"
+      deadline = "10m"
     }
   }
 }
@@ -129,6 +140,10 @@ func TestE2EContainerBaked(t *testing.T) {
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
 	src := fmt.Sprintf(containerFleet, registry, hello, leaky, strings.Repeat("0", 64))
 	if err := os.WriteFile(fleetFile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compose := fmt.Sprintf(composeStack, registry, hello)
+	if err := os.WriteFile(filepath.Join(fleetDir, "compose.yml"), []byte(compose), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(fleetDir, ".drover")
@@ -212,7 +227,33 @@ func TestE2EContainerBaked(t *testing.T) {
 		t.Errorf("the instance's container served %q", body)
 	}
 	t.Logf("MEASURE rollout start of app (boot, podman's start, health): %s", start.elapsed.Round(time.Second))
+	// Docker's container and the Compose stack start after the image is loaded into Docker's
+	// store (drover-docker-load.service), which may end after podman's container answered.
+	ready := time.Now()
+	for port, want := range map[int]string{8081: "200 hello from docker\n", 8082: "200 hello from compose\n"} {
+		got := ""
+		for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(3 * time.Second) {
+			if got = get(t, "http://"+live[0].Endpoint(port).String()+"/"); got == want {
+				break
+			}
+		}
+		if got != want {
+			console, _ := os.ReadFile(filepath.Join(state, "lab", "instances", live[0].ID, "console.log"))
+			t.Errorf("port %d served %q, want %q; the console's end:\n%s", port, got, want, tail(string(console), 60))
+		}
+	}
+	t.Logf("MEASURE docker's container and the Compose stack answering after podman's: %s", time.Since(ready).Round(time.Second))
 }
+
+// composeStack is the Compose file of TestE2EContainerBaked's app role: the baked image by digest,
+// on the instance's network.
+const composeStack = `version: "3.8"
+services:
+  greeter:
+    image: %[1]s/drover/hello:1@%[2]s
+    command: ["-listen", ":8082", "-say", "hello from compose"]
+    network_mode: host
+`
 
 // buildStaticServer builds the test's HTTP server, static (CGO_ENABLED=0), and returns its bytes.
 func buildStaticServer(t *testing.T, work string) []byte {

@@ -240,7 +240,12 @@ func newRequest(f *fleet.Fleet, role *fleet.Role, opts Options, agentSHA256 func
 	}
 	for _, c := range role.Image.Containers {
 		req.Containers = append(req.Containers, tree.Container{Name: c.Name, Where: fmt.Sprintf("%s:%d:%d", c.Range.Filename, c.Range.Start.Line, c.Range.Start.Column), Ref: c.Ref(), Insecure: c.InsecureRegistry})
-		req.ContainerUnits = append(req.ContainerUnits, fleet.ContainerUnit(c.Name))
+		if c.Start {
+			req.ContainerUnits = append(req.ContainerUnits, fleet.ContainerUnit(c.Name))
+		}
+	}
+	for _, c := range role.Image.Composes {
+		req.ContainerUnits = append(req.ContainerUnits, fleet.ComposeUnit(c.Name))
 	}
 	if a := role.Image.Ansible; a != nil {
 		req.Ansible = &Ansible{Playbook: a.Playbook, ExtraVars: a.ExtraVars}

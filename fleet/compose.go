@@ -56,6 +56,8 @@ var (
 
 // decodeCompose reads a compose "NAME" block and the Compose file it names. The file's images are
 // matched with the role's container blocks later (checkComposeImages), once every block is read.
+// A service in error is reported and left out, and the stack is still returned (ok) so that the
+// other services' images are checked too; ok is false when the file itself cannot be used.
 func (d *decoder) decodeCompose(f *Fleet, b *hcl.Block, opts Options) (Compose, bool) {
 	c := Compose{Name: b.Labels[0], Range: b.DefRange}
 	ok := true
@@ -106,20 +108,17 @@ func (d *decoder) decodeCompose(f *Fleet, b *hcl.Block, opts Options) (Compose, 
 		svc := ComposeService{Name: key.Value, Range: yamlRange(shown, src, key)}
 		if body.Kind != yaml.MappingNode {
 			d.errorf(svc.Range, "Invalid Compose service", "The service %q of the Compose stack %q is not a mapping.", svc.Name, c.Name)
-			ok = false
 			continue
 		}
 		if k, _ := mapEntry(body, "build"); k != nil {
 			d.errorf(yamlRange(shown, src, k), "Compose service builds its image",
 				"The service %q of the Compose stack %q builds its image, which an instance would do at boot from sources the image does not pin. Build and push it, then bake it by digest: a container block with engine = \"docker\" and start = false, and image: REPOSITORY@sha256:... in the Compose file.", svc.Name, c.Name)
-			ok = false
 			continue
 		}
 		img := mapValue(body, "image")
 		if img == nil || img.Kind != yaml.ScalarNode {
 			d.errorf(svc.Range, "Compose service without an image",
 				"The service %q of the Compose stack %q names no image; every service runs an image baked by a container block of the role.", svc.Name, c.Name)
-			ok = false
 			continue
 		}
 		svc.Image, svc.Range = img.Value, yamlRange(shown, src, img)

@@ -223,13 +223,12 @@ func (d *decoder) decodeImage(f *Fleet, name string, b *hcl.Block, opts Options)
 				img.Containers = append(img.Containers, ct)
 			}
 		case "compose":
-			cp, ok := d.decodeCompose(f, fb, opts)
-			if prev, dup := composeNames[cp.Name]; dup {
-				d.errorf(fb.LabelRanges[0], "Duplicate Compose stack", "A compose block named %q was already declared at %s.", cp.Name, pos(prev))
+			if prev, dup := composeNames[fb.Labels[0]]; dup {
+				d.errorf(fb.LabelRanges[0], "Duplicate Compose stack", "A compose block named %q was already declared at %s.", fb.Labels[0], pos(prev))
 				continue
 			}
-			composeNames[cp.Name] = fb.LabelRanges[0]
-			if ok {
+			composeNames[fb.Labels[0]] = fb.LabelRanges[0]
+			if cp, ok := d.decodeCompose(f, fb, opts); ok {
 				img.Composes = append(img.Composes, cp)
 			}
 		}

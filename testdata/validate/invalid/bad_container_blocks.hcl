@@ -11,7 +11,7 @@ role "web" {
     }
     container "docker" {
       image  = "registry.example.net/web/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
-      engine = "docker"
+      engine = "dockr"
     }
     container "badpin" {
       digest = "sha256:ABC"

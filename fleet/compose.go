@@ -150,19 +150,24 @@ func (d *decoder) checkComposeImages(img *Image) {
 					"The service %q of the Compose stack %q runs %q without a digest: the instance would pull it at boot. Pin it with the digest the tag has now:\n  skopeo inspect --format '{{.Digest}}' docker://%s\nwrite image: %s@sha256:... in the Compose file, and bake it in the role's image:\n  %s", s.Name, c.Name, s.Image, ref, ref, block)
 				continue
 			}
-			found := false
-			for _, ct := range img.Containers {
+			// The same image may be baked for both engines: the docker block is the one the stack runs.
+			found, podman := false, -1
+			for i, ct := range img.Containers {
 				if ct.Digest != digest || repository(ct.Image) != repo {
 					continue
 				}
-				found = true
 				if ct.Engine != "docker" {
-					d.errorf(s.Range, "Compose image baked for podman",
-						"The service %q of the Compose stack %q runs the image of the container %q (%s), which is baked for podman; docker-compose runs Docker's images: set engine = \"docker\" in that block.", s.Name, c.Name, ct.Name, pos(ct.Range))
-					break
+					podman = i
+					continue
 				}
-				s.Container = ct
+				found, s.Container = true, ct
 				break
+			}
+			if !found && podman >= 0 {
+				ct := img.Containers[podman]
+				d.errorf(s.Range, "Compose image baked for podman",
+					"The service %q of the Compose stack %q runs the image of the container %q (%s), which is baked for podman; docker-compose runs Docker's images: set engine = \"docker\" in that block.", s.Name, c.Name, ct.Name, pos(ct.Range))
+				continue
 			}
 			if !found {
 				block = strings.Replace(block, `"sha256:..."`, fmt.Sprintf("%q", digest), 1)

@@ -10,7 +10,7 @@ import (
 // TestComposeDecoded checks that a compose block reads its Compose file: the version, each service
 // with its image matched to the docker container block baking it, the role's packages gaining
 // docker.io, skopeo and docker-compose once, and a docker container with start = false kept (baked)
-// but not started.
+// but not started; the same image baked for podman too does not stand in for the docker block.
 func TestComposeDecoded(t *testing.T) {
 	dir := t.TempDir()
 	compose := "version: '3.8'\nservices:\n  db:\n    image: registry.example.net/app/db:16@sha256:" + hex64("1") + "\n    network_mode: host\n"
@@ -22,6 +22,10 @@ role "web" {
   image {
     base     = "debian-bookworm"
     packages = ["nginx", "docker.io"]
+    container "db-podman" {
+      image  = "registry.example.net/app/db:16"
+      digest = "sha256:`+hex64("1")+`"
+    }
     container "db" {
       image  = "registry.example.net/app/db:16"
       digest = "sha256:`+hex64("1")+`"
@@ -48,10 +52,10 @@ role "web" {
 	if s := c.Services[0]; s.Name != "db" || s.Container.Name != "db" || s.Range.Start.Line != 4 || s.Range.Start.Column != 12 {
 		t.Errorf("service %+v", s)
 	}
-	if img.Containers[0].Start {
-		t.Errorf("db has start = false but decoded as %+v", img.Containers[0])
+	if img.Containers[1].Start {
+		t.Errorf("db has start = false but decoded as %+v", img.Containers[1])
 	}
-	if !slices.Equal(img.Packages, []string{"nginx", "docker.io", "skopeo", "docker-compose"}) {
+	if !slices.Equal(img.Packages, []string{"nginx", "docker.io", "podman", "skopeo", "docker-compose"}) {
 		t.Errorf("packages %q", img.Packages)
 	}
 }

@@ -109,8 +109,12 @@ role "web" {
     #
     # A container runs the same way, baked in: the image is copied at build time from the registry,
     # pinned by digest (the identity covers it, so an unchanged role is not pulled again), and a unit
-    # starts it at boot with podman, never pulling. The demo's web serves nginx alone;
-    # TestE2EContainerBaked builds and boots a role with a container from a loopback registry:
+    # starts it at boot after drover-boot, never pulling: with podman, or with Docker (engine =
+    # "docker": loaded into Docker's store at first boot from the baked one). A Compose stack runs
+    # from a file of this repo, each of its images a container block (start = false: no unit of
+    # its own) with the digest the Compose file pins. The demo's web serves nginx alone (the lab has
+    # no registry to bake from; web/README.md says more); TestE2EContainerBaked builds and boots a
+    # role with all three from a loopback registry:
     #
     #   container "stats" {
     #     image   = "registry.lab.example:5000/web/stats:1.2"
@@ -118,7 +122,15 @@ role "web" {
     #     command = ["-listen", "127.0.0.1:8080"]   # nginx proxies /stats to it
     #     volumes = ["/run/drover/secrets:/secrets:ro"]
     #   }
-    #   services = ["nginx", "drover-container-stats"]   # both after the secrets
+    #   container "redis" {
+    #     image  = "registry.lab.example:5000/library/redis:7"
+    #     digest = "sha256:..."              # the digest web/compose.yml names
+    #     engine = "docker"
+    #     start  = false                     # run by the stack below
+    #   }
+    #   compose "queue" {
+    #     file = "web/compose.yml"           # image: registry.lab.example:5000/library/redis:7@sha256:...
+    #   }
   }
   deploy {
     compute = "lab"

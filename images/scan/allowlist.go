@@ -250,4 +250,8 @@ config-password:/etc/nsswitch.conf
 # openssl.cnf's [insta] section configures "openssl cmp" for Insta's public demo CA, whose
 # password ("pass:insta") is in OpenSSL's documentation.
 config-password:/etc/ssl/openssl.cnf
+
+# python3-websocket (a dependency of docker-compose) ships its test suite, whose fixed handshake
+# values (Sec-WebSocket-Key, RFC 6455's example nonces) are assigned to names ending in "key".
+generic-secret:/usr/lib/python3/dist-packages/websocket/tests/*.py
 `

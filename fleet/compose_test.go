@@ -55,7 +55,7 @@ role "web" {
 	if img.Containers[1].Start {
 		t.Errorf("db has start = false but decoded as %+v", img.Containers[1])
 	}
-	if !slices.Equal(img.Packages, []string{"nginx", "docker.io", "podman", "skopeo", "docker-compose"}) {
+	if !slices.Equal(img.Packages, []string{"nginx", "docker.io", "podman", "skopeo", "apparmor", "docker-compose"}) {
 		t.Errorf("packages %q", img.Packages)
 	}
 }

@@ -56,10 +56,13 @@ const DockerLoadUnit = "drover-docker-load.service"
 var ContainerEngines = []string{"podman", "docker"}
 
 // enginePackages are the Debian packages a role gets for each engine: docker's containers are
-// baked into the same store as podman's and copied into Docker's at boot with skopeo.
+// baked into the same store as podman's and copied into Docker's at boot with skopeo. apparmor is
+// only a Recommends of docker.io, which the build does not install, but Debian's kernel has
+// AppArmor on and dockerd then refuses to start a container without apparmor_parser (seen on the
+// lab: "AppArmor enabled on system but the docker-default profile could not be loaded").
 var enginePackages = map[string][]string{
 	"podman": {"podman"},
-	"docker": {"docker.io", "skopeo"},
+	"docker": {"docker.io", "skopeo", "apparmor"},
 }
 
 var (

@@ -97,7 +97,7 @@ role "leaky" {
 role "plain" {
   image {
     base     = "debian-bookworm"
-    packages = ["podman", "docker.io", "skopeo", "docker-compose"]
+    packages = ["podman", "docker.io", "skopeo", "apparmor", "docker-compose"]
   }
 }
 

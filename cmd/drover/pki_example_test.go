@@ -18,14 +18,12 @@ import (
 // written out, and nginx among web's services: what web/README.md tells a reader to do.
 func uncommentCertificate(t *testing.T, src string) string {
 	t.Helper()
-	i := strings.Index(src, `    #   certificate "www" {`)
-	j := strings.Index(src[max(i, 0):], "    #   }\n")
-	if i < 0 || j < 0 {
-		t.Fatal(`examples/homelab/drover.hcl shows web no commented certificate "www" block`)
+	src = uncommentBlock(t, src, `certificate "www"`)
+	const run = "    run     = [\"systemctl enable nginx\"]\n"
+	if !strings.Contains(src, run) {
+		t.Fatal("examples/homelab/drover.hcl: web's image has no run line to put services after")
 	}
-	j += i + len("    #   }\n")
-	block := strings.ReplaceAll(src[i:j], "    #   ", "    ")
-	return src[:i] + block + "    services = [\"nginx\"]\n" + src[j:]
+	return strings.Replace(src, run, run+"    services = [\"nginx\"]\n", 1)
 }
 
 // TestHomelabCertificate: the certificate block examples/homelab shows web (commented, as the demo

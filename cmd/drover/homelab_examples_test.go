@@ -55,15 +55,7 @@ func TestHomelabContainersAndRepository(t *testing.T) {
 	}
 	writeExportedKey(t, filepath.Join(dir, "vault/hashicorp-archive-keyring.gpg"))
 
-	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0"}
-	var out bytes.Buffer
-	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), LookupEnv: a.env, Deploy: rollout.NewCatalog(nil, nil)})
-	if diags.HasErrors() {
-		var b bytes.Buffer
-		diags.WriteText(&b)
-		t.Fatalf("the example's container, compose and repository blocks are not valid:\n%s", b.String())
-	}
+	f, _ := loadHomelab(t, path, "container, compose and repository blocks are")
 	roles := map[string]*fleet.Role{}
 	for _, r := range f.Roles {
 		roles[r.Name] = r
@@ -85,6 +77,22 @@ func TestHomelabContainersAndRepository(t *testing.T) {
 	if len(vault.Image.Repositories) != 1 || vault.Image.Repositories[0].Name != "hashicorp" {
 		t.Errorf("vault's repositories %+v, want hashicorp", vault.Image.Repositories)
 	}
+}
+
+// loadHomelab loads the homelab fleet at path as drover would (the lab's TSIG secret set), failing
+// with the diagnostics, which name what, when it is not valid.
+func loadHomelab(t *testing.T, path, what string) (*fleet.Fleet, *app) {
+	t.Helper()
+	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0"}
+	var out bytes.Buffer
+	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), LookupEnv: a.env, Deploy: rollout.NewCatalog(nil, nil)})
+	if diags.HasErrors() {
+		var b bytes.Buffer
+		diags.WriteText(&b)
+		t.Fatalf("the example's %s not valid:\n%s", what, b.String())
+	}
+	return f, a
 }
 
 // writeExportedKey writes a new OpenPGP public key to path, as gpg --export would.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,9 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/plugins/secrets/bootdata"
-	"github.com/drover-dev/drover/rollout"
 )
 
 // uncommentCertificate is examples/homelab's drover.hcl with web's commented certificate block
@@ -41,15 +38,7 @@ func TestHomelabCertificate(t *testing.T) {
 	if err := os.WriteFile(path, []byte(uncommentCertificate(t, string(src))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0"}
-	var out bytes.Buffer
-	a := newApp(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	f, diags := fleet.Load(path, fleet.Options{Providers: a.registry(), LookupEnv: a.env, Deploy: rollout.NewCatalog(nil, nil)})
-	if diags.HasErrors() {
-		var b bytes.Buffer
-		diags.WriteText(&b)
-		t.Fatalf("the example's certificate block is not valid:\n%s", b.String())
-	}
+	f, a := loadHomelab(t, path, "certificate block is")
 	cr := newCredentials(f, a.newProviders(f, filepath.Join(dir, ".drover")))
 	if cr == nil || !cr.Wants("web") {
 		t.Fatal("web's certificate does not make it want a boot credential")

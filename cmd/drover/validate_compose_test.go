@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,19 +19,7 @@ func TestValidateComposeGolden(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("exit code %d, want %d", code, exitUsage)
 	}
-	golden := strings.TrimSuffix(path, ".hcl") + ".golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stderr != string(want) {
-		t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
-	}
+	checkGoldenText(t, path, stderr)
 	_, stdout, _ := drover(t, nil, "--output", "json", "--fleet", path, "validate")
 	var out struct {
 		Diagnostics []struct {

@@ -64,19 +64,7 @@ func checkGoldenDiagnosticsOf(t *testing.T, run func(args ...string) (int, strin
 	if got != code {
 		t.Errorf("exit code %d, want %d", got, code)
 	}
-	golden := strings.TrimSuffix(path, ".hcl") + ".golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/drover -run TestValidate -update to create it)", err)
-	}
-	if stderr != string(want) {
-		t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
-	}
+	checkGoldenText(t, path, stderr)
 
 	got, stdout, _ := run("--output", "json", "--fleet", path, "validate")
 	if got != code {
@@ -106,6 +94,25 @@ func checkGoldenDiagnosticsOf(t *testing.T, run func(args ...string) (int, strin
 	sort.Strings(at)
 	if exp := expectedPositions(t, path); strings.Join(at, " ") != strings.Join(exp, " ") {
 		t.Errorf("diagnostics at %v, want %v", at, exp)
+	}
+}
+
+// checkGoldenText compares the diagnostics validate printed for the fleet at path with the golden
+// file beside it (PATH without .hcl, plus .golden); -update rewrites it.
+func checkGoldenText(t *testing.T, path, stderr string) {
+	t.Helper()
+	golden := strings.TrimSuffix(path, ".hcl") + ".golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/drover -run TestValidate -update to create it)", err)
+	}
+	if stderr != string(want) {
+		t.Errorf("diagnostics differ from %s\n--- got:\n%s\n--- want:\n%s", golden, stderr, want)
 	}
 }
 

@@ -137,11 +137,9 @@ func (d *decoder) checkComposeImages(img *Image) {
 			s := &c.Services[si]
 			ref, digest, pinned := strings.Cut(s.Image, "@")
 			repo := repository(ref)
-			first, _, _ := strings.Cut(ref, "/")
-			named := imageRefPattern.MatchString(ref) && (strings.ContainsAny(first, ".:") || first == "localhost")
 			block := fmt.Sprintf("container %q {\n    image  = %q\n    digest = \"sha256:...\"\n    engine = \"docker\"\n    start  = false\n  }", s.Name, ref)
 			switch {
-			case !named:
+			case !namesRegistry(ref):
 				d.errorf(s.Range, "Invalid image reference",
 					"The service %q of the Compose stack %q runs %q: an image of a Compose stack is REGISTRY[:PORT]/REPOSITORY[:TAG]@sha256:HEX, the registry named, as its container block bakes it.", s.Name, c.Name, s.Image)
 				continue

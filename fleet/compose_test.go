@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -60,10 +61,4 @@ role "web" {
 	}
 }
 
-func hex64(digit string) string {
-	out := ""
-	for range 64 {
-		out += digit
-	}
-	return out
-}
+func hex64(digit string) string { return strings.Repeat(digit, 64) }

@@ -86,6 +86,14 @@ func repository(ref string) string {
 	return ref
 }
 
+// namesRegistry reports whether ref is REGISTRY[:PORT]/PATH[:TAG] with the registry named (a
+// host with a dot or a port, or localhost): what a baked image must say, since the build copies
+// it from exactly there and no default registry is assumed.
+func namesRegistry(ref string) bool {
+	first, _, _ := strings.Cut(ref, "/")
+	return imageRefPattern.MatchString(ref) && (strings.ContainsAny(first, ".:") || first == "localhost")
+}
+
 // decodeContainer reads a container "NAME" block.
 func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
 	c := Container{Name: b.Labels[0], Engine: "podman", Network: "host", Start: true, Range: b.DefRange}
@@ -98,13 +106,12 @@ func (d *decoder) decodeContainer(b *hcl.Block) (Container, bool) {
 	body := d.content(b.Body, containerSchema)
 	attrs := body.Attributes
 	if d.str(attrs, "image", &c.Image) {
-		first, _, _ := strings.Cut(c.Image, "/")
 		switch {
 		case strings.Contains(c.Image, "@"):
 			d.errorf(attrs["image"].Expr.Range(), "Digest in the image reference",
 				"\"image\" is the reference without a digest (REGISTRY/REPOSITORY:TAG); write the digest as digest = %q.", c.Image[strings.Index(c.Image, "@")+1:])
 			ok = false
-		case !imageRefPattern.MatchString(c.Image) || !(strings.ContainsAny(first, ".:") || first == "localhost"):
+		case !namesRegistry(c.Image):
 			d.errorf(attrs["image"].Expr.Range(), "Invalid image reference",
 				"\"image\" is REGISTRY[:PORT]/REPOSITORY[:TAG] with the registry named, such as \"registry.example.net/web/app:1.4\" or \"127.0.0.1:5000/app:1\"; got %q.", c.Image)
 			ok = false

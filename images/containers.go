@@ -73,20 +73,18 @@ func containerFiles(role *fleet.Role) []fleet.File {
 	return out
 }
 
-// afterBoot orders a container's unit after drover-boot, as bootDropIn does a role's services:
-// the container may read the secrets and certificates drover-boot writes, and does not start when
-// it failed.
-const afterBoot = "Requires=drover-boot.service\nAfter=drover-boot.service\n"
-
 // ContainerUnitText is the systemd unit that runs a container at boot from the image's store:
 // --pull=never, so an instance never reaches a registry, and by digest (podman) or by the tag
 // that carries the digest (docker, fleet.Container.DockerTag), so it runs the bytes the build
 // baked whatever tag the store also knows.
 func ContainerUnitText(role string, c fleet.Container) string {
+	// docker has no --ignore: its rm and stop of a missing container fail, and "-" lets them.
 	engine, ref, requires := "/usr/bin/podman", c.Ref(), ""
+	rm, stop := "-/usr/bin/podman rm --force --ignore", "/usr/bin/podman stop --ignore --time 10"
 	if c.Engine == "docker" {
 		engine, ref = "/usr/bin/docker", c.DockerTag()
 		requires = fmt.Sprintf("Requires=docker.service %[1]s\nAfter=docker.service %[1]s\n", fleet.DockerLoadUnit)
+		rm, stop = "-/usr/bin/docker rm --force", "-/usr/bin/docker stop --time 10"
 	}
 	run := []string{engine, "run", "--rm", "--pull=never", "--name", c.Name, "--network=" + c.Network}
 	for _, v := range c.Volumes {
@@ -99,17 +97,12 @@ func ContainerUnitText(role string, c fleet.Container) string {
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=drover container %s (%s)\n", c.Name, c.Image)
 	b.WriteString("Wants=network-online.target\nAfter=network-online.target\n")
-	b.WriteString(afterBoot + requires + "\n")
+	// The container may read the secrets and certificates drover-boot writes.
+	b.WriteString(bootDependency + requires + "\n")
 	b.WriteString("[Service]\n")
-	if c.Engine == "docker" {
-		fmt.Fprintf(&b, "ExecStartPre=-%s rm --force %s\n", engine, systemdQuote(c.Name))
-		fmt.Fprintf(&b, "ExecStart=%s\n", systemdCommand(run))
-		fmt.Fprintf(&b, "ExecStop=-%s stop --time 10 %s\n", engine, systemdQuote(c.Name))
-	} else {
-		fmt.Fprintf(&b, "ExecStartPre=-%s rm --force --ignore %s\n", engine, systemdQuote(c.Name))
-		fmt.Fprintf(&b, "ExecStart=%s\n", systemdCommand(run))
-		fmt.Fprintf(&b, "ExecStop=%s stop --ignore --time 10 %s\n", engine, systemdQuote(c.Name))
-	}
+	fmt.Fprintf(&b, "ExecStartPre=%s %s\n", rm, systemdQuote(c.Name))
+	fmt.Fprintf(&b, "ExecStart=%s\n", systemdCommand(run))
+	fmt.Fprintf(&b, "ExecStop=%s %s\n", stop, systemdQuote(c.Name))
 	b.WriteString("Restart=on-failure\nRestartSec=2\n\n")
 	b.WriteString("[Install]\nWantedBy=multi-user.target\n")
 	return b.String()
@@ -165,7 +158,7 @@ func ComposeUnitText(role string, c fleet.Compose) string {
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=drover Compose stack %s\n", c.Name)
 	b.WriteString("Wants=network-online.target\nAfter=network-online.target\n")
-	b.WriteString(afterBoot)
+	b.WriteString(bootDependency)
 	fmt.Fprintf(&b, "Requires=docker.service %[1]s\nAfter=docker.service %[1]s\n\n", fleet.DockerLoadUnit)
 	b.WriteString("[Service]\n")
 	fmt.Fprintf(&b, "WorkingDirectory=%s\n", dir)

@@ -14,14 +14,13 @@ const SecretTemplateDir = "/etc/drover/secret-templates"
 // SecretTemplatePath is the path inside the image of the template of the secret file name.
 func SecretTemplatePath(name string) string { return path.Join(SecretTemplateDir, name+".tmpl") }
 
-// bootDropIn makes a role's service wait for drover-boot and stay down when it failed: Requires=
-// fails the service's start when drover-boot's start fails, After= orders it behind drover-boot's
-// READY (drover-boot is Type=notify and signals it once every secret is written).
-const bootDropIn = `# drover: start only after drover-boot has written this instance's secrets; not at all if it failed.
-[Unit]
-Requires=drover-boot.service
-After=drover-boot.service
-`
+// bootDependency makes a unit wait for drover-boot and stay down when it failed: Requires= fails
+// the unit's start when drover-boot's start fails, After= orders it behind drover-boot's READY
+// (drover-boot is Type=notify and signals it once every secret is written).
+const bootDependency = "Requires=drover-boot.service\nAfter=drover-boot.service\n"
+
+// bootDropIn ties a role's service to drover-boot (bootDependency).
+const bootDropIn = "# drover: start only after drover-boot has written this instance's secrets; not at all if it failed.\n[Unit]\n" + bootDependency
 
 // GeneratedFiles are the files drover adds to a role's image for what the role declares: the
 // template of each secret block, and for each of its services a systemd drop-in that ties it to

@@ -23,11 +23,15 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per figure (the median is reported)")
 	out := flag.String("out", "bench/results.md", "markdown file the results are appended to")
 	onefile := flag.Int("onefile", 0, "instead: build web once on the warm base-tree cache (DROVER_CACHE_DIR), then this many one-file rebuilds, and report their times, steps and the disk they use")
+	vsmkosi := flag.Int("vsmkosi", 0, "instead: this many pairs of cold builds of web, drover then mkosi (the same package set, root partition only), each from empty caches, and report both and drover's steps")
 	flag.Parse()
 	var err error
-	if *onefile > 0 {
+	switch {
+	case *vsmkosi > 0:
+		err = runVsMkosi(*bin, *example, *vsmkosi, *out)
+	case *onefile > 0:
 		err = runOneFile(*bin, *example, *onefile, *out)
-	} else {
+	default:
 		err = run(*bin, *example, *runs, *out)
 	}
 	if err != nil {
@@ -110,8 +114,13 @@ func run(bin, example string, runs int, out string) error {
 }
 
 func (b *bench) drover(fleetFile, state string, args ...string) (time.Duration, error) {
+	return b.droverEnv(nil, fleetFile, state, args...)
+}
+
+// droverEnv runs drover with env added to this process's environment.
+func (b *bench) droverEnv(env []string, fleetFile, state string, args ...string) (time.Duration, error) {
 	cmd := exec.Command(filepath.Join(b.bin, "drover"), append([]string{"--fleet", fleetFile, "--state", state}, args...)...)
-	cmd.Env = append(os.Environ(), "DROVER_BOOT_DIR="+b.bin, "CI=true")
+	cmd.Env = append(append(os.Environ(), "DROVER_BOOT_DIR="+b.bin, "CI=true"), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	err := cmd.Run()

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,17 +58,7 @@ func (b build) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(b.spec.Packages) > 0 {
-		// mmdebstrap installs the extra packages only after the essential
-		// ones, a minute or more in; a simulated run resolves the whole
-		// set in seconds, so an unknown or uninstallable package fails
-		// fast.
-		fmt.Fprintf(b.log, "tree: checking the package set with mmdebstrap --simulate\n")
-		if err := b.mmdebstrap(ctx, b.simulateArgs(), "mmdebstrap --simulate"); err != nil {
-			return err
-		}
-	}
-	if err := b.mmdebstrap(ctx, args, "mmdebstrap"); err != nil {
+	if err := b.bootstrap(ctx, args); err != nil {
 		return err
 	}
 	// mmdebstrap copies the host's resolv.conf and hostname into the tree;
@@ -84,6 +75,45 @@ func (b build) run(ctx context.Context) error {
 	}
 	harvestDebs(b.debsOut, b.debs, b.log)
 	return nil
+}
+
+// bootstrap runs mmdebstrap with args. mmdebstrap installs the extra packages only after the
+// essential ones, a minute or more in; a simulated run resolves the whole set in tens of seconds,
+// so an unknown or uninstallable package fails fast. The simulation runs beside the build rather
+// than before it (it cost 32 s of a cold build under load, most of it apt fetching and parsing the
+// indexes): when it fails, the build is stopped and the simulation's error returned; when it
+// passes, the build goes on. Its output goes to the log once it ends, not mixed into the build's.
+func (b build) bootstrap(ctx context.Context, args []string) error {
+	if len(b.spec.Packages) == 0 {
+		return b.mmdebstrap(ctx, args, "mmdebstrap")
+	}
+	buildCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	type simulation struct {
+		err     error
+		stopped bool // it failed on its own, before anything stopped it, and stopped the build
+		out     bytes.Buffer
+	}
+	done := make(chan *simulation, 1)
+	go func() {
+		sim, res := b, &simulation{}
+		sim.log = &res.out
+		fmt.Fprintf(&res.out, "tree: checking the package set with mmdebstrap --simulate\n")
+		res.err = sim.mmdebstrap(buildCtx, b.simulateArgs(), "mmdebstrap --simulate")
+		if res.err != nil && buildCtx.Err() == nil {
+			res.stopped = true
+			stop()
+		}
+		done <- res
+	}()
+	built := b.mmdebstrap(buildCtx, args, "mmdebstrap")
+	stop() // the simulation has nothing left to tell once the build has ended, either way
+	res := <-done
+	_, _ = b.log.Write(res.out.Bytes())
+	if res.stopped && ctx.Err() == nil {
+		return res.err
+	}
+	return built
 }
 
 // mmdebstrap runs mmdebstrap with args. In a private mount namespace,
@@ -155,6 +185,8 @@ func (b build) args() ([]string, error) {
 	args = append(args, b.aptOpts()...)
 	args = append(args, b.keyringOpts()...)
 	args = append(args, b.fileMirrorOpts()...)
+	args = append(args, mergedUsrOpts(b.spec.Suite)...)
+	args = append(args, initramfsOnceHooks()...)
 	if b.spec.normalized().Arch != hostArch() {
 		args = append(args, foreignInitramfsHooks()...)
 	}

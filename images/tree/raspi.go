@@ -39,21 +39,15 @@ func raspiKey() string {
 }
 
 // raspiHooks prepare a tree for raspi-firmware: its defaults (kept by dpkg's force-confold, which is
-// taken out of the tree's dpkg configuration again at the end), the SD modules in the initramfs,
-// and update-initramfs diverted to a no-op while packages install. Under qemu-user every initramfs
-// costs about a minute and the kernel, raspi-firmware and their triggers would each make one; the
-// last customize hook restores it and makes the one initramfs, which raspi-firmware's post-update
-// hook copies to /boot/firmware.
+// taken out of the tree's dpkg configuration again at the end) and the SD modules in the initramfs.
+// Every tree makes its one initramfs at the end (initramfsOnceHooks); raspi-firmware's post-update
+// hook copies it to /boot/firmware.
 func raspiHooks() []string {
 	return []string{
 		"--dpkgopt=force-confold",
 		`--essential-hook=mkdir -p "$1/etc/default" "$1/usr/share/initramfs-tools/modules.d"`,
 		`--essential-hook=printf '%s' '` + raspiDefaults + `' > "$1/etc/default/raspi-firmware"`,
 		`--essential-hook=printf '%s\n' ` + strings.Join(raspiInitramfsModules, " ") + ` > "$1/usr/share/initramfs-tools/modules.d/drover-raspi"`,
-		`--essential-hook=chroot "$1" dpkg-divert --local --rename --add /usr/sbin/update-initramfs`,
-		`--essential-hook=printf '#!/bin/sh\nexit 0\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"`,
-		`--customize-hook=rm -f "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --local --rename --remove /usr/sbin/update-initramfs`,
-		`--customize-hook=chroot "$1" update-initramfs -c -k all`,
 		`--customize-hook=sed -i "/force-confold/d" "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap"`,
 	}
 }

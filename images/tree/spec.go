@@ -31,7 +31,7 @@ const (
 	snapshotLayout = "20060102T150405Z"
 	// keyVersion changes whenever the way a base tree is built changes,
 	// so that trees cached by an older recipe are not reused.
-	keyVersion = "drover-tree/3"
+	keyVersion = "drover-tree/4"
 )
 
 // BaseSpec describes a base tree. Zero fields take defaults: Suite

@@ -59,6 +59,9 @@ func runVsMkosi(bin, example string, n int, out string) error {
 	}
 	mk := filepath.Join(work, "mkosi")
 	pkgs := append(images.BootPackages("amd64"), "nginx")
+	if err := os.MkdirAll(mk, 0o755); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(mk, "mkosi.default"), []byte(fmt.Sprintf(mkosiConfig, strings.Join(pkgs, " "))), 0o644); err != nil {
 		return err
 	}

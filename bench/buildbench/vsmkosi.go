@@ -92,7 +92,7 @@ func runVsMkosi(bin, example string, n int, out string) error {
 		}
 		drovers = append(drovers, d)
 		rows = append(rows, fmt.Sprintf("| %d | drover | %s | %s | %s |", i+1, load, d.Round(100*time.Millisecond), steps(m)))
-		fmt.Fprintf(os.Stderr, "pair %d: drover %s (load %s)\n", i+1, d.Round(100*time.Millisecond), load)
+		fmt.Fprintf(os.Stderr, "pair %d: drover %s (load %s): %s\n", i+1, d.Round(100*time.Millisecond), load, steps(m))
 		os.RemoveAll(state)
 		os.RemoveAll(cache)
 

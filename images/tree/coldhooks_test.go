@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +92,77 @@ func TestBootstrapSimulationBesideTheBuild(t *testing.T) {
 	fakeMmdebstrap(t, `case "$*" in *--simulate*) sleep 1;; esac; exit 0`)
 	if err := b.bootstrap(context.Background(), []string{"mmdebstrap", "--mode=root"}); err != nil {
 		t.Errorf("a passing build and simulation: %v", err)
+	}
+}
+
+func TestInitramfsModulesPerArch(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		b := build{spec: BaseSpec{Arch: arch, Packages: []string{"linux-image-" + arch}}.normalized(), root: "/c/root", debs: "/c/debs", debsOut: "/c/out"}
+		args, err := b.args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Join(args, "\n")
+		if !strings.Contains(line, "echo MODULES=list") || !strings.Contains(line, " virtio_blk ") || !strings.Contains(line, " nvme ") {
+			t.Errorf("%s: the initramfs is not made from the VM module list", arch)
+		}
+		if got := strings.Contains(line, "xen_blkfront"); got != (arch == "amd64") {
+			t.Errorf("%s: Xen's block front end in the list = %v", arch, got)
+		}
+	}
+	a := BaseSpec{Arch: "amd64", Packages: []string{"linux-image-amd64"}}
+	if a.Key() == (BaseSpec{Arch: "arm64", Packages: []string{"linux-image-amd64"}}).Key() {
+		t.Error("two architectures share a key")
+	}
+}
+
+// TestDocFiltersWithoutTarfilter runs the extract hooks dpkgOpts give on a tree as mmdebstrap leaves
+// it after extracting the essential packages unfiltered: the documentation is gone but for the
+// copyright files and symbolic links (as dpkg's filters leave them), and the filters are in the
+// tree's dpkg configuration for every later dpkg run. No path filter is a --dpkgopt, which would
+// make mmdebstrap extract through mmtarfilter.
+func TestDocFiltersWithoutTarfilter(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"usr/share/doc/bash/copyright", "usr/share/doc/bash/README", "usr/share/doc/bash/examples/x.sh",
+		"usr/share/man/man1/bash.1.gz", "usr/share/info/bash.info.gz", "usr/bin/bash", "etc/dpkg/dpkg.cfg.d/99mmdebstrap"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("bash", filepath.Join(root, "usr/share/doc/bash-builtins")); err != nil {
+		t.Fatal(err)
+	}
+	var ran int
+	for _, o := range dpkgOpts() {
+		if strings.HasPrefix(o, "--dpkgopt=path-") {
+			t.Errorf("%s: a path filter as a dpkg option makes mmdebstrap extract through mmtarfilter", o)
+		}
+		hook, ok := strings.CutPrefix(o, "--extract-hook=")
+		if !ok {
+			continue
+		}
+		if out, err := exec.Command("sh", "-c", hook, "exec", root).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", hook, err, out)
+		}
+		ran++
+	}
+	if ran == 0 {
+		t.Fatal("no extract hook")
+	}
+	for f, want := range map[string]bool{"usr/share/doc/bash/copyright": true, "usr/share/doc/bash-builtins": true, "usr/bin/bash": true,
+		"usr/share/doc/bash/README": false, "usr/share/doc/bash/examples/x.sh": false, "usr/share/man/man1/bash.1.gz": false, "usr/share/info/bash.info.gz": false} {
+		if _, err := os.Lstat(filepath.Join(root, f)); (err == nil) != want {
+			t.Errorf("%s: kept = %v, want %v", f, err == nil, want)
+		}
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, "etc/dpkg/dpkg.cfg.d/99mmdebstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "x\n" + strings.Join(docPathFilters, "\n") + "\n"; string(cfg) != want {
+		t.Errorf("dpkg configuration = %q, want %q", cfg, want)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // next to it in /boot/firmware. A tree whose packages include it is built with raspiHooks.
 const RaspiFirmwarePackage = "raspi-firmware"
 
-// raspiInitramfsModules are what the initramfs of a Pi tree adds to foreignInitramfsModules to find
+// raspiInitramfsModules are what the initramfs of a Pi tree adds to initramfsModules to find
 // its root on the SD card: the Pi's two SD controllers (sdhost, the bcm2835 module, and the Arasan
 // SDHCI, sdhci_iproc; qemu's raspi3b has both), the DMA engine sdhost waits for, and the MMC block
 // layer.

@@ -281,9 +281,8 @@ func (s BaseSpec) Key() string {
 	if len(n.Keyring) > 0 {
 		text += "keyring=" + n.keyringSHA256() + "\n"
 	}
-	if n.Arch != hostArch() {
-		text += "initramfs=" + strings.Join(foreignInitramfsModules, ",") + "\n"
-	}
+	text += "initramfs=" + strings.Join(initramfsModules(n.Arch), ",") + "\n"
+	text += "dpkg=" + strings.Join(dpkgOpts(), "|") + "\n"
 	if n.isRaspi() {
 		text += raspiKey()
 	}

@@ -16,7 +16,8 @@ import (
 // packages plus nginx) from the same mirror, as a root partition only: mkosi 14 needs loop mounts
 // and vfat for an ESP and a boot loader, which this kind of machine lacks. WithDocs=yes because
 // mkosi's WithDocs=no runs a command through systemd-nspawn, which fails without a system bus here;
-// drover's base leaves documentation out, so mkosi unpacks more than drover does.
+// drover's base leaves documentation out, so mkosi unpacks more than drover does. mkosi 14 reads
+// Packages= as a comma-separated list (a space-separated one is taken as one package's name).
 const mkosiConfig = `[Distribution]
 Distribution=debian
 Release=bookworm
@@ -62,7 +63,7 @@ func runVsMkosi(bin, example string, n int, out string) error {
 	if err := os.MkdirAll(mk, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(mk, "mkosi.default"), []byte(fmt.Sprintf(mkosiConfig, strings.Join(pkgs, " "))), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mk, "mkosi.default"), []byte(fmt.Sprintf(mkosiConfig, strings.Join(pkgs, ","))), 0o644); err != nil {
 		return err
 	}
 	// web's two files, where its image block puts them (its run, systemctl enable nginx, is what

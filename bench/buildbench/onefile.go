@@ -20,17 +20,12 @@ func runOneFile(bin, example string, n int, out string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (overlayfs, chroot)")
 	}
-	bin, _ = filepath.Abs(bin)
-	work, err := os.MkdirTemp("/var/tmp", "drover-bench-onefile-")
+	b, fleetDir, cleanup, err := newBench(bin, example, "drover-bench-onefile-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	b := &bench{bin: bin, work: work}
-	fleetDir := filepath.Join(work, "fleet")
-	if err := sh("cp", "-a", example, fleetDir); err != nil {
-		return err
-	}
+	defer cleanup()
+	work := b.work
 	fleetFile, state := filepath.Join(fleetDir, "drover.hcl"), filepath.Join(work, "state")
 	first, err := b.drover(fleetFile, state, "build", "web")
 	if err != nil {

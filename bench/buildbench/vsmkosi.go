@@ -47,17 +47,12 @@ func runVsMkosi(bin, example string, n int, out string) error {
 		return fmt.Errorf("mkosi not found (apt-get install mkosi): %w", err)
 	}
 	version, _ := exec.Command("mkosi", "--version").Output()
-	bin, _ = filepath.Abs(bin)
-	work, err := os.MkdirTemp("/var/tmp", "drover-bench-vsmkosi-")
+	b, fleetDir, cleanup, err := newBench(bin, example, "drover-bench-vsmkosi-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	b := &bench{bin: bin, work: work}
-	fleetDir := filepath.Join(work, "fleet")
-	if err := sh("cp", "-a", example, fleetDir); err != nil {
-		return err
-	}
+	defer cleanup()
+	work := b.work
 	mk := filepath.Join(work, "mkosi")
 	pkgs := append(images.BootPackages("amd64"), "nginx")
 	if err := os.MkdirAll(mk, 0o755); err != nil {

@@ -27,7 +27,8 @@ const lockPoll = 250 * time.Millisecond
 //	Dir/trees/<spec key>.latest  the newest tree of a spec, for builds offline
 //	Dir/trees/<key>.tmp-*/   a build in progress (or killed), never used
 //	                         (a tree's directory mtime is its last use: an archive update's
-//	                         new tree of a spec prunes the spec's older trees, pruneSuperseded)
+//	                         new tree of a spec prunes the spec's older trees, pruneSuperseded,
+//	                         and any new tree prunes the trees of other recipes, pruneOtherRecipes)
 //	Dir/debs/<suite>-<arch>/ downloaded .debs, reused by every build
 //	Dir/locks/<key>.lock     flock'ed while a build of <key> runs
 //
@@ -112,7 +113,7 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 	if err := b.run(ctx); err != nil {
 		return "", false, err
 	}
-	note := fmt.Sprintf("key=%s\nspec=%s\nspec_key=%s\nbuilt=%s\ntook=%s\n", key, n, n.Key(), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	note := fmt.Sprintf("key=%s\nspec=%s\nspec_key=%s\nrecipe=%s\nbuilt=%s\ntook=%s\n", key, n, n.Key(), keyVersion, time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(trees, key+".spec"), []byte(note), 0o644); err != nil {
 		return "", false, fmt.Errorf("cache directory: %w", err)
 	}
@@ -124,6 +125,7 @@ func (c *Cache) base(ctx context.Context, spec BaseSpec, log io.Writer) (string,
 		writeLatest(trees, n, key, log)
 		pruneSuperseded(trees, n.Key(), key, SupersededGrace, time.Now(), log)
 	}
+	pruneOtherRecipes(trees, SupersededGrace, time.Now(), log)
 	return final, false, nil
 }
 

@@ -62,3 +62,61 @@ func pruneSuperseded(trees, specKey, keep string, grace time.Duration, now time.
 	}
 	return removed
 }
+
+// pruneOtherRecipes removes, from the trees directory, the trees built by another recipe than this
+// drover's (their .spec's recipe line names another keyVersion) whose last use is older than grace,
+// with their .spec, .files.gz and the .latest that names them. A new drover that changes how trees
+// are built changes every key, so nothing asks for those trees again; without this a cache keeps
+// them for ever after an upgrade. A tree whose .spec has no recipe line (written before drover
+// recorded it) is kept: its recipe is unknown. Failures are logged, not returned. Returns the
+// trees it removed.
+func pruneOtherRecipes(trees string, grace time.Duration, now time.Time, log io.Writer) []string {
+	if log == nil {
+		log = io.Discard
+	}
+	specs, _ := filepath.Glob(filepath.Join(trees, "*.spec"))
+	var removed []string
+	for _, spec := range specs {
+		fields := specFields(spec)
+		recipe, key := fields["recipe"], strings.TrimSuffix(filepath.Base(spec), ".spec")
+		if recipe == "" || recipe == keyVersion {
+			continue
+		}
+		dir := filepath.Join(trees, key)
+		if info, err := os.Stat(dir); err == nil && now.Sub(info.ModTime()) < grace {
+			continue
+		}
+		if err := removeTree(dir); err != nil {
+			fmt.Fprintf(log, "tree: warning: pruning a tree of recipe %s: %v\n", recipe, err)
+			continue
+		}
+		for _, side := range []string{".spec", ".files.gz"} {
+			_ = os.Remove(dir + side)
+		}
+		if latest := filepath.Join(trees, fields["spec_key"]+".latest"); fields["spec_key"] != "" {
+			if b, err := os.ReadFile(latest); err == nil && strings.TrimSpace(string(b)) == key {
+				_ = os.Remove(latest)
+			}
+		}
+		removed = append(removed, dir)
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(log, "tree: removed %d tree(s) built by an older drover's recipe, unused for %s\n", len(removed), grace)
+	}
+	return removed
+}
+
+// specFields reads a tree's .spec note (key=value lines); an unreadable one has no fields.
+func specFields(path string) map[string]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			fields[k] = v
+		}
+	}
+	return fields
+}

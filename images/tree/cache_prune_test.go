@@ -62,3 +62,50 @@ func TestMarkUsedKeepsATreeFromPruning(t *testing.T) {
 		t.Fatalf("a tree used just now was pruned: %v", removed)
 	}
 }
+
+func TestPruneOtherRecipesRemovesOnlyOldRecipesUnused(t *testing.T) {
+	trees := t.TempDir()
+	now := time.Now()
+	mk := func(specKey, recipe string, age time.Duration) string {
+		key := specKey + "-1111111111111111"
+		dir := filepath.Join(trees, key)
+		if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		note := "key=" + key + "\nspec_key=" + specKey + "\n"
+		if recipe != "" {
+			note += "recipe=" + recipe + "\n"
+		}
+		for side, text := range map[string]string{".spec": note, ".files.gz": "x"} {
+			if err := os.WriteFile(dir+side, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(trees, specKey+".latest"), []byte(key+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		markUsed(dir, now.Add(-age))
+		return dir
+	}
+	current := mk(strings.Repeat("a", 64), keyVersion, 30*time.Hour)
+	oldUnused := mk(strings.Repeat("b", 64), "drover-tree/1", 7*time.Hour)
+	oldRecent := mk(strings.Repeat("c", 64), "drover-tree/1", time.Hour) // a build may still read it
+	unknown := mk(strings.Repeat("d", 64), "", 30*time.Hour)             // written before the recipe line
+	removed := pruneOtherRecipes(trees, 6*time.Hour, now, nil)
+	if want := []string{oldUnused}; !slices.Equal(removed, want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, gone := range []string{oldUnused, oldUnused + ".spec", oldUnused + ".files.gz", filepath.Join(trees, strings.Repeat("b", 64)+".latest")} {
+		if _, err := os.Lstat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (%v)", gone, err)
+		}
+	}
+	for _, kept := range []string{current, oldRecent, unknown} {
+		if !isDir(kept) {
+			t.Errorf("%s was removed", kept)
+		}
+		if _, err := os.Stat(kept + ".spec"); err != nil {
+			t.Errorf("%s.spec: %v", kept, err)
+		}
+	}
+}

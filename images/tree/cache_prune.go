@@ -48,12 +48,9 @@ func pruneSuperseded(trees, specKey, keep string, grace time.Duration, now time.
 			continue
 		}
 		dir := filepath.Join(trees, name)
-		if err := removeTree(dir); err != nil {
+		if err := removeCachedTree(dir); err != nil {
 			fmt.Fprintf(log, "tree: warning: pruning a superseded tree: %v\n", err)
 			continue
-		}
-		for _, side := range []string{".spec", ".files.gz"} {
-			_ = os.Remove(dir + side)
 		}
 		removed = append(removed, dir)
 	}
@@ -86,12 +83,9 @@ func pruneOtherRecipes(trees string, grace time.Duration, now time.Time, log io.
 		if info, err := os.Stat(dir); err == nil && now.Sub(info.ModTime()) < grace {
 			continue
 		}
-		if err := removeTree(dir); err != nil {
+		if err := removeCachedTree(dir); err != nil {
 			fmt.Fprintf(log, "tree: warning: pruning a tree of recipe %s: %v\n", recipe, err)
 			continue
-		}
-		for _, side := range []string{".spec", ".files.gz"} {
-			_ = os.Remove(dir + side)
 		}
 		if latest := filepath.Join(trees, fields["spec_key"]+".latest"); fields["spec_key"] != "" {
 			if b, err := os.ReadFile(latest); err == nil && strings.TrimSpace(string(b)) == key {
@@ -119,4 +113,16 @@ func specFields(path string) map[string]string {
 		}
 	}
 	return fields
+}
+
+// removeCachedTree removes a tree of the cache with the notes beside it (.spec, .files.gz). The
+// notes go only once the tree is gone: a tree left half removed keeps its .spec for the next prune.
+func removeCachedTree(dir string) error {
+	if err := removeTree(dir); err != nil {
+		return err
+	}
+	for _, side := range []string{".spec", ".files.gz"} {
+		_ = os.Remove(dir + side)
+	}
+	return nil
 }

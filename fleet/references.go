@@ -80,7 +80,7 @@ func (d *decoder) checkReferences(f *Fleet) {
 			}
 		}
 		d.checkStrategy(role)
-		d.checkRPiDeploy(role)
+		d.checkRPiDeploy(f, role)
 		d.checkRoleVolumes(f, role)
 	}
 }

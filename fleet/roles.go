@@ -46,15 +46,27 @@ const RPiArch = "arm64"
 // refused with what is available, not accepted and then failing at build. None is planned today.
 var plannedBuilders = map[string]string{}
 
-// checkRPiDeploy refuses a deploy block on an "rpi" role: its image is an SD card, which no compute
-// type boots; updating a Pi in place (a device compute type, strategy "ab") is not available yet, and
-// until then the card is written with drover images write.
-func (d *decoder) checkRPiDeploy(role *Role) {
-	if role.Image.Builder != "rpi" || role.Deploy == nil {
+// checkRPiDeploy pairs what updates a device in place: an "rpi" role's image is an SD card, which
+// no compute type launches, so it deploys with strategy "ab" on a compute block of type "device";
+// that strategy needs such a block, and such a block serves no other strategy.
+func (d *decoder) checkRPiDeploy(f *Fleet, role *Role) {
+	dep := role.Deploy
+	if dep == nil {
 		return
 	}
-	d.errorf(attrRange(role.syntax, "deploy", "compute"), "Deploy not available for this builder",
-		"Role %q is built with the \"rpi\" builder, whose image is an SD card for a Raspberry Pi; no compute type boots it, and updating a Pi in place (strategy \"ab\") is not available yet. Remove the deploy block and write the card with: drover images write %s DEVICE.", role.Name, role.Name)
+	comp := f.Provider(KindCompute, dep.Compute)
+	onDevice := comp != nil && comp.Type == "device"
+	switch {
+	case role.Image.Builder == "rpi" && dep.Strategy != "ab":
+		d.errorf(attrRange(role.syntax, "deploy", "compute"), "Deploy needs strategy \"ab\" for this builder",
+			"Role %q is built with the \"rpi\" builder, whose image is an SD card for a Raspberry Pi: no compute type launches it. It is updated in place: set strategy = \"ab\" and a compute block of type \"device\" (docs/device.md), or remove the deploy block and write the card with: drover images write %s DEVICE.", role.Name, role.Name)
+	case dep.Strategy == "ab" && comp != nil && !onDevice:
+		d.errorf(attrRange(role.syntax, "deploy", "compute"), "Strategy \"ab\" needs a device",
+			"Strategy \"ab\" writes the other slot of machines that already exist, and compute %q is of type %q, which launches machines: use a compute block of type \"device\", or strategy \"bluegreen\".", comp.Name, comp.Type)
+	case onDevice && dep.Strategy != "ab":
+		d.errorf(attrRange(role.syntax, "deploy", "compute"), "Device needs strategy \"ab\"",
+			"Compute %q is of type \"device\": machines that exist already, which are updated in place, never launched or destroyed. Set strategy = \"ab\" (the role's image must be an SD card: builder = \"rpi\").", comp.Name)
+	}
 }
 
 // DiskFormats are the disk artifact formats an image can be written in.

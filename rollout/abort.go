@@ -29,7 +29,11 @@ func (c *Controller) Abort(ctx context.Context, role string) (*Record, error) {
 }
 
 func (s *session) abort(ctx context.Context, a *Record, note string) error {
-	if err := s.move(ctx, a, Aborted, note+": green destroyed, blue untouched", nil); err != nil {
+	what := ": green destroyed, blue untouched"
+	if a.Progress.AB != nil {
+		what = ": each device that runs its trial is rebooted into its committed slot"
+	}
+	if err := s.move(ctx, a, Aborted, note+what, nil); err != nil {
 		return err
 	}
 	return s.cleanup(ctx)

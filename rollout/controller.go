@@ -114,7 +114,7 @@ func New(opts Options) (*Controller, error) {
 	case opts.Catalog == nil:
 		return nil, errors.New("rollout: no image catalog")
 	}
-	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() && !slices.Contains(HandoffCrashPoints, opts.CrashAfter) && !slices.Contains(VolumeOpCrashPoints, opts.CrashAfter) {
+	if opts.CrashAfter != "" && !opts.CrashAfter.Valid() && !isStepCrashPoint(opts.CrashAfter) {
 		return nil, fmt.Errorf("rollout: crash hook: unknown state %q", opts.CrashAfter)
 	}
 	c := &Controller{opts: opts, owner: opts.Owner, log: opts.Logger, now: opts.Now, health: opts.Health}

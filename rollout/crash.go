@@ -8,8 +8,8 @@ import (
 
 // CrashEnv is the environment variable the CLI reads for the crash hook of fault tests:
 // DROVER_TEST_CRASH_AFTER=<state> stops drover right after a transition to that state is persisted;
-// one of HandoffCrashPoints (VolumeOpCrashPoints) stops it right after that step of a handoff (a
-// volume operation) is written to the record.
+// one of HandoffCrashPoints (VolumeOpCrashPoints, ABCrashPoints) stops it right after that step of a
+// handoff (a volume operation, a device's slot update) is written to the record.
 const CrashEnv = "DROVER_TEST_CRASH_AFTER"
 
 // ErrCrashed is wrapped by the error a command returns when the crash hook stopped it.
@@ -21,7 +21,7 @@ func CrashAfterFromEnv(getenv func(string) string) (State, error) {
 	if v == "" {
 		return "", nil
 	}
-	if s := State(v); slices.Contains(HandoffCrashPoints, s) || slices.Contains(VolumeOpCrashPoints, s) {
+	if s := State(v); isStepCrashPoint(s) {
 		return s, nil
 	}
 	s, err := ParseState(v)
@@ -41,4 +41,9 @@ func (c *Controller) crashPoint(s State) error {
 		c.opts.CrashExit(s)
 	}
 	return fmt.Errorf("%w after %s", ErrCrashed, s)
+}
+
+// isStepCrashPoint reports whether s names a step, not a state, for the crash hook.
+func isStepCrashPoint(s State) bool {
+	return slices.Contains(HandoffCrashPoints, s) || slices.Contains(VolumeOpCrashPoints, s) || slices.Contains(ABCrashPoints, s)
 }

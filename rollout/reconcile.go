@@ -33,6 +33,9 @@ func (s *session) cleanup(ctx context.Context) error {
 	if err := s.ensureVolumes(ctx); err != nil {
 		return err
 	}
+	if err := s.ensureSlots(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureCutover(ctx); err != nil {
 		return err
 	}

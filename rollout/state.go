@@ -20,7 +20,8 @@ import (
 //	promoted      the watch passed; blue is kept until keep_old has passed
 //	retired       blue is destroyed; green serves (the rollout is done)
 //	aborted       green destroyed before any cutover; blue serves as before
-//	rolled-back   traffic moved back to blue, green destroyed
+//	rolled-back   traffic moved back to blue, green destroyed (strategy ab: the device went back to
+//	              its committed slot, from its trial or after its commit)
 //	failed        green failed its checks (or, on a first deploy, the watch) and was destroyed
 type State string
 
@@ -45,8 +46,8 @@ var States = []State{Planned, Booting, Checking, Ready, CuttingOver, Draining, P
 // transitions is the state machine: the states each state may move to.
 var transitions = map[State][]State{
 	Planned:     {Booting, Aborted, Failed},
-	Booting:     {Checking, Aborted, Failed},
-	Checking:    {Ready, Aborted, Failed},
+	Booting:     {Checking, Aborted, Failed, RolledBack},
+	Checking:    {Ready, Aborted, Failed, RolledBack},
 	Ready:       {CuttingOver, Aborted},
 	CuttingOver: {Draining, RolledBack, Failed},
 	Draining:    {Promoted, RolledBack, Failed},

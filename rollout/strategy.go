@@ -44,6 +44,7 @@ type Strategy interface {
 type Progress struct {
 	Raft    *RaftProgress    `json:"raft,omitempty"`
 	Handoff *HandoffProgress `json:"handoff,omitempty"`
+	AB      *ABProgress      `json:"ab,omitempty"`
 }
 
 // defaultStrategy is the strategy of a deploy block that names none (fleet's default too).
@@ -56,13 +57,14 @@ func builtinStrategies() map[string]Strategy {
 		"bluegreen": bluegreen{},
 		"raft":      raft{},
 		"handoff":   handoff{},
+		"ab":        ab{},
 	}
 }
 
 // upcomingStrategies are strategies the fleet language names that are not built yet, with what they
 // will do: a deploy block asking for one is refused (not available yet) instead of failing later.
 func upcomingStrategies() map[string]string {
-	return map[string]string{"ab": "writes the other slot of a device's A/B card over SSH, boots it once on trial and commits it; the device compute type and drover-boot's slot commands are built, the strategy is not"}
+	return map[string]string{}
 }
 
 // strategyNames lists the strategies of m, the default first, then by name.

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -32,21 +33,24 @@ const (
 	piLabHTTP = "127.0.124.2:8080"
 )
 
-// TestE2EPiLab builds the pi role's card (its arm64 tree comes from the test cache after the first
-// run) and runs it on the lab's emulated Pi (internal/pilab: qemu's virt machine booted the way the
-// Pi's firmware boots the card), driving the guest over SSH through the launcher's forward. One
-// card, four boots, every check sharing them:
+// TestE2EPiAB builds the pi role's card (its arm64 tree comes from the test cache after the first
+// run), runs it on the lab's emulated Pi (internal/pilab: qemu's virt machine booted the way the
+// Pi's firmware boots the card) and updates it in place with drover: strategy "ab" on a compute
+// block of type "device", over SSH through the launcher's forward. Six boots, every check sharing
+// them:
 //
-//  1. slot A (partition 2), not a trial: drover-boot reports the image on the console, the root is
-//     partition 5, the watchdog is the VM's i6300esb and systemd keeps it active with the image's
-//     15 s, nginx answers through the HTTP forward. The guest names slot B for a trial in
-//     autoboot.txt's [tryboot] section, arms the trial through the mailbox stand-in and reboots.
-//  2. slot B (partition 3) on trial, root partition 6. The guest hangs (a kernel panic: it stops
-//     everything, systemd's petting included), and the watchdog resets it.
-//  3. slot A again, not a trial: the flag was consumed and nothing committed B. The guest arms a
-//     trial again, and the power is cut (qemu killed).
-//  4. slot A, not a trial: the flag did not survive the power cut; drover-boot reports the image.
-func TestE2EPiLab(t *testing.T) {
+//  1. slot A (partition 2), the card as written: root partition 5, the watchdog is the VM's
+//     i6300esb kept active with the image's 15 s, nginx answers; a file is put on the data
+//     partition.
+//  2. image 2 (one file changed) on slot B, on trial: drover wrote only the blocks that differ,
+//     armed the trial and rebooted (killed by the crash hook after its write and after its reboot
+//     step, and run again); the checks pass; promote commits slot B.
+//  3. image 3, whose nginx cannot start, on slot A on trial: its checks fail and drover reboots it;
+//  4. slot B again, committed: the rollout is rolled back, image 2 serves.
+//  5. image 4, which hangs at boot (a kernel panic), on slot A on trial: the watchdog resets it;
+//  6. slot B again: drover sees the device come back on its committed slot and records the rollout
+//     rolled back. The data partition's file is there, and the host key never changed.
+func TestE2EPiAB(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}
@@ -56,6 +60,7 @@ func TestE2EPiLab(t *testing.T) {
 		}
 	}
 	t.Parallel()
+	began := time.Now()
 	fleetDir := t.TempDir()
 	copyDir(t, "testdata/pilab", fleetDir)
 	_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -69,6 +74,11 @@ func TestE2EPiLab(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(fleetDir, "pi", "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pemKey, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DEVICE_SSH_KEY=" + string(pem.EncodeToMemory(pemKey))}
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")
 	m, art := buildPiCard(t, fleetFile)
 	if m.Card == nil || art == nil {
@@ -81,7 +91,7 @@ func TestE2EPiLab(t *testing.T) {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	labDir := t.TempDir()
 	booted := time.Now()
@@ -98,73 +108,149 @@ func TestE2EPiLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	identity := "drover-boot: role pi image " + m.Identity + " booted"
-	sshTo := &piSSH{t: t, signer: signer, hostKeys: map[int]ssh.PublicKey{}}
+	sshTo := &piSSH{t: t, signer: signer}
+	drover := func(env []string, args ...string) result {
+		return droverExec(t, env, append([]string{"--fleet", fleetFile}, args...)...)
+	}
 
-	// Boot 1: slot A.
+	// Boot 1: slot A, as the card was written.
 	expectPiBoot(t, ctx, pi, 1, pilab.Boot{Partition: 2, After: pilab.EndPowerOn})
-	waitPiConsole(t, ctx, pi, 1, identity)
+	waitPiConsole(t, ctx, pi, 1, "drover-boot: role pi image "+m.Identity+" booted")
 	t.Logf("boot 1 (slot A): drover-boot after %s", time.Since(booted).Round(time.Second))
-	c := sshTo.dial(ctx, 2)
+	c := sshTo.dial(ctx)
 	sshTo.expect(c, "findmnt -no SOURCE /", "/dev/vda5")
 	sshTo.expect(c, "cat /sys/class/watchdog/watchdog0/identity /sys/class/watchdog/watchdog0/state /sys/class/watchdog/watchdog0/timeout",
 		"i6300ESB timer\nactive\n15")
+	sshTo.expect(c, "findmnt -no SOURCE /data && echo kept > /data/keep.txt && sync && echo ok", "/dev/vda7\nok")
+	c.Close()
 	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from the Pi") {
 		t.Errorf("nginx through the HTTP forward: %q", body)
 	}
-	// What the ab strategy does through drover-boot, by hand: slot B for a trial, the flag armed
-	// through the mailbox stand-in, a reboot.
-	sshTo.expect(c, "mount -t vfat /dev/vda1 /mnt && printf '[all]\\ntryboot_a_b=1\\nboot_partition=2\\n[tryboot]\\nboot_partition=3\\n' > /mnt/autoboot.txt && umount /mnt && echo ok", "ok")
-	sshTo.expect(c, "printf 'tryboot\\n' > /dev/virtio-ports/"+pilab.TrybootPort+" && echo ok", "ok")
-	sshTo.fire(c, "systemctl reboot")
-	if b := waitPiEnd(t, ctx, pi, 1); b.End != pilab.EndReboot || !b.ArmedTryboot {
-		t.Fatalf("boot 1 ended %s, armed %v; want a reboot with the trial armed", b.End, b.ArmedTryboot)
-	}
+	// drover pins the host key the Pi made at its first boot: given in the fleet, as a person would
+	// after reading it on the Pi's console or from the refusal.
+	editFleet(t, fleetFile, `hosts = ["127.0.124.2:2222"]`, fmt.Sprintf(`hosts = ["127.0.124.2:2222"]
+  host_keys = { "127.0.124.2:2222" = %q }`, ssh.FingerprintSHA256(sshTo.key())))
 
-	// Boot 2: slot B on trial; it hangs.
-	booted = time.Now()
+	// Boot 2: image 2 (one file changed) on slot B, drover killed by the crash hook twice on the way.
+	writeFile(t, filepath.Join(fleetDir, "pi", "index.html"), "<!doctype html><title>pi</title><h1>hello from image 2</h1>\n")
+	img2, _ := buildPiCard(t, fleetFile)
+	start := time.Now()
+	for _, crash := range []string{"ab-write", "ab-reboot"} {
+		if r := drover(append(env, "DROVER_TEST_CRASH_AFTER="+crash), "rollout", "start", "pi"); r.code == 0 {
+			t.Fatalf("rollout start with the crash hook at %s: exit 0\n%s", crash, r.stdout)
+		}
+	}
+	r := drover(env, "--output", "json", "rollout", "start", "pi")
+	if r.code != 0 {
+		t.Fatalf("rollout start pi (image 2): exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+	}
+	toReady := time.Since(start)
 	expectPiBoot(t, ctx, pi, 2, pilab.Boot{Partition: 3, Trial: true, After: pilab.EndReboot})
-	waitPiConsole(t, ctx, pi, 2, identity)
-	t.Logf("boot 2 (slot B, trial): drover-boot after %s", time.Since(booted).Round(time.Second))
-	c = sshTo.dial(ctx, 3)
-	sshTo.expect(c, "findmnt -no SOURCE /; cat /sys/class/watchdog/watchdog0/state", "/dev/vda6\nactive")
-	hung := time.Now()
-	sshTo.fire(c, "echo c > /proc/sysrq-trigger")
-	waitPiConsole(t, ctx, pi, 2, "Kernel panic")
-	if b := waitPiEnd(t, ctx, pi, 2); b.End != pilab.EndWatchdog {
-		t.Fatalf("boot 2 ended %s, want the watchdog's reset", b.End)
+	rec := abRecord(t, r.stdout)
+	if rec.State != "ready" || len(rec.Progress.AB.Hosts) != 1 {
+		t.Fatalf("after rollout start: %s, %+v", rec.State, rec.Progress.AB)
 	}
-	t.Logf("boot 2: the watchdog reset the hung guest after %s", time.Since(hung).Round(time.Second))
-
-	// Boot 3: back on slot A without a trial; armed again, then the power is cut.
-	booted = time.Now()
-	expectPiBoot(t, ctx, pi, 3, pilab.Boot{Partition: 2, After: pilab.EndWatchdog})
-	waitPiConsole(t, ctx, pi, 3, identity)
-	t.Logf("boot 3 (slot A): drover-boot after %s", time.Since(booted).Round(time.Second))
-	c = sshTo.dial(ctx, 2)
-	sshTo.expect(c, "findmnt -no SOURCE /; printf 'tryboot\\n' > /dev/virtio-ports/"+pilab.TrybootPort+" && echo armed", "/dev/vda5\narmed")
+	h := rec.Progress.AB.Hosts[0]
+	if h.From != "a" || h.To != "b" || h.Sent <= 0 || h.Sent > h.SlotBytes/10 {
+		t.Errorf("the write of a one-file change: %+v; want slot a to b, at most 10%% of the slot sent", h)
+	}
+	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from image 2") {
+		t.Errorf("slot B on trial serves %q", body)
+	}
+	start = time.Now()
+	if r := drover(env, "rollout", "promote", "pi"); r.code != 0 {
+		t.Fatalf("rollout promote pi: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+	}
+	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote (commit, watch) %s",
+		toReady.Round(time.Second), h.Write, h.Sent, h.SlotBytes, h.Boot, h.Health, time.Since(start).Round(time.Second))
+	c = sshTo.dial(ctx)
+	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"'", "/dev/vda6\n\"committed\": \"b\"")
 	c.Close()
-	if err := pi.PowerCut(ctx, true); err != nil {
-		t.Fatal(err)
+
+	// Boots 3 and 4: image 3, whose nginx cannot start; back on slot B by drover's reboot.
+	writeFile(t, filepath.Join(fleetDir, "pi", "broken.conf"), "this is not nginx's syntax\n")
+	editFleet(t, fleetFile, `"/root/.ssh/authorized_keys" = "pi/authorized_keys"`, `"/root/.ssh/authorized_keys" = "pi/authorized_keys"
+      "/etc/nginx/conf.d/broken.conf" = "pi/broken.conf"`)
+	buildPiCard(t, fleetFile)
+	if r := drover(env, "rollout", "start", "pi"); r.code == 0 || !strings.Contains(r.stderr, "rolled back") {
+		t.Fatalf("rollout start of an image whose nginx fails: exit %d, want rolled back\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
 	}
-	if b := pi.Boots()[2]; b.End != pilab.EndPowerCut || !b.ArmedTryboot {
-		t.Fatalf("boot 3 ended %s, armed %v; want a power cut with the trial armed", b.End, b.ArmedTryboot)
+	expectPiBoot(t, ctx, pi, 3, pilab.Boot{Partition: 2, Trial: true, After: pilab.EndReboot})
+	expectPiBoot(t, ctx, pi, 4, pilab.Boot{Partition: 3, After: pilab.EndReboot})
+	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from image 2") {
+		t.Errorf("after the failed trial, the Pi serves %q; want image 2", body)
 	}
 
-	// Boot 4: slot A, the flag lost with the power.
-	booted = time.Now()
-	expectPiBoot(t, ctx, pi, 4, pilab.Boot{Partition: 2, After: pilab.EndPowerCut})
-	waitPiConsole(t, ctx, pi, 4, identity)
-	t.Logf("boot 4 (slot A): drover-boot after %s", time.Since(booted).Round(time.Second))
+	// Boots 5 and 6: image 4 hangs at boot; the watchdog resets it into slot B.
+	editFleet(t, fleetFile, `
+      "/etc/nginx/conf.d/broken.conf" = "pi/broken.conf"`, `
+      "/etc/systemd/system/hang.service" = "pi/hang.service"`)
+	writeFile(t, filepath.Join(fleetDir, "pi", "hang.service"), "[Unit]\nDescription=hang this boot (TestE2EPiAB)\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo c > /proc/sysrq-trigger'\n\n[Install]\nWantedBy=multi-user.target\n")
+	editFleet(t, fleetFile, `run = ["systemctl enable nginx"]`, `run = ["systemctl enable nginx hang"]`)
+	buildPiCard(t, fleetFile)
+	start = time.Now()
+	if r := drover(env, "rollout", "start", "pi"); r.code == 0 || !strings.Contains(r.stderr, "came back on its committed slot") {
+		t.Fatalf("rollout start of an image that hangs: exit %d, want rolled back after the fallback\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+	}
+	t.Logf("image 4 (hangs): rollout start to rolled back %s", time.Since(start).Round(time.Second))
+	expectPiBoot(t, ctx, pi, 5, pilab.Boot{Partition: 2, Trial: true, After: pilab.EndReboot})
+	if b := waitPiEnd(t, ctx, pi, 5); b.End != pilab.EndWatchdog {
+		t.Errorf("boot 5 ended %s, want the watchdog's reset", b.End)
+	}
+	expectPiBoot(t, ctx, pi, 6, pilab.Boot{Partition: 3, After: pilab.EndWatchdog})
 
-	// What tests of other packages read: boots.json, and the console log with every boot.
-	var recorded []pilab.Boot
-	if b, err := os.ReadFile(filepath.Join(labDir, "boots.json")); err != nil || json.Unmarshal(b, &recorded) != nil || len(recorded) != 4 {
-		t.Errorf("boots.json: %d boots, %v", len(recorded), err)
+	c = sshTo.dial(ctx)
+	sshTo.expect(c, "findmnt -no SOURCE /; cat /data/keep.txt", "/dev/vda6\nkept")
+	c.Close()
+	st := drover(env, "--output", "json", "rollout", "history", "pi")
+	if st.code != 0 {
+		t.Fatalf("rollout history: exit %d\n%s", st.code, st.stderr)
 	}
-	if b, _ := os.ReadFile(pi.ConsolePath()); bytes.Count(b, []byte(identity)) != 4 || !bytes.Contains(b, []byte("pilab: boot 4: partition 2, after power-cut")) {
-		t.Errorf("console.log lacks a boot's drover-boot line or the launcher's boot 4 line")
+	var recs []abRolloutJSON
+	if err := json.Unmarshal([]byte(st.stdout), &recs); err != nil {
+		t.Fatalf("rollout history --output json: %v\n%s", err, st.stdout)
 	}
+	var states []string
+	for _, r := range recs {
+		states = append(states, r.State)
+	}
+	if strings.Join(states, " ") != "rolled-back rolled-back retired" || recs[2].Image.Identity != img2.Identity {
+		t.Errorf("history, newest first: %v; want rolled-back, rolled-back, retired (image 2)", states)
+	}
+	t.Logf("whole test: %s", time.Since(began).Round(time.Second))
+}
+
+// abRolloutJSON is what the test reads of a rollout record in drover's JSON output.
+type abRolloutJSON struct {
+	State string `json:"state"`
+	Image struct {
+		Identity string `json:"identity"`
+	} `json:"image"`
+	Progress struct {
+		AB struct {
+			Hosts []struct {
+				From      string `json:"from"`
+				To        string `json:"to"`
+				Sent      int64  `json:"sent"`
+				SlotBytes int64  `json:"slot_bytes"`
+				Write     string `json:"write"`
+				Boot      string `json:"boot"`
+				Health    string `json:"health"`
+			} `json:"hosts"`
+		} `json:"ab"`
+	} `json:"progress"`
+}
+
+// abRecord reads the rollout of a rollout command's --output json.
+func abRecord(t *testing.T, out string) abRolloutJSON {
+	t.Helper()
+	var r struct {
+		Rollout abRolloutJSON `json:"rollout"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("rollout --output json: %v\n%s", err, out)
+	}
+	return r.Rollout
 }
 
 // expectPiBoot waits for boot n and checks where the firmware booted it from.
@@ -203,26 +289,32 @@ func waitPiEnd(t *testing.T, ctx context.Context, pi *pilab.Pi, n int) pilab.Boo
 	return b
 }
 
-// piSSH drives the guest as root over the SSH forward. Each slot has its own host key (a slot's
-// first boot makes it), pinned at first contact.
+// piSSH drives the guest as root over the SSH forward. The Pi keeps its host key on the card's
+// data partition, so both slots and every update present the same one: a change fails the dial.
 type piSSH struct {
-	t        *testing.T
-	signer   ssh.Signer
-	mu       sync.Mutex
-	hostKeys map[int]ssh.PublicKey // by boot partition
+	t       *testing.T
+	signer  ssh.Signer
+	mu      sync.Mutex
+	hostKey ssh.PublicKey
+}
+
+func (s *piSSH) key() ssh.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hostKey
 }
 
 // dial connects once sshd answers (it starts late in a boot under TCG), up to 4 minutes.
-func (s *piSSH) dial(ctx context.Context, partition int) *ssh.Client {
+func (s *piSSH) dial(ctx context.Context) *ssh.Client {
 	s.t.Helper()
 	conf := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(s.signer)}, Timeout: 20 * time.Second,
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if pinned, ok := s.hostKeys[partition]; ok && !bytes.Equal(pinned.Marshal(), key.Marshal()) {
-				return fmt.Errorf("host key of slot partition %d changed", partition)
+			if s.hostKey != nil && !bytes.Equal(s.hostKey.Marshal(), key.Marshal()) {
+				return fmt.Errorf("the Pi's host key changed: %s, was %s", ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(s.hostKey))
 			}
-			s.hostKeys[partition] = key
+			s.hostKey = key
 			return nil
 		}}
 	var lastErr error
@@ -250,25 +342,6 @@ func (s *piSSH) expect(c *ssh.Client, cmd, want string) {
 	if got := strings.TrimSpace(string(out)); err != nil || got != want {
 		s.t.Fatalf("ssh %q: %q, %v; want %q", cmd, got, err, want)
 	}
-}
-
-// fire starts cmd, which ends the guest's SSH (a reboot, a panic), and closes the connection.
-func (s *piSSH) fire(c *ssh.Client, cmd string) {
-	s.t.Helper()
-	sess, err := c.NewSession()
-	if err != nil {
-		s.t.Fatalf("ssh %q: %v", cmd, err)
-	}
-	if err := sess.Start(cmd); err != nil {
-		s.t.Fatalf("ssh %q: %v", cmd, err)
-	}
-	done := make(chan struct{})
-	go func() { sess.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
-	c.Close()
 }
 
 // piHTTPGet gets url, retrying for up to two minutes, and returns the body of a 200.

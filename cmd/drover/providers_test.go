@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -14,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-dev/drover/fleet"
 	"github.com/drover-dev/drover/internal/cloudlab/awslab"
@@ -68,6 +72,10 @@ dns "zonefile" "nsd" {
 }
 ip "loopback" "front" {
   address = "127.0.0.100"
+}
+compute "device" "home" {
+  hosts     = ["127.0.0.1:9"]
+  host_keys = { "127.0.0.1:9" = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8" }
 }
 compute "digitalocean" "droplets" {
   region          = "nyc3"
@@ -140,7 +148,8 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	env := map[string]string{"DROVER_TSIG_SECRET": "c2VjcmV0", "CLOUDFLARE_API_TOKEN": "test-token", "DIGITALOCEAN_TOKEN": "test-token", "VAULT_TOKEN": "test-token",
 		"SPACES_ACCESS_KEY_ID": "test-key", "SPACES_SECRET_ACCESS_KEY": "test-secret",
 		"VULTR_API_KEY": vultrCloud.APIKey(), "VULTR_API_URL": vultrCloud.URL(),
-		"VULTR_OBJECT_STORAGE_ACCESS_KEY": "test-access-key", "VULTR_OBJECT_STORAGE_SECRET_KEY": "test-secret-key"}
+		"VULTR_OBJECT_STORAGE_ACCESS_KEY": "test-access-key", "VULTR_OBJECT_STORAGE_SECRET_KEY": "test-secret-key",
+		"DEVICE_SSH_KEY": deviceKey(t)}
 	// The AWS SDK reads its chain (keys, region, endpoints) from the process's environment itself.
 	for _, kv := range ec2Cloud.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -225,6 +234,9 @@ func TestEveryProviderTypeOpens(t *testing.T) {
 	if _, ok := opened["compute/vultr"].(compute.Publisher); !ok {
 		t.Error("vultr does not publish images (snapshots)")
 	}
+	if _, ok := opened["compute/device"].(compute.Slots); !ok {
+		t.Error("device does not update slots in place")
+	}
 	if _, ok := opened["compute/qemu"].(compute.PortForwarder); !ok {
 		t.Error("qemu does not offer port forwards to the loopback address")
 	}
@@ -294,4 +306,18 @@ func allocateEIP(t *testing.T, c *awslab.Cloud) (string, netip.Addr) {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.AllocationId), netip.MustParseAddr(aws.ToString(out.PublicIp))
+}
+
+// deviceKey is a new SSH private key in OpenSSH's PEM form, as DEVICE_SSH_KEY holds one.
+func deviceKey(t *testing.T) string {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(block))
 }

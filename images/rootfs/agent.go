@@ -79,6 +79,29 @@ RuntimeWatchdogSec=15s
 RebootWatchdogSec=2min
 `
 
+	// PiDataMount is where a Pi's card mounts its data partition (partition 7, label "data"), which
+	// every slot shares and no update writes.
+	PiDataMount = "/data"
+
+	// piFirstBootUnit gives a Pi the same SSH host keys in both slots and across updates: a slot's
+	// root is written fresh by each update, so its keys are kept on the data partition, made at the
+	// very first boot and copied into /etc/ssh at every boot after; drover pins them.
+	piFirstBootUnit = `[Unit]
+Description=drover: this Pi's SSH host keys, kept on the card's data partition across updates
+DefaultDependencies=no
+After=local-fs.target
+RequiresMountsFor=/data
+Before=ssh.service multi-user.target
+ConditionPathExists=/usr/bin/ssh-keygen
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -ec 'mkdir -p -m 0700 /data/ssh; if ls /data/ssh/ssh_host_*_key >/dev/null 2>&1; then rm -f /etc/ssh/ssh_host_*; cp -p /data/ssh/ssh_host_* /etc/ssh/; else ssh-keygen -A; cp -p /etc/ssh/ssh_host_* /data/ssh/; fi'
+
+[Install]
+WantedBy=multi-user.target
+`
+
 	// Every NIC gets DHCP: the lab's qemu user network and the clouds' networks all offer it.
 	dhcpNetwork = `[Match]
 Name=en* eth*
@@ -107,6 +130,15 @@ func imageInfoJSON(role, identity string, secrets, certificates []string) string
 
 func fstab(rootUUID string) string {
 	return fmt.Sprintf("# drover: the root filesystem, found by UUID\nUUID=%s / ext4 errors=remount-ro 0 1\n", rootUUID)
+}
+
+// cardFstab is a Pi card's fstab: the slot's root, found by the kernel's root=PARTUUID= (both slots
+// hold the same root filesystem, so its UUID would not tell them apart), and the data partition.
+func cardFstab() string {
+	return "# drover: the root is the slot's partition the kernel booted (root=PARTUUID= in cmdline.txt)\n" +
+		"/dev/root / ext4 errors=remount-ro 0 1\n" +
+		"# the card's data partition, kept across updates and shared by both slots\n" +
+		"LABEL=data " + PiDataMount + " ext4 defaults,nofail,x-systemd.device-timeout=30s 0 2\n"
 }
 
 // uuidFromIdentity derives the root filesystem UUID from the image identity, so equal inputs give

@@ -33,6 +33,14 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 	}
 	if req.Card {
 		files = append(files, tree.File{Dest: piWatchdogPath, Content: text(piWatchdog), Mode: 0o644, Owner: "root:root"})
+		for i := range files {
+			switch files[i].Dest {
+			case "/etc/systemd/system/drover-firstboot.service":
+				files[i].Content = text(piFirstBootUnit)
+			case "/etc/fstab":
+				files[i].Content = text(cardFstab())
+			}
+		}
 	}
 	if err := tree.InstallFiles(treeDir(state), files); err != nil {
 		return fail(state, err)

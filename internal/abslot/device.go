@@ -19,6 +19,7 @@ import (
 // Default paths of the device side.
 const (
 	DefaultCmdline = "/proc/cmdline"
+	DefaultBootID  = "/proc/sys/kernel/random/boot_id"
 	DefaultVCIO    = "/dev/vcio"
 	// DefaultTrybootPort is the stand-in for the firmware mailbox on a machine without /dev/vcio:
 	// a virtio-serial port an emulated Pi's launcher reads; "tryboot\n" written to it arms the
@@ -37,6 +38,9 @@ type Device struct {
 	Cmdline string
 	// VCIO is the firmware mailbox; TrybootPort the stand-in used when VCIO does not exist.
 	VCIO, TrybootPort string
+	// BootID is the file with the kernel's random ID of this boot, which tells drover that the
+	// device answering after a reboot did boot again.
+	BootID string
 }
 
 // Status is what a card says about its slots.
@@ -46,6 +50,7 @@ type Status struct {
 	Committed string       `json:"committed"` // the slot a normal boot starts
 	Booted    string       `json:"booted"`    // the slot running now; "" when the root is not on this card
 	Trial     bool         `json:"trial"`     // Booted is not Committed: a one-time trial runs
+	BootID    string       `json:"boot_id"`   // the kernel's ID of this boot: a new one after every boot
 	Slots     []SlotStatus `json:"slots"`
 }
 
@@ -159,11 +164,26 @@ func (d Device) status(f io.ReaderAt, path string, t Table) (Status, error) {
 		return Status{}, err
 	}
 	st.Trial = st.Booted != "" && st.Booted != st.Committed
+	st.BootID = d.bootID()
 	for _, s := range Slots {
 		st.Slots = append(st.Slots, SlotStatus{Name: s.Name, Boot: s.Boot, Root: s.Root,
 			BootSize: t.Partitions[s.Boot].Size, RootSize: t.Partitions[s.Root].Size})
 	}
 	return st, nil
+}
+
+// bootID is the running kernel's boot ID, "" when it cannot be read (the status says so by leaving
+// it empty, and drover then refuses to take an answer for a boot).
+func (d Device) bootID() string {
+	path := d.BootID
+	if path == "" {
+		path = DefaultBootID
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // booted reads root=PARTUUID=DISKID-NN from the command line.

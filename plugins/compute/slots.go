@@ -20,7 +20,8 @@ type Slots interface {
 	WriteSlot(ctx context.Context, host, slot, bundleDir string) (SlotWrite, error)
 	// ArmTrial arms a one-time trial boot of slot at the next reboot; the committed slot is refused.
 	ArmTrial(ctx context.Context, host, slot string) error
-	// Reboot reboots host; it returns once the reboot is asked for, not once the host is back.
+	// Reboot reboots host; it returns once the reboot is asked for, not once the host is back
+	// (SlotStatus answers with a new BootID then).
 	Reboot(ctx context.Context, host string) error
 	// CommitSlot makes slot, which must be the one running, the one every boot starts.
 	CommitSlot(ctx context.Context, host, slot string) error
@@ -31,6 +32,7 @@ type SlotStatus struct {
 	Committed string // the slot a normal boot starts
 	Booted    string // the slot running now
 	Trial     bool   // Booted is on a one-time trial (it is not Committed)
+	BootID    string // the device's ID of its current boot: another one after every boot
 }
 
 // SlotWrite is what writing a slot took.

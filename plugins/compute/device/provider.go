@@ -180,7 +180,7 @@ func (p *Provider) SlotStatus(ctx context.Context, host string) (compute.SlotSta
 	if err != nil {
 		return compute.SlotStatus{}, err
 	}
-	return compute.SlotStatus{Committed: st.Committed, Booted: st.Booted, Trial: st.Trial}, nil
+	return compute.SlotStatus{Committed: st.Committed, Booted: st.Booted, Trial: st.Trial, BootID: st.BootID}, nil
 }
 
 // WriteSlot implements compute.Slots over one SSH session running drover-boot slot write.

@@ -1,6 +1,7 @@
-# The Pi role of TestE2EPiLab: the homelab example's pi role (built with the "rpi" builder), plus
-# root's authorized_keys, which the test writes before the build with a key of its own, so that it
-# can drive the emulated Pi over SSH.
+# The Pi role of TestE2EPiAB: the homelab example's pi role (built with the "rpi" builder), plus
+# root's authorized_keys, which the test writes before the build with a key of its own, so that
+# drover (and the test) can drive the emulated Pi over SSH. The device's host key is added to
+# host_keys by the test once the Pi made it at its first boot.
 drover {
   name = "pilab"
 }
@@ -8,6 +9,11 @@ drover {
 base "debian-bookworm" {
   suite  = "bookworm"
   mirror = "http://deb.debian.org/debian"
+}
+
+# The emulated Pi, through its launcher's SSH forward on the test's own address.
+compute "device" "home" {
+  hosts = ["127.0.124.2:2222"]
 }
 
 role "pi" {
@@ -20,5 +26,21 @@ role "pi" {
       "/root/.ssh/authorized_keys" = "pi/authorized_keys"
     }
     run = ["systemctl enable nginx"]
+  }
+
+  deploy {
+    compute  = "home"
+    strategy = "ab"
+    # nginx, through the launcher's HTTP forward (port 80 in the guest).
+    health "http" {
+      port     = 8080
+      path     = "/"
+      expect   = 200
+      interval = "2s"
+      timeout  = "5s"
+      healthy  = 2
+      deadline = "3m"
+    }
+    watch = "10s"
   }
 }

@@ -1,16 +1,15 @@
-# expect: 2:9 14:16
+# expect: 12:15
 compute "device" "home" {
   hosts     = ["pi.home.arpa"]
   host_keys = { "pi.home.arpa" = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8" }
 }
 
-role "pi" {
+role "web" {
   image {
     base = "debian-bookworm"
   }
   deploy {
-    compute  = "home"
-    ports    = [80]
-    strategy = "ab"
+    compute = "home"
+    ports   = [80]
   }
 }

@@ -1,4 +1,4 @@
-# expect: 10:16
+# expect: 9:16 10:16 11:16
 compute "qemu" "lab" {}
 
 role "pi" {
@@ -8,5 +8,6 @@ role "pi" {
   deploy {
     compute  = "lab"
     strategy = "ab"
+    count    = 2
   }
 }

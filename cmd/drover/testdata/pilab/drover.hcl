@@ -13,7 +13,7 @@ base "debian-bookworm" {
 
 # The emulated Pi, through its launcher's SSH forward on the test's own address.
 compute "device" "home" {
-  hosts = ["127.0.124.2:2222"]
+  hosts = ["127.0.126.2:2222"]
 }
 
 role "pi" {
@@ -33,13 +33,13 @@ role "pi" {
     strategy = "ab"
     # nginx, through the launcher's HTTP forward (port 80 in the guest).
     health "http" {
-      port     = 8080
-      path     = "/"
-      expect   = 200
-      interval = "2s"
-      timeout  = "5s"
-      healthy  = 2
-      deadline = "3m"
+      port              = 8080
+      path              = "/"
+      expect            = 200
+      interval          = "5s"
+      timeout           = "5s"
+      healthy_threshold = 2
+      deadline          = "4m"
     }
     watch = "10s"
   }

@@ -300,10 +300,26 @@ role "vault" {
   }
 }
 
-# A Raspberry Pi (3, 4 or 5) at home: its image is an SD card with two slots, written with
-# `drover images write pi /dev/sdX` (README, "The Raspberry Pi's card"). It has no deploy block yet:
-# updating the Pi in place (strategy "ab", a device compute target) is not built, so a new image is
-# a new card.
+# A Raspberry Pi (3, 4 or 5) at home: its image is an SD card with two slots, written once with
+# `drover images write pi /dev/sdX` (README, "The Raspberry Pi's card"). After that, updates are
+# written into the slot that does not run and tried once before they are committed: give the role
+# the deploy block below and a device block naming your Pi (left as a comment here, since the demo
+# has no Pi to reach; docs/device.md):
+#
+#   compute "device" "home" {
+#     hosts     = ["pi.home.arpa"]
+#     host_keys = { "pi.home.arpa" = "SHA256:..." } # ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the Pi
+#   }
+#
+# and in role "pi":
+#
+#   deploy {
+#     compute  = "home"
+#     strategy = "ab"
+#     health "http" {
+#       port = 80
+#     }
+#   }
 role "pi" {
   image {
     base     = "debian-bookworm"

@@ -330,12 +330,7 @@ func (s *session) abWatch(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	s.step(r.ID, "watch", fmt.Sprintf("watching %d device(s) for %s", len(targets), max(window, 0)))
-	if len(s.checks) == 0 {
-		err = sleepCtx(ctx, window)
-	} else {
-		err = health.Watch(ctx, s.checks, targets, window, s.observer(r, "watch"))
-	}
+	err = s.watchFor(ctx, r, targets, window, "device(s)")
 	var f *health.Failure
 	if errors.As(err, &f) {
 		return s.saveAB(ctx, r, "watch", "watch failed: "+f.Error()+"; each device goes back to its previous slot", func(p *ABProgress) {

@@ -157,13 +157,7 @@ func (s *session) watch(ctx context.Context, r *Record) error {
 			targets = append(targets, target(in))
 		}
 	}
-	s.step(r.ID, "watch", fmt.Sprintf("watching %d target(s) for %s", len(targets), max(window, 0)))
-	var err error
-	if len(s.checks) == 0 {
-		err = sleepCtx(ctx, window)
-	} else {
-		err = health.Watch(ctx, s.checks, targets, window, s.observer(r, "watch"))
-	}
+	err := s.watchFor(ctx, r, targets, window, "target(s)")
 	var f *health.Failure
 	if errors.As(err, &f) {
 		return s.watchFailed(ctx, r, f)
@@ -177,6 +171,16 @@ func (s *session) watch(ctx context.Context, r *Record) error {
 		note += fmt.Sprintf("; blue (rollout %s) kept for %s", r.Previous, keep)
 	}
 	return s.move(ctx, r, Promoted, note, func(n *Record) { n.KeepUntil = s.c.now().Add(keep) })
+}
+
+// watchFor runs the deploy's checks against targets for window (without checks it only waits),
+// reported as the watch step; a failure is a *health.Failure.
+func (s *session) watchFor(ctx context.Context, r *Record, targets []health.Target, window time.Duration, what string) error {
+	s.step(r.ID, "watch", fmt.Sprintf("watching %d %s for %s", len(targets), what, max(window, 0)))
+	if len(s.checks) == 0 {
+		return sleepCtx(ctx, window)
+	}
+	return health.Watch(ctx, s.checks, targets, window, s.observer(r, "watch"))
 }
 
 // watchFailed rolls back to blue (or fails a first deploy) after a failure in the watch window.

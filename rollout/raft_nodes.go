@@ -97,13 +97,7 @@ func (s *session) raftWatch(ctx context.Context, r *Record) error {
 			targets = append(targets, target(in))
 		}
 	}
-	s.step(r.ID, "watch", fmt.Sprintf("watching %d target(s) for %s", len(targets), max(window, 0)))
-	var err error
-	if len(s.checks) == 0 {
-		err = sleepCtx(ctx, window)
-	} else {
-		err = health.Watch(ctx, s.checks, targets, window, s.observer(r, "watch"))
-	}
+	err := s.watchFor(ctx, r, targets, window, "target(s)")
 	var f *health.Failure
 	if errors.As(err, &f) {
 		return s.saveRaft(ctx, r, "rollback", fmt.Sprintf("watch failed (%v): walking the replacement back one node at a time", f), func(p *RaftProgress) {

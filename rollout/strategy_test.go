@@ -76,7 +76,7 @@ func TestCatalogNamesWhatTheControllerDrives(t *testing.T) {
 		{"raft", 3, true, ""},
 		{"raft", 4, true, "count"},
 		{"handoff", 1, true, "strategy"}, // webRole has no volume to hand over
-		{"ab", 1, true, "strategy"}, // webRole's image is a VM disk, and it has a cutover
+		{"ab", 1, true, "strategy"},      // webRole's image is a VM disk, and it has a cutover
 		{"canary", 1, false, ""},
 	} {
 		role := webRole(func(d *fleet.Deploy) { d.Strategy, d.Count = tc.strategy, tc.count })

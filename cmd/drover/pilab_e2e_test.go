@@ -185,7 +185,10 @@ func TestE2EPiAB(t *testing.T) {
 	editFleet(t, fleetFile, `
       "/etc/nginx/conf.d/broken.conf" = "pi/broken.conf"`, `
       "/etc/systemd/system/hang.service" = "pi/hang.service"`)
-	writeFile(t, filepath.Join(fleetDir, "pi", "hang.service"), "[Unit]\nDescription=hang this boot (TestE2EPiAB)\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo c > /proc/sysrq-trigger'\n\n[Install]\nWantedBy=multi-user.target\n")
+	writeFile(t, filepath.Join(fleetDir, "pi", "hang.service"), "[Unit]\nDescription=hang this boot (TestE2EPiAB)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target ssh.service\n\n[Service]\nType=oneshot\n"+
+		// Early in the boot, before sshd: a panic that does not reboot (panic=10 on the card's
+		// command line would); the kernel stops and nothing pets the watchdog.
+		"ExecStart=/bin/sh -c 'echo 0 > /proc/sys/kernel/panic; echo c > /proc/sysrq-trigger'\n\n[Install]\nWantedBy=sysinit.target\n")
 	editFleet(t, fleetFile, `run = ["systemctl enable nginx"]`, `run = ["systemctl enable nginx hang"]`)
 	buildPiCard(t, fleetFile)
 	start = time.Now()

@@ -58,9 +58,13 @@ type CardSpec struct {
 	Output string
 	// BundleDir is the update bundle's directory (CardBundle), written afresh; "" for none.
 	BundleDir string
-	// RootUUID is the root filesystems' UUID (both slots'); the MBR disk identifier, the FAT serials
-	// and the ext4 hash seed are derived from it.
+	// RootUUID is the root filesystems' UUID (both slots'); the FAT serials and the ext4 hash seed
+	// are derived from it, and the MBR disk identifier when DiskID is "".
 	RootUUID string
+	// DiskID is the MBR disk identifier, 8 hex digits. Every image that updates the same cards
+	// must have the same one: each slot's cmdline.txt names its root by PARTUUID (DISKID-0N), and
+	// an update writes that cmdline.txt onto a card whose identifier does not change.
+	DiskID string
 	// MinRootSize and Headroom size each root slot as Spec's do the GPT disk's root.
 	MinRootSize int64
 	Headroom    Headroom
@@ -194,7 +198,12 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 	}
 	bootSize := max(minCardBoot, roundUp(content+content/4+16*mib, cardAlign))
 	rootBytes := roundUp(rootSize(info.usage, s.MinRootSize, s.Headroom), cardAlign)
-	diskID := strings.ToLower(fmt.Sprintf("%x", root.derive("mbr-disk-id").bytes()[:4]))
+	diskID := strings.ToLower(s.DiskID)
+	if diskID == "" {
+		diskID = fmt.Sprintf("%x", root.derive("mbr-disk-id").bytes()[:4])
+	} else if len(diskID) != 8 || strings.Trim(diskID, "0123456789abcdef") != "" || diskID == "00000000" {
+		return CardResult{}, fmt.Errorf("disk: card spec: DiskID %q: want 8 hex digits, not all zero", s.DiskID)
+	}
 	l := newCardLayout(diskID, bootSize, rootBytes)
 	res := CardResult{Path: s.Output, Size: l.total, DiskID: diskID, BootSize: bootSize, RootSize: rootBytes,
 		DataSize: l.dataSize, KernelVersion: info.kernel.version}
@@ -258,9 +267,12 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 
 // cardCmdline is a slot's kernel command line: its own root, the serial console the Pi's GPIO
 // header carries (ttyS1, the mini UART, with enable_uart=1 in Debian's config.txt) and the screen,
-// and the rest as raspi-firmware writes it (cma=64M for the Pi 4's GPU driver).
+// and the rest as raspi-firmware writes it (cma=64M for the Pi 4's GPU driver). panic=10 reboots
+// 10 s after a kernel panic, and after the initramfs gives up (no root, a failed fsck: its shell
+// would wait forever, before the watchdog is armed): a trial that cannot boot returns to the
+// committed slot by itself.
 func cardCmdline(rootPARTUUID, extra string) string {
-	c := "console=tty0 console=ttyS1,115200 root=PARTUUID=" + rootPARTUUID + " rw rootwait fsck.repair=yes net.ifnames=0 cma=64M"
+	c := "console=tty0 console=ttyS1,115200 root=PARTUUID=" + rootPARTUUID + " rw rootwait fsck.repair=yes net.ifnames=0 cma=64M panic=10"
 	if extra != "" {
 		c += " " + extra
 	}

@@ -334,3 +334,15 @@ func TestSharedImageIsNotRebuilt(t *testing.T) {
 		t.Errorf("a role on lab: cached %v, %v; want a build where the disk is needed", ok, err)
 	}
 }
+
+// Every card of a role has the same MBR disk identifier, whatever the image: an update writes a
+// slot's cmdline.txt, which names its root as DISKID-0N, onto a card written from another image.
+func TestCardDiskIDIsTheRoles(t *testing.T) {
+	pi := cardDiskID("pi")
+	if len(pi) != 8 || strings.Trim(pi, "0123456789abcdef") != "" {
+		t.Fatalf("cardDiskID(pi) = %q, want 8 hex digits", pi)
+	}
+	if cardDiskID("pi") != pi || cardDiskID("web") == pi {
+		t.Errorf("cardDiskID: pi %q again %q, web %q; want the role's alone", pi, cardDiskID("pi"), cardDiskID("web"))
+	}
+}

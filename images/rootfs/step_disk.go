@@ -2,6 +2,8 @@ package rootfs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"time"
@@ -59,6 +61,7 @@ func (s *stepDisk) card(ctx context.Context, state multistep.StateBag) multistep
 		Output:          stagingPath(state, cardName),
 		BundleDir:       stagingPath(state, bundleName),
 		RootUUID:        uuidFromIdentity(req.Identity()),
+		DiskID:          cardDiskID(req.Role),
 		MinRootSize:     req.Disk.MinSize,
 		Headroom:        disk.Headroom{Fraction: float64(req.Disk.Headroom) / 100, Bytes: disk.DefaultHeadroom().Bytes},
 		SourceDateEpoch: req.Epoch,
@@ -102,4 +105,16 @@ func changedHint(state multistep.StateBag) func(rel string) bool {
 		}
 	}
 	return nil
+}
+
+// cardDiskID is the MBR disk identifier of every card of role: the same for all its images, since
+// an update writes a slot's cmdline.txt, which names the root by PARTUUID (DISKID-0N), onto a card
+// written from an earlier image.
+func cardDiskID(role string) string {
+	sum := sha256.Sum256([]byte("drover card disk id\x00" + role))
+	id := hex.EncodeToString(sum[:4])
+	if id == "00000000" {
+		id = "00000001"
+	}
+	return id
 }

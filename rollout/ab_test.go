@@ -146,6 +146,17 @@ func TestABUpdateCommitAndRollback(t *testing.T) {
 	if h.From != "a" || h.To != "b" || h.Step != "up" || h.Sent == 0 {
 		t.Errorf("progress after start: %+v", h)
 	}
+	st, err := c.Status(ctx, "pi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := st.WriteText(&text, l.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "device    pi: slot a committed before, slot b written by " + r.ID + "; last step up (sent 1.0 MiB of 512.0 MiB)"; !strings.Contains(text.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, text.String())
+	}
 	r = expectState(t, rollout.Retired)(c.Promote(ctx, "pi"))
 	l.expectRunning("after promote", "b", "b", c1)
 

@@ -37,6 +37,11 @@ func (st *Status) WriteText(w io.Writer, now time.Time) error {
 	if op := st.VolumeOp; op != nil {
 		fmt.Fprintf(bw, "volumes   %s %s of volume %s interrupted at %q (%s); finish it with: %s\n", op.Kind, op.ID, op.Volume, op.Step, op.State, op.Command())
 	}
+	if r := newestOf(st.Active, st.Latest); r != nil && r.Progress.AB != nil {
+		for _, h := range r.Progress.AB.Hosts {
+			fmt.Fprintf(bw, "device    %s: slot %s committed before, slot %s written by %s; last step %s%s\n", h.Host, h.From, h.To, r.ID, orDash(h.Step), abSentText(h))
+		}
+	}
 	fmt.Fprintf(bw, "cutover   %s", st.Cutover.Target)
 	switch {
 	case st.Cutover.Type == "none":
@@ -103,4 +108,22 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// newestOf is the first of recs that is not nil.
+func newestOf(recs ...*Record) *Record {
+	for _, r := range recs {
+		if r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// abSentText says what writing a device's slot sent, "" before it was written.
+func abSentText(h ABHost) string {
+	if h.SlotBytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (sent %s of %s)", bytesText(h.Sent), bytesText(h.SlotBytes))
 }

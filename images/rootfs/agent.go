@@ -89,14 +89,16 @@ RebootWatchdogSec=2min
 	piFirstBootUnit = `[Unit]
 Description=drover: this Pi's SSH host keys, kept on the card's data partition across updates
 DefaultDependencies=no
-After=local-fs.target
-RequiresMountsFor=/data
+Wants=data.mount
+After=local-fs.target data.mount
 Before=ssh.service multi-user.target
 ConditionPathExists=/usr/bin/ssh-keygen
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -ec 'mkdir -p -m 0700 /data/ssh; if ls /data/ssh/ssh_host_*_key >/dev/null 2>&1; then rm -f /etc/ssh/ssh_host_*; cp -p /data/ssh/ssh_host_* /etc/ssh/; else ssh-keygen -A; cp -p /etc/ssh/ssh_host_* /data/ssh/; fi'
+# Without /data (its partition did not mount) the keys are this boot's own: sshd still starts,
+# and drover, which pinned the kept ones, refuses the new key rather than trust it.
+ExecStart=/bin/sh -ec 'if ! mountpoint -q /data; then ssh-keygen -A; exit 0; fi; mkdir -p -m 0700 /data/ssh; if ls /data/ssh/ssh_host_*_key >/dev/null 2>&1; then rm -f /etc/ssh/ssh_host_*; cp -p /data/ssh/ssh_host_* /etc/ssh/; else ssh-keygen -A; cp -p /etc/ssh/ssh_host_* /data/ssh/; fi'
 
 [Install]
 WantedBy=multi-user.target
@@ -138,7 +140,7 @@ func cardFstab() string {
 	return "# drover: the root is the slot's partition the kernel booted (root=PARTUUID= in cmdline.txt)\n" +
 		"/dev/root / ext4 errors=remount-ro 0 1\n" +
 		"# the card's data partition, kept across updates and shared by both slots\n" +
-		"LABEL=data " + PiDataMount + " ext4 defaults,nofail,x-systemd.device-timeout=30s 0 2\n"
+		"LABEL=data " + PiDataMount + " ext4 defaults,nofail 0 2\n"
 }
 
 // uuidFromIdentity derives the root filesystem UUID from the image identity, so equal inputs give

@@ -164,7 +164,7 @@ func TestE2EPiAB(t *testing.T) {
 	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote (commit, watch) %s",
 		toReady.Round(time.Second), h.Write, h.Sent, h.SlotBytes, h.Boot, h.Health, time.Since(start).Round(time.Second))
 	c = sshTo.dial(ctx)
-	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"'", "/dev/vda6\n\"committed\": \"b\"")
+	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"' | tr -d ' '", "/dev/vda6\n\"committed\":\"b\"")
 	c.Close()
 
 	// Boots 3 and 4: image 3, whose nginx cannot start; back on slot B by drover's reboot.

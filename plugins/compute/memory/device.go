@@ -35,7 +35,7 @@ type Device struct {
 	hangs map[string]bool // contents whose boot hangs
 	// downPolls is how many SlotStatus calls after a reboot fail as if the device were still
 	// booting.
-	downPolls int
+	downPolls  int
 	writeFails int // writes that fail part way, as a power cut does
 }
 

@@ -37,7 +37,7 @@ import (
 // idempotent or checked against the device's status first, so a command killed at any point and run
 // again converges. A device never runs a slot it was not asked to run: the trial is armed only on a
 // slot whose write verified, and only the running slot is ever committed.
-type ab struct{ bluegreen }
+type ab struct{}
 
 // ABProgress is the ab strategy's part of a rollout record.
 type ABProgress struct {

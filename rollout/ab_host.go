@@ -63,7 +63,7 @@ func (s *session) abTrialHost(ctx context.Context, r *Record, i int) (string, er
 				return "", err
 			}
 		}
-		if err := s.abArmAndReboot(ctx, r, i, sl, h.To, "reboot", "trial"); err != nil {
+		if err := s.abArmAndReboot(ctx, r, i, sl, h.To, "reboot"); err != nil {
 			return "", err
 		}
 	case "reboot":
@@ -90,7 +90,7 @@ func (s *session) abTrialHost(ctx context.Context, r *Record, i int) (string, er
 
 // abArmAndReboot arms a trial of slot on host i, records the boot it runs now under step, and asks
 // for the reboot.
-func (s *session) abArmAndReboot(ctx context.Context, r *Record, i int, sl compute.Slots, slot, step, armedStep string) error {
+func (s *session) abArmAndReboot(ctx context.Context, r *Record, i int, sl compute.Slots, slot, step string) error {
 	h := r.Progress.AB.Hosts[i]
 	if err := sl.ArmTrial(ctx, h.Host, slot); err != nil {
 		return fmt.Errorf("rollout: role %q: arming a trial of slot %s on %s: %w", r.Role, slot, h.Host, err)
@@ -223,7 +223,7 @@ func (s *session) abBackHost(ctx context.Context, r *Record, i int) error {
 			if err := s.abStep(ctx, r, i, "back-trial", fmt.Sprintf("%s: trying previous slot %s again", h.Host, h.From), nil); err != nil {
 				return err
 			}
-			if err := s.abArmAndReboot(ctx, r, i, sl, h.From, "back-reboot", ""); err != nil {
+			if err := s.abArmAndReboot(ctx, r, i, sl, h.From, "back-reboot"); err != nil {
 				return err
 			}
 		}

@@ -21,7 +21,7 @@ import (
 )
 
 // BuilderVersion changes when the way images are baked changes, so old images stop matching.
-const BuilderVersion = "rootfs/4"
+const BuilderVersion = "rootfs/5"
 
 // Inputs is everything an image is made from, normalized: two builds with equal Inputs are meant to
 // give the same bytes, and the image's identity is the sha256 of this value's JSON.

@@ -3,21 +3,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,19 +31,23 @@ const (
 // TestE2EPiAB builds the pi role's card (its arm64 tree comes from the test cache after the first
 // run), runs it on the lab's emulated Pi (internal/pilab: qemu's virt machine booted the way the
 // Pi's firmware boots the card) and updates it in place with drover: strategy "ab" on a compute
-// block of type "device", over SSH through the launcher's forward. Six boots, every check sharing
+// block of type "device", over SSH through the launcher's forward. Eight boots, every check sharing
 // them:
 //
 //  1. slot A (partition 2), the card as written: root partition 5, the watchdog is the VM's
-//     i6300esb kept active with the image's 15 s, nginx answers; a file is put on the data
-//     partition.
+//     i6300esb kept active with the image's 15 s and armed before the local file systems, nginx
+//     answers; a file is put on the data partition.
 //  2. image 2 (one file changed) on slot B, on trial: drover wrote only the blocks that differ,
 //     armed the trial and rebooted (killed by the crash hook after its write and after its reboot
-//     step, and run again); the checks pass; promote commits slot B.
-//  3. image 3, whose nginx cannot start, on slot A on trial: its checks fail and drover reboots it;
-//  4. slot B again, committed: the rollout is rolled back, image 2 serves.
-//  5. image 4, which hangs at boot (a kernel panic), on slot A on trial: the watchdog resets it;
-//  6. slot B again: drover sees the device come back on its committed slot and records the rollout
+//     step, and run again); the checks pass; promote commits slot B and is killed right after.
+//  3. rollout rollback after the commit: slot A (image 1) on trial, committed; image 1 serves.
+//  4. image 3, whose nginx cannot start, on slot B on trial: its checks fail and drover reboots it;
+//  5. slot A again, committed: the rollout is rolled back, image 1 serves.
+//  6. image 4's write loses power part way (qemu killed): slot A boots, nothing armed; the command,
+//     run again, completes the write and arms the trial;
+//  7. image 4 hangs at boot (a kernel panic after the watchdog is armed) on slot B: the watchdog
+//     resets it;
+//  8. slot A again: drover sees the device come back on its committed slot and records the rollout
 //     rolled back. The data partition's file is there, and the host key never changed.
 func TestE2EPiAB(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -121,6 +120,13 @@ func TestE2EPiAB(t *testing.T) {
 	sshTo.expect(c, "findmnt -no SOURCE /", "/dev/vda5")
 	sshTo.expect(c, "cat /sys/class/watchdog/watchdog0/identity /sys/class/watchdog/watchdog0/state /sys/class/watchdog/watchdog0/timeout",
 		"i6300ESB timer\nactive\n15")
+	// systemd arms the watchdog before the boot mounts its file systems (its driver is loaded first
+	// thing), so a trial that hangs after that is reset: image 4's hang relies on it.
+	armed, localFS := journalSeconds(t, sshTo, c, "Using hardware watchdog"), journalSeconds(t, sshTo, c, "Reached target local-fs.target")
+	t.Logf("boot 1: the watchdog armed %.1f s into the boot, local file systems at %.1f s", armed, localFS)
+	if armed >= localFS {
+		t.Errorf("the watchdog was armed at %.1f s, after the local file systems (%.1f s): an early hang would not be reset", armed, localFS)
+	}
 	sshTo.expect(c, "findmnt -no SOURCE /data && echo kept > /data/keep.txt && sync && echo ok", "/dev/vda7\nok")
 	c.Close()
 	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from the Pi") {
@@ -157,54 +163,91 @@ func TestE2EPiAB(t *testing.T) {
 	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from image 2") {
 		t.Errorf("slot B on trial serves %q", body)
 	}
+	// promote commits slot B; drover is killed right after the commit is recorded.
 	start = time.Now()
-	if r := drover(env, "rollout", "promote", "pi"); r.code != 0 {
-		t.Fatalf("rollout promote pi: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+	if r := drover(append(env, "DROVER_TEST_CRASH_AFTER=ab-committed"), "rollout", "promote", "pi"); r.code == 0 {
+		t.Fatalf("rollout promote pi with the crash hook after the commit: exit 0\n%s", r.stdout)
 	}
-	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote (commit, watch) %s",
-		toReady.Round(time.Second), h.Write, h.Sent, h.SlotBytes, h.Boot, h.Health, time.Since(start).Round(time.Second))
+	promoted := time.Since(start)
+	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote to committed %s",
+		toReady.Round(time.Second), h.Write, h.Sent, h.SlotBytes, h.Boot, h.Health, promoted.Round(time.Second))
 	c = sshTo.dial(ctx)
 	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"' | tr -d ' '", "/dev/vda6\n\"committed\":\"b\"")
 	c.Close()
 
-	// Boots 3 and 4: image 3, whose nginx cannot start; back on slot B by drover's reboot.
+	// Boot 3: rollback after the commit: slot A (image 1) on trial, then committed.
+	start = time.Now()
+	if r := drover(env, "rollout", "rollback", "pi"); r.code != 0 {
+		t.Fatalf("rollout rollback pi after the commit: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+	}
+	t.Logf("rollback after the commit (trial of slot A, commit): %s", time.Since(start).Round(time.Second))
+	expectPiBoot(t, ctx, pi, 3, pilab.Boot{Partition: 2, Trial: true, After: pilab.EndReboot})
+	c = sshTo.dial(ctx)
+	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"' | tr -d ' '", "/dev/vda5\n\"committed\":\"a\"")
+	c.Close()
+	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from the Pi") {
+		t.Errorf("after the rollback, the Pi serves %q; want image 1", body)
+	}
+
+	// Boots 4 and 5: image 3, whose nginx cannot start, on slot B on trial; back on slot A by
+	// drover's reboot.
 	writeFile(t, filepath.Join(fleetDir, "pi", "broken.conf"), "this is not nginx's syntax\n")
 	editFleet(t, fleetFile, `"/root/.ssh/authorized_keys" = "pi/authorized_keys"`, `"/root/.ssh/authorized_keys" = "pi/authorized_keys"
       "/etc/nginx/conf.d/broken.conf" = "pi/broken.conf"`)
-	buildPiCard(t, fleetFile)
+	img3, _ := buildPiCard(t, fleetFile)
+	start = time.Now()
 	if r := drover(env, "rollout", "start", "pi"); r.code == 0 || !strings.Contains(r.stderr, "rolled back") {
 		t.Fatalf("rollout start of an image whose nginx fails: exit %d, want rolled back\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
 	}
-	expectPiBoot(t, ctx, pi, 3, pilab.Boot{Partition: 2, Trial: true, After: pilab.EndReboot})
-	expectPiBoot(t, ctx, pi, 4, pilab.Boot{Partition: 3, After: pilab.EndReboot})
-	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from image 2") {
-		t.Errorf("after the failed trial, the Pi serves %q; want image 2", body)
+	t.Logf("image 3 (nginx fails): rollout start to rolled back %s", time.Since(start).Round(time.Second))
+	expectPiBoot(t, ctx, pi, 4, pilab.Boot{Partition: 3, Trial: true, After: pilab.EndReboot})
+	expectPiBoot(t, ctx, pi, 5, pilab.Boot{Partition: 2, After: pilab.EndReboot})
+	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from the Pi") {
+		t.Errorf("after the failed trial, the Pi serves %q; want image 1", body)
 	}
 
-	// Boots 5 and 6: image 4 hangs at boot; the watchdog resets it into slot B.
+	// Boots 6 to 8: image 4 hangs at boot; its write is cut by a power cut first (boot 6, slot A),
+	// the rerun completes it, and the watchdog resets the hung trial into slot A.
 	editFleet(t, fleetFile, `
       "/etc/nginx/conf.d/broken.conf" = "pi/broken.conf"`, `
-      "/etc/systemd/system/hang.service" = "pi/hang.service"`)
-	writeFile(t, filepath.Join(fleetDir, "pi", "hang.service"), "[Unit]\nDescription=hang this boot (TestE2EPiAB)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target ssh.service\n\n[Service]\nType=oneshot\n"+
-		// Early in the boot, before sshd: a panic that does not reboot (panic=10 on the card's
-		// command line would); the kernel stops and nothing pets the watchdog.
+      "/etc/systemd/system/hang.service" = "pi/hang.service"
+      "/var/lib/pi-test/random.bin" = "pi/random.bin"`)
+	// Random bytes, so that the write lasts long enough on the device for the test to cut the
+	// power in the middle of it.
+	noise := make([]byte, 24<<20)
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(fleetDir, "pi", "random.bin"), string(noise))
+	writeFile(t, filepath.Join(fleetDir, "pi", "hang.service"), "[Unit]\nDescription=hang this boot (TestE2EPiAB)\nDefaultDependencies=no\n"+
+		// Early in the boot, before sshd, but after the watchdog's driver is loaded (the image
+		// loads it first thing, and systemd arms it at once: boot 1 checked that).
+		"After=local-fs.target systemd-modules-load.service\nBefore=sysinit.target ssh.service\n\n[Service]\nType=oneshot\n"+
+		// A panic that does not reboot (panic=10 on the card's command line would): the kernel
+		// stops and nothing pets the watchdog.
 		"ExecStart=/bin/sh -c 'echo 0 > /proc/sys/kernel/panic; echo c > /proc/sysrq-trigger'\n\n[Install]\nWantedBy=sysinit.target\n")
 	editFleet(t, fleetFile, `run = ["systemctl enable nginx"]`, `run = ["systemctl enable nginx hang"]`)
-	buildPiCard(t, fleetFile)
+	img4, _ := buildPiCard(t, fleetFile)
+	cutWrite(t, ctx, pi, sshTo, func() result { return drover(env, "rollout", "start", "pi") })
+	expectPiBoot(t, ctx, pi, 6, pilab.Boot{Partition: 2, After: pilab.EndPowerCut})
+	sshTo.dial(ctx).Close() // the Pi is up again: run the command again, as a person would
 	start = time.Now()
 	if r := drover(env, "rollout", "start", "pi"); r.code == 0 || !strings.Contains(r.stderr, "came back on its committed slot") {
-		t.Fatalf("rollout start of an image that hangs: exit %d, want rolled back after the fallback\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
+		t.Fatalf("rollout start of an image that hangs, after the power cut: exit %d, want rolled back after the fallback\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
 	}
-	t.Logf("image 4 (hangs): rollout start to rolled back %s", time.Since(start).Round(time.Second))
-	expectPiBoot(t, ctx, pi, 5, pilab.Boot{Partition: 2, Trial: true, After: pilab.EndReboot})
-	if b := waitPiEnd(t, ctx, pi, 5); b.End != pilab.EndWatchdog {
-		t.Errorf("boot 5 ended %s, want the watchdog's reset", b.End)
+	t.Logf("image 4 (hangs): rollout start after the power cut to rolled back %s", time.Since(start).Round(time.Second))
+	expectPiBoot(t, ctx, pi, 7, pilab.Boot{Partition: 3, Trial: true, After: pilab.EndReboot})
+	if b := waitPiEnd(t, ctx, pi, 7); b.End != pilab.EndWatchdog {
+		t.Errorf("boot 7 ended %s, want the watchdog's reset", b.End)
 	}
-	expectPiBoot(t, ctx, pi, 6, pilab.Boot{Partition: 3, After: pilab.EndWatchdog})
+	expectPiBoot(t, ctx, pi, 8, pilab.Boot{Partition: 2, After: pilab.EndWatchdog})
 
 	c = sshTo.dial(ctx)
-	sshTo.expect(c, "findmnt -no SOURCE /; cat /data/keep.txt", "/dev/vda6\nkept")
+	sshTo.expect(c, "findmnt -no SOURCE /; cat /data/keep.txt", "/dev/vda5\nkept")
 	c.Close()
+	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from the Pi") {
+		t.Errorf("after the hung trial, the Pi serves %q; want image 1", body)
+	}
 	st := drover(env, "--output", "json", "rollout", "history", "pi")
 	if st.code != 0 {
 		t.Fatalf("rollout history: exit %d\n%s", st.code, st.stderr)
@@ -213,158 +256,13 @@ func TestE2EPiAB(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.stdout), &recs); err != nil {
 		t.Fatalf("rollout history --output json: %v\n%s", err, st.stdout)
 	}
-	var states []string
+	var got []string
 	for _, r := range recs {
-		states = append(states, r.State)
+		got = append(got, r.State+" "+r.Image.Identity)
 	}
-	if strings.Join(states, " ") != "rolled-back rolled-back retired" || recs[2].Image.Identity != img2.Identity {
-		t.Errorf("history, newest first: %v; want rolled-back, rolled-back, retired (image 2)", states)
+	want := []string{"rolled-back " + img4.Identity, "rolled-back " + img3.Identity, "rolled-back " + img2.Identity}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("history, newest first:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	t.Logf("whole test: %s", time.Since(began).Round(time.Second))
-}
-
-// abRolloutJSON is what the test reads of a rollout record in drover's JSON output.
-type abRolloutJSON struct {
-	State string `json:"state"`
-	Image struct {
-		Identity string `json:"identity"`
-	} `json:"image"`
-	Progress struct {
-		AB struct {
-			Hosts []struct {
-				From      string `json:"from"`
-				To        string `json:"to"`
-				Sent      int64  `json:"sent"`
-				SlotBytes int64  `json:"slot_bytes"`
-				Write     string `json:"write"`
-				Boot      string `json:"boot"`
-				Health    string `json:"health"`
-			} `json:"hosts"`
-		} `json:"ab"`
-	} `json:"progress"`
-}
-
-// abRecord reads the rollout of a rollout command's --output json.
-func abRecord(t *testing.T, out string) abRolloutJSON {
-	t.Helper()
-	var r struct {
-		Rollout abRolloutJSON `json:"rollout"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("rollout --output json: %v\n%s", err, out)
-	}
-	return r.Rollout
-}
-
-// expectPiBoot waits for boot n and checks where the firmware booted it from.
-func expectPiBoot(t *testing.T, ctx context.Context, pi *pilab.Pi, n int, want pilab.Boot) {
-	t.Helper()
-	b, err := pi.WaitBoot(ctx, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Partition != want.Partition || b.Trial != want.Trial || b.After != want.After {
-		t.Fatalf("boot %d: partition %d, trial %v, after %s; want partition %d, trial %v, after %s",
-			n, b.Partition, b.Trial, b.After, want.Partition, want.Trial, want.After)
-	}
-	if !strings.Contains(b.Cmdline, pilab.VirtConsole) || !strings.Contains(b.Cmdline, "root=PARTUUID=") {
-		t.Errorf("boot %d's command line %q lacks the slot's root or the virt console", n, b.Cmdline)
-	}
-}
-
-func waitPiConsole(t *testing.T, ctx context.Context, pi *pilab.Pi, n int, text string) {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
-	defer cancel()
-	if err := pi.WaitConsole(wctx, n, text); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitPiEnd(t *testing.T, ctx context.Context, pi *pilab.Pi, n int) pilab.Boot {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	b, err := pi.WaitEnd(wctx, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// piSSH drives the guest as root over the SSH forward. The Pi keeps its host key on the card's
-// data partition, so both slots and every update present the same one: a change fails the dial.
-type piSSH struct {
-	t       *testing.T
-	signer  ssh.Signer
-	mu      sync.Mutex
-	hostKey ssh.PublicKey
-}
-
-func (s *piSSH) key() ssh.PublicKey {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hostKey
-}
-
-// dial connects once sshd answers (it starts late in a boot under TCG), up to 4 minutes.
-func (s *piSSH) dial(ctx context.Context) *ssh.Client {
-	s.t.Helper()
-	conf := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(s.signer)}, Timeout: 20 * time.Second,
-		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.hostKey != nil && !bytes.Equal(s.hostKey.Marshal(), key.Marshal()) {
-				return fmt.Errorf("the Pi's host key changed: %s, was %s", ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(s.hostKey))
-			}
-			s.hostKey = key
-			return nil
-		}}
-	var lastErr error
-	for deadline := time.Now().Add(4 * time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(3 * time.Second) {
-		c, err := ssh.Dial("tcp", piLabSSH, conf)
-		if err == nil {
-			s.t.Cleanup(func() { c.Close() })
-			return c
-		}
-		lastErr = err
-	}
-	s.t.Fatalf("ssh root@%s: %v", piLabSSH, lastErr)
-	return nil
-}
-
-// expect runs cmd and checks its trimmed output.
-func (s *piSSH) expect(c *ssh.Client, cmd, want string) {
-	s.t.Helper()
-	sess, err := c.NewSession()
-	if err != nil {
-		s.t.Fatalf("ssh %q: %v", cmd, err)
-	}
-	defer sess.Close()
-	out, err := sess.CombinedOutput(cmd)
-	if got := strings.TrimSpace(string(out)); err != nil || got != want {
-		s.t.Fatalf("ssh %q: %q, %v; want %q", cmd, got, err, want)
-	}
-}
-
-// piHTTPGet gets url, retrying for up to two minutes, and returns the body of a 200.
-func piHTTPGet(t *testing.T, ctx context.Context, url string) string {
-	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	var last string
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(3 * time.Second) {
-		resp, err := client.Get(url)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return string(b)
-		}
-		last = resp.Status
-	}
-	t.Fatalf("GET %s: %s", url, last)
-	return ""
 }

@@ -79,6 +79,19 @@ RuntimeWatchdogSec=15s
 RebootWatchdogSec=2min
 `
 
+	// piWatchdogModulesPath and piWatchdogModules load the watchdog's driver first thing in the boot
+	// (systemd-modules-load runs before sysinit.target) rather than when udev gets to the device,
+	// which under emulation was 162 s into a boot: systemd opens the watchdog as soon as it exists,
+	// so a trial that hangs in its early boot is reset too. bcm2835_wdt is the Pi's; i6300esb is the
+	// lab's emulated Pi's (a PCI driver: on a Pi it finds no device and does nothing). A hang before
+	// PID 1 starts (in the kernel or the initramfs) is not covered; a panic there reboots through
+	// panic=10 on the command line.
+	piWatchdogModulesPath = "/etc/modules-load.d/drover-watchdog.conf"
+	piWatchdogModules     = `# drover: the hardware watchdog's driver, loaded early so systemd arms it at once.
+bcm2835_wdt
+i6300esb
+`
+
 	// PiDataMount is where a Pi's card mounts its data partition (partition 7, label "data"), which
 	// every slot shares and no update writes.
 	PiDataMount = "/data"

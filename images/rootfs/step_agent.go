@@ -12,7 +12,7 @@ import (
 
 // stepAgent bakes drover-boot, its unit, the first-boot unit, DHCP networking, the NTP servers,
 // /etc/fstab and /etc/drover/image.json into the tree, and enables the units; a Pi's card also gets
-// its hardware watchdog enabled (piWatchdog).
+// its hardware watchdog enabled (piWatchdog) and its driver loaded early (piWatchdogModules).
 type stepAgent struct{}
 
 func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -32,7 +32,9 @@ func (s *stepAgent) Run(ctx context.Context, state multistep.StateBag) multistep
 		{Dest: "/etc/drover/image.json", Content: text(imageInfoJSON(req.Role, req.Identity(), req.Inputs.Secrets, req.Inputs.Certificates)), Mode: 0o644, Owner: "root:root"},
 	}
 	if req.Card {
-		files = append(files, tree.File{Dest: piWatchdogPath, Content: text(piWatchdog), Mode: 0o644, Owner: "root:root"})
+		files = append(files,
+			tree.File{Dest: piWatchdogPath, Content: text(piWatchdog), Mode: 0o644, Owner: "root:root"},
+			tree.File{Dest: piWatchdogModulesPath, Content: text(piWatchdogModules), Mode: 0o644, Owner: "root:root"})
 		for i := range files {
 			switch files[i].Dest {
 			case "/etc/systemd/system/drover-firstboot.service":

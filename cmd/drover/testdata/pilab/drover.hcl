@@ -39,7 +39,7 @@ role "pi" {
       interval          = "5s"
       timeout           = "5s"
       healthy_threshold = 2
-      deadline          = "4m"
+      deadline          = "2m"
     }
     watch = "10s"
   }

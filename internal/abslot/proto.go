@@ -52,7 +52,7 @@ type PartResult struct {
 	Partition int    `json:"partition"`
 	Blocks    int    `json:"blocks"`  // in the part
 	Written   int    `json:"written"` // of them, sent and written
-	SHA256    string `json:"sha256"`  // read back from the slot
+	SHA256    string `json:"sha256"`  // the part's, once every block of the slot matched the bundle's hash of it
 }
 
 // SendStats is what Send sent.

@@ -90,7 +90,8 @@ type CardResult struct {
 	SHA256        string // hex, of the whole card image
 	DiskID        string // MBR disk identifier, 8 hex digits
 	BootSize      int64  // each slot's boot partition
-	RootSize      int64  // each slot's root partition
+	RootSize      int64  // each slot's root filesystem
+	RootPartition int64  // each slot's root partition: RootSize and room for updates to grow
 	DataSize      int64  // partition 7
 	KernelVersion string
 	Slots         []CardSlot
@@ -110,8 +111,21 @@ type cardLayout struct {
 	total               int64
 }
 
-// newCardLayout places the partitions; each logical one has an aligned gap before it for its EBR.
-func newCardLayout(diskID string, bootSize, rootSize int64) cardLayout {
+// newCardLayout places the partitions for root filesystems of rootFS bytes. Each root partition
+// has room for an update's root to grow: at least a quarter of rootFS, and a quarter of what the
+// card has left up to its power of two (the data partition keeps the other half of that). An
+// update whose root filesystem is larger than its slot's partition cannot be written (a new card
+// would be needed), and a kernel or package update grows the root.
+func newCardLayout(diskID string, bootSize, rootFS int64) cardLayout {
+	l := placeCard(diskID, bootSize, rootFS+roundUp(rootFS/4, cardAlign))
+	if grow := (l.total - l.dataStart - minCardData) / 4 / cardAlign * cardAlign; grow > 0 {
+		l = placeCard(diskID, bootSize, l.rootSize+grow)
+	}
+	return l
+}
+
+// placeCard places the partitions; each logical one has an aligned gap before it for its EBR.
+func placeCard(diskID string, bootSize, rootSize int64) cardLayout {
 	l := cardLayout{diskID: diskID, bootSize: bootSize, rootSize: rootSize, autobootStart: cardAlign}
 	l.bootStart[0] = l.autobootStart + autobootSize
 	l.bootStart[1] = l.bootStart[0] + bootSize
@@ -205,7 +219,7 @@ func AssembleCard(ctx context.Context, s CardSpec) (CardResult, error) {
 		return CardResult{}, fmt.Errorf("disk: card spec: DiskID %q: want 8 hex digits, not all zero", s.DiskID)
 	}
 	l := newCardLayout(diskID, bootSize, rootBytes)
-	res := CardResult{Path: s.Output, Size: l.total, DiskID: diskID, BootSize: bootSize, RootSize: rootBytes,
+	res := CardResult{Path: s.Output, Size: l.total, DiskID: diskID, BootSize: bootSize, RootSize: rootBytes, RootPartition: l.rootSize,
 		DataSize: l.dataSize, KernelVersion: info.kernel.version}
 
 	rootImg := filepath.Join(work, "root.ext4")

@@ -128,7 +128,11 @@ func TestAssembleCard(t *testing.T) {
 	}
 	offA, sizeA := part(5)
 	offB, sizeB := part(6)
-	rootA, rootB := extract(t, res.Path, offA, sizeA), extract(t, res.Path, offB, sizeB)
+	if sizeA != res.RootPartition || sizeB != res.RootPartition || res.RootPartition < res.RootSize+res.RootSize/4 {
+		t.Errorf("root partitions of %d and %d bytes for a %d-byte root filesystem; want %d, a quarter more at least", sizeA, sizeB, res.RootSize, res.RootPartition)
+	}
+	// Each root filesystem fills the start of its partition; the rest is room for updates.
+	rootA, rootB := extract(t, res.Path, offA, res.RootSize), extract(t, res.Path, offB, res.RootSize)
 	if fileSum(t, rootA) != fileSum(t, rootB) {
 		t.Error("a new card's slot B root differs from slot A's")
 	}
@@ -235,6 +239,12 @@ func TestCardLayoutIsAPowerOfTwo(t *testing.T) {
 		l := newCardLayout("1a2b3c4d", minCardBoot, root)
 		if l.total&(l.total-1) != 0 || l.dataSize < minCardData || l.dataStart+l.dataSize != l.total {
 			t.Errorf("root %d MiB: layout %+v", root/mib, l)
+		}
+		// Room for an update's root to grow, which takes no more than half of what the card has
+		// beyond its minimal layout away from the data partition.
+		minimal := placeCard("1a2b3c4d", minCardBoot, root+roundUp(root/4, cardAlign))
+		if l.rootSize < root+root/4 || l.total != minimal.total || l.dataSize < minCardData+(minimal.dataSize-minCardData)/2 {
+			t.Errorf("root %d MiB: partitions of %d MiB, data %d MiB of a %d MiB card; minimal layout %+v", root/mib, l.rootSize/mib, l.dataSize/mib, l.total/mib, minimal)
 		}
 	}
 }

@@ -214,7 +214,7 @@ func TestE2EPiAB(t *testing.T) {
       "/var/lib/pi-test/random.bin" = "pi/random.bin"`)
 	// Random bytes, so that the write lasts long enough on the device for the test to cut the
 	// power in the middle of it.
-	noise := make([]byte, 24<<20)
+	noise := make([]byte, 16<<20)
 	if _, err := rand.Read(noise); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,8 @@ func TestE2EPiAB(t *testing.T) {
 		"ExecStart=/bin/sh -c 'echo 0 > /proc/sys/kernel/panic; echo c > /proc/sysrq-trigger'\n\n[Install]\nWantedBy=sysinit.target\n")
 	editFleet(t, fleetFile, `run = ["systemctl enable nginx"]`, `run = ["systemctl enable nginx hang"]`)
 	img4, _ := buildPiCard(t, fleetFile)
-	cutWrite(t, ctx, pi, sshTo, func() result { return drover(env, "rollout", "start", "pi") })
+	// The index of the running slot (about 3 MB) and then 6 MiB of the blocks.
+	cutWrite(t, ctx, pi, sshTo, 9<<20, func() result { return drover(env, "rollout", "start", "pi") })
 	expectPiBoot(t, ctx, pi, 6, pilab.Boot{Partition: 2, After: pilab.EndPowerCut})
 	sshTo.dial(ctx).Close() // the Pi is up again: run the command again, as a person would
 	start = time.Now()

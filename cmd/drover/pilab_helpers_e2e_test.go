@@ -207,36 +207,49 @@ func journalSeconds(t *testing.T, s *piSSH, c *ssh.Client, text string) float64 
 }
 
 // cutWrite runs a drover command that writes a slot (run, in the background) and cuts the Pi's
-// power once the device has written at least 4 MiB of the slot (wchar of its drover-boot slot
-// write, read over a connection of the test's own), then checks that the command failed and told
-// to run it again. The power comes back at once.
-func cutWrite(t *testing.T, ctx context.Context, pi *pilab.Pi, s *piSSH, run func() result) {
+// power once the device has written cutAfter bytes (wchar of its drover-boot slot write: the index
+// of the running slot it answers first, about 3 MB here, then the blocks), then checks that the
+// command failed and told to run it again. The power comes back at once. The device watches its
+// own write (polling every 50 ms), since an SSH command per poll would be slower than the write.
+func cutWrite(t *testing.T, ctx context.Context, pi *pilab.Pi, s *piSSH, cutAfter int64, run func() result) {
 	t.Helper()
 	done := make(chan result, 1)
 	go func() { done <- run() }()
 	c := s.dial(ctx)
 	defer c.Close()
 	start := time.Now()
-	var written int64
-	for deadline := time.Now().Add(15 * time.Minute); written < 4<<20; time.Sleep(500 * time.Millisecond) {
-		select {
-		case r := <-done:
-			t.Fatalf("the write ended (exit %d) before the test could cut the power\n%s", r.code, tail(r.stderr, 20))
-		default:
+	// The brackets keep pgrep from finding this shell's own command line.
+	watch := fmt.Sprintf(`p=; while [ -z "$p" ]; do p=$(pgrep -f '[d]rover-boot slot write' | head -1); [ -n "$p" ] || sleep 0.2; done
+while w=$(awk '/^wchar/ {print $2}' /proc/$p/io 2>/dev/null) && [ -n "$w" ]; do
+  if [ "$w" -ge %d ]; then echo "$w"; exit 0; fi
+  sleep 0.05
+done
+echo "the write ended"; exit 1`, cutAfter)
+	seen := make(chan string, 1)
+	go func() {
+		out, err := s.try(c, watch)
+		if err != nil {
+			out += fmt.Sprintf(" (%v)", err)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("the device did not write 4 MiB of the slot within 15 minutes (%d bytes)", written)
+		seen <- out
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	select {
+	case r := <-done:
+		t.Fatalf("the command ended (exit %d) before the test could cut the power\n%s", r.code, tail(r.stderr, 20))
+	case <-wctx.Done():
+		t.Fatalf("the device did not write %d bytes of the slot within 15 minutes", cutAfter)
+	case out := <-seen:
+		written, err := strconv.ParseInt(out, 10, 64)
+		if err != nil {
+			t.Fatalf("watching the device's write: %s", out)
 		}
-		// The brackets keep pgrep from finding this shell's own command line.
-		out, err := s.try(c, `p=$(pgrep -f '[d]rover-boot slot write' | head -1); [ -z "$p" ] || awk '/^wchar/ {print $2}' /proc/$p/io`)
-		if err == nil && out != "" {
-			written, _ = strconv.ParseInt(out, 10, 64)
+		if err := pi.PowerCut(ctx, true); err != nil {
+			t.Fatal(err)
 		}
+		t.Logf("power cut %s into the command, the device's write at %d bytes", time.Since(start).Round(time.Second), written)
 	}
-	if err := pi.PowerCut(ctx, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("power cut %s into the write, %d bytes of the slot written", time.Since(start).Round(time.Second), written)
 	r := <-done
 	if r.code == 0 || !strings.Contains(r.stderr, "run the command again") {
 		t.Fatalf("the command whose write lost power: exit %d, want a failure that says to run it again\n%s", r.code, tail(r.stderr, 20))

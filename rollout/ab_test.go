@@ -320,3 +320,23 @@ func expectState(t *testing.T, want rollout.State) func(*rollout.Record, error) 
 		return mustRecord(t, r, err, want)
 	}
 }
+
+// TestABRollbackAfterPromoteKilledAfterTheCommit is TestE2EPiAB's rollback: promote is killed right
+// after the commit is recorded (the rollout still cutting over); rollback goes back to the previous
+// slot, committed.
+func TestABRollbackAfterPromoteKilledAfterTheCommit(t *testing.T) {
+	l := newPiLab(t)
+	ctx := t.Context()
+	img, content := l.buildCard(true)
+	expectState(t, rollout.Ready)(l.controller().Start(ctx, "pi", rollout.StartOptions{Image: img}))
+	crashing := l.controller(func(o *rollout.Options) { o.CrashAfter = "ab-committed" })
+	if _, err := crashing.Promote(ctx, "pi"); !errors.Is(err, rollout.ErrCrashed) {
+		t.Fatalf("promote with the crash hook after the commit: %v", err)
+	}
+	l.expectRunning("after the commit", "b", "b", content)
+	r := expectState(t, rollout.RolledBack)(l.controller().Rollback(ctx, "pi"))
+	l.expectRunning("after the rollback", "a", "a", "factory")
+	if h := r.Progress.AB.Hosts[0]; h.Step != "back" {
+		t.Errorf("the device's last step %q, want back", h.Step)
+	}
+}

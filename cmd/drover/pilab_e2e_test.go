@@ -21,11 +21,11 @@ import (
 	"github.com/drover-dev/drover/internal/pilab"
 )
 
-// The emulated Pi's forwards, on addresses of this test's own (127.0.126.0/24); ports other than
+// The emulated Pi's forwards, on addresses of this test's own (127.0.127.0/24); ports other than
 // 22 and 80 so that a host's own sshd or web server on 0.0.0.0 does not hold them.
 const (
-	piLabSSH  = "127.0.126.2:2222"
-	piLabHTTP = "127.0.126.2:8080"
+	piLabSSH  = "127.0.127.2:2222"
+	piLabHTTP = "127.0.127.2:8080"
 )
 
 // TestE2EPiAB builds the pi role's card (its arm64 tree comes from the test cache after the first
@@ -134,8 +134,8 @@ func TestE2EPiAB(t *testing.T) {
 	}
 	// drover pins the host key the Pi made at its first boot: given in the fleet, as a person would
 	// after reading it on the Pi's console or from the refusal.
-	editFleet(t, fleetFile, `hosts = ["127.0.126.2:2222"]`, fmt.Sprintf(`hosts = ["127.0.126.2:2222"]
-  host_keys = { "127.0.126.2:2222" = %q }`, ssh.FingerprintSHA256(sshTo.key())))
+	editFleet(t, fleetFile, `hosts = ["127.0.127.2:2222"]`, fmt.Sprintf(`hosts = ["127.0.127.2:2222"]
+  host_keys = { "127.0.127.2:2222" = %q }`, ssh.FingerprintSHA256(sshTo.key())))
 
 	// Boot 2: image 2 (one file changed) on slot B, drover killed by the crash hook twice on the way.
 	writeFile(t, filepath.Join(fleetDir, "pi", "index.html"), "<!doctype html><title>pi</title><h1>hello from image 2</h1>\n")

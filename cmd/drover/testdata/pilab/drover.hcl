@@ -13,7 +13,7 @@ base "debian-bookworm" {
 
 # The emulated Pi, through its launcher's SSH forward on the test's own address.
 compute "device" "home" {
-  hosts = ["127.0.126.2:2222"]
+  hosts = ["127.0.127.2:2222"]
 }
 
 role "pi" {

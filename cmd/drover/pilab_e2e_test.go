@@ -170,7 +170,7 @@ func TestE2EPiAB(t *testing.T) {
 	}
 	promoted := time.Since(start)
 	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote to committed %s",
-		toReady.Round(time.Second), h.Write, h.Sent, h.SlotBytes, h.Boot, h.Health, promoted.Round(time.Second))
+		toReady.Round(time.Second), rounded(h.Write), h.Sent, h.SlotBytes, rounded(h.Boot), rounded(h.Health), promoted.Round(time.Second))
 	c = sshTo.dial(ctx)
 	sshTo.expect(c, "findmnt -no SOURCE /; /usr/local/bin/drover-boot slot status | grep -o '\"committed\": *\"[ab]\"' | tr -d ' '", "/dev/vda6\n\"committed\":\"b\"")
 	c.Close()

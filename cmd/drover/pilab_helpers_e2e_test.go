@@ -255,3 +255,12 @@ echo "the write ended"; exit 1`, cutAfter)
 		t.Fatalf("the command whose write lost power: exit %d, want a failure that says to run it again\n%s", r.code, tail(r.stderr, 20))
 	}
 }
+
+// rounded is a duration of drover's JSON ("4m51.849828401s") to a tenth of a second.
+func rounded(d string) string {
+	v, err := time.ParseDuration(d)
+	if err != nil {
+		return d
+	}
+	return v.Round(100 * time.Millisecond).String()
+}

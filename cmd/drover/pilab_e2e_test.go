@@ -38,9 +38,11 @@ const (
 //     i6300esb kept active with the image's 15 s and armed before the local file systems, nginx
 //     answers; a file is put on the data partition.
 //  2. image 2 (one file changed) on slot B, on trial: drover wrote only the blocks that differ,
-//     armed the trial and rebooted (killed by the crash hook after its write and after its reboot
-//     step, and run again); the checks pass; promote commits slot B and is killed right after.
-//  3. rollout rollback after the commit: slot A (image 1) on trial, committed; image 1 serves.
+//     armed the trial and rebooted (killed by the crash hook after every state and every step on
+//     the device, and run again each time); the checks pass; promote commits slot B (killed before
+//     and after the commit).
+//  3. rollout rollback after the commit (killed after each of its steps): slot A (image 1) on
+//     trial, committed; image 1 serves.
 //  4. image 3, whose nginx cannot start, on slot B on trial: its checks fail and drover reboots it;
 //  5. slot A again, committed: the rollout is rolled back, image 1 serves.
 //  6. image 4's write loses power part way (qemu killed): slot A boots, nothing armed; the command,
@@ -141,11 +143,16 @@ func TestE2EPiAB(t *testing.T) {
 	writeFile(t, filepath.Join(fleetDir, "pi", "index.html"), "<!doctype html><title>pi</title><h1>hello from image 2</h1>\n")
 	img2, _ := buildPiCard(t, fleetFile)
 	start := time.Now()
-	for _, crash := range []string{"ab-write", "ab-reboot"} {
-		if r := drover(append(env, "DROVER_TEST_CRASH_AFTER="+crash), "rollout", "start", "pi"); r.code == 0 {
-			t.Fatalf("rollout start with the crash hook at %s: exit 0\n%s", crash, r.stdout)
+	// kill -9 after every state and every step on the device, each rerun going one step further.
+	crashAt := func(points []string, args ...string) {
+		t.Helper()
+		for _, crash := range points {
+			if r := drover(append(env, "DROVER_TEST_CRASH_AFTER="+crash), args...); r.code != 137 {
+				t.Fatalf("%s with the crash hook at %s: exit %d, want 137 (killed)\n%s\n%s", strings.Join(args, " "), crash, r.code, r.stdout, tail(r.stderr, 20))
+			}
 		}
 	}
+	crashAt([]string{"planned", "booting", "ab-write", "ab-trial", "ab-reboot", "ab-up", "checking", "ready"}, "rollout", "start", "pi")
 	r := drover(env, "--output", "json", "rollout", "start", "pi")
 	if r.code != 0 {
 		t.Fatalf("rollout start pi (image 2): exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
@@ -163,11 +170,10 @@ func TestE2EPiAB(t *testing.T) {
 	if body := piHTTPGet(t, ctx, "http://"+piLabHTTP+"/"); !strings.Contains(body, "hello from image 2") {
 		t.Errorf("slot B on trial serves %q", body)
 	}
-	// promote commits slot B; drover is killed right after the commit is recorded.
+	// promote commits slot B; drover is killed before the commit, before it is recorded, and right
+	// after it is recorded (the rollout still cutting over).
 	start = time.Now()
-	if r := drover(append(env, "DROVER_TEST_CRASH_AFTER=ab-committed"), "rollout", "promote", "pi"); r.code == 0 {
-		t.Fatalf("rollout promote pi with the crash hook after the commit: exit 0\n%s", r.stdout)
-	}
+	crashAt([]string{"cutting-over", "ab-commit", "ab-committed"}, "rollout", "promote", "pi")
 	promoted := time.Since(start)
 	t.Logf("image 2: rollout start to ready %s (write %s, %d of %d bytes; reboot to answering %s; checks %s); promote to committed %s",
 		toReady.Round(time.Second), rounded(h.Write), h.Sent, h.SlotBytes, rounded(h.Boot), rounded(h.Health), promoted.Round(time.Second))
@@ -177,6 +183,7 @@ func TestE2EPiAB(t *testing.T) {
 
 	// Boot 3: rollback after the commit: slot A (image 1) on trial, then committed.
 	start = time.Now()
+	crashAt([]string{"ab-back-trial", "ab-back-reboot", "ab-back-commit", "ab-back"}, "rollout", "rollback", "pi")
 	if r := drover(env, "rollout", "rollback", "pi"); r.code != 0 {
 		t.Fatalf("rollout rollback pi after the commit: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 40))
 	}

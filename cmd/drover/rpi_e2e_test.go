@@ -70,7 +70,7 @@ func TestE2ERPiCard(t *testing.T) {
 	// The image starts the Pi's hardware watchdog (systemd pets bcm2835_wdt). qemu 7.2's raspi
 	// power-management model has no watchdog timer: it resets the board at the first write that
 	// starts one, so on this machine the driver is kept out (modprobe.blacklist). The lab's
-	// emulated Pi (internal/pilab, TestE2EPiLab) has a watchdog that counts, and tests it.
+	// emulated Pi (internal/pilab, TestE2EPiAB) has a watchdog that counts, and tests it.
 	cmdline += " modprobe.blacklist=bcm2835_wdt"
 	console := filepath.Join(t.TempDir(), "console.log")
 	qemu := exec.Command("qemu-system-aarch64", "-M", "raspi3b", "-m", "1G",

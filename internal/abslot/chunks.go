@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
+
+// errStaleChunk is readBlock's answer when a referenced chunk of the running slot no longer has
+// the hash it was indexed with. The block's operations were all read: the stream is still in step.
+var errStaleChunk = errors.New("abslot: a chunk of the running slot changed since it was indexed")
 
 // Within a block the device needs, the data goes in chunks of ChunkSize, ext4's block size. A
 // file added to the tree makes mkfs.ext4 -d place everything after it a few 4 KiB blocks further
@@ -14,8 +19,10 @@ import (
 // the card, in the running slot, only elsewhere. The device sends an index of the running slot's
 // chunks (an 8-byte hash prefix each); the sender then sends a chunk found there as a reference
 // (its index and hash, 13 bytes) and any other as data. The device checks every referenced
-// chunk's hash as it copies it (the running root may change under it), and every block's sha256
-// once assembled, so a stale reference fails the write rather than corrupting the slot.
+// chunk's hash as it copies it: the running root is mounted and written while the device indexes
+// it and copies from it (a Pi that is still booting writes its journal), so a referenced chunk may
+// have changed. Such a block is not written; the device asks for it again as data once the
+// other blocks are in (proto.go). Every block's sha256 is checked once assembled.
 const ChunkSize = 4096
 
 const chunkHashLen = 8
@@ -100,9 +107,11 @@ func writeBlock(w io.Writer, block []byte, index map[chunkKey]uint32) error {
 }
 
 // readBlock assembles one block of len(buf) bytes from chunk operations, copying references from
-// src (the running slot's partition, n chunks long).
+// src (the running slot's partition, n chunks long). When a referenced chunk changed since the
+// index, it reads the rest of the block's operations and returns errStaleChunk.
 func readBlock(r *bufio.Reader, buf []byte, src io.ReaderAt, srcOff int64, n int) error {
 	var op [1 + 4 + chunkHashLen]byte
+	stale := false
 	for off := 0; off < len(buf); off += ChunkSize {
 		c := buf[off:min(off+ChunkSize, len(buf))]
 		if _, err := io.ReadFull(r, op[:1]); err != nil {
@@ -125,11 +134,14 @@ func readBlock(r *bufio.Reader, buf []byte, src io.ReaderAt, srcOff int64, n int
 				return fmt.Errorf("abslot: copying chunk %d of the running slot: %w", at, err)
 			}
 			if h := chunkHash(c); string(h[:]) != string(op[5:]) {
-				return fmt.Errorf("abslot: chunk %d of the running slot changed since it was indexed: write again", at)
+				stale = true
 			}
 		default:
 			return fmt.Errorf("abslot: unknown chunk operation %q in the block stream", op[0])
 		}
+	}
+	if stale {
+		return errStaleChunk
 	}
 	return nil
 }

@@ -324,17 +324,47 @@ func (d Device) Receive(slotName string, in io.Reader, out io.Writer) error {
 	}
 	res := WriteResult{Slot: slot.Name, HashSeconds: time.Since(t0).Seconds()}
 	t1 := time.Now()
-	for i, p := range req.Parts {
+	// A block with a chunk that changed under the copy is asked for again, as data only.
+	again := Need{Blocks: make([][]int, len(req.Parts))}
+	receive := func(i, b, chunks int) (stale bool, err error) {
+		p := req.Parts[i]
+		n := min(int64(req.BlockSize), p.Size-int64(b)*int64(req.BlockSize))
+		err = readBlock(rd, buf[:n], f, srcs[i].Offset, chunks)
+		if errors.Is(err, errStaleChunk) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("abslot: receiving block %d of the %s image: %w", b, p.Role, err)
+		}
+		if sum := sha256.Sum256(buf[:n]); hex.EncodeToString(sum[:]) != p.Blocks[b] {
+			return false, fmt.Errorf("abslot: block %d of the %s image arrived with sha256 %x, the bundle says %s", b, p.Role, sum, p.Blocks[b])
+		}
+		if _, err := f.WriteAt(buf[:n], exts[i].Offset+int64(b)*int64(req.BlockSize)); err != nil {
+			return false, fmt.Errorf("abslot: writing block %d of partition %d: %w", b, parts[i], err)
+		}
+		return false, nil
+	}
+	for i := range req.Parts {
+		again.Blocks[i] = []int{}
 		for _, b := range need.Blocks[i] {
-			n := min(int64(req.BlockSize), p.Size-int64(b)*int64(req.BlockSize))
-			if err := readBlock(rd, buf[:n], f, srcs[i].Offset, idx.Chunks[i]); err != nil {
-				return fmt.Errorf("abslot: receiving block %d of the %s image: %w", b, p.Role, err)
+			stale, err := receive(i, b, idx.Chunks[i])
+			if err != nil {
+				return err
 			}
-			if sum := sha256.Sum256(buf[:n]); hex.EncodeToString(sum[:]) != p.Blocks[b] {
-				return fmt.Errorf("abslot: block %d of the %s image arrived with sha256 %x, the bundle says %s", b, p.Role, sum, p.Blocks[b])
+			if stale {
+				again.Blocks[i] = append(again.Blocks[i], b)
+				res.Again++
 			}
-			if _, err := f.WriteAt(buf[:n], exts[i].Offset+int64(b)*int64(req.BlockSize)); err != nil {
-				return fmt.Errorf("abslot: writing block %d of partition %d: %w", b, parts[i], err)
+		}
+	}
+	if err := writeLine(out, again); err != nil {
+		return err
+	}
+	for i := range req.Parts {
+		for _, b := range again.Blocks[i] {
+			// No chunks to refer to: a reference now is the sender's error.
+			if _, err := receive(i, b, 0); err != nil {
+				return err
 			}
 		}
 	}

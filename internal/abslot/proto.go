@@ -20,8 +20,13 @@ import (
 //  3. the device then answers an Index line and the running slot's chunk hashes (chunks.go);
 //  4. the sender writes exactly the needed blocks, in order (part by part, ascending), each as
 //     chunk operations: a chunk the running slot holds as a reference, any other as data;
-//  5. the device assembles and checks each block, writes it, syncs, reads the slot back, checks each part's sha256 and answers a
-//     WriteResult line. Any failure is a message on stderr and a non-zero exit instead.
+//  5. the device assembles and checks each block and writes it, except a block in which a
+//     referenced chunk changed since the index (the running root is in use); it answers an Again
+//     line: those blocks, per part (often none);
+//  6. the sender writes the blocks of Again as data only, no references;
+//  7. the device writes them, syncs, reads the written blocks back, checks each against the
+//     bundle's hash and answers a WriteResult line. Any failure is a message on stderr and a
+//     non-zero exit instead.
 //
 // Nothing is sent for a block the slot already holds, so a rerun after a cut costs only what the
 // cut left unwritten.
@@ -33,7 +38,7 @@ type WriteRequest struct {
 	Parts     []BundlePart `json:"parts"` // File, CompressedSHA256 and CompressedSize are not used
 }
 
-// Need is the device's answer: the blocks to send, per part.
+// Need is the device's answer: the blocks to send, per part. The Again line is one too.
 type Need struct {
 	Blocks [][]int `json:"blocks"`
 }
@@ -42,6 +47,9 @@ type Need struct {
 type WriteResult struct {
 	Slot  string       `json:"slot"`
 	Parts []PartResult `json:"parts"`
+	// Again is how many blocks were sent a second time, as data, because a chunk they referenced
+	// changed in the running slot before the device copied it.
+	Again int `json:"again"`
 	// HashSeconds, WriteSeconds and VerifySeconds time the device's three phases.
 	HashSeconds, WriteSeconds, VerifySeconds float64
 }
@@ -59,7 +67,7 @@ type PartResult struct {
 type SendStats struct {
 	Bytes      int64 // everything written to the device, request included
 	Received   int64 // the running slot's index, read from the device
-	Blocks     int   // blocks sent
+	Blocks     int   // blocks sent, those sent again included
 	SlotBytes  int64 // the parts' total size: what a full write would send
 	Result     WriteResult
 	Elapsed    time.Duration
@@ -128,6 +136,23 @@ func Send(bundleDir, slot string, to io.Writer, from io.Reader) (SendStats, erro
 	}
 	if err := bw.Flush(); err != nil {
 		return st, fmt.Errorf("abslot: sending blocks: %w", err)
+	}
+	var again Need
+	if err := readLine(rd, &again); err != nil {
+		return st, fmt.Errorf("abslot: reading which blocks the device needs again: %w", err)
+	}
+	if len(again.Blocks) != len(b.Parts) {
+		return st, fmt.Errorf("abslot: the device asked again for blocks of %d parts, the bundle has %d", len(again.Blocks), len(b.Parts))
+	}
+	for i, p := range b.Parts {
+		n, err := sendPart(filepath.Join(bundleDir, p.File), p, b.BlockSize, again.Blocks[i], nil, bw)
+		st.Blocks += n
+		if err != nil {
+			return st, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return st, fmt.Errorf("abslot: sending blocks again: %w", err)
 	}
 	sent := time.Now()
 	if err := readLine(rd, &st.Result); err != nil {

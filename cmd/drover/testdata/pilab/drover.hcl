@@ -31,7 +31,9 @@ role "pi" {
   deploy {
     compute  = "home"
     strategy = "ab"
-    # nginx, through the launcher's HTTP forward (port 80 in the guest).
+    # nginx, through the launcher's HTTP forward (port 80 in the guest). A trial that serves does
+    # so about 5 s after SSH answers; a minute is enough on a loaded host, and image 3's failing
+    # trial waits out no more than that.
     health "http" {
       port              = 8080
       path              = "/"
@@ -39,7 +41,7 @@ role "pi" {
       interval          = "5s"
       timeout           = "5s"
       healthy_threshold = 2
-      deadline          = "2m"
+      deadline          = "1m"
     }
     watch = "10s"
   }

@@ -4,10 +4,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,9 +25,10 @@ import (
 // 100 ms, and a watcher of the cluster's leader.
 
 type read struct {
-	at  time.Time
-	ok  bool
-	why string // a failed read's error or HTTP status, for the failure message
+	at   time.Time
+	ok   bool
+	why  string        // a failed read's reason: "timeout", "503", "connection refused", ...
+	took time.Duration // from the request to the answer (or the failure)
 }
 
 type reader struct {
@@ -35,7 +41,9 @@ type reader struct {
 // startReader reads url with token every 100 ms, a new connection each time, until stop.
 func startReader(t *testing.T, url, token string) *reader {
 	r := &reader{stopc: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	// A read slower than the timeout fails; below it, a slow answer is latency, reported apart
+	// (slowest), not an outage: TCG VMs on a loaded host answer in seconds at times.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	go func() {
 		defer close(r.done)
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -48,20 +56,21 @@ func startReader(t *testing.T, url, token string) *reader {
 			}
 			req, _ := http.NewRequest(http.MethodGet, url, nil)
 			req.Header.Set("X-Vault-Token", token)
+			sent := time.Now()
 			resp, err := client.Do(req)
 			ok := err == nil && resp.StatusCode == http.StatusOK
 			why := ""
 			switch {
 			case err != nil:
-				why = err.Error()
+				why = failReason(err)
 			case !ok:
-				why = resp.Status
+				why = strconv.Itoa(resp.StatusCode)
 			}
 			if resp != nil {
 				resp.Body.Close()
 			}
 			r.mu.Lock()
-			r.reads = append(r.reads, read{time.Now(), ok, why})
+			r.reads = append(r.reads, read{time.Now(), ok, why, time.Since(sent)})
 			r.mu.Unlock()
 		}
 	}()
@@ -83,11 +92,48 @@ func (r *reader) stop() []read {
 
 type outage struct {
 	start, end time.Time
-	why        string // the first failed read's error
+	why        string // the first failed read's reason
 }
 
 func (o outage) String() string {
 	return fmt.Sprintf("%s+%s (%s)", o.start.Format("15:04:05.000"), o.end.Sub(o.start).Round(time.Millisecond), o.why)
+}
+
+// failReason names why a read failed in a word or two.
+func failReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	}
+	return err.Error()
+}
+
+// slowest is the longest a successful read took.
+func slowest(reads []read) time.Duration {
+	var d time.Duration
+	for _, r := range reads {
+		if r.ok {
+			d = max(d, r.took)
+		}
+	}
+	return d
+}
+
+// reasons counts the failed reads after the first success by reason.
+func reasons(reads []read) map[string]int {
+	out := map[string]int{}
+	first := slices.IndexFunc(reads, func(r read) bool { return r.ok })
+	for _, r := range reads[max(first, 0):] {
+		if !r.ok {
+			out[r.why]++
+		}
+	}
+	return out
 }
 
 // outagesOf groups the failed reads after the first success into outages, each from the last
@@ -98,8 +144,8 @@ func outagesOf(reads []read) []outage {
 	if first < 0 {
 		return []outage{{}}
 	}
-	last, why := reads[first].at, ""
-	in := false
+	last := reads[first].at
+	in, why := false, ""
 	for _, r := range reads[first:] {
 		switch {
 		case !r.ok && !in:

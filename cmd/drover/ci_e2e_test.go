@@ -27,8 +27,9 @@ import (
 // role's lock: its etcd lease runs out and the next run, waiting, finishes its rollout.
 func TestE2ECITeam(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
-	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (its lab's 127.0.33.0/24, 127.0.0.131-132).
+	// time on two cores: takeLane gives GOMAXPROCS lanes), on addresses of its own (its lab's 127.0.33.0/24, 127.0.0.131-132).
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e needs root (it builds images)")
 	}

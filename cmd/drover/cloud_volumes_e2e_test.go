@@ -46,7 +46,7 @@ type volumeCloud struct {
 func TestE2ECloudVolumes(t *testing.T) {
 	// Long and independent: it runs beside the package's other parallel e2e tests, on addresses of
 	// its own (127.0.151.0/24 to 127.0.153.0/24).
-	t.Parallel()
+	t.Parallel() // no lane: its subtests take them (laneOrder ranks TestE2ECloudVolumes/)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}
@@ -264,6 +264,7 @@ role "data" {
 		for _, c := range clouds {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
+				takeLane(t)
 				start := time.Now()
 				must(t, c, "rollout", "start", "data")
 				must(t, c, "rollout", "promote", "data")
@@ -297,6 +298,7 @@ role "data" {
 		for _, c := range clouds {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
+				takeLane(t)
 				blue := only(t, c)
 				start := time.Now()
 				must(t, c, "rollout", "start", "--force", "data")

@@ -122,6 +122,7 @@ role "wrong" {
 // container block.
 func TestE2EContainerBaked(t *testing.T) {
 	t.Parallel() // its own loopback ports and state: independent of the other e2e tests
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

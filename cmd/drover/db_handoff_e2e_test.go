@@ -29,9 +29,10 @@ import (
 // for it to boot while green still serves: blue's boot is outside the unavailability.
 func TestE2EDBHandoff(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
-	// time on two cores: go test's -parallel is GOMAXPROCS), its lab on addresses of its own
+	// time on two cores: takeLane gives GOMAXPROCS lanes), its lab on addresses of its own
 	// (127.0.34.0/24).
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e handoff needs root (it builds images)")
 	}

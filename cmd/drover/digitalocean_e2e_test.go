@@ -32,8 +32,9 @@ import (
 // image or Spaces object that drover does not account for.
 func TestE2EDigitalOcean(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
-	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (127.0.144.0/24).
+	// time on two cores: takeLane gives GOMAXPROCS lanes), on addresses of its own (127.0.144.0/24).
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}

@@ -55,6 +55,7 @@ func packerBinary(t *testing.T) string {
 func TestE2EPacker(t *testing.T) {
 	// A cold base tree of its own and no VM: it runs beside the package's other parallel e2e tests.
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

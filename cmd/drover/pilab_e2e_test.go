@@ -61,6 +61,7 @@ func TestE2EPiAB(t *testing.T) {
 		}
 	}
 	t.Parallel()
+	takeLane(t)
 	began := time.Now()
 	fleetDir := t.TempDir()
 	copyDir(t, "testdata/pilab", fleetDir)

@@ -74,6 +74,7 @@ func unsignedHandler(dir string) http.Handler {
 // the repository block.
 func TestE2EThirdPartyRepository(t *testing.T) {
 	t.Parallel() // one build on loopback addresses of its own; no VM
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

@@ -137,6 +137,7 @@ func TestE2EReproducibleFromPinnedMirror(t *testing.T) {
 	// It builds four base trees and boots nothing: it runs beside the package's other parallel e2e
 	// tests once the serial ones are done.
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e build needs root (mmdebstrap --mode=root, chroot)")
 	}

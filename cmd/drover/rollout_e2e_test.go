@@ -32,6 +32,7 @@ func TestE2ERollout(t *testing.T) {
 	// time on two cores), its lab on addresses of its own (127.0.161.0/24): much of it is waiting
 	// (health checks that must fail, the watch, keep_old), which the other test fills.
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}

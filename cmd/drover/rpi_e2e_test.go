@@ -33,6 +33,7 @@ func TestE2ERPiCard(t *testing.T) {
 		}
 	}
 	t.Parallel()
+	takeLane(t)
 	fleetDir := t.TempDir()
 	copyDir(t, "testdata/rpi", fleetDir)
 	fleetFile := filepath.Join(fleetDir, "drover.hcl")

@@ -30,6 +30,7 @@ func TestE2ESecrets(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done, its lab on
 	// addresses of its own (127.0.162.0/24) and its own Vault.
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e rollout needs root (it builds images)")
 	}

@@ -44,6 +44,7 @@ func TestE2EVaultRaftLab(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done, its lab
 	// on addresses of its own (127.0.79.0/24; 127.0.78.2 is plugins/secrets/vault's raft test's).
 	t.Parallel()
+	takeLane(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e raft rollout needs root (it builds images)")
 	}

@@ -41,8 +41,9 @@ import (
 // the end, served by the three new nodes alone.
 func TestE2EVaultRaft(t *testing.T) {
 	// It runs beside the package's other parallel e2e tests once the serial ones are done (two at a
-	// time on two cores: go test's -parallel is GOMAXPROCS), on addresses of its own (127.0.77.0/24).
+	// time on two cores: takeLane gives GOMAXPROCS lanes), on addresses of its own (127.0.77.0/24).
 	t.Parallel()
+	takeLane(t)
 	began := time.Now()
 	lab, root, _ := startLabVault(t)
 	transitToken := setupTransitUnseal(t, root)

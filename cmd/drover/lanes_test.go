@@ -20,27 +20,27 @@ import (
 // laneOrder. Run without the raised limit (go test's default, GOMAXPROCS), the tests still take
 // turns, in go test's order.
 
-// laneOrder ranks the parallel e2e tests, longest first by their times in the suite (rehearsal 31 in
+// laneOrder ranks the parallel e2e tests, longest first by their times in the suite (rehearsal 32 in
 // bench/results.md). A name ending in "/" ranks that test's subtests. A test not listed goes after
 // these, in the order it arrives.
 var laneOrder = []string{
-	"TestE2EReproducibleFromPinnedMirror", // 1099 s: four cold base trees, no VM
+	"TestE2EReproducibleFromPinnedMirror", // 1247 s: four cold base trees, no VM
 	"TestE2ECloudVolumes/",                // three clouds per subtest group, a VM each
-	"TestE2EDBHandoff",                    // 574 s
-	"TestE2ERollout",                      // 570 s
-	"TestE2ECITeam",                       // 537 s
-	"TestE2EPacker",                       // 331 s: a cold base tree
+	"TestE2EDBHandoff",                    // 657 s
+	"TestE2ECITeam",                       // 566 s
+	"TestE2ERollout",                      // 554 s
+	"TestE2EPacker",                       // 325 s: a cold base tree
 	"TestE2EPiLab",                        // 304 s
-	"TestE2EDigitalOcean",                 // 247 s
-	"TestE2EVultr",                        // 220 s
-	"TestE2EAWS",                          // 213 s
-	"TestE2EVaultRaftLab",                 // 207 s
-	"TestE2ESecrets",                      // 148 s
-	"TestE2EDNSCutover",                   // 144 s
-	"TestE2EVaultRaft",                    // 132 s
-	"TestE2ERPiCard",                      // 119 s
-	"TestE2EContainerBaked",               // 88 s
-	"TestE2EThirdPartyRepository",         // 35 s
+	"TestE2EDigitalOcean",                 // 283 s
+	"TestE2ESecrets",                      // 253 s
+	"TestE2EVultr",                        // 243 s
+	"TestE2EAWS",                          // 201 s
+	"TestE2ERPiCard",                      // 186 s
+	"TestE2EVaultRaftLab",                 // 174 s
+	"TestE2EContainerBaked",               // 149 s
+	"TestE2EDNSCutover",                   // 136 s
+	"TestE2EVaultRaft",                    // 130 s
+	"TestE2EThirdPartyRepository",         // 34 s
 }
 
 // e2eLanes is the one gate of the package's parallel e2e tests.
@@ -138,7 +138,7 @@ func (g *laneGate) grant() {
 // start best ranked first, never more than the lanes at once, and a later arrival of better rank
 // goes before those already waiting.
 func TestLaneGateLongestFirst(t *testing.T) {
-	g := newLaneGate(2, 50*time.Millisecond, []string{"TestLong", "TestGroup/", "TestMid"})
+	g := newLaneGate(2, 500*time.Millisecond, []string{"TestLong", "TestGroup/", "TestMid"})
 	var mu sync.Mutex
 	var started []string
 	running, most := 0, 0
@@ -158,10 +158,27 @@ func TestLaneGateLongestFirst(t *testing.T) {
 		g.release()
 	}
 	holds := map[string]chan struct{}{}
-	for _, name := range []string{"TestShort", "TestMid", "TestOther", "TestLong"} {
+	// arrive starts the test name and waits until it is queued at the gate, so that arrival order
+	// (the tie-break among equal ranks) is the order of the calls.
+	arrive := func(name string) {
+		t.Helper()
+		g.mu.Lock()
+		before := g.arrived
+		g.mu.Unlock()
 		holds[name] = make(chan struct{})
 		wg.Add(1)
 		go run(name, holds[name])
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			g.mu.Lock()
+			queued := g.arrived > before
+			g.mu.Unlock()
+			if queued {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never reached the gate", name)
+			}
+		}
 	}
 	waitFor := func(n int) {
 		t.Helper()
@@ -177,16 +194,18 @@ func TestLaneGateLongestFirst(t *testing.T) {
 			}
 		}
 	}
+	for _, name := range []string{"TestShort", "TestMid", "TestOther", "TestLong"} {
+		arrive(name)
+	}
 	waitFor(2)
 	// A subtest of the group arrives while the first two run: it ranks before the rest.
-	holds["TestGroup/a"] = make(chan struct{})
-	wg.Add(1)
-	go run("TestGroup/a", holds["TestGroup/a"])
-	time.Sleep(20 * time.Millisecond)
-	for _, name := range []string{"TestLong", "TestMid", "TestGroup/a", "TestShort", "TestOther"} {
+	arrive("TestGroup/a")
+	// Each test that ends gives its lane to the next in rank; the next one to end waits until
+	// that one has started, so the order recorded is the gate's.
+	for i, name := range []string{"TestLong", "TestMid", "TestGroup/a", "TestShort", "TestOther"} {
 		close(holds[name])
-		if name != "TestOther" {
-			time.Sleep(20 * time.Millisecond)
+		if n := i + 3; n <= 5 {
+			waitFor(n)
 		}
 	}
 	wg.Wait()

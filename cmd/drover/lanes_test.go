@@ -20,24 +20,24 @@ import (
 // laneOrder. Run without the raised limit (go test's default, GOMAXPROCS), the tests still take
 // turns, in go test's order.
 
-// laneOrder ranks the parallel e2e tests, longest first by their times in the suite (rehearsal 32 in
-// bench/results.md). A name ending in "/" ranks that test's subtests. A test not listed goes after
-// these, in the order it arrives.
+// laneOrder ranks the parallel e2e tests, longest first by their times in the suite (rehearsal 34
+// in bench/results.md; TestE2EPiAB and TestE2EVaultRaftLab by their runs alone). A name ending in
+// "/" ranks that test's subtests. A test not listed goes after these, in the order it arrives.
 var laneOrder = []string{
-	"TestE2EReproducibleFromPinnedMirror", // 1247 s: four cold base trees, no VM
-	"TestE2ECloudVolumes/",                // three clouds per subtest group, a VM each
-	"TestE2EDBHandoff",                    // 657 s
-	"TestE2ECITeam",                       // 566 s
-	"TestE2ERollout",                      // 554 s
+	"TestE2EPiAB",                         // 1212 s alone (stop 29): eight boots of the emulated Pi
+	"TestE2ECloudVolumes/",                // 761 s: three clouds per subtest group, a VM each
+	"TestE2EDBHandoff",                    // 744 s
+	"TestE2ECITeam",                       // 604 s
+	"TestE2ERollout",                      // 552 s
+	"TestE2EVaultRaftLab",                 // 506 s alone with its replacement (stop 31)
+	"TestE2EReproducibleFromPinnedMirror", // 428 s: four base trees, no VM
+	"TestE2EContainerBaked",               // 424 s
 	"TestE2EPacker",                       // 325 s: a cold base tree
-	"TestE2EPiLab",                        // 304 s
-	"TestE2EDigitalOcean",                 // 283 s
-	"TestE2ESecrets",                      // 253 s
-	"TestE2EVultr",                        // 243 s
-	"TestE2EAWS",                          // 201 s
-	"TestE2ERPiCard",                      // 186 s
-	"TestE2EVaultRaftLab",                 // 174 s
-	"TestE2EContainerBaked",               // 149 s
+	"TestE2EDigitalOcean",                 // 296 s
+	"TestE2ESecrets",                      // 285 s
+	"TestE2EVultr",                        // 245 s
+	"TestE2EAWS",                          // 220 s
+	"TestE2ERPiCard",                      // 186 s with the arm64 tree cached
 	"TestE2EDNSCutover",                   // 136 s
 	"TestE2EVaultRaft",                    // 130 s
 	"TestE2EThirdPartyRepository",         // 34 s

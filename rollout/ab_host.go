@@ -174,9 +174,10 @@ func (s *session) abReverse(ctx context.Context, r *Record) error {
 		}
 	}
 	ap := r.Progress.AB
-	note := "rolled back after the commit: each device runs its previous slot again, committed"
+	const back = "each device runs its previous slot again, committed"
+	note := "rolled back after the commit: " + back
 	if ap.Failure != "" {
-		note = "watch failed: " + ap.Failure + "; " + note[len("rolled back after the commit: "):]
+		note = "watch failed: " + ap.Failure + "; " + back
 	}
 	if err := s.move(ctx, r, RolledBack, note, nil); err != nil {
 		return err

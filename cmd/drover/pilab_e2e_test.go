@@ -99,6 +99,9 @@ func TestE2EPiAB(t *testing.T) {
 	booted := time.Now()
 	pi, err := pilab.Start(ctx, pilab.Config{Card: card, Dir: labDir, Forwards: map[int]string{22: piLabSSH, 80: piLabHTTP}})
 	t.Cleanup(func() {
+		if pi == nil {
+			return // Start failed before qemu ran
+		}
 		if err := pi.Stop(); err != nil {
 			t.Error(err)
 		}
